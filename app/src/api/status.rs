@@ -1,0 +1,67 @@
+//! The system status shown on the overview page.
+
+use crate::AppError;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// A snapshot of the control plane's health, for people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemStatus {
+    /// The running version.
+    pub version: String,
+    /// The git commit it was built from, when known.
+    pub git_commit: Option<String>,
+    /// When the running binary was built.
+    #[serde(with = "time::serde::rfc3339")]
+    pub built_at: OffsetDateTime,
+    /// When the running process started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// When this snapshot was taken.
+    #[serde(with = "time::serde::rfc3339")]
+    pub checked_at: OffsetDateTime,
+    /// The database part of the snapshot.
+    pub database: DatabaseStatus,
+}
+
+/// Whether the database answers, and what it holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum DatabaseStatus {
+    /// The database answered.
+    Up {
+        /// PostgreSQL's `server_version`.
+        server_version: String,
+        /// How many schema migrations have been applied.
+        migrations_applied: i64,
+        /// The description of the newest applied migration.
+        latest_migration: Option<String>,
+        /// This installation's id (created by the first migration).
+        instance_id: String,
+        /// When this installation's database was created.
+        #[serde(with = "time::serde::rfc3339")]
+        installed_at: OffsetDateTime,
+        /// How long the round trip took, in milliseconds.
+        round_trip_ms: f64,
+    },
+    /// The database did not answer.
+    Down {
+        /// What the user should know, without internals.
+        message: String,
+    },
+}
+
+/// Reads the current system status. Never fails because the database is down: that is part
+/// of the answer.
+#[server(endpoint = "status")]
+pub async fn get_status() -> Result<SystemStatus, AppError> {
+    use crate::ssr::{app_state, respond};
+    respond(
+        async {
+            let state = app_state()?;
+            Ok(crate::ssr::status::snapshot(&state).await)
+        }
+        .await,
+    )
+}

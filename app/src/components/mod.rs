@@ -1,0 +1,6 @@
+//! Reusable pieces of the interface.
+
+pub mod format;
+pub mod layout;
+pub mod status;
+pub mod theme;

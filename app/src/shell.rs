@@ -1,0 +1,55 @@
+use crate::components::layout::AppShell;
+use crate::pages::{home::HomePage, not_found::NotFoundPage};
+use leptos::prelude::*;
+use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_router::{
+    StaticSegment,
+    components::{Route, Router, Routes},
+};
+
+/// Runs before first paint so a dark-mode user never sees a white flash. It mirrors
+/// `components::theme` (same storage key, same rule for "system").
+const THEME_BOOT: &str = "(function(){try{var t=localStorage.getItem('clawloops-theme');\
+var d=t==='dark'||(t!=='light'&&window.matchMedia('(prefers-color-scheme: dark)').matches);\
+document.documentElement.classList.toggle('dark',d);}catch(e){}})();";
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
+                <script>{THEME_BOOT}</script>
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body class="bg-slate-50 text-slate-900 antialiased dark:bg-slate-950 dark:text-slate-100">
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The application: routes inside the common page frame.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    view! {
+        <Stylesheet id="leptos" href="/pkg/clawloops.css" />
+        <Title formatter=|page: String| {
+            if page.is_empty() { "ClawLoops".to_owned() } else { format!("{page} · ClawLoops") }
+        } />
+        <Router>
+            <AppShell>
+                <Routes fallback=NotFoundPage>
+                    <Route path=StaticSegment("") view=HomePage />
+                </Routes>
+            </AppShell>
+        </Router>
+    }
+}

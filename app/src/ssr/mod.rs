@@ -1,0 +1,49 @@
+//! Server-only parts of the app: the state server functions read, and the glue that turns
+//! internal failures into [`AppError`]s.
+
+mod state;
+pub mod status;
+
+pub use state::{AppState, BuildInfo};
+
+use crate::AppError;
+use leptos::prelude::use_context;
+use leptos_axum::ResponseOptions;
+
+/// The application state, as provided to every server function and page render.
+pub fn app_state() -> Result<AppState, AppError> {
+    use_context::<AppState>().ok_or_else(|| internal("AppState missing from the Leptos context"))
+}
+
+/// Logs an internal failure with a fresh reference and returns the browser-safe error.
+pub fn internal(cause: impl std::fmt::Display) -> AppError {
+    let reference = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    tracing::error!(%reference, error = %cause, "internal error");
+    AppError::Internal { reference }
+}
+
+/// Finishes a server function: on error, sets the HTTP status to the error's own
+/// (server functions otherwise always answer 500).
+pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
+    if let Err(err) = &result
+        && let Some(options) = use_context::<ResponseOptions>()
+    {
+        options.set_status(
+            http::StatusCode::from_u16(err.status())
+                .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
+        );
+    }
+    result
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                tracing::warn!(error = %err, "database unavailable");
+                AppError::Unavailable
+            }
+            other => internal(other),
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! Typed settings, loaded once at start from an optional TOML file and `CLAWLOOPS_*`
+//! environment variables (which win), then validated. A bad value stops the program with a
+//! message naming the setting and where it came from.
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+/// Prefix of every environment variable the settings read.
+pub const ENV_PREFIX: &str = "CLAWLOOPS_";
+
+/// Every setting name; environment variables outside this list are ignored.
+const KEYS: &[&str] = &[
+    "listen_addr",
+    "public_url",
+    "data_dir",
+    "database_url",
+    "database_max_connections",
+    "postgres_bin_dir",
+    "site_root",
+    "log_level",
+    "log_format",
+];
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable, one line per event.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// The validated settings of one `clawloops` process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the HTTP server listens.
+    pub listen_addr: SocketAddr,
+    /// The address people use to reach ClawLoops (scheme, host, optional port).
+    pub public_url: url::Url,
+    /// Where ClawLoops keeps its data (the embedded database among it).
+    pub data_dir: PathBuf,
+    /// An external PostgreSQL; when absent, a private cluster under `data_dir` is used.
+    pub database_url: Option<SecretString>,
+    /// Upper bound of the database connection pool.
+    pub database_max_connections: u32,
+    /// Where `initdb`/`pg_ctl` live, when not in the usual Debian places.
+    pub postgres_bin_dir: Option<PathBuf>,
+    /// The built site (`pkg/` with WASM, JS, CSS) produced by cargo-leptos.
+    pub site_root: PathBuf,
+    /// A `tracing` filter, e.g. `info` or `clawloops_server=debug,info`.
+    pub log_level: String,
+    /// Text or JSON log lines.
+    pub log_format: LogFormat,
+}
+
+/// The raw shape read from file and environment, before validation.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    listen_addr: SocketAddr,
+    public_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    #[serde(skip_serializing)]
+    database_url: Option<SecretString>,
+    database_max_connections: u32,
+    postgres_bin_dir: Option<PathBuf>,
+    site_root: PathBuf,
+    log_level: String,
+    log_format: LogFormat,
+}
+
+impl Default for RawSettings {
+    fn default() -> Self {
+        RawSettings {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            public_url: None,
+            data_dir: None,
+            database_url: None,
+            database_max_connections: 10,
+            postgres_bin_dir: None,
+            site_root: PathBuf::from("target/site"),
+            log_level: "info".into(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// A setting that could not be accepted.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting `{setting}`{origin}: {message}")]
+pub struct SettingsError {
+    /// The setting's name (as in the TOML file; the env variable is `CLAWLOOPS_` + upper case).
+    pub setting: String,
+    /// Where the bad value came from, as ` (from …)`, or empty.
+    origin: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl SettingsError {
+    fn new(setting: &str, message: impl Into<String>) -> Self {
+        SettingsError {
+            setting: setting.to_owned(),
+            origin: String::new(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<figment::Error> for SettingsError {
+    fn from(err: figment::Error) -> Self {
+        let setting = err.path.join(".");
+        let origin = match (&err.metadata, &err.profile) {
+            (Some(md), _) if md.name.contains("environment") => format!(
+                " (from environment variable {ENV_PREFIX}{})",
+                setting.to_uppercase()
+            ),
+            (Some(md), _) => match &md.source {
+                Some(source) => format!(" (from {source})"),
+                None => format!(" (from {})", md.name),
+            },
+            _ => String::new(),
+        };
+        SettingsError {
+            setting: if setting.is_empty() {
+                "settings file".into()
+            } else {
+                setting
+            },
+            origin,
+            message: err.kind.to_string(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads settings from `file` (if given; it must exist) and the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        Self::from_figment(Self::figment(file)?)
+    }
+
+    fn figment(file: Option<&Path>) -> Result<Figment, SettingsError> {
+        let mut figment = Figment::from(Serialized::defaults(RawSettings::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(SettingsError::new(
+                    "config",
+                    format!("the settings file {} does not exist", file.display()),
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        Ok(figment.merge(Env::prefixed(ENV_PREFIX).only(KEYS)))
+    }
+
+    fn from_figment(figment: Figment) -> Result<Settings, SettingsError> {
+        let raw: RawSettings = figment.extract()?;
+        raw.validate()
+    }
+
+    /// The database URL without its password, for messages.
+    pub fn database_url_redacted(&self) -> Option<String> {
+        self.database_url
+            .as_ref()
+            .map(|url| redact_url(url.expose_secret()))
+    }
+}
+
+impl RawSettings {
+    fn validate(self) -> Result<Settings, SettingsError> {
+        let public_url = match &self.public_url {
+            Some(text) => parse_public_url(text)?,
+            None => url::Url::parse(&format!("http://{}", self.listen_addr))
+                .map_err(|e| SettingsError::new("listen_addr", e.to_string()))?,
+        };
+        if !(1..=500).contains(&self.database_max_connections) {
+            return Err(SettingsError::new(
+                "database_max_connections",
+                format!(
+                    "must be between 1 and 500, got {}",
+                    self.database_max_connections
+                ),
+            ));
+        }
+        if let Some(url) = &self.database_url {
+            let text = url.expose_secret();
+            if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+                return Err(SettingsError::new(
+                    "database_url",
+                    "must start with postgres:// or postgresql://",
+                ));
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log_level).is_err() {
+            return Err(SettingsError::new(
+                "log_level",
+                format!(
+                    "`{}` is not a log filter (try `info`, `debug` or `clawloops_server=debug,info`)",
+                    self.log_level
+                ),
+            ));
+        }
+        Ok(Settings {
+            listen_addr: self.listen_addr,
+            public_url,
+            data_dir: self.data_dir.unwrap_or_else(default_data_dir),
+            database_url: self.database_url,
+            database_max_connections: self.database_max_connections,
+            postgres_bin_dir: self.postgres_bin_dir,
+            site_root: self.site_root,
+            log_level: self.log_level,
+            log_format: self.log_format,
+        })
+    }
+}
+
+fn parse_public_url(text: &str) -> Result<url::Url, SettingsError> {
+    let url = url::Url::parse(text)
+        .map_err(|e| SettingsError::new("public_url", format!("`{text}` is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(SettingsError::new(
+            "public_url",
+            format!("`{text}` must be an http:// or https:// address with a host"),
+        ));
+    }
+    if url.path() != "/" || url.query().is_some() {
+        return Err(SettingsError::new(
+            "public_url",
+            format!("`{text}` must not have a path or query (ClawLoops is served at the root)"),
+        ));
+    }
+    Ok(url)
+}
+
+/// `./data` for a normal user. As root, PostgreSQL must run as the `postgres` user, which
+/// usually cannot reach into `/root`, so the system-wide `/var/lib/clawloops` is used instead.
+fn default_data_dir() -> PathBuf {
+    if nix::unistd::geteuid().is_root() {
+        PathBuf::from("/var/lib/clawloops")
+    } else {
+        PathBuf::from("data")
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+pub fn redact_url(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            url.to_string()
+        }
+        Err(_) => "<unparseable URL>".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

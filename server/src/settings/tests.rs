@@ -1,0 +1,161 @@
+use super::*;
+use figment::Jail;
+
+fn load_in(jail: &Jail, file: Option<&str>) -> Result<Settings, SettingsError> {
+    let path = file.map(|f| jail.directory().join(f));
+    Settings::load(path.as_deref())
+}
+
+#[test]
+fn defaults_need_no_file() {
+    Jail::expect_with(|jail| {
+        let settings = load_in(jail, None).expect("defaults load");
+        assert_eq!(settings.listen_addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(settings.public_url.as_str(), "http://127.0.0.1:3000/");
+        assert!(settings.database_url.is_none());
+        assert_eq!(settings.log_format, LogFormat::Text);
+        Ok(())
+    });
+}
+
+#[test]
+fn a_good_file_is_read_and_env_wins() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "clawloops.toml",
+            r#"
+            listen_addr = "0.0.0.0:8080"
+            public_url = "https://claw.example.com"
+            data_dir = "/srv/claw"
+            database_url = "postgres://claw:hunter2@db/claw"
+            database_max_connections = 20
+            log_format = "json"
+            "#,
+        )?;
+        jail.set_env("CLAWLOOPS_DATABASE_MAX_CONNECTIONS", "7");
+        let settings = load_in(jail, Some("clawloops.toml")).expect("file loads");
+        assert_eq!(settings.listen_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(settings.public_url.as_str(), "https://claw.example.com/");
+        assert_eq!(settings.data_dir, PathBuf::from("/srv/claw"));
+        assert_eq!(settings.database_max_connections, 7, "env beats file");
+        assert_eq!(settings.log_format, LogFormat::Json);
+        assert_eq!(
+            settings.database_url_redacted().as_deref(),
+            Some("postgres://claw:***@db/claw")
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn secrets_are_redacted_in_debug_output() {
+    Jail::expect_with(|jail| {
+        jail.set_env("CLAWLOOPS_DATABASE_URL", "postgres://claw:hunter2@db/claw");
+        let settings = load_in(jail, None).expect("loads");
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("REDACTED"), "{debug}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_bad_env_value_names_the_setting_and_the_variable() {
+    Jail::expect_with(|jail| {
+        jail.set_env("CLAWLOOPS_LISTEN_ADDR", "not-an-address");
+        let err = load_in(jail, None).expect_err("must fail");
+        assert_eq!(err.setting, "listen_addr");
+        let text = err.to_string();
+        assert!(text.contains("CLAWLOOPS_LISTEN_ADDR"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn a_bad_file_value_names_the_setting_and_the_file() {
+    Jail::expect_with(|jail| {
+        jail.create_file("clawloops.toml", "log_format = \"xml\"\n")?;
+        let err = load_in(jail, Some("clawloops.toml")).expect_err("must fail");
+        assert_eq!(err.setting, "log_format");
+        let text = err.to_string();
+        assert!(text.contains("clawloops.toml"), "{text}");
+        assert!(text.contains("xml"), "{text}");
+        Ok(())
+    });
+}
+
+#[test]
+fn an_unknown_key_in_the_file_is_refused() {
+    Jail::expect_with(|jail| {
+        jail.create_file("clawloops.toml", "listen_adr = \"127.0.0.1:1\"\n")?;
+        let err = load_in(jail, Some("clawloops.toml")).expect_err("typo must fail");
+        assert!(err.to_string().contains("listen_adr"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn unrelated_clawloops_env_vars_are_ignored() {
+    Jail::expect_with(|jail| {
+        jail.set_env("CLAWLOOPS_SOMETHING_ELSE", "x");
+        assert!(load_in(jail, None).is_ok());
+        Ok(())
+    });
+}
+
+#[test]
+fn a_missing_file_is_an_error() {
+    Jail::expect_with(|jail| {
+        let err = load_in(jail, Some("nope.toml")).expect_err("must fail");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        Ok(())
+    });
+}
+
+#[test]
+fn semantic_checks_name_the_setting() {
+    let cases = [
+        ("CLAWLOOPS_PUBLIC_URL", "ftp://x", "public_url"),
+        ("CLAWLOOPS_PUBLIC_URL", "https://x/sub", "public_url"),
+        (
+            "CLAWLOOPS_DATABASE_MAX_CONNECTIONS",
+            "0",
+            "database_max_connections",
+        ),
+        ("CLAWLOOPS_DATABASE_URL", "mysql://x", "database_url"),
+        ("CLAWLOOPS_LOG_LEVEL", "info,[", "log_level"),
+    ];
+    for (var, value, setting) in cases {
+        Jail::expect_with(|jail| {
+            jail.set_env(var, value);
+            let err = load_in(jail, None).expect_err(value);
+            assert_eq!(err.setting, setting, "{var}={value}: {err}");
+            Ok(())
+        });
+    }
+}
+
+#[test]
+fn every_listed_key_is_a_real_setting() {
+    // KEYS filters the environment; a key missing from the struct would be silently useless.
+    let fields = [
+        ("listen_addr", "\"127.0.0.1:1\""),
+        ("public_url", "\"http://a\""),
+        ("data_dir", "\"/tmp\""),
+        ("database_url", "\"postgres://a\""),
+        ("database_max_connections", "1"),
+        ("postgres_bin_dir", "\"/usr/bin\""),
+        ("site_root", "\"site\""),
+        ("log_level", "\"info\""),
+        ("log_format", "\"text\""),
+    ];
+    assert_eq!(fields.len(), KEYS.len());
+    let toml: String = fields.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+    let raw: RawSettings = Figment::from(Toml::string(&toml))
+        .extract()
+        .expect("all keys known");
+    assert_eq!(raw.database_max_connections, 1);
+    for (key, _) in fields {
+        assert!(KEYS.contains(&key), "{key} missing from KEYS");
+    }
+}

@@ -1,0 +1,181 @@
+//! The real router on 127.0.0.1:0 with a real PostgreSQL (one database per test).
+
+mod common;
+
+use clawloops_server::database;
+use common::TestServer;
+use serde_json::Value;
+use sqlx::PgPool;
+use sqlx::postgres::PgConnectOptions;
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn healthz_answers_ok(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let res = server.get("/healthz").await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers().contains_key("x-request-id"));
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["status"], "ok");
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn readyz_is_200_when_the_database_answers(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let res = server.get("/readyz").await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["database"], "up");
+}
+
+#[tokio::test]
+async fn readyz_is_503_when_the_database_is_unreachable() {
+    // Nothing listens on port 1; the pool connects lazily, so the server starts anyway.
+    let options = PgConnectOptions::new().host("127.0.0.1").port(1);
+    let pool = database::pool_options(2).connect_lazy_with(options);
+    let server = TestServer::start(pool).await;
+
+    let res = server.get("/readyz").await;
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["database"], "down");
+
+    // Liveness does not depend on the database.
+    assert_eq!(server.get("/healthz").await.status(), 200);
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn metrics_count_requests_and_time_them(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    for _ in 0..3 {
+        assert_eq!(server.get("/healthz").await.status(), 200);
+    }
+    server.get("/no/such/page").await;
+
+    let res = server.get("/metrics").await;
+    assert_eq!(res.status(), 200);
+    let content_type = res.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let text = res.text().await.expect("body");
+
+    let healthz = r#"clawloops_http_requests_total{method="GET",route="/healthz",status="200"} 3"#;
+    assert!(text.contains(healthz), "missing {healthz} in:\n{text}");
+    assert!(
+        text.contains(
+            r#"clawloops_http_requests_total{method="GET",route="unmatched",status="404"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"clawloops_http_request_duration_seconds_count{method="GET",route="/healthz"} 3"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("clawloops_http_request_duration_seconds_bucket{le="),
+        "{text}"
+    );
+    assert!(text.contains("clawloops_build_info{version="), "{text}");
+    assert!(text.contains("clawloops_db_pool_connections"), "{text}");
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn status_server_function_reports_the_database(pool: PgPool) {
+    let instance: uuid::Uuid = sqlx::query_scalar("SELECT id FROM instance")
+        .fetch_one(&pool)
+        .await
+        .expect("instance row");
+    let server = TestServer::start(pool).await;
+
+    let res = server
+        .client
+        .post(server.url("/api/status"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(body["database"]["state"], "up");
+    assert_eq!(body["database"]["instance_id"], instance.to_string());
+    assert!(
+        body["database"]["migrations_applied"].as_i64() >= Some(1),
+        "{body}"
+    );
+    assert!(
+        body["database"]["server_version"]
+            .as_str()
+            .is_some_and(|v| !v.is_empty()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn status_server_function_reports_a_down_database_without_internals() {
+    let options = PgConnectOptions::new().host("127.0.0.1").port(1);
+    let pool = database::pool_options(2).connect_lazy_with(options);
+    let server = TestServer::start(pool).await;
+
+    let res = server
+        .client
+        .post(server.url("/api/status"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.expect("body");
+    let body: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(body["database"]["state"], "down");
+    assert!(!text.contains("127.0.0.1"), "leaks the address: {text}");
+    assert!(
+        !text.to_lowercase().contains("refused"),
+        "leaks the cause: {text}"
+    );
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn unknown_pages_get_a_styled_404(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let res = server.get("/this/does/not/exist").await;
+    assert_eq!(res.status(), 404);
+    let html = res.text().await.expect("body");
+    assert!(html.contains("Page not found"), "{html}");
+    assert!(html.contains("/pkg/clawloops.css"), "styled: {html}");
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn the_home_page_is_rendered_on_the_server(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let res = server.get("/").await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.expect("body");
+    assert!(
+        html.contains("<title>Overview · ClawLoops</title>"),
+        "{html}"
+    );
+    assert!(html.contains("System status"), "{html}");
+    assert!(
+        html.contains("/pkg/clawloops.js"),
+        "hydration script: {html}"
+    );
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn a_malformed_server_function_call_is_a_client_error(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let res = server
+        .client
+        .post(server.url("/api/no-such-function"))
+        .send()
+        .await
+        .expect("sent");
+    assert!(res.status().is_client_error(), "{}", res.status());
+}
