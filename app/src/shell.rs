@@ -3,7 +3,7 @@ use crate::pages::{home::HomePage, not_found::NotFoundPage};
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
-    StaticSegment,
+    SsrMode, StaticSegment,
     components::{Route, Router, Routes},
 };
 
@@ -47,7 +47,9 @@ pub fn App() -> impl IntoView {
         <Router>
             <AppShell>
                 <Routes fallback=NotFoundPage>
-                    <Route path=StaticSegment("") view=HomePage />
+                    // In-order streaming: the status is in the HTML itself, readable before
+                    // (or without) the WASM bundle.
+                    <Route path=StaticSegment("") view=HomePage ssr=SsrMode::InOrder />
                 </Routes>
             </AppShell>
         </Router>

@@ -1,6 +1,7 @@
 //! Log output.
 
 use crate::settings::{LogFormat, Settings};
+use std::io::IsTerminal;
 use tracing_subscriber::{EnvFilter, fmt};
 
 /// Installs the global log subscriber (text or JSON lines on stderr). `RUST_LOG`, when set,
@@ -9,7 +10,10 @@ pub fn init(settings: &Settings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     // A second init (tests) is harmless: the first subscriber stays.
     let _ = match settings.log_format {
         LogFormat::Text => builder.try_init(),

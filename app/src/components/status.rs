@@ -90,9 +90,14 @@ fn DatabaseCard(database: DatabaseStatus) -> impl IntoView {
             round_trip_ms,
             ..
         } => {
+            let noun = if migrations_applied == 1 {
+                "migration"
+            } else {
+                "migrations"
+            };
             let schema = match latest_migration {
-                Some(latest) => format!("{migrations_applied} migrations (latest: {latest})"),
-                None => format!("{migrations_applied} migrations"),
+                Some(latest) => format!("{migrations_applied} {noun} (latest: {latest})"),
+                None => format!("{migrations_applied} {noun}"),
             };
             view! {
                 <Card title="Database" badge=Badge::ok("Connected")>
@@ -201,10 +206,14 @@ fn Card(title: &'static str, badge: Badge, children: Children) -> impl IntoView 
 
 #[component]
 fn Fact(label: &'static str, value: String, #[prop(optional)] mono: bool) -> impl IntoView {
+    let title = value.clone();
     view! {
         <div class="flex justify-between gap-3">
-            <dt class="text-slate-500 dark:text-slate-400">{label}</dt>
-            <dd class=if mono { "truncate font-mono text-xs leading-5" } else { "text-right" }>
+            <dt class="whitespace-nowrap text-slate-500 dark:text-slate-400">{label}</dt>
+            <dd
+                class=if mono { "truncate font-mono text-xs leading-5" } else { "text-right" }
+                title=title
+            >
                 {value}
             </dd>
         </div>

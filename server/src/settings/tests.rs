@@ -1,3 +1,8 @@
+#![expect(
+    clippy::result_large_err,
+    reason = "figment::Jail closures must return figment::Error, which is large; tests only"
+)]
+
 use super::*;
 use figment::Jail;
 

@@ -1,0 +1,77 @@
+import { test, expect, waitForHydration } from "./fixtures";
+
+test("the overview is rendered on the server before any script runs", async ({ browser }) => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  const page = await context.newPage();
+  const response = await page.goto("/");
+  expect(response?.status()).toBe(200);
+  await expect(page).toHaveTitle("Overview · ClawLoops");
+  await expect(page.getByRole("heading", { name: "Overview", level: 1 })).toBeVisible();
+  // The status comes from the server function, already in the server-rendered HTML.
+  await expect(page.getByRole("article", { name: "Database" })).toContainText("Connected");
+  await context.close();
+});
+
+test("the status panel shows version, database state and build time", async ({ page, consoleErrors }) => {
+  await page.goto("/");
+  const control = page.getByRole("article", { name: "Control plane" });
+  await expect(control).toContainText("Running");
+  await expect(control).toContainText(/Version\s*\d+\.\d+\.\d+/);
+  await expect(control).toContainText(/Built\s*\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC/);
+  const database = page.getByRole("article", { name: "Database" });
+  await expect(database).toContainText("Connected");
+  await expect(database).toContainText(/PostgreSQL\s*\d+/);
+  await expect(database).toContainText(/migrations/);
+  await expect(page.getByRole("article", { name: "Installation" })).toContainText(
+    /[0-9a-f]{8}-[0-9a-f]{4}-/,
+  );
+  await waitForHydration(page);
+  expect(consoleErrors).toEqual([]);
+});
+
+test("the page hydrates: Refresh asks the server again", async ({ page, consoleErrors }) => {
+  await page.goto("/");
+  await waitForHydration(page);
+  const checked = page.locator("[data-checked-at]");
+  const before = await checked.getAttribute("data-checked-at");
+  expect(before).toBeTruthy();
+
+  const status = page.waitForResponse((r) => r.url().endsWith("/api/status") && r.status() === 200);
+  await page.getByRole("button", { name: "Refresh now" }).click();
+  await status;
+  await expect(checked).not.toHaveAttribute("data-checked-at", before!);
+  expect(consoleErrors).toEqual([]);
+});
+
+test("the theme choice applies at once and survives a reload", async ({ page, consoleErrors }) => {
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.goto("/");
+  await waitForHydration(page);
+  const html = page.locator("html");
+  await expect(html).not.toHaveClass(/dark/);
+
+  const dark = page.getByRole("button", { name: "Dark" });
+  await dark.click();
+  await expect(dark).toHaveAttribute("aria-pressed", "true");
+  await expect(html).toHaveClass(/dark/);
+
+  await page.reload();
+  await expect(html).toHaveClass(/dark/); // applied before hydration, no flash
+  await waitForHydration(page);
+  await expect(page.getByRole("button", { name: "Dark" })).toHaveAttribute("aria-pressed", "true");
+
+  // Keyboard works too: Tab to "Light" and press Enter.
+  await page.getByRole("button", { name: "Light" }).focus();
+  await page.keyboard.press("Enter");
+  await expect(html).not.toHaveClass(/dark/);
+  expect(consoleErrors).toEqual([]);
+});
+
+test("an unknown address shows a styled 404 page with a way back", async ({ page }) => {
+  const response = await page.goto("/no/such/page");
+  expect(response?.status()).toBe(404);
+  await expect(page.getByRole("heading", { name: "Page not found" })).toBeVisible();
+  await page.getByRole("link", { name: "Back to the overview" }).click();
+  await expect(page).toHaveURL(/\/$/);
+  await expect(page.getByRole("heading", { name: "Overview", level: 1 })).toBeVisible();
+});

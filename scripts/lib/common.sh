@@ -1,0 +1,94 @@
+# Shared by scripts/start.sh and scripts/test.sh: install what is missing, nothing more.
+# Every step checks first, so a second run on the same machine costs seconds.
+# shellcheck shell=bash
+
+CARGO_LEPTOS_VERSION=0.3.10 # 0.3.11 needs rustc 1.96; 0.3.10 builds Leptos 0.8 on stable 1.95
+SQLX_CLI_VERSION=0.8.6      # same as the sqlx in Cargo.lock
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+export PATH="$HOME/.cargo/bin:$PATH"
+# Builds are shared by every clone on this machine; a second clone starts warm.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/clawloops-target}
+
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+die() {
+  printf 'error: %s\n' "$*" >&2
+  exit 1
+}
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+ensure_debian_packages() {
+  local wanted=(postgresql chromium git curl ca-certificates pkg-config build-essential)
+  local missing=()
+  for pkg in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return
+  step "Installing Debian packages: ${missing[*]}"
+  # ClawLoops runs its own private cluster; Debian's default system cluster is not wanted.
+  if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
+    as_root mkdir -p /etc/postgresql-common
+    echo 'create_main_cluster = false' | as_root tee /etc/postgresql-common/createcluster.conf >/dev/null
+  fi
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
+}
+
+ensure_rust_tools() {
+  command -v cargo >/dev/null || die "cargo not found: install Rust with rustup (https://rustup.rs)"
+  (cd "$ROOT" && rustup show active-toolchain >/dev/null) # installs the pinned toolchain if missing
+  if ! (cd "$ROOT" && rustup target list --installed | grep -qx wasm32-unknown-unknown); then
+    step "Adding the wasm32-unknown-unknown target"
+    (cd "$ROOT" && rustup target add wasm32-unknown-unknown)
+  fi
+  if [ "$(cargo leptos --version 2>/dev/null)" != "cargo-leptos $CARGO_LEPTOS_VERSION" ]; then
+    step "Installing cargo-leptos $CARGO_LEPTOS_VERSION (about 12 minutes on 2 cores, once)"
+    cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+  fi
+  # wasm-bindgen-cli must match the wasm-bindgen crate exactly, or the bundle will not load.
+  local wbg
+  wbg=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3 }' "$ROOT/Cargo.lock")
+  [ -n "$wbg" ] || die "wasm-bindgen not found in Cargo.lock"
+  if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wbg" ]; then
+    step "Installing wasm-bindgen-cli $wbg (about 3 minutes, once)"
+    # Not --locked: the registry mirror lacks one of its pinned dependency versions.
+    cargo install wasm-bindgen-cli --version "=$wbg"
+  fi
+}
+
+ensure_sqlx_cli() {
+  if [ "$(cargo sqlx --version 2>/dev/null)" != "sqlx-cli $SQLX_CLI_VERSION" ]; then
+    step "Installing sqlx-cli $SQLX_CLI_VERSION (about 4 minutes, once)"
+    cargo install sqlx-cli --version "=$SQLX_CLI_VERSION" --no-default-features --features postgres,rustls --locked
+  fi
+}
+
+ensure_npm_packages() {
+  local dir
+  for dir in "$ROOT" "$ROOT/end2end"; do
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+      step "Installing npm packages in ${dir#"$ROOT"/}"
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+  done
+}
+
+ensure_tools() {
+  ensure_debian_packages
+  ensure_rust_tools
+  ensure_npm_packages
+}
+
+# Waits until $1 answers 200, or fails after $2 seconds.
+wait_for_url() {
+  local url=$1 limit=${2:-60} i
+  for ((i = 0; i < limit * 4; i++)); do
+    curl -fsS -o /dev/null "$url" 2>/dev/null && return 0
+    sleep 0.25
+  done
+  return 1
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints (server and WASM), the sqlx query data check, the Rust
+# tests against a real PostgreSQL (its own throwaway cluster), and the Playwright suite in
+# Debian's Chromium against the real server. Installs what is missing first.
+set -euo pipefail
+source "$(dirname "$0")/lib/common.sh"
+cd "$ROOT"
+
+ensure_tools
+ensure_sqlx_cli
+
+step "Formatting: cargo fmt --check"
+cargo fmt --all --check
+
+step "Building the app: cargo leptos build"
+cargo leptos build
+BIN="$CARGO_TARGET_DIR/debug/clawloops"
+
+# Everything this run creates lives here and is removed at the end.
+WORK=$(mktemp -d /tmp/clawloops-test.XXXXXX)
+chmod 711 "$WORK" # as root, PostgreSQL runs as `postgres`, which must traverse this directory
+export CLAWLOOPS_DATA_DIR="$WORK/data"
+server=""
+cleanup() {
+  if [ -n "$server" ]; then
+    kill -TERM "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+  fi
+  "$BIN" db down >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+step "Starting a private PostgreSQL for the tests"
+DATABASE_URL=$("$BIN" db up)
+export DATABASE_URL
+"$BIN" migrate
+
+step "Checking that the committed sqlx query data (.sqlx/) matches the queries"
+cargo sqlx prepare --workspace --check -- -p app -p server --all-targets --features app/ssr
+
+step "Lints: cargo clippy (server side, then the browser build)"
+cargo clippy -p app -p server --all-targets -- -D warnings
+cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+
+step "Rust tests (cargo test)"
+cargo test -p app -p server 2>&1 | tee "$WORK/cargo-test.log"
+
+step "Browser tests (Playwright, Chromium)"
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+CLAWLOOPS_LISTEN_ADDR="127.0.0.1:$PORT" CLAWLOOPS_SITE_ROOT="$ROOT/target/site" \
+  "$BIN" serve >"$WORK/server.log" 2>&1 &
+server=$!
+if ! wait_for_url "http://127.0.0.1:$PORT/readyz" 60; then
+  cat "$WORK/server.log"
+  die "the server did not become ready"
+fi
+(cd end2end && BASE_URL="http://127.0.0.1:$PORT" npx playwright test) 2>&1 | tee "$WORK/playwright.log"
+
+step "Summary"
+awk '/^test result:/ { n++; passed += $4; failed += $6 } END { printf "cargo test: %d passed, %d failed (%d test binaries)\n", passed, failed, n }' "$WORK/cargo-test.log"
+grep -E '^\s+[0-9]+ (passed|failed|flaky|skipped)' "$WORK/playwright.log" | sed 's/^ */playwright: /'
