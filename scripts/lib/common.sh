@@ -10,7 +10,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # Builds are shared by every clone on this machine; a second clone starts warm.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/clawloops-target}
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+# Each step shows the time since the script started, so slow steps are easy to spot.
+step() { printf '\n\033[1m==> [%02d:%02d] %s\033[0m\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 die() {
   printf 'error: %s\n' "$*" >&2
   exit 1
@@ -61,7 +62,7 @@ ensure_rust_tools() {
 }
 
 ensure_sqlx_cli() {
-  if [ "$(cargo sqlx --version 2>/dev/null)" != "sqlx-cli $SQLX_CLI_VERSION" ]; then
+  if [ "$(sqlx --version 2>/dev/null)" != "sqlx-cli $SQLX_CLI_VERSION" ]; then
     step "Installing sqlx-cli $SQLX_CLI_VERSION (about 4 minutes, once)"
     cargo install sqlx-cli --version "=$SQLX_CLI_VERSION" --no-default-features --features postgres,rustls --locked
   fi

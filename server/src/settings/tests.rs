@@ -6,6 +6,14 @@
 use super::*;
 use figment::Jail;
 
+/// A figment jail without any inherited `CLAWLOOPS_*` variables (the test script sets some).
+fn jailed(f: impl FnOnce(&mut Jail) -> figment::Result<()>) {
+    Jail::expect_with(|jail| {
+        jail.clear_env();
+        f(jail)
+    });
+}
+
 fn load_in(jail: &Jail, file: Option<&str>) -> Result<Settings, SettingsError> {
     let path = file.map(|f| jail.directory().join(f));
     Settings::load(path.as_deref())
@@ -13,7 +21,7 @@ fn load_in(jail: &Jail, file: Option<&str>) -> Result<Settings, SettingsError> {
 
 #[test]
 fn defaults_need_no_file() {
-    Jail::expect_with(|jail| {
+    jailed(|jail| {
         let settings = load_in(jail, None).expect("defaults load");
         assert_eq!(settings.listen_addr.to_string(), "127.0.0.1:3000");
         assert_eq!(settings.public_url.as_str(), "http://127.0.0.1:3000/");
@@ -25,7 +33,7 @@ fn defaults_need_no_file() {
 
 #[test]
 fn a_good_file_is_read_and_env_wins() {
-    Jail::expect_with(|jail| {
+    jailed(|jail| {
         jail.create_file(
             "clawloops.toml",
             r#"
@@ -54,7 +62,7 @@ fn a_good_file_is_read_and_env_wins() {
 
 #[test]
 fn secrets_are_redacted_in_debug_output() {
-    Jail::expect_with(|jail| {
+    jailed(|jail| {
         jail.set_env("CLAWLOOPS_DATABASE_URL", "postgres://claw:hunter2@db/claw");
         let settings = load_in(jail, None).expect("loads");
         let debug = format!("{settings:?}");
@@ -66,7 +74,7 @@ fn secrets_are_redacted_in_debug_output() {
 
 #[test]
 fn a_bad_env_value_names_the_setting_and_the_variable() {
-    Jail::expect_with(|jail| {
+    jailed(|jail| {
         jail.set_env("CLAWLOOPS_LISTEN_ADDR", "not-an-address");
         let err = load_in(jail, None).expect_err("must fail");
         assert_eq!(err.setting, "listen_addr");
@@ -78,7 +86,7 @@ fn a_bad_env_value_names_the_setting_and_the_variable() {
 
 #[test]
 fn a_bad_file_value_names_the_setting_and_the_file() {
-    Jail::expect_with(|jail| {
+    jailed(|jail| {
         jail.create_file("clawloops.toml", "log_format = \"xml\"\n")?;
         let err = load_in(jail, Some("clawloops.toml")).expect_err("must fail");
         assert_eq!(err.setting, "log_format");
@@ -91,7 +99,7 @@ fn a_bad_file_value_names_the_setting_and_the_file() {
 
 #[test]
 fn an_unknown_key_in_the_file_is_refused() {
-    Jail::expect_with(|jail| {
+    jailed(|jail| {
         jail.create_file("clawloops.toml", "listen_adr = \"127.0.0.1:1\"\n")?;
         let err = load_in(jail, Some("clawloops.toml")).expect_err("typo must fail");
         assert!(err.to_string().contains("listen_adr"), "{err}");
@@ -101,7 +109,7 @@ fn an_unknown_key_in_the_file_is_refused() {
 
 #[test]
 fn unrelated_clawloops_env_vars_are_ignored() {
-    Jail::expect_with(|jail| {
+    jailed(|jail| {
         jail.set_env("CLAWLOOPS_SOMETHING_ELSE", "x");
         assert!(load_in(jail, None).is_ok());
         Ok(())
@@ -110,7 +118,7 @@ fn unrelated_clawloops_env_vars_are_ignored() {
 
 #[test]
 fn a_missing_file_is_an_error() {
-    Jail::expect_with(|jail| {
+    jailed(|jail| {
         let err = load_in(jail, Some("nope.toml")).expect_err("must fail");
         assert!(err.to_string().contains("does not exist"), "{err}");
         Ok(())
@@ -131,7 +139,7 @@ fn semantic_checks_name_the_setting() {
         ("CLAWLOOPS_LOG_LEVEL", "info,[", "log_level"),
     ];
     for (var, value, setting) in cases {
-        Jail::expect_with(|jail| {
+        jailed(|jail| {
             jail.set_env(var, value);
             let err = load_in(jail, None).expect_err(value);
             assert_eq!(err.setting, setting, "{var}={value}: {err}");
