@@ -72,7 +72,7 @@ ensure_npm_packages() {
   local dir
   for dir in "$ROOT" "$ROOT/end2end"; do
     if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-      step "Installing npm packages in ${dir#"$ROOT"/}"
+      step "Installing npm packages in ${dir/#"$ROOT"/.}"
       (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
     fi
   done
