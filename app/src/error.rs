@@ -18,6 +18,33 @@ pub enum AppError {
     /// The signed-in user may not do this.
     #[error("You do not have access to this.")]
     AccessDenied,
+    /// The account is disabled; an admin can enable it again.
+    #[error("This account is disabled. Ask an administrator to enable it.")]
+    UserDisabled,
+    /// The password must be changed before anything else.
+    #[error("Please choose a new password before you continue.")]
+    PasswordChangeRequired,
+    /// Username or password is wrong (which one is not said).
+    #[error("The username or password is not correct.")]
+    InvalidCredentials,
+    /// Too many failed sign-ins; try again later.
+    #[error("Too many failed attempts. Try again in {retry_after_secs} seconds.")]
+    TooManyAttempts {
+        /// Seconds until the next attempt is allowed.
+        retry_after_secs: i64,
+    },
+    /// No invitation has this link.
+    #[error("This invitation link is not valid. Check that you copied all of it.")]
+    InvitationNotFound,
+    /// The invitation ran out of time.
+    #[error("This invitation has expired. Ask an administrator for a new one.")]
+    InvitationExpired,
+    /// An admin withdrew the invitation.
+    #[error("This invitation was withdrawn by an administrator.")]
+    InvitationRevoked,
+    /// Someone already used the invitation.
+    #[error("This invitation has already been used.")]
+    InvitationAlreadyConsumed,
     /// The thing asked for does not exist (or is not visible to the caller).
     #[error("{what} was not found.")]
     NotFound {
@@ -61,6 +88,14 @@ impl AppError {
         match self {
             AppError::Unauthenticated => "UNAUTHENTICATED",
             AppError::AccessDenied => "ACCESS_DENIED",
+            AppError::UserDisabled => "USER_DISABLED",
+            AppError::PasswordChangeRequired => "PASSWORD_CHANGE_REQUIRED",
+            AppError::InvalidCredentials => "INVALID_CREDENTIALS",
+            AppError::TooManyAttempts { .. } => "TOO_MANY_ATTEMPTS",
+            AppError::InvitationNotFound => "INVITATION_NOT_FOUND",
+            AppError::InvitationExpired => "INVITATION_EXPIRED",
+            AppError::InvitationRevoked => "INVITATION_REVOKED",
+            AppError::InvitationAlreadyConsumed => "INVITATION_ALREADY_CONSUMED",
             AppError::NotFound { .. } => "NOT_FOUND",
             AppError::Validation { .. } => "VALIDATION",
             AppError::Conflict { .. } => "CONFLICT",
@@ -73,13 +108,29 @@ impl AppError {
     /// The HTTP status a response carrying this error should have.
     pub fn status(&self) -> u16 {
         match self {
-            AppError::Unauthenticated => 401,
-            AppError::AccessDenied => 403,
-            AppError::NotFound { .. } => 404,
+            AppError::Unauthenticated | AppError::InvalidCredentials => 401,
+            AppError::AccessDenied | AppError::UserDisabled | AppError::PasswordChangeRequired => {
+                403
+            }
+            AppError::TooManyAttempts { .. } => 429,
+            AppError::NotFound { .. } | AppError::InvitationNotFound => 404,
+            AppError::InvitationExpired => 410,
+            AppError::InvitationRevoked | AppError::InvitationAlreadyConsumed => 409,
             AppError::Validation { .. } => 422,
             AppError::Conflict { .. } => 409,
             AppError::Unavailable => 503,
             AppError::Internal { .. } | AppError::Transport { .. } => 500,
+        }
+    }
+
+    /// The message for one form field, when this error belongs to it.
+    pub fn field_message(&self, name: &str) -> Option<&str> {
+        match self {
+            AppError::Validation {
+                field: Some(field),
+                message,
+            } if field == name => Some(message),
+            _ => None,
         }
     }
 
@@ -123,6 +174,39 @@ mod tests {
         assert!(json.contains(r#""field":"username""#), "{json}");
         assert_eq!(err.code(), "VALIDATION");
         assert_eq!(err.status(), 422);
+    }
+
+    #[test]
+    fn identity_codes_have_their_statuses() {
+        let cases = [
+            (AppError::UserDisabled, "USER_DISABLED", 403),
+            (
+                AppError::PasswordChangeRequired,
+                "PASSWORD_CHANGE_REQUIRED",
+                403,
+            ),
+            (AppError::InvalidCredentials, "INVALID_CREDENTIALS", 401),
+            (
+                AppError::TooManyAttempts {
+                    retry_after_secs: 3,
+                },
+                "TOO_MANY_ATTEMPTS",
+                429,
+            ),
+            (AppError::InvitationNotFound, "INVITATION_NOT_FOUND", 404),
+            (AppError::InvitationExpired, "INVITATION_EXPIRED", 410),
+            (AppError::InvitationRevoked, "INVITATION_REVOKED", 409),
+            (
+                AppError::InvitationAlreadyConsumed,
+                "INVITATION_ALREADY_CONSUMED",
+                409,
+            ),
+        ];
+        for (err, code, status) in cases {
+            assert_eq!(err.code(), code);
+            assert_eq!(err.status(), status);
+            assert!(serde_json_like(&err).contains(&format!(r#""code":"{code}""#)));
+        }
     }
 
     #[test]

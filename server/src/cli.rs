@@ -29,6 +29,33 @@ pub enum Command {
         #[command(subcommand)]
         action: DbAction,
     },
+    /// Manage admin accounts from the command line.
+    Admin {
+        /// What to do.
+        #[command(subcommand)]
+        action: AdminAction,
+    },
+}
+
+/// Admin account actions.
+#[derive(Debug, Subcommand)]
+pub enum AdminAction {
+    /// Create an admin account. Without --password-file a one-time password is printed,
+    /// which must be changed at first sign-in.
+    Create {
+        /// The new account's username.
+        #[arg(long)]
+        username: String,
+        /// A file holding the password (its first line is used).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+    },
+    /// Give an account a new one-time password (printed) and end its sessions.
+    ResetPassword {
+        /// The account's username.
+        #[arg(long)]
+        username: String,
+    },
 }
 
 /// Embedded database actions.

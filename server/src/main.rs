@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use clawloops_server::{
-    cli::{Cli, Command, DbAction},
+    cli::{AdminAction, Cli, Command, DbAction},
     database, embedded_db, serve,
     settings::Settings,
     telemetry,
@@ -43,6 +43,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let db = database::Database::open(&settings).await?;
             db.close().await
         }
+        Command::Admin { action } => admin(action, &settings).await,
         Command::Db { action } => {
             let embedded = embedded_db::EmbeddedPostgres::locate(&settings)?;
             match action {
@@ -56,4 +57,46 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+async fn admin(action: AdminAction, settings: &Settings) -> anyhow::Result<()> {
+    use app::ssr::bootstrap::{self, InitialPassword};
+    let db = database::Database::open(settings).await?;
+    let result = match action {
+        AdminAction::Create {
+            username,
+            password_file,
+        } => {
+            let initial = match password_file {
+                Some(file) => {
+                    let text = std::fs::read_to_string(&file).map_err(|e| {
+                        anyhow::anyhow!("cannot read the password file {}: {e}", file.display())
+                    })?;
+                    InitialPassword::Given(text.lines().next().unwrap_or_default().to_owned())
+                }
+                None => InitialPassword::OneTime,
+            };
+            bootstrap::create_admin(&db.pool, &username, initial, "cli")
+                .await
+                .map(|created| match created.one_time_password {
+                    Some(password) => println!(
+                        "Created admin {}. One-time password (must be changed at first sign-in): {password}",
+                        created.username
+                    ),
+                    None => println!("Created admin {}.", created.username),
+                })
+        }
+        AdminAction::ResetPassword { username } => {
+            bootstrap::reset_password(&db.pool, &username, "cli")
+                .await
+                .map(|password| {
+                    println!(
+                        "New one-time password for {} (must be changed at next sign-in; all their sessions ended): {password}",
+                        username.trim().to_lowercase()
+                    );
+                })
+        }
+    };
+    db.close().await?;
+    result.map_err(|e| anyhow::anyhow!("{e}"))
 }

@@ -4,8 +4,11 @@ use crate::database::Database;
 use crate::http::{self, HttpMetrics, ServerState};
 use crate::settings::Settings;
 use anyhow::Context;
-use app::ssr::AppState;
+use app::ssr::auth::SessionPolicy;
+use app::ssr::bootstrap::{self, InitialPassword};
+use app::ssr::{AppConfig, AppState};
 use leptos::config::LeptosOptions;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
@@ -21,14 +24,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             )
         })?;
     let database = Database::open(&settings).await?;
+    first_admin(&settings, &database.pool).await?;
+    app::ssr::auth::password::warm_up();
     let state = server_state(&settings, database.pool.clone());
+    let cleanup = tokio::spawn(delete_expired_sessions(database.pool.clone()));
 
     tracing::info!(url = %settings.public_url, listen = %settings.listen_addr, "ClawLoops is ready");
-    let served = axum::serve(listener, http::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP");
+    let served = axum::serve(
+        listener,
+        http::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving HTTP");
     tracing::info!("shutting down");
+    cleanup.abort();
     database.close().await?;
     served
 }
@@ -37,10 +47,63 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
 pub fn server_state(settings: &Settings, pool: sqlx::PgPool) -> ServerState {
     let build = crate::build_info();
     let metrics = Arc::new(HttpMetrics::new(&build));
+    let config = AppConfig {
+        build,
+        session_policy: SessionPolicy {
+            idle: time::Duration::hours(i64::from(settings.session_idle_hours)),
+            absolute: time::Duration::hours(i64::from(settings.session_absolute_hours)),
+        },
+        public_url: settings.public_url.to_string(),
+    };
     ServerState {
-        app: AppState::new(pool, build),
+        app: AppState::new(pool, config),
         leptos: leptos_options(settings),
         metrics,
+        guard: http::request_guard::GuardConfig {
+            public_origin: settings.public_url.origin().ascii_serialization(),
+            trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
+        },
+        cookie_secure: settings.cookie_secure,
+    }
+}
+
+/// Makes the first admin when there is none: with the password from
+/// `initial_admin_password_file`, or a one-time password printed here once.
+pub async fn first_admin(settings: &Settings, pool: &sqlx::PgPool) -> anyhow::Result<()> {
+    let initial = match &settings.initial_admin_password_file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            InitialPassword::Given(text.trim_end_matches(['\r', '\n']).to_owned())
+        }
+        None => InitialPassword::OneTime,
+    };
+    let created = bootstrap::ensure_first_admin(pool, initial)
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the first admin: {e}"))?;
+    if let Some(created) = created {
+        match created.one_time_password {
+            Some(password) => tracing::warn!(
+                username = %created.username,
+                "created the first admin. One-time password (shown only now, must be changed at \
+                 first sign-in): {password}"
+            ),
+            None => tracing::info!(username = %created.username, "created the first admin"),
+        }
+    }
+    Ok(())
+}
+
+/// Removes expired sessions every hour.
+async fn delete_expired_sessions(pool: sqlx::PgPool) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match app::ssr::db::sessions::delete_expired(&pool).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sessions = n, "removed expired sessions"),
+            Err(err) => tracing::warn!(error = %err, "could not remove expired sessions"),
+        }
     }
 }
 

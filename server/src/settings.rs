@@ -27,6 +27,11 @@ const KEYS: &[&str] = &[
     "site_root",
     "log_level",
     "log_format",
+    "session_idle_hours",
+    "session_absolute_hours",
+    "cookie_secure",
+    "trusted_proxies",
+    "initial_admin_password_file",
 ];
 
 /// How log lines are written.
@@ -60,6 +65,16 @@ pub struct Settings {
     pub log_level: String,
     /// Text or JSON log lines.
     pub log_format: LogFormat,
+    /// A session unused this many hours ends.
+    pub session_idle_hours: u32,
+    /// A session ends this many hours after sign-in, however busy.
+    pub session_absolute_hours: u32,
+    /// Whether the session cookie is `Secure` (default: when `public_url` is https).
+    pub cookie_secure: bool,
+    /// Proxies whose `X-Forwarded-For` is believed (Traefik); nobody's by default.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// A file holding the first admin's password; without it a one-time password is logged.
+    pub initial_admin_password_file: Option<PathBuf>,
 }
 
 /// The raw shape read from file and environment, before validation.
@@ -76,6 +91,11 @@ struct RawSettings {
     site_root: PathBuf,
     log_level: String,
     log_format: LogFormat,
+    session_idle_hours: u32,
+    session_absolute_hours: u32,
+    cookie_secure: Option<bool>,
+    trusted_proxies: Vec<String>,
+    initial_admin_password_file: Option<PathBuf>,
 }
 
 impl Default for RawSettings {
@@ -90,6 +110,11 @@ impl Default for RawSettings {
             site_root: PathBuf::from("target/site"),
             log_level: "info".into(),
             log_format: LogFormat::Text,
+            session_idle_hours: 24,
+            session_absolute_hours: 24 * 7,
+            cookie_secure: None,
+            trusted_proxies: Vec::new(),
+            initial_admin_password_file: None,
         }
     }
 }
@@ -209,7 +234,40 @@ impl RawSettings {
                 ),
             ));
         }
+        if !(1..=24 * 30).contains(&self.session_idle_hours) {
+            return Err(SettingsError::new(
+                "session_idle_hours",
+                format!("must be between 1 and 720, got {}", self.session_idle_hours),
+            ));
+        }
+        if !(self.session_idle_hours..=24 * 365).contains(&self.session_absolute_hours) {
+            return Err(SettingsError::new(
+                "session_absolute_hours",
+                format!(
+                    "must be between session_idle_hours ({}) and 8760, got {}",
+                    self.session_idle_hours, self.session_absolute_hours
+                ),
+            ));
+        }
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .map(|text| parse_net(text))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(file) = &self.initial_admin_password_file
+            && !file.is_file()
+        {
+            return Err(SettingsError::new(
+                "initial_admin_password_file",
+                format!("{} does not exist", file.display()),
+            ));
+        }
         Ok(Settings {
+            cookie_secure: self.cookie_secure.unwrap_or(public_url.scheme() == "https"),
+            session_idle_hours: self.session_idle_hours,
+            session_absolute_hours: self.session_absolute_hours,
+            trusted_proxies,
+            initial_admin_password_file: self.initial_admin_password_file,
             listen_addr: self.listen_addr,
             public_url,
             data_dir: self.data_dir.unwrap_or_else(default_data_dir),
@@ -221,6 +279,19 @@ impl RawSettings {
             log_format: self.log_format,
         })
     }
+}
+
+/// An address (`10.0.0.7`) or network (`172.18.0.0/16`).
+fn parse_net(text: &str) -> Result<ipnet::IpNet, SettingsError> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            SettingsError::new(
+                "trusted_proxies",
+                format!("`{text}` is not an IP address or network like 172.18.0.0/16"),
+            )
+        })
 }
 
 fn parse_public_url(text: &str) -> Result<url::Url, SettingsError> {

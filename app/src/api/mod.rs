@@ -1,3 +1,7 @@
 //! Server functions and the data they return. Each submodule is one area of the app.
 
+pub mod admin;
+pub mod auth;
+pub mod invitations;
 pub mod status;
+pub mod users;

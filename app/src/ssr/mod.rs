@@ -1,10 +1,19 @@
 //! Server-only parts of the app: the state server functions read, and the glue that turns
 //! internal failures into [`AppError`]s.
 
+pub mod account;
+pub mod admin;
+pub mod audit;
+pub mod auth;
+pub mod bootstrap;
+pub mod db;
+pub mod invitations;
+pub mod lifecycle;
 mod state;
 pub mod status;
+pub mod users;
 
-pub use state::{AppState, BuildInfo};
+pub use state::{AppConfig, AppState, BuildInfo};
 
 use crate::AppError;
 use leptos::prelude::use_context;
@@ -20,6 +29,13 @@ pub fn internal(cause: impl std::fmt::Display) -> AppError {
     let reference = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     tracing::error!(%reference, error = %cause, "internal error");
     AppError::Internal { reference }
+}
+
+/// Parses an id from a request; a malformed one is simply not found.
+pub fn parse_id(id: &str, what: &str) -> Result<uuid::Uuid, AppError> {
+    uuid::Uuid::parse_str(id.trim()).map_err(|_| AppError::NotFound {
+        what: what.to_owned(),
+    })
 }
 
 /// Finishes a server function: on error, sets the HTTP status to the error's own

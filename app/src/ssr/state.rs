@@ -1,3 +1,4 @@
+use super::auth::SessionPolicy;
 use sqlx::PgPool;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -22,16 +23,41 @@ struct Inner {
     pool: PgPool,
     build: BuildInfo,
     started_at: OffsetDateTime,
+    session_policy: SessionPolicy,
+    public_url: String,
+}
+
+/// What [`AppState::new`] needs besides the pool.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Build facts of the running binary.
+    pub build: BuildInfo,
+    /// Session lifetimes.
+    pub session_policy: SessionPolicy,
+    /// Where people reach ClawLoops, without a trailing slash (for links in invitations).
+    pub public_url: String,
 }
 
 impl AppState {
     /// Builds the state; `started_at` is taken as now.
-    pub fn new(pool: PgPool, build: BuildInfo) -> Self {
+    pub fn new(pool: PgPool, config: AppConfig) -> Self {
         AppState(Arc::new(Inner {
             pool,
-            build,
+            build: config.build,
             started_at: OffsetDateTime::now_utc(),
+            session_policy: config.session_policy,
+            public_url: config.public_url.trim_end_matches('/').to_owned(),
         }))
+    }
+
+    /// Session lifetimes.
+    pub fn session_policy(&self) -> SessionPolicy {
+        self.0.session_policy
+    }
+
+    /// The public address, without a trailing slash.
+    pub fn public_url(&self) -> &str {
+        &self.0.public_url
     }
 
     /// The database pool.

@@ -3,17 +3,22 @@
 
 mod health;
 pub mod metrics;
+pub mod request_guard;
 
 use app::ssr::AppState;
+use app::ssr::auth::{Backend, store::PgSessionStore};
 use axum::{Router, extract::FromRef, routing::get};
+use axum_login::AuthManagerLayerBuilder;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use std::sync::Arc;
 use std::time::Duration;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    services::{ServeDir, ServeFile},
     trace::TraceLayer,
 };
+use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
 use tracing::Level;
 
 pub use metrics::HttpMetrics;
@@ -27,7 +32,14 @@ pub struct ServerState {
     pub leptos: LeptosOptions,
     /// Request counters and latency histograms.
     pub metrics: Arc<HttpMetrics>,
+    /// Client address and same-origin checks.
+    pub guard: request_guard::GuardConfig,
+    /// Whether the session cookie carries `Secure`.
+    pub cookie_secure: bool,
 }
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "clawloops_session";
 
 impl FromRef<ServerState> for LeptosOptions {
     fn from_ref(state: &ServerState) -> Self {
@@ -43,29 +55,34 @@ impl FromRef<ServerState> for AppState {
 
 /// The complete router.
 pub fn router(state: ServerState) -> Router {
-    let routes = generate_route_list(app::App);
-    let context = {
-        let app = state.app.clone();
-        move || provide_context(app.clone())
-    };
-    let shell = {
-        let options = state.leptos.clone();
-        move || app::shell(options.clone())
-    };
     let request_id = axum::http::HeaderName::from_static("x-request-id");
+    let site_root = std::path::PathBuf::from(state.leptos.site_root.as_ref());
 
-    Router::new()
+    // Probes, metrics and static files need no session: they skip the session layers (which
+    // load the session and its user from the database).
+    let plain = Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::export))
-        .leptos_routes_with_context(&state, routes, context.clone(), shell)
-        .fallback(leptos_axum::file_and_error_handler_with_context::<ServerState, _>(
-            context,
-            app::shell,
-        ))
+        .nest_service(
+            "/pkg",
+            ServeDir::new(site_root.join("pkg")).precompressed_br(),
+        )
+        .route_service(
+            "/favicon.svg",
+            ServeFile::new(site_root.join("favicon.svg")),
+        );
+
+    Router::new()
+        .merge(plain)
+        .merge(app_routes(&state))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.guard.clone(),
+            request_guard::client_info,
         ))
         .layer(
             TraceLayer::new_for_http()
@@ -93,4 +110,39 @@ pub fn router(state: ServerState) -> Router {
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
         .with_state(state)
+}
+
+/// The Leptos pages and server functions, behind sessions and the same-origin check.
+fn app_routes(state: &ServerState) -> Router<ServerState> {
+    let routes = generate_route_list(app::App);
+    let context = {
+        let app = state.app.clone();
+        move || provide_context(app.clone())
+    };
+    let shell = {
+        let options = state.leptos.clone();
+        move || app::shell(options.clone())
+    };
+    let policy = state.app.session_policy();
+    let sessions = SessionManagerLayer::new(PgSessionStore::new(state.app.pool().clone()))
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        .with_secure(state.cookie_secure)
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(policy.idle));
+    let auth =
+        AuthManagerLayerBuilder::new(Backend::new(state.app.pool().clone()), sessions).build();
+
+    Router::new()
+        .leptos_routes_with_context(state, routes, context.clone(), shell)
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            ServerState,
+            _,
+        >(context, app::shell))
+        .layer(auth)
+        .layer(axum::middleware::from_fn_with_state(
+            state.guard.clone(),
+            request_guard::same_origin,
+        ))
 }

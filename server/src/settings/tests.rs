@@ -27,6 +27,8 @@ fn defaults_need_no_file() {
         assert_eq!(settings.public_url.as_str(), "http://127.0.0.1:3000/");
         assert!(settings.database_url.is_none());
         assert_eq!(settings.log_format, LogFormat::Text);
+        assert!(!settings.cookie_secure, "plain http: no Secure flag");
+        assert_eq!(settings.session_idle_hours, 24);
         Ok(())
     });
 }
@@ -52,6 +54,7 @@ fn a_good_file_is_read_and_env_wins() {
         assert_eq!(settings.data_dir, PathBuf::from("/srv/claw"));
         assert_eq!(settings.database_max_connections, 7, "env beats file");
         assert_eq!(settings.log_format, LogFormat::Json);
+        assert!(settings.cookie_secure, "https public URL: Secure cookie");
         assert_eq!(
             settings.database_url_redacted().as_deref(),
             Some("postgres://claw:***@db/claw")
@@ -137,6 +140,22 @@ fn semantic_checks_name_the_setting() {
         ),
         ("CLAWLOOPS_DATABASE_URL", "mysql://x", "database_url"),
         ("CLAWLOOPS_LOG_LEVEL", "info,[", "log_level"),
+        ("CLAWLOOPS_SESSION_IDLE_HOURS", "0", "session_idle_hours"),
+        (
+            "CLAWLOOPS_SESSION_ABSOLUTE_HOURS",
+            "1",
+            "session_absolute_hours",
+        ),
+        (
+            "CLAWLOOPS_TRUSTED_PROXIES",
+            "[\"not-an-ip\"]",
+            "trusted_proxies",
+        ),
+        (
+            "CLAWLOOPS_INITIAL_ADMIN_PASSWORD_FILE",
+            "/nonexistent",
+            "initial_admin_password_file",
+        ),
     ];
     for (var, value, setting) in cases {
         jailed(|jail| {
@@ -161,6 +180,11 @@ fn every_listed_key_is_a_real_setting() {
         ("site_root", "\"site\""),
         ("log_level", "\"info\""),
         ("log_format", "\"text\""),
+        ("session_idle_hours", "2"),
+        ("session_absolute_hours", "3"),
+        ("cookie_secure", "true"),
+        ("trusted_proxies", "[\"10.0.0.0/8\"]"),
+        ("initial_admin_password_file", "\"/etc/hostname\""),
     ];
     assert_eq!(fields.len(), KEYS.len());
     let toml: String = fields.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();

@@ -1,0 +1,34 @@
+//! The single place where a change to an account reaches the rest of the platform.
+//!
+//! Today that means sessions; the runtime and model-key issues add their work here (stop the
+//! user's runtime, revoke their gateway keys), inside the same transaction.
+
+use super::auth::tokens;
+use super::db::{sessions, users};
+use crate::AppError;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+/// The account was disabled. Its sessions stay in the table only so that their next request
+/// can be answered with `USER_DISABLED` (and then end); none of them passes the gate again.
+pub async fn user_disabled(_tx: &mut PgConnection, _user: Uuid) -> Result<(), AppError> {
+    Ok(())
+}
+
+/// The account was enabled again: sessions from before the disable must not come back.
+pub async fn user_enabled(tx: &mut PgConnection, user: Uuid) -> Result<(), AppError> {
+    users::set_stamp(&mut *tx, user, &tokens::new_stamp()).await?;
+    sessions::delete_for_user(&mut *tx, user, None).await?;
+    Ok(())
+}
+
+/// The account's password was reset by an admin: every session ends.
+pub async fn password_reset(tx: &mut PgConnection, user: Uuid) -> Result<(), AppError> {
+    sessions::delete_for_user(&mut *tx, user, None).await?;
+    Ok(())
+}
+
+/// The account is about to be deleted (its sessions go with it by foreign key).
+pub async fn user_deleting(_tx: &mut PgConnection, _user: Uuid) -> Result<(), AppError> {
+    Ok(())
+}
