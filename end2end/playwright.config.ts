@@ -4,6 +4,26 @@ import { defineConfig, devices } from "@playwright/test";
 // Chromium comes from Debian: Playwright's own browser download does not work offline.
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
+function chromium() {
+  return {
+    ...devices["Desktop Chrome"],
+    channel: undefined,
+    launchOptions: {
+      executablePath: CHROMIUM,
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+      ],
+    },
+  };
+}
+
 export default defineConfig({
   testDir: "./tests",
   timeout: 30_000,
@@ -20,25 +40,8 @@ export default defineConfig({
     screenshot: "only-on-failure",
   },
   projects: [
-    {
-      name: "chromium",
-      use: {
-        ...devices["Desktop Chrome"],
-        channel: undefined,
-        launchOptions: {
-          executablePath: CHROMIUM,
-          args: [
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-          ],
-        },
-      },
-    },
+    // Signs the first admin in once (one-time password from the server log) for the others.
+    { name: "setup", testMatch: /.*\.setup\.ts/, use: { ...chromium() } },
+    { name: "chromium", dependencies: ["setup"], use: { ...chromium() } },
   ],
 });

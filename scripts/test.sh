@@ -55,7 +55,7 @@ if ! wait_for_url "http://127.0.0.1:$PORT/readyz" 60; then
   cat "$WORK/server.log"
   die "the server did not become ready"
 fi
-(cd end2end && BASE_URL="http://127.0.0.1:$PORT" npx playwright test) 2>&1 | tee "$WORK/playwright.log"
+(cd end2end && BASE_URL="http://127.0.0.1:$PORT" SERVER_LOG="$WORK/server.log" npx playwright test) 2>&1 | tee "$WORK/playwright.log"
 
 step "Summary"
 awk '/^test result:/ { n++; passed += $4; failed += $6 } END { printf "cargo test: %d passed, %d failed (%d test binaries)\n", passed, failed, n }' "$WORK/cargo-test.log"

@@ -149,7 +149,14 @@ impl FromServerFnError for AppError {
     fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
         match value {
             // Arguments come from the client, so echoing what was wrong with them is safe.
+            // On the server, a deserialization error can only be about those arguments.
             ServerFnErrorErr::Args(message) | ServerFnErrorErr::MissingArg(message) => {
+                AppError::Validation {
+                    field: None,
+                    message: format!("The request was not understood: {message}"),
+                }
+            }
+            ServerFnErrorErr::Deserialization(message) if cfg!(feature = "ssr") => {
                 AppError::Validation {
                     field: None,
                     message: format!("The request was not understood: {message}"),

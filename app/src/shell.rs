@@ -1,10 +1,22 @@
-use crate::components::layout::AppShell;
-use crate::pages::{home::HomePage, not_found::NotFoundPage};
+use crate::components::{auth::provide_auth, layout::AppShell};
+use crate::pages::{
+    account::{AccountPage, PasswordPage},
+    admin::{
+        AdminHomePage, AuditPage, InvitationDetailPage, InvitationsPage, NewInvitationPage,
+        UserDetailPage, UsersPage,
+    },
+    errors::DisabledPage,
+    home::HomePage,
+    invite::InvitePage,
+    login::LoginPage,
+    not_found::NotFoundPage,
+};
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
 use leptos_router::{
     SsrMode, StaticSegment,
     components::{Route, Router, Routes},
+    path,
 };
 
 /// Runs before first paint so a dark-mode user never sees a white flash. It mirrors
@@ -39,6 +51,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    provide_auth();
+    // Every page renders completely on the server before it is sent (SsrMode::Async): a
+    // redirect (sign-in, disabled, forced password change) is then a real HTTP redirect, and
+    // pages read fine before the WASM bundle arrives.
     view! {
         <Stylesheet id="leptos" href="/pkg/clawloops.css" />
         <Title formatter=|page: String| {
@@ -47,9 +63,19 @@ pub fn App() -> impl IntoView {
         <Router>
             <AppShell>
                 <Routes fallback=NotFoundPage>
-                    // In-order streaming: the status is in the HTML itself, readable before
-                    // (or without) the WASM bundle.
-                    <Route path=StaticSegment("") view=HomePage ssr=SsrMode::InOrder />
+                    <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async />
+                    <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
+                    <Route path=path!("/invite/:token") view=InvitePage ssr=SsrMode::Async />
+                    <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
+                    <Route path=path!("/account/password") view=PasswordPage ssr=SsrMode::Async />
+                    <Route path=path!("/disabled") view=DisabledPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin") view=AdminHomePage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/users") view=UsersPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/users/:id") view=UserDetailPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/invitations") view=InvitationsPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/invitations/new") view=NewInvitationPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/invitations/:id") view=InvitationDetailPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />
                 </Routes>
             </AppShell>
         </Router>

@@ -1,6 +1,12 @@
 import { test as base, expect, type Page } from "@playwright/test";
+import { readFileSync } from "node:fs";
 
-/** Collects console errors and uncaught page errors; each test asserts there were none. */
+/** The password the setup project gives the first admin. */
+export const ADMIN_PASSWORD = "e2e admin passphrase";
+/** Where the setup project leaves the signed-in admin's cookies. */
+export const ADMIN_STATE = "test-results/.auth/admin.json";
+
+/** Collects console errors and uncaught page errors; tests assert there were none. */
 export const test = base.extend<{ consoleErrors: string[] }>({
   consoleErrors: async ({ page }, use) => {
     const errors: string[] = [];
@@ -17,4 +23,22 @@ export { expect };
 /** Resolves once the WASM bundle has hydrated the page (frontend/src/lib.rs marks <html>). */
 export async function waitForHydration(page: Page) {
   await page.locator("html[data-hydrated=true]").waitFor({ state: "attached" });
+}
+
+/** The first admin's one-time password, as the server printed it to its log. */
+export function oneTimeAdminPassword(): string {
+  const log = process.env.SERVER_LOG;
+  if (!log) throw new Error("SERVER_LOG must name the server's log file");
+  const match = readFileSync(log, "utf8").match(/first sign-in\): (\S+)/);
+  if (!match) throw new Error(`no one-time password in ${log}`);
+  return match[1];
+}
+
+/** Signs in on the login page (the page must be hydrated first). */
+export async function signIn(page: Page, username: string, password: string) {
+  await page.goto("/login");
+  await waitForHydration(page);
+  await page.getByLabel("Username").fill(username);
+  await page.getByLabel("Password", { exact: true }).fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
 }

@@ -10,6 +10,11 @@ pub fn init(settings: &Settings) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.log_level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // PostgreSQL's NOTICEs ("relation already exists, skipping") are not news.
+    let filter = match "sqlx::postgres::notice=warn".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    };
     let builder = fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -26,6 +26,7 @@ pub struct AuditEntry {
 
 /// Filters for the audit page.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AuditQuery {
     /// An action or action family (`login`, `user`, `invitation.created`, …); empty for all.
     pub action: String,

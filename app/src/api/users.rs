@@ -27,6 +27,7 @@ pub struct UserSummary {
 
 /// Filters for the list; empty strings mean "any".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct UserQuery {
     pub search: String,
     pub role: Option<Role>,

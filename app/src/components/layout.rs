@@ -1,8 +1,11 @@
+use super::auth::{reload_to, use_auth};
 use super::theme::ThemeToggle;
+use crate::api::auth::Logout;
+use crate::model::Role;
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-/// The frame of every page: header with navigation and theme choice, content, footer.
+/// The frame of every page: header with navigation, account menu and theme, content, footer.
 #[component]
 pub fn AppShell(children: Children) -> impl IntoView {
     view! {
@@ -14,17 +17,14 @@ pub fn AppShell(children: Children) -> impl IntoView {
                 "Skip to content"
             </a>
             <header class="border-b border-slate-200 bg-white/80 backdrop-blur dark:border-slate-800 dark:bg-slate-900/80">
-                <div class="mx-auto flex h-14 w-full max-w-6xl items-center gap-6 px-4">
+                <div class="mx-auto flex h-14 w-full max-w-6xl items-center gap-4 px-4">
                     <a href="/" class="flex items-center gap-2 font-semibold tracking-tight">
                         <Logo />
                         <span>"ClawLoops"</span>
                     </a>
-                    <nav aria-label="Main" class="flex items-center gap-1 text-sm">
-                        <A href="/" attr:class="nav-link">
-                            "Overview"
-                        </A>
-                    </nav>
-                    <div class="ml-auto">
+                    <MainNav />
+                    <div class="ml-auto flex items-center gap-3">
+                        <AccountMenu />
                         <ThemeToggle />
                     </div>
                 </div>
@@ -36,6 +36,51 @@ pub fn AppShell(children: Children) -> impl IntoView {
                 "ClawLoops · self-hosted OpenClaw runtimes for teams"
             </footer>
         </div>
+    }
+}
+
+#[component]
+fn MainNav() -> impl IntoView {
+    let auth = use_auth();
+    view! {
+        <Transition>
+            {move || Suspend::new(async move {
+                let me = auth.me.await.ok().flatten().filter(|me| !me.must_change_password);
+                me.map(|me| view! {
+                    <nav aria-label="Main" class="flex items-center gap-1 text-sm">
+                        <A href="/" exact=true attr:class="nav-link">"Home"</A>
+                        {(me.role == Role::Admin).then(|| view! { <A href="/admin" attr:class="nav-link">"Administration"</A> })}
+                    </nav>
+                })
+            })}
+        </Transition>
+    }
+}
+
+#[component]
+fn AccountMenu() -> impl IntoView {
+    let auth = use_auth();
+    let logout = ServerAction::<Logout>::new();
+    Effect::new(move |_| {
+        if matches!(logout.value().get(), Some(Ok(()))) {
+            reload_to("/login");
+        }
+    });
+    view! {
+        <Transition>
+            {move || Suspend::new(async move {
+                auth.me.await.ok().flatten().map(|me| view! {
+                    <div class="flex items-center gap-2 text-sm">
+                        <a href="/account" class="nav-link" aria-label=format!("Your account ({})", me.username)>
+                            {me.username.clone()}
+                        </a>
+                        <button type="button" class="btn-secondary" on:click=move |_| { logout.dispatch(Logout {}); }>
+                            "Sign out"
+                        </button>
+                    </div>
+                })
+            })}
+        </Transition>
     }
 }
 

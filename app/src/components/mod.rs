@@ -1,6 +1,8 @@
 //! Reusable pieces of the interface.
 
+pub mod auth;
 pub mod format;
 pub mod layout;
 pub mod status;
 pub mod theme;
+pub mod ui;

@@ -1,19 +1,45 @@
-use crate::components::status::StatusPanel;
+use crate::api::auth::Me;
+use crate::components::auth::RequireUser;
+use crate::components::ui::PageHeader;
+use crate::model::Role;
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-/// The overview: what ClawLoops is and how the installation is doing.
+/// A signed-in person's home page.
 #[component]
 pub fn HomePage() -> impl IntoView {
     view! {
-        <Title text="Overview" />
-        <header class="mb-8">
-            <h1 class="text-2xl font-bold tracking-tight">"Overview"</h1>
-            <p class="mt-2 max-w-2xl text-slate-600 dark:text-slate-400">
-                "ClawLoops gives every member of your team their own isolated OpenClaw agent runtime, \
-                 with one place to govern users, runtimes and model access."
-            </p>
-        </header>
-        <StatusPanel />
+        <Title text="Home" />
+        <RequireUser>
+            <HomeContent />
+        </RequireUser>
+    }
+}
+
+#[component]
+fn HomeContent() -> impl IntoView {
+    let me = expect_context::<Me>();
+    let admin = me.role == Role::Admin;
+    view! {
+        <PageHeader
+            title=format!("Welcome, {}", me.username)
+            subtitle="ClawLoops gives every member of your team their own isolated OpenClaw agent runtime, with one place to govern users, runtimes and model access."
+        />
+        <div class="grid gap-4 md:grid-cols-2">
+            <a href="/account" class="card block hover:border-indigo-400">
+                <h2 class="font-medium">"Your account"</h2>
+                <p class="mt-1 text-sm text-slate-600 dark:text-slate-400">
+                    "Change your password and see where you are signed in."
+                </p>
+            </a>
+            {admin.then(|| view! {
+                <a href="/admin" class="card block hover:border-indigo-400">
+                    <h2 class="font-medium">"Administration"</h2>
+                    <p class="mt-1 text-sm text-slate-600 dark:text-slate-400">
+                        "Invite people, manage accounts, read the audit log and check the system."
+                    </p>
+                </a>
+            })}
+        </div>
     }
 }

@@ -1,4 +1,9 @@
 //! One module per page.
 
+pub mod account;
+pub mod admin;
+pub mod errors;
 pub mod home;
+pub mod invite;
+pub mod login;
 pub mod not_found;

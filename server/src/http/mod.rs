@@ -1,6 +1,7 @@
 //! The HTTP surface: the Leptos app and its server functions, plus plain routes for
 //! health and metrics, wrapped in request ids, one log line per request and metrics.
 
+mod error_status;
 mod health;
 pub mod metrics;
 pub mod request_guard;
@@ -141,6 +142,7 @@ fn app_routes(state: &ServerState) -> Router<ServerState> {
             _,
         >(context, app::shell))
         .layer(auth)
+        .layer(axum::middleware::from_fn(error_status::from_error_code))
         .layer(axum::middleware::from_fn_with_state(
             state.guard.clone(),
             request_guard::same_origin,

@@ -1,30 +1,46 @@
-//! Shared helpers for the server's integration tests.
+//! Shared helpers for the server's integration tests (declared `pub mod common` in each test
+//! crate, so helpers one test binary does not use are not dead code).
 
+use app::ssr::bootstrap::{self, InitialPassword};
 use clawloops_server::{http, serve, settings::Settings};
+use reqwest::StatusCode;
+use serde_json::Value;
 use sqlx::PgPool;
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The password every test account gets.
+pub const PASSWORD: &str = "correct horse battery";
 
 /// A running server on 127.0.0.1:0, backed by `pool`.
 pub struct TestServer {
     pub addr: SocketAddr,
+    pub pool: PgPool,
+    /// A client without cookies.
     pub client: reqwest::Client,
 }
 
 impl TestServer {
     pub async fn start(pool: PgPool) -> TestServer {
-        let settings = Settings::load(None).expect("default settings");
-        let state = serve::server_state(&settings, pool);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind an ephemeral port");
         let addr = listener.local_addr().expect("local addr");
+        let mut settings = Settings::load(None).expect("default settings");
+        settings.listen_addr = addr;
+        settings.public_url = format!("http://{addr}").parse().expect("url");
+        let state = serve::server_state(&settings, pool.clone());
         tokio::spawn(async move {
-            axum::serve(listener, http::router(state))
-                .await
-                .expect("server runs");
+            axum::serve(
+                listener,
+                http::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .expect("server runs");
         });
         TestServer {
             addr,
+            pool,
             client: reqwest::Client::new(),
         }
     }
@@ -40,4 +56,160 @@ impl TestServer {
             .await
             .expect("request sent")
     }
+
+    /// A browser-like client: keeps cookies, follows no redirects.
+    pub fn browser(&self) -> Browser {
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        Browser {
+            client: reqwest::Client::builder()
+                .cookie_provider(jar.clone())
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            jar,
+            base: format!("http://{}", self.addr),
+        }
+    }
+
+    /// Creates an admin with [`PASSWORD`] (no forced change).
+    pub async fn make_admin(&self, name: &str) {
+        bootstrap::create_admin(
+            &self.pool,
+            name,
+            InitialPassword::Given(PASSWORD.into()),
+            "test",
+        )
+        .await
+        .expect("admin created");
+    }
+
+    /// A signed-in admin browser.
+    pub async fn admin(&self, name: &str) -> Browser {
+        self.make_admin(name).await;
+        let browser = self.browser();
+        browser.login_ok(name, PASSWORD).await;
+        browser
+    }
+
+    /// Invites `name` as a plain user and accepts the invitation in a new browser.
+    pub async fn user(&self, admin: &Browser, name: &str) -> Browser {
+        let token = admin.invite(&[("form[role]", "user")]).await;
+        let browser = self.browser();
+        let (status, body) = browser
+            .call(
+                "invitations/accept",
+                &[
+                    ("token", &token),
+                    ("username", name),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "accept: {body}");
+        browser
+    }
+}
+
+/// A client with its own cookie jar.
+pub struct Browser {
+    pub client: reqwest::Client,
+    pub jar: Arc<reqwest::cookie::Jar>,
+    pub base: String,
+}
+
+impl Browser {
+    /// Calls a server function with a form body; returns status and JSON (or text as a string).
+    pub async fn call(&self, endpoint: &str, form: &[(&str, &str)]) -> (StatusCode, Value) {
+        let res = self
+            .client
+            .post(format!("{}/api/{endpoint}", self.base))
+            .form(form)
+            .send()
+            .await
+            .expect("request sent");
+        let status = res.status();
+        let text = res.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, body)
+    }
+
+    pub async fn login(&self, name: &str, password: &str) -> (StatusCode, Value) {
+        self.call("auth/login", &[("username", name), ("password", password)])
+            .await
+    }
+
+    pub async fn login_ok(&self, name: &str, password: &str) {
+        let (status, body) = self.login(name, password).await;
+        assert_eq!(status, StatusCode::OK, "login {name}: {body}");
+    }
+
+    /// Creates an invitation with defaults overridden by `fields`; returns the link's token.
+    pub async fn invite(&self, fields: &[(&str, &str)]) -> String {
+        let (status, body) = self.try_invite(fields).await;
+        assert_eq!(status, StatusCode::OK, "create invitation: {body}");
+        let link = body["link"].as_str().expect("link");
+        link.rsplit('/').next().expect("token").to_owned()
+    }
+
+    pub async fn try_invite(&self, fields: &[(&str, &str)]) -> (StatusCode, Value) {
+        let mut form: Vec<(&str, &str)> = vec![
+            ("form[role]", "user"),
+            ("form[username]", ""),
+            ("form[email]", ""),
+            ("form[note]", ""),
+            ("form[expires_in_hours]", "24"),
+        ];
+        for (k, v) in fields {
+            match form.iter_mut().find(|(key, _)| key == k) {
+                Some(slot) => slot.1 = v,
+                None => form.push((k, v)),
+            }
+        }
+        self.call("admin/invitations/create", &form).await
+    }
+
+    /// The session cookie's value.
+    pub fn session_cookie(&self) -> Option<String> {
+        use reqwest::cookie::CookieStore as _;
+        let url = self.base.parse().expect("url");
+        let header = self.jar.cookies(&url)?;
+        header
+            .to_str()
+            .ok()?
+            .split("; ")
+            .find_map(|c| c.strip_prefix("clawloops_session="))
+            .map(str::to_owned)
+    }
+
+    /// Replaces the session cookie (to replay an old one).
+    pub fn set_session_cookie(&self, value: &str) {
+        let url = self.base.parse().expect("url");
+        self.jar
+            .add_cookie_str(&format!("clawloops_session={value}; Path=/"), &url);
+    }
+
+    pub async fn me(&self) -> (StatusCode, Value) {
+        self.call("auth/me", &[]).await
+    }
+
+    /// The id of user `name` (this browser must be an admin's).
+    pub async fn user_id(&self, name: &str) -> String {
+        let (_, list) = self
+            .call(
+                "admin/users/list",
+                &[("query[search]", name), ("query[page]", "1")],
+            )
+            .await;
+        list["rows"]
+            .as_array()
+            .and_then(|rows| rows.iter().find(|r| r["username"] == name))
+            .and_then(|r| r["id"].as_str())
+            .expect("user listed")
+            .to_owned()
+    }
+}
+
+/// The `code` of an error body.
+pub fn code(body: &Value) -> &str {
+    body["code"].as_str().unwrap_or("<no code>")
 }

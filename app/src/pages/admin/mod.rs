@@ -1,0 +1,93 @@
+//! Administration pages.
+
+mod audit;
+mod home;
+mod invitations;
+mod users;
+
+pub use audit::AuditPage;
+pub use home::AdminHomePage;
+pub use invitations::{InvitationDetailPage, InvitationsPage, NewInvitationPage};
+pub use users::{UserDetailPage, UsersPage};
+
+use crate::api::admin::AuditEntry;
+use crate::components::format;
+use leptos::prelude::*;
+
+/// The admin section's own navigation.
+#[component]
+fn AdminNav() -> impl IntoView {
+    use leptos_router::components::A;
+    view! {
+        <nav aria-label="Administration" class="mb-6 flex flex-wrap gap-1 border-b border-slate-200 pb-2 text-sm dark:border-slate-800">
+            <A href="/admin" exact=true attr:class="nav-link">"Overview"</A>
+            <A href="/admin/users" attr:class="nav-link">"Users"</A>
+            <A href="/admin/invitations" attr:class="nav-link">"Invitations"</A>
+            <A href="/admin/audit" attr:class="nav-link">"Audit log"</A>
+        </nav>
+    }
+}
+
+/// An audit action in words.
+pub fn action_label(action: &str) -> &'static str {
+    match action {
+        "login.succeeded" => "Signed in",
+        "login.failed" => "Failed sign-in",
+        "login.throttled" => "Sign-in blocked (too many attempts)",
+        "login.denied" => "Sign-in refused (account disabled)",
+        "logout" => "Signed out",
+        "sessions.ended" => "Signed out everywhere",
+        "password.changed" => "Changed password",
+        "password.reset" => "Password reset",
+        "invitation.created" => "Invitation created",
+        "invitation.reissued" => "Invitation link renewed",
+        "invitation.revoked" => "Invitation revoked",
+        "invitation.accepted" => "Invitation accepted",
+        "user.created" => "Account created",
+        "user.enabled" => "Account enabled",
+        "user.disabled" => "Account disabled",
+        "user.role_changed" => "Role changed",
+        "user.deleted" => "Account deleted",
+        _ => "Other event",
+    }
+}
+
+/// A table of audit events.
+#[component]
+fn AuditTable(rows: Vec<AuditEntry>) -> impl IntoView {
+    if rows.is_empty() {
+        return view! { <p class="py-6 text-center text-sm text-slate-500">"No events."</p> }
+            .into_any();
+    }
+    view! {
+        <div class="overflow-x-auto">
+            <table class="table">
+                <thead>
+                    <tr><th>"When"</th><th>"Event"</th><th>"By"</th><th>"About"</th><th>"From"</th><th>"Details"</th></tr>
+                </thead>
+                <tbody>
+                    {rows.into_iter().map(|e| {
+                        let about = match (e.subject_type.as_deref(), e.subject.clone(), e.subject_id.clone()) {
+                            (Some("user"), Some(name), Some(id)) => view! { <a class="link" href=format!("/admin/users/{id}")>{name}</a> }.into_any(),
+                            (Some("invitation"), _, Some(id)) => view! { <a class="link" href=format!("/admin/invitations/{id}")>"invitation"</a> }.into_any(),
+                            (_, Some(name), _) => view! { <span>{name}</span> }.into_any(),
+                            _ => view! { <span>"—"</span> }.into_any(),
+                        };
+                        let details = e.details.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ");
+                        view! {
+                            <tr data-action=e.action.clone()>
+                                <td class="whitespace-nowrap">{format::utc(e.at)}</td>
+                                <td>{action_label(&e.action)}</td>
+                                <td>{e.actor.unwrap_or_else(|| "—".into())}</td>
+                                <td>{about}</td>
+                                <td>{e.client_addr.unwrap_or_else(|| "—".into())}</td>
+                                <td class="text-xs text-slate-500">{details}</td>
+                            </tr>
+                        }
+                    }).collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}

@@ -1,0 +1,64 @@
+use crate::api::auth::Login;
+use crate::components::auth::{reload_to, safe_next, use_auth};
+use crate::components::ui::{ErrorNotice, Field, field_error, form_error};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::Redirect;
+use leptos_router::hooks::use_query_map;
+
+/// Sign-in form. Signed-in visitors go straight on.
+#[component]
+pub fn LoginPage() -> impl IntoView {
+    let query = use_query_map();
+    let next = Memo::new(move |_| safe_next(query.with(|q| q.get("next"))));
+    let auth = use_auth();
+    let username = RwSignal::new(String::new());
+    let password = RwSignal::new(String::new());
+    let login = ServerAction::<Login>::new();
+    let result = Signal::derive(move || login.value().get());
+
+    Effect::new(move |_| {
+        if let Some(Ok(me)) = result.get() {
+            let to = if me.must_change_password {
+                "/account/password".to_owned()
+            } else {
+                next.get_untracked()
+            };
+            reload_to(&to);
+        }
+    });
+
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        login.dispatch(Login {
+            username: username.get_untracked(),
+            password: password.get_untracked(),
+        });
+    };
+
+    view! {
+        <Title text="Sign in" />
+        <Suspense>
+            {move || Suspend::new(async move {
+                matches!(auth.me.await, Ok(Some(_))).then(|| view! { <Redirect path=next.get_untracked() /> })
+            })}
+        </Suspense>
+        <section class="mx-auto mt-8 max-w-sm">
+            <h1 class="text-2xl font-bold tracking-tight">"Sign in to ClawLoops"</h1>
+            <p class="mt-1 text-sm text-slate-600 dark:text-slate-400">
+                "New here? Ask an administrator for an invitation link."
+            </p>
+            <form class="card mt-6 space-y-4" on:submit=submit novalidate>
+                <ErrorNotice error=form_error(result) />
+                <Field name="username" label="Username" value=username autocomplete="username"
+                    required=true autofocus=true error=field_error(result, "username") />
+                <Field name="password" label="Password" kind="password" value=password
+                    autocomplete="current-password" required=true error=field_error(result, "password") />
+                <button type="submit" class="btn-primary w-full justify-center"
+                    disabled=move || login.pending().get()>
+                    {move || if login.pending().get() { "Signing in…" } else { "Sign in" }}
+                </button>
+            </form>
+        </section>
+    }
+}

@@ -1,0 +1,431 @@
+//! Accounts, sessions, the access gate, throttling and CSRF, over real HTTP and PostgreSQL.
+
+pub mod common;
+
+use common::{PASSWORD, TestServer, code};
+use sqlx::PgPool;
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn signing_in_rotates_the_session_id_and_the_old_id_stops_working(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    server.make_admin("root").await;
+    let browser = server.browser();
+    browser.login_ok("root", PASSWORD).await;
+    let first = browser.session_cookie().expect("a session cookie");
+
+    browser.login_ok("root", PASSWORD).await;
+    let second = browser.session_cookie().expect("a session cookie");
+    assert_ne!(first, second, "a new id on every sign-in");
+
+    let (status, body) = browser.me().await;
+    assert_eq!(status, 200);
+    assert_eq!(body["username"], "root");
+
+    let replay = server.browser();
+    replay.set_session_cookie(&first);
+    let (status, body) = replay.me().await;
+    assert_eq!(status, 200);
+    assert!(body.is_null(), "the old id is nobody: {body}");
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn the_cookie_is_http_only_and_same_site_lax(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    server.make_admin("root").await;
+    let res = server
+        .client
+        .post(server.url("/api/auth/login"))
+        .form(&[("username", "root"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(cookie.starts_with("clawloops_session="), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        !cookie.contains("Secure"),
+        "plain http test server: {cookie}"
+    );
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn wrong_password_and_unknown_user_get_the_same_answer(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    server.make_admin("root").await;
+    let browser = server.browser();
+
+    let (wrong_status, wrong) = browser.login("root", "not the password").await;
+    let (unknown_status, unknown) = browser.login("nobody", "not the password").await;
+    assert_eq!(wrong_status, 401);
+    assert_eq!(unknown_status, 401);
+    assert_eq!(code(&wrong), "INVALID_CREDENTIALS");
+    assert_eq!(wrong, unknown, "nothing tells the two apart");
+    assert!(
+        browser.session_cookie().is_none(),
+        "no session for a failed sign-in"
+    );
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn a_disabled_user_is_told_only_after_the_right_password(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let admin = server.admin("root").await;
+    let _bob = server.user(&admin, "bob").await;
+    let bob_id = admin.user_id("bob").await;
+    let (status, body) = admin
+        .call(
+            "admin/users/status",
+            &[("id", &bob_id), ("status", "disabled")],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let again = server.browser();
+    let (status, body) = again.login("bob", "wrong password!").await;
+    assert_eq!((status.as_u16(), code(&body)), (401, "INVALID_CREDENTIALS"));
+    let (status, body) = again.login("bob", PASSWORD).await;
+    assert_eq!((status.as_u16(), code(&body)), (403, "USER_DISABLED"));
+    assert!(again.session_cookie().is_none());
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn repeated_failures_lock_the_username_even_for_the_right_password(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    server.make_admin("root").await;
+    let browser = server.browser();
+    for attempt in 1..=5 {
+        let (status, body) = browser.login("root", "wrong password!").await;
+        assert_eq!(
+            (status.as_u16(), code(&body)),
+            (401, "INVALID_CREDENTIALS"),
+            "attempt {attempt}"
+        );
+    }
+    let (status, body) = browser.login("root", PASSWORD).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(code(&body), "TOO_MANY_ATTEMPTS");
+    assert!(
+        body["retry_after_secs"].as_i64().is_some_and(|s| s > 0),
+        "{body}"
+    );
+
+    // Another client address would be throttled too: the lock is on the username.
+    let other = server.browser();
+    let (status, _) = other.login("root", PASSWORD).await;
+    assert_eq!(status, 429);
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn a_foreign_origin_is_refused_and_our_own_is_not(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    server.make_admin("root").await;
+    let login = |origin: &'static str| {
+        server
+            .client
+            .post(server.url("/api/auth/login"))
+            .header("origin", origin)
+            .form(&[("username", "root"), ("password", PASSWORD)])
+            .send()
+    };
+    let res = login("https://evil.example").await.expect("sent");
+    assert_eq!(res.status(), 403);
+    let body: serde_json::Value = res.json().await.expect("json");
+    assert_eq!(code(&body), "FOREIGN_ORIGIN");
+
+    let own = format!("http://{}", server.addr);
+    let res = server
+        .client
+        .post(server.url("/api/auth/login"))
+        .header("origin", own)
+        .form(&[("username", "root"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 200);
+
+    let res = server
+        .client
+        .post(server.url("/api/auth/logout"))
+        .header("referer", "https://evil.example/page")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 403, "a foreign Referer counts too");
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn the_gate_answers_with_the_right_code(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let anonymous = server.browser();
+    let (status, body) = anonymous
+        .call("admin/users/list", &[("query[page]", "1")])
+        .await;
+    assert_eq!((status.as_u16(), code(&body)), (401, "UNAUTHENTICATED"));
+
+    let admin = server.admin("root").await;
+    let bob = server.user(&admin, "bob").await;
+    let (status, body) = bob.call("admin/users/list", &[("query[page]", "1")]).await;
+    assert_eq!((status.as_u16(), code(&body)), (403, "ACCESS_DENIED"));
+    let (status, _) = bob.call("auth/sessions", &[]).await;
+    assert_eq!(status, 200, "ordinary calls pass");
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn a_forced_password_change_blocks_everything_but_who_am_i_logout_and_the_change(
+    pool: PgPool,
+) {
+    let server = TestServer::start(pool).await;
+    let admin = server.admin("root").await;
+    let _bob = server.user(&admin, "bob").await;
+    let bob_id = admin.user_id("bob").await;
+    let (status, body) = admin
+        .call("admin/users/reset-password", &[("id", &bob_id)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let one_time = body["password"]
+        .as_str()
+        .expect("one-time password")
+        .to_owned();
+
+    let bob = server.browser();
+    bob.login_ok("bob", &one_time).await;
+    let (status, me) = bob.me().await;
+    assert_eq!(status, 200);
+    assert_eq!(me["must_change_password"], true);
+    let (status, body) = bob.call("auth/sessions", &[]).await;
+    assert_eq!(
+        (status.as_u16(), code(&body)),
+        (403, "PASSWORD_CHANGE_REQUIRED")
+    );
+
+    let (status, body) = bob
+        .call(
+            "auth/password",
+            &[
+                ("current", &one_time),
+                ("new_password", "bob's own passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = bob.call("auth/sessions", &[]).await;
+    assert_eq!(status, 200, "free again after the change");
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn changing_the_password_checks_it_and_ends_other_sessions(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let admin = server.admin("root").await;
+    let bob = server.user(&admin, "bob").await;
+    let other = server.browser();
+    other.login_ok("bob", PASSWORD).await;
+
+    let cases = [
+        ("wrong current!", "a fine new passphrase", "current"),
+        (PASSWORD, "short", "new_password"),
+        (PASSWORD, "password123", "new_password"),
+        (PASSWORD, PASSWORD, "new_password"),
+    ];
+    for (current, new, field) in cases {
+        let (status, body) = bob
+            .call(
+                "auth/password",
+                &[("current", current), ("new_password", new)],
+            )
+            .await;
+        assert_eq!(status, 422, "{new}: {body}");
+        assert_eq!(body["field"], field, "{body}");
+    }
+
+    let before = bob.session_cookie();
+    let (status, body) = bob
+        .call(
+            "auth/password",
+            &[
+                ("current", PASSWORD),
+                ("new_password", "a fine new passphrase"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_ne!(
+        bob.session_cookie(),
+        before,
+        "the session id changes with the password"
+    );
+    assert_eq!(
+        bob.me().await.1["username"],
+        "bob",
+        "this session carries on"
+    );
+    assert!(other.me().await.1.is_null(), "the other session ended");
+    let (status, _) = server.browser().login("bob", PASSWORD).await;
+    assert_eq!(status, 401, "the old password is gone");
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn disabling_ends_every_session_of_the_user_at_once(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let admin = server.admin("root").await;
+    let bob = server.user(&admin, "bob").await;
+    let bob2 = server.browser();
+    bob2.login_ok("bob", PASSWORD).await;
+    let bob_id = admin.user_id("bob").await;
+
+    let (status, body) = admin
+        .call(
+            "admin/users/status",
+            &[("id", &bob_id), ("status", "disabled")],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "disabled");
+
+    for session in [&bob, &bob2] {
+        let (status, body) = session.call("auth/sessions", &[]).await;
+        assert_eq!((status.as_u16(), code(&body)), (403, "USER_DISABLED"));
+        let (status, body) = session.me().await;
+        assert_eq!(status, 200);
+        assert!(
+            body.is_null(),
+            "after the disabled answer the session is gone: {body}"
+        );
+    }
+
+    // Enabling again does not bring old sessions back.
+    let (status, _) = admin
+        .call(
+            "admin/users/status",
+            &[("id", &bob_id), ("status", "active")],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let open: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.username = 'bob'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("count");
+    assert_eq!(open, 0);
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn sign_out_everywhere_ends_all_sessions(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let admin = server.admin("root").await;
+    let bob = server.user(&admin, "bob").await;
+    let bob2 = server.browser();
+    bob2.login_ok("bob", PASSWORD).await;
+    let (status, body) = bob.call("auth/sign-out-everywhere", &[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(body, 2, "both sessions ended");
+    assert!(bob.me().await.1.is_null());
+    assert!(bob2.me().await.1.is_null());
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn a_session_past_its_absolute_lifetime_ends(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let admin = server.admin("root").await;
+    sqlx::query(
+        "UPDATE sessions SET data = jsonb_set(data, '{clawloops.login_at}', to_jsonb(extract(epoch from now() - interval '8 days')::bigint))",
+    )
+    .execute(&pool)
+    .await
+    .expect("age the session");
+    let (status, body) = admin
+        .call("admin/users/list", &[("query[page]", "1")])
+        .await;
+    assert_eq!((status.as_u16(), code(&body)), (401, "UNAUTHENTICATED"));
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn logout_ends_the_session(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let admin = server.admin("root").await;
+    let (status, _) = admin.call("auth/logout", &[]).await;
+    assert_eq!(status, 200);
+    assert!(admin.me().await.1.is_null());
+    let (status, _) = admin.call("auth/logout", &[]).await;
+    assert_eq!(status, 200, "signing out twice is fine");
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn sign_ins_and_failures_are_audited_with_the_client_address(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    server.make_admin("root").await;
+    let browser = server.browser();
+    browser.login("root", "wrong password!").await;
+    browser.login_ok("root", PASSWORD).await;
+    let rows: Vec<(String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT action, subject_name, client_addr FROM audit_events WHERE action LIKE 'login.%' ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("audit rows");
+    assert_eq!(
+        rows,
+        vec![
+            (
+                "login.failed".into(),
+                Some("root".into()),
+                Some("127.0.0.1".into())
+            ),
+            (
+                "login.succeeded".into(),
+                Some("root".into()),
+                Some("127.0.0.1".into())
+            ),
+        ]
+    );
+    let err = sqlx::query("UPDATE audit_events SET action = 'x'")
+        .execute(&pool)
+        .await
+        .expect_err("append-only");
+    assert!(err.to_string().contains("append-only"), "{err}");
+    assert!(
+        sqlx::query("DELETE FROM audit_events")
+            .execute(&pool)
+            .await
+            .is_err()
+    );
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn over_long_and_empty_sign_in_fields_are_client_errors(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    let browser = server.browser();
+    let (status, body) = browser.login("", "x").await;
+    assert_eq!(
+        (status.as_u16(), body["field"].as_str()),
+        (422, Some("username"))
+    );
+    let (status, body) = browser.login("root", "").await;
+    assert_eq!(
+        (status.as_u16(), body["field"].as_str()),
+        (422, Some("password"))
+    );
+    let long = "a".repeat(5000);
+    let (status, body) = browser.login(&long, &long).await;
+    assert_eq!((status.as_u16(), code(&body)), (401, "INVALID_CREDENTIALS"));
+    let res = server
+        .client
+        .post(server.url("/api/auth/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(vec![
+            b'u', b's', b'e', b'r', b'n', b'a', b'm', b'e', b'=', 0xff, 0xfe,
+        ])
+        .send()
+        .await
+        .expect("sent");
+    assert!(
+        res.status().is_client_error(),
+        "invalid UTF-8: {}",
+        res.status()
+    );
+}
