@@ -74,3 +74,65 @@ fn a_port_in_use_is_one_clear_message() {
     );
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn admin_create_and_reset_password_print_a_one_time_password(pool: sqlx::PgPool) {
+    use sqlx::ConnectOptions as _;
+    let url = pool.connect_options().to_url_lossy().to_string();
+    let env = [("CLAWLOOPS_DATABASE_URL", url.as_str())];
+
+    let out = clawloops(&["admin", "create", "--username", "Ops"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        stdout.contains("Created admin ops. One-time password"),
+        "{stdout}"
+    );
+    let row: (String, bool) =
+        sqlx::query_as("SELECT role, must_change_password FROM users WHERE username = 'ops'")
+            .fetch_one(&pool)
+            .await
+            .expect("created");
+    assert_eq!(row, ("admin".to_owned(), true));
+
+    let out = clawloops(&["admin", "create", "--username", "ops"], &env);
+    assert_eq!(out.status.code(), Some(1), "a second ops is refused");
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+
+    let file = tempfile::NamedTempFile::new().expect("file");
+    std::fs::write(file.path(), "too short\n").expect("write");
+    let path = file.path().to_str().expect("utf8");
+    let out = clawloops(
+        &[
+            "admin",
+            "create",
+            "--username",
+            "ops2",
+            "--password-file",
+            path,
+        ],
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("at least 10 characters"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = clawloops(&["admin", "reset-password", "--username", "OPS"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(stdout.contains("New one-time password for ops"), "{stdout}");
+    let reset: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_events WHERE action = 'password.reset' AND actor_name = 'cli'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("audited");
+    assert_eq!(reset, 1);
+
+    let out = clawloops(&["admin", "reset-password", "--username", "nobody"], &env);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+}

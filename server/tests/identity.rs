@@ -429,3 +429,39 @@ async fn over_long_and_empty_sign_in_fields_are_client_errors(pool: PgPool) {
         res.status()
     );
 }
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn repeated_failures_from_one_address_lock_that_address_for_every_username(pool: PgPool) {
+    let server = TestServer::start(pool).await;
+    server.make_admin("root").await;
+    let browser = server.browser();
+    for name in ["ann", "ben", "cid", "dan", "eve"] {
+        let (status, _) = browser.login(name, "guessing passwords").await;
+        assert_eq!(status, 401);
+    }
+    let (status, body) = browser.login("root", PASSWORD).await;
+    assert_eq!(
+        (status.as_u16(), code(&body)),
+        (429, "TOO_MANY_ATTEMPTS"),
+        "{body}"
+    );
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn the_cookie_is_secure_when_configured(pool: PgPool) {
+    let server = TestServer::start_with(pool, |settings| settings.cookie_secure = true).await;
+    server.make_admin("root").await;
+    let res = server
+        .client
+        .post(server.url("/api/auth/login"))
+        .form(&[("username", "root"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(res.status(), 200);
+    let cookie = res.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(cookie.contains("Secure"), "{cookie}");
+}

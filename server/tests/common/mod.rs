@@ -22,6 +22,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(pool: PgPool) -> TestServer {
+        Self::start_with(pool, |_| {}).await
+    }
+
+    /// Starts with settings adjusted by `adjust`.
+    pub async fn start_with(pool: PgPool, adjust: impl FnOnce(&mut Settings)) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind an ephemeral port");
@@ -29,6 +34,7 @@ impl TestServer {
         let mut settings = Settings::load(None).expect("default settings");
         settings.listen_addr = addr;
         settings.public_url = format!("http://{addr}").parse().expect("url");
+        adjust(&mut settings);
         let state = serve::server_state(&settings, pool.clone());
         tokio::spawn(async move {
             axum::serve(
