@@ -40,7 +40,7 @@ step "Checking that the committed sqlx query data (.sqlx/) matches the queries"
 cargo sqlx prepare --workspace --check -- -p app -p server --all-targets --features app/ssr
 
 step "Lints: cargo clippy (server side, then the browser build)"
-cargo clippy -p app -p server --all-targets -- -D warnings
+cargo clippy -p app -p server -p runtime-stub --all-targets -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 step "Rust tests (cargo test)"

@@ -78,6 +78,24 @@ ensure_npm_packages() {
   done
 }
 
+# Debian's Docker engine, started in the background when it is not running (no systemd needed).
+ensure_docker() {
+  if ! command -v dockerd >/dev/null; then
+    step "Installing Debian's Docker engine"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io
+  fi
+  docker info >/dev/null 2>&1 && return
+  step "Starting dockerd"
+  as_root sh -c 'nohup dockerd >/var/log/clawloops-dockerd.log 2>&1 &'
+  local i
+  for ((i = 0; i < 120; i++)); do
+    docker info >/dev/null 2>&1 && return
+    sleep 0.5
+  done
+  die "dockerd did not start; see /var/log/clawloops-dockerd.log"
+}
+
 ensure_tools() {
   ensure_debian_packages
   ensure_rust_tools

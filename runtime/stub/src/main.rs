@@ -1,0 +1,61 @@
+//! A stand-in for the OpenClaw gateway in tests and benchmarks: it listens where OpenClaw does
+//! (port 18789), answers the same health endpoints (`/healthz`, `/readyz`), becomes ready after
+//! `STUB_READY_AFTER_MS`, and exits at once on SIGTERM. Built as a static binary into a
+//! `FROM scratch` image by `scripts/build-images.sh`.
+
+use axum::{Json, Router, http::StatusCode, routing::get};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let port: u16 = std::env::var("STUB_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(18789);
+    let ready_after = Duration::from_millis(
+        std::env::var("STUB_READY_AFTER_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    );
+    let started = Instant::now();
+    let app = Router::new()
+        .route("/healthz", get(|| async { Json(json!({ "ok": true, "status": "live" })) }))
+        .route(
+            "/readyz",
+            get(move || async move { readiness(started.elapsed() >= ready_after) }),
+        )
+        .route("/", get(|| async { "ClawLoops runtime stub\n" }));
+    let listener = match tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("runtime-stub: cannot listen on port {port}: {err}");
+            std::process::exit(1);
+        }
+    };
+    eprintln!("runtime-stub: listening on port {port}");
+    let serve = axum::serve(listener, app).with_graceful_shutdown(async {
+        // As PID 1 a process ignores SIGTERM unless it handles it.
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            term.recv().await;
+        }
+    });
+    if let Err(err) = serve.await {
+        eprintln!("runtime-stub: {err}");
+        std::process::exit(1);
+    }
+}
+
+fn readiness(ready: bool) -> (StatusCode, Json<Value>) {
+    if ready {
+        (StatusCode::OK, Json(json!({ "ready": true })))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "ready": false })),
+        )
+    }
+}
