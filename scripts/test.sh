@@ -8,9 +8,13 @@ cd "$ROOT"
 
 ensure_tools
 ensure_sqlx_cli
+ensure_docker
 
 step "Formatting: cargo fmt --check"
 cargo fmt --all --check
+
+step "Runtime images (built locally once; see scripts/build-images.sh)"
+scripts/build-images.sh all
 
 step "Building the app: cargo leptos build"
 cargo leptos build
@@ -40,11 +44,11 @@ step "Checking that the committed sqlx query data (.sqlx/) matches the queries"
 cargo sqlx prepare --workspace --check -- -p app -p server --all-targets --features app/ssr
 
 step "Lints: cargo clippy (server side, then the browser build)"
-cargo clippy -p app -p server -p runtime-stub --all-targets -- -D warnings
+cargo clippy -p app -p server -p runtime-stub -p clawloops-driver --all-targets -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 step "Rust tests (cargo test)"
-cargo test -p app -p server 2>&1 | tee "$WORK/cargo-test.log"
+cargo test -p app -p server -p clawloops-driver 2>&1 | tee "$WORK/cargo-test.log"
 
 step "Browser tests (Playwright, Chromium)"
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -21,7 +21,10 @@ async fn main() {
     );
     let started = Instant::now();
     let app = Router::new()
-        .route("/healthz", get(|| async { Json(json!({ "ok": true, "status": "live" })) }))
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "ok": true, "status": "live" })) }),
+        )
         .route(
             "/readyz",
             get(move || async move { readiness(started.elapsed() >= ready_after) }),

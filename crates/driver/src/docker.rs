@@ -1,0 +1,447 @@
+//! The Docker implementation of [`RuntimeDriver`], through bollard. Docker's 404 and 409
+//! answers are outcomes here (already gone, already there), not failures.
+
+use crate::{
+    ContainerInfo, ContainerState, DriverError, Profile, RuntimeDriver, RuntimeSpec, Stats, labels,
+};
+use async_trait::async_trait;
+use bollard::Docker;
+use bollard::errors::Error as BollardError;
+use bollard::models::{
+    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, HostConfig, Mount, MountType,
+    NetworkCreateRequest, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The Docker driver. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct DockerDriver {
+    docker: Docker,
+    instance: String,
+    http: reqwest::Client,
+}
+
+impl DockerDriver {
+    /// Connects to the local engine (`DOCKER_HOST` or the default socket) and agrees on an API
+    /// version (Debian 12's engine speaks 1.41).
+    pub async fn connect(instance: &str) -> Result<Self, DriverError> {
+        let docker = Docker::connect_with_local_defaults()
+            .map_err(|e| DriverError::Unreachable(e.to_string()))?
+            .negotiate_version()
+            .await
+            .map_err(|e| DriverError::Unreachable(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .no_proxy()
+            .build()
+            .map_err(|e| DriverError::Docker(e.to_string()))?;
+        Ok(DockerDriver {
+            docker,
+            instance: instance.to_owned(),
+            http,
+        })
+    }
+
+    /// The bollard client, for tests that inspect what the driver made.
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    fn managed_filter(&self, extra: Option<(&str, &str)>) -> HashMap<String, Vec<String>> {
+        let mut wanted = vec![format!("{}={}", labels::MANAGED_BY, self.instance)];
+        if let Some((key, value)) = extra {
+            wanted.push(format!("{key}={value}"));
+        }
+        HashMap::from([("label".to_owned(), wanted)])
+    }
+}
+
+fn status_of(err: &BollardError) -> Option<u16> {
+    match err {
+        BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// Turns a bollard error into words; `image` names the image for a 404 on create.
+fn classify(err: BollardError, image: Option<&str>) -> DriverError {
+    match &err {
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => {
+            let lower = message.to_lowercase();
+            if lower.contains("no space left on device") {
+                DriverError::DiskFull(message.clone())
+            } else if *status_code == 404 && image.is_some() && lower.contains("image") {
+                DriverError::ImageMissing(image.unwrap_or_default().to_owned())
+            } else if *status_code == 409 {
+                DriverError::Conflict
+            } else {
+                DriverError::Docker(message.clone())
+            }
+        }
+        BollardError::HyperResponseError { .. }
+        | BollardError::IOError { .. }
+        | BollardError::SocketNotFoundError(_)
+        | BollardError::RequestTimeoutError => DriverError::Unreachable(err.to_string()),
+        _ => DriverError::Docker(err.to_string()),
+    }
+}
+
+fn info_from(summary: ContainerSummary) -> Option<ContainerInfo> {
+    let labels = summary.labels.unwrap_or_default();
+    let runtime_id = labels.get(labels::RUNTIME)?.clone();
+    let state = match summary.state {
+        Some(ContainerSummaryStateEnum::RUNNING) => ContainerState::Running,
+        Some(ContainerSummaryStateEnum::CREATED) => ContainerState::Created,
+        Some(ContainerSummaryStateEnum::RESTARTING) => ContainerState::Restarting,
+        Some(ContainerSummaryStateEnum::PAUSED) => ContainerState::Paused,
+        Some(ContainerSummaryStateEnum::DEAD) => ContainerState::Dead,
+        Some(ContainerSummaryStateEnum::EXITED) => {
+            ContainerState::Exited(exit_code(summary.status.as_deref().unwrap_or_default()))
+        }
+        _ => ContainerState::Other,
+    };
+    let ip = summary
+        .network_settings
+        .and_then(|n| n.networks)
+        .and_then(|networks| {
+            networks
+                .into_iter()
+                .find(|(name, _)| name.starts_with("clawloops-"))
+                .and_then(|(_, endpoint)| endpoint.ip_address)
+        })
+        .and_then(|ip| ip.parse().ok());
+    Some(ContainerInfo {
+        id: summary.id.unwrap_or_default(),
+        name: summary
+            .names
+            .and_then(|n| n.into_iter().next())
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_owned(),
+        owner: labels.get(labels::OWNER).cloned().unwrap_or_default(),
+        config_hash: labels.get(labels::CONFIG_HASH).cloned(),
+        runtime_id,
+        state,
+        image: summary.image.unwrap_or_default(),
+        ip,
+    })
+}
+
+/// `Exited (137) 3 seconds ago` → 137.
+fn exit_code(status: &str) -> i64 {
+    status
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .and_then(|(code, _)| code.parse().ok())
+        .unwrap_or(-1)
+}
+
+#[async_trait]
+impl RuntimeDriver for DockerDriver {
+    async fn prepare(&self, spec: &RuntimeSpec) -> Result<(), DriverError> {
+        let network = spec.network_name();
+        let existing = self
+            .docker
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::new()
+                    .filters(&HashMap::from([("name", vec![network.as_str()])]))
+                    .build(),
+            ))
+            .await
+            .map_err(|e| classify(e, None))?;
+        if !existing.iter().any(|n| n.name.as_deref() == Some(&network)) {
+            // Internal: no route out, and other runtimes are on other networks.
+            let request = NetworkCreateRequest {
+                name: network.clone(),
+                driver: Some("bridge".into()),
+                internal: Some(true),
+                labels: Some(spec.labels()),
+                ..Default::default()
+            };
+            match self.docker.create_network(request).await {
+                Ok(_) => {}
+                Err(e) if status_of(&e) == Some(409) => {}
+                Err(e) => return Err(classify(e, None)),
+            }
+        }
+        let volume = VolumeCreateRequest {
+            name: Some(spec.volume_name()),
+            labels: Some(spec.labels()),
+            ..Default::default()
+        };
+        // Creating an existing named volume returns it unchanged.
+        self.docker
+            .create_volume(volume)
+            .await
+            .map_err(|e| classify(e, None))?;
+        Ok(())
+    }
+
+    async fn image_present(&self, image: &str) -> Result<bool, DriverError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) if status_of(&e) == Some(404) => Ok(false),
+            Err(e) => Err(classify(e, None)),
+        }
+    }
+
+    async fn find(&self, runtime_id: &str) -> Result<Option<ContainerInfo>, DriverError> {
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&self.managed_filter(Some((labels::RUNTIME, runtime_id))))
+            .build();
+        let found = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| classify(e, None))?;
+        Ok(found.into_iter().find_map(info_from))
+    }
+
+    async fn list(&self) -> Result<Vec<ContainerInfo>, DriverError> {
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&self.managed_filter(None))
+            .build();
+        let found = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| classify(e, None))?;
+        Ok(found.into_iter().filter_map(info_from).collect())
+    }
+
+    async fn create(&self, spec: &RuntimeSpec) -> Result<ContainerInfo, DriverError> {
+        let profile = &spec.profile;
+        let mut labels = spec.labels();
+        labels.insert(labels::CONFIG_HASH.to_owned(), spec.config_hash.clone());
+        let mut mounts = vec![Mount {
+            target: Some(profile.state_mount.clone()),
+            source: Some(spec.volume_name()),
+            typ: Some(MountType::VOLUME),
+            ..Default::default()
+        }];
+        if let (Some(dir), Some(target)) = (&spec.config_dir, &profile.config_mount) {
+            mounts.push(Mount {
+                target: Some(target.clone()),
+                source: Some(dir.clone()),
+                typ: Some(MountType::BIND),
+                read_only: Some(true),
+                ..Default::default()
+            });
+        }
+        let host_config = HostConfig {
+            memory: Some(i64::from(spec.limits.memory_mb) * 1024 * 1024),
+            // No swap beyond the memory limit.
+            memory_swap: Some(i64::from(spec.limits.memory_mb) * 1024 * 1024),
+            nano_cpus: Some((spec.limits.cpus * 1e9) as i64),
+            pids_limit: Some(i64::from(spec.limits.pids)),
+            cap_drop: Some(vec!["ALL".into()]),
+            security_opt: Some(vec!["no-new-privileges:true".into()]),
+            readonly_rootfs: Some(true),
+            tmpfs: Some(profile.tmpfs.iter().cloned().collect()),
+            mounts: Some(mounts),
+            network_mode: Some(spec.network_name()),
+            ..Default::default()
+        };
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            hostname: Some(spec.hostname()),
+            user: Some(profile.user.clone()),
+            env: Some(
+                profile
+                    .env
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
+            ),
+            labels: Some(labels),
+            stop_timeout: Some(30),
+            host_config: Some(host_config),
+            ..Default::default()
+        };
+        let options = CreateContainerOptionsBuilder::new()
+            .name(&spec.container_name())
+            .build();
+        self.docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| classify(e, Some(&spec.image)))?;
+        self.find(&spec.runtime_id)
+            .await?
+            .ok_or_else(|| DriverError::Docker("the new container disappeared".into()))
+    }
+
+    async fn start(&self, container_id: &str) -> Result<(), DriverError> {
+        match self.docker.start_container(container_id, None).await {
+            Ok(()) => Ok(()),
+            // 304: already running.
+            Err(e) if status_of(&e) == Some(304) => Ok(()),
+            Err(e) => Err(classify(e, None)),
+        }
+    }
+
+    async fn stop(&self, container_id: &str, grace: Duration) -> Result<(), DriverError> {
+        let seconds = i32::try_from(grace.as_secs()).unwrap_or(30);
+        let options = StopContainerOptionsBuilder::new().t(seconds).build();
+        match self
+            .docker
+            .stop_container(container_id, Some(options))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(status_of(&e), Some(304 | 404)) => Ok(()),
+            Err(e) => Err(classify(e, None)),
+        }
+    }
+
+    async fn remove(&self, container_id: &str) -> Result<(), DriverError> {
+        let options = RemoveContainerOptionsBuilder::new().force(true).build();
+        match self
+            .docker
+            .remove_container(container_id, Some(options))
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if status_of(&e) == Some(404) => Ok(()),
+            // 409: removal already in progress.
+            Err(e) if status_of(&e) == Some(409) => Ok(()),
+            Err(e) => Err(classify(e, None)),
+        }
+    }
+
+    async fn cleanup(&self, spec: &RuntimeSpec, wipe_workspace: bool) -> Result<(), DriverError> {
+        match self.docker.remove_network(&spec.network_name()).await {
+            Ok(()) => {}
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => return Err(classify(e, None)),
+        }
+        if wipe_workspace {
+            let options = RemoveVolumeOptionsBuilder::new().force(true).build();
+            match self
+                .docker
+                .remove_volume(&spec.volume_name(), Some(options))
+                .await
+            {
+                Ok(()) => {}
+                Err(e) if status_of(&e) == Some(404) => {}
+                Err(e) => return Err(classify(e, None)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn probe(&self, container: &ContainerInfo, profile: &Profile) -> bool {
+        let Some(ip) = container.ip else {
+            return false;
+        };
+        let url = format!("http://{ip}:{}{}", profile.port, profile.ready_path);
+        // OpenClaw answers 403 (proxy attribution) to a probe from a trusted proxy without a
+        // forwarded address; a documentation-range client address avoids that.
+        self.http
+            .get(url)
+            .header("x-forwarded-for", "192.0.2.1")
+            .send()
+            .await
+            .is_ok_and(|res| res.status().is_success())
+    }
+
+    async fn logs(&self, container_id: &str, lines: usize) -> Result<Vec<String>, DriverError> {
+        let options = LogsOptionsBuilder::new()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let mut stream = self.docker.logs(container_id, Some(options));
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(output) => {
+                    let text = output.to_string();
+                    out.extend(text.lines().map(str::to_owned));
+                }
+                Err(e) if status_of(&e) == Some(404) => return Ok(Vec::new()),
+                Err(e) => return Err(classify(e, None)),
+            }
+        }
+        let skip = out.len().saturating_sub(lines);
+        Ok(out.split_off(skip))
+    }
+
+    async fn stats(&self, container_id: &str) -> Result<Stats, DriverError> {
+        let options = StatsOptionsBuilder::new().stream(false).build();
+        let mut stream = self.docker.stats(container_id, Some(options));
+        let Some(sample) = stream.next().await else {
+            return Ok(Stats::default());
+        };
+        let sample = sample.map_err(|e| classify(e, None))?;
+        let memory = sample.memory_stats.unwrap_or_default();
+        let cache = memory
+            .stats
+            .as_ref()
+            .and_then(|s| s.get("inactive_file").or_else(|| s.get("cache")).copied())
+            .unwrap_or(0);
+        let cpu = |stats: Option<bollard::models::ContainerCpuStats>| {
+            stats.map_or((0u64, 0u64, 1u32), |s| {
+                (
+                    s.cpu_usage.and_then(|u| u.total_usage).unwrap_or(0),
+                    s.system_cpu_usage.unwrap_or(0),
+                    s.online_cpus.unwrap_or(1),
+                )
+            })
+        };
+        let (total, system, cpus) = cpu(sample.cpu_stats);
+        let (pre_total, pre_system, _) = cpu(sample.precpu_stats);
+        let cpu_delta = total.saturating_sub(pre_total) as f64;
+        let system_delta = system.saturating_sub(pre_system) as f64;
+        let cpu_cores = if system_delta > 0.0 {
+            cpu_delta / system_delta * f64::from(cpus)
+        } else {
+            0.0
+        };
+        Ok(Stats {
+            memory_bytes: memory.usage.unwrap_or(0).saturating_sub(cache),
+            memory_limit_bytes: memory.limit.unwrap_or(0),
+            cpu_cores,
+        })
+    }
+}
+
+/// Names of the volumes this installation made (for tests and cleanup tools).
+pub async fn managed_volumes(driver: &DockerDriver) -> Result<Vec<String>, DriverError> {
+    let filters = driver.managed_filter(None);
+    let options = ListVolumesOptionsBuilder::new().filters(&filters).build();
+    let found = driver
+        .docker
+        .list_volumes(Some(options))
+        .await
+        .map_err(|e| classify(e, None))?;
+    Ok(found
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| v.name)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exit_code;
+
+    #[test]
+    fn exit_codes_are_read_from_docker_status_words() {
+        assert_eq!(exit_code("Exited (137) 3 seconds ago"), 137);
+        assert_eq!(exit_code("Exited (0) About a minute ago"), 0);
+        assert_eq!(exit_code("Created"), -1);
+    }
+}

@@ -1,0 +1,44 @@
+//! The runtime manager's driver: everything ClawLoops does to a container goes through the
+//! [`RuntimeDriver`] trait, and [`docker::DockerDriver`] (bollard) is the only code in the project
+//! that speaks to Docker. Orchestration (what to do when) lives elsewhere; the driver only knows
+//! how.
+
+pub mod config;
+pub mod docker;
+mod spec;
+
+pub use spec::{
+    ContainerInfo, ContainerState, DriverError, Limits, Profile, RuntimeSpec, Stats, labels,
+};
+
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// What the orchestrator can ask of a container runtime.
+#[async_trait]
+pub trait RuntimeDriver: Send + Sync + 'static {
+    /// Creates the runtime's private network and workspace volume when missing.
+    async fn prepare(&self, spec: &RuntimeSpec) -> Result<(), DriverError>;
+    /// Whether the image is available locally.
+    async fn image_present(&self, image: &str) -> Result<bool, DriverError>;
+    /// The runtime's container, if there is one.
+    async fn find(&self, runtime_id: &str) -> Result<Option<ContainerInfo>, DriverError>;
+    /// Every container this installation manages.
+    async fn list(&self) -> Result<Vec<ContainerInfo>, DriverError>;
+    /// Creates (does not start) the container for `spec`.
+    async fn create(&self, spec: &RuntimeSpec) -> Result<ContainerInfo, DriverError>;
+    /// Starts a created or stopped container.
+    async fn start(&self, container_id: &str) -> Result<(), DriverError>;
+    /// SIGTERM, then SIGKILL after `grace`. A missing or already stopped container is fine.
+    async fn stop(&self, container_id: &str, grace: Duration) -> Result<(), DriverError>;
+    /// Removes the container (forcefully). A missing container is fine.
+    async fn remove(&self, container_id: &str) -> Result<(), DriverError>;
+    /// Removes the runtime's network and, when `wipe_workspace`, its workspace volume.
+    async fn cleanup(&self, spec: &RuntimeSpec, wipe_workspace: bool) -> Result<(), DriverError>;
+    /// Whether the runtime answers its readiness endpoint now.
+    async fn probe(&self, container: &ContainerInfo, profile: &Profile) -> bool;
+    /// The last `lines` lines of the container's output.
+    async fn logs(&self, container_id: &str, lines: usize) -> Result<Vec<String>, DriverError>;
+    /// Memory and CPU use right now.
+    async fn stats(&self, container_id: &str) -> Result<Stats, DriverError>;
+}

@@ -1,0 +1,141 @@
+//! The driver's own types: what to run, what is running, and what went wrong.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// Label keys on everything ClawLoops creates in Docker.
+pub mod labels {
+    /// The installation that owns the object (its instance id).
+    pub const MANAGED_BY: &str = "org.clawloops.instance";
+    /// The runtime id.
+    pub const RUNTIME: &str = "org.clawloops.runtime";
+    /// The owning user's id.
+    pub const OWNER: &str = "org.clawloops.owner";
+    /// Hash of the rendered configuration and image the container was made from.
+    pub const CONFIG_HASH: &str = "org.clawloops.config-hash";
+}
+
+/// How a runtime image is run: its port, health path and mounts. One per image kind
+/// (OpenClaw, the tiny stub), from settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Profile {
+    /// The port the runtime listens on inside its network.
+    pub port: u16,
+    /// The path that answers 200 once the runtime can take traffic.
+    pub ready_path: String,
+    /// Where the workspace volume is mounted.
+    pub state_mount: String,
+    /// Where the rendered configuration directory is mounted read-only (when the image has one).
+    pub config_mount: Option<String>,
+    /// The user the process runs as (`uid:gid`).
+    pub user: String,
+    /// Small writable tmpfs mounts on the read-only root: path → options.
+    pub tmpfs: Vec<(String, String)>,
+    /// Environment for the process.
+    pub env: Vec<(String, String)>,
+}
+
+/// Resource limits for one container.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    pub memory_mb: u32,
+    pub cpus: f64,
+    pub pids: u32,
+}
+
+/// Everything needed to create one user's runtime container.
+#[derive(Debug, Clone)]
+pub struct RuntimeSpec {
+    /// The runtime's id (`rt-<username>`), also the base of every Docker name.
+    pub runtime_id: String,
+    /// The owning user's id.
+    pub owner: String,
+    /// The installation's id (labels tell our objects from anyone else's).
+    pub instance: String,
+    pub image: String,
+    pub profile: Profile,
+    pub limits: Limits,
+    /// Host directory with the rendered configuration (mounted read-only at
+    /// `profile.config_mount`).
+    pub config_dir: Option<String>,
+    /// Hash of configuration + image + limits: a change means the container is replaced.
+    pub config_hash: String,
+}
+
+impl RuntimeSpec {
+    /// `clawloops-<runtime id>`.
+    pub fn container_name(&self) -> String {
+        format!("clawloops-{}", self.runtime_id)
+    }
+    /// `clawloops-<runtime id>-net`: the runtime's own network.
+    pub fn network_name(&self) -> String {
+        format!("clawloops-{}-net", self.runtime_id)
+    }
+    /// `clawloops-<runtime id>-workspace`: the persistent state and workspace.
+    pub fn volume_name(&self) -> String {
+        format!("clawloops-{}-workspace", self.runtime_id)
+    }
+    /// A stable hostname: OpenClaw recognises its own lease after a hard restart by it.
+    pub fn hostname(&self) -> String {
+        format!("oc-{}", self.runtime_id.trim_start_matches("rt-"))
+    }
+    /// The labels every object of this runtime carries.
+    pub fn labels(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (labels::MANAGED_BY.to_owned(), self.instance.clone()),
+            (labels::RUNTIME.to_owned(), self.runtime_id.clone()),
+            (labels::OWNER.to_owned(), self.owner.clone()),
+        ])
+    }
+}
+
+/// A container's state as Docker reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContainerState {
+    Created,
+    Running,
+    Restarting,
+    Paused,
+    /// Stopped, with its exit code.
+    Exited(i64),
+    Dead,
+    Other,
+}
+
+/// A container ClawLoops manages.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub name: String,
+    pub runtime_id: String,
+    pub owner: String,
+    pub state: ContainerState,
+    pub config_hash: Option<String>,
+    pub image: String,
+    /// The address on the runtime's own network.
+    pub ip: Option<IpAddr>,
+}
+
+/// Resource use of one container.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Stats {
+    pub memory_bytes: u64,
+    pub memory_limit_bytes: u64,
+    /// CPU use as a share of one core (1.0 = one full core).
+    pub cpu_cores: f64,
+}
+
+/// What can go wrong, in words fit for a task's last error.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("the Docker engine cannot be reached: {0}")]
+    Unreachable(String),
+    #[error("the runtime image {0} is not available on this machine")]
+    ImageMissing(String),
+    #[error("Docker is out of disk space: {0}")]
+    DiskFull(String),
+    #[error("a container with this name already exists")]
+    Conflict,
+    #[error("Docker refused: {0}")]
+    Docker(String),
+}

@@ -1,0 +1,288 @@
+//! The Docker driver against the real engine, with the tiny runtime image
+//! (`scripts/build-images.sh stub` builds it). Each test uses its own instance id, so tests run
+//! side by side and clean up only what they made.
+
+use clawloops_driver::docker::{DockerDriver, managed_volumes};
+use clawloops_driver::{ContainerState, Limits, Profile, RuntimeDriver, RuntimeSpec};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn stub_image() -> String {
+    std::env::var("CLAWLOOPS_TEST_STUB_IMAGE")
+        .unwrap_or_else(|_| format!("clawloops/runtime-stub:{}", env!("CARGO_PKG_VERSION")))
+}
+
+fn profile() -> Profile {
+    Profile {
+        port: 18789,
+        ready_path: "/readyz".into(),
+        state_mount: "/state".into(),
+        config_mount: None,
+        user: "65534:65534".into(),
+        tmpfs: vec![("/tmp".into(), "rw,size=16m".into())],
+        env: vec![("STUB_READY_AFTER_MS".into(), "200".into())],
+    }
+}
+
+struct Fixture {
+    driver: DockerDriver,
+    instance: String,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let instance = format!("test-{}", uuid::Uuid::new_v4().simple());
+        let driver = DockerDriver::connect(&instance)
+            .await
+            .expect("Docker engine reachable");
+        assert!(
+            driver.image_present(&stub_image()).await.expect("inspect"),
+            "{} missing: run scripts/build-images.sh stub",
+            stub_image()
+        );
+        Fixture { driver, instance }
+    }
+
+    fn spec(&self, name: &str) -> RuntimeSpec {
+        RuntimeSpec {
+            runtime_id: format!("rt-{name}-{}", &self.instance[5..13]),
+            owner: format!("owner-{name}"),
+            instance: self.instance.clone(),
+            image: stub_image(),
+            profile: profile(),
+            limits: Limits {
+                memory_mb: 64,
+                cpus: 0.5,
+                pids: 64,
+            },
+            config_dir: None,
+            config_hash: "hash-1".into(),
+        }
+    }
+
+    async fn running(&self, spec: &RuntimeSpec) -> clawloops_driver::ContainerInfo {
+        self.driver.prepare(spec).await.expect("prepare");
+        let created = self.driver.create(spec).await.expect("create");
+        self.driver.start(&created.id).await.expect("start");
+        let info = self
+            .driver
+            .find(&spec.runtime_id)
+            .await
+            .expect("find")
+            .expect("exists");
+        assert_eq!(info.state, ContainerState::Running);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.driver.probe(&info, &spec.profile).await {
+            assert!(Instant::now() < deadline, "never became ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        info
+    }
+
+    async fn teardown(&self, specs: &[RuntimeSpec]) {
+        for spec in specs {
+            if let Ok(Some(info)) = self.driver.find(&spec.runtime_id).await {
+                let _ = self.driver.remove(&info.id).await;
+            }
+            let _ = self.driver.cleanup(spec, true).await;
+        }
+    }
+}
+
+fn inspect(container: &str) -> serde_json::Value {
+    let out = Command::new("docker")
+        .args(["inspect", container])
+        .output()
+        .expect("docker inspect");
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    all[0].clone()
+}
+
+#[tokio::test]
+async fn a_runtime_is_created_hardened_on_its_own_network_and_becomes_ready() {
+    let f = Fixture::new().await;
+    let spec = f.spec("hard");
+    let info = f.running(&spec).await;
+    let doc = inspect(&info.id);
+    let host = &doc["HostConfig"];
+    assert_eq!(host["ReadonlyRootfs"], true);
+    assert_eq!(host["CapDrop"][0], "ALL");
+    assert!(
+        host["SecurityOpt"]
+            .to_string()
+            .contains("no-new-privileges"),
+        "{host}"
+    );
+    assert_eq!(host["Memory"], 64 * 1024 * 1024);
+    assert_eq!(host["NanoCpus"], 500_000_000);
+    assert_eq!(host["PidsLimit"], 64);
+    assert!(
+        host["PortBindings"]
+            .as_object()
+            .is_none_or(|p| p.is_empty()),
+        "no published ports"
+    );
+    assert_eq!(host["NetworkMode"], spec.network_name());
+    assert_eq!(doc["Config"]["User"], "65534:65534");
+    assert_eq!(doc["Config"]["Hostname"], spec.hostname());
+    assert_eq!(
+        doc["Config"]["Labels"]["org.clawloops.config-hash"],
+        "hash-1"
+    );
+    let net = inspect_network(&spec.network_name());
+    assert_eq!(net["Internal"], true, "no route out of the runtime network");
+    f.teardown(&[spec]).await;
+}
+
+fn inspect_network(name: &str) -> serde_json::Value {
+    let out = Command::new("docker")
+        .args(["network", "inspect", name])
+        .output()
+        .expect("inspect");
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    all[0].clone()
+}
+
+#[tokio::test]
+async fn stop_start_remove_and_cleanup_are_idempotent_and_keep_or_wipe_the_workspace() {
+    let f = Fixture::new().await;
+    let keep = f.spec("keep");
+    let wipe = f.spec("wipe");
+    for spec in [&keep, &wipe] {
+        let info = f.running(spec).await;
+        f.driver
+            .stop(&info.id, Duration::from_secs(5))
+            .await
+            .expect("stop");
+        f.driver
+            .stop(&info.id, Duration::from_secs(5))
+            .await
+            .expect("stop twice is fine");
+        let stopped = f
+            .driver
+            .find(&spec.runtime_id)
+            .await
+            .expect("find")
+            .expect("still there");
+        assert!(
+            matches!(stopped.state, ContainerState::Exited(_)),
+            "{:?}",
+            stopped.state
+        );
+        f.driver.remove(&info.id).await.expect("remove");
+        f.driver
+            .remove(&info.id)
+            .await
+            .expect("remove twice is fine");
+        assert!(
+            f.driver
+                .find(&spec.runtime_id)
+                .await
+                .expect("find")
+                .is_none()
+        );
+    }
+    f.driver
+        .cleanup(&keep, false)
+        .await
+        .expect("cleanup keeping");
+    f.driver.cleanup(&wipe, true).await.expect("cleanup wiping");
+    let volumes = managed_volumes(&f.driver).await.expect("volumes");
+    assert!(volumes.contains(&keep.volume_name()), "{volumes:?}");
+    assert!(!volumes.contains(&wipe.volume_name()), "{volumes:?}");
+    f.teardown(&[keep, wipe]).await;
+}
+
+#[tokio::test]
+async fn a_second_create_with_the_same_name_is_a_conflict_not_a_crash() {
+    let f = Fixture::new().await;
+    let spec = f.spec("twice");
+    f.driver.prepare(&spec).await.expect("prepare");
+    f.driver.create(&spec).await.expect("first");
+    let err = f.driver.create(&spec).await.expect_err("second");
+    assert!(
+        matches!(err, clawloops_driver::DriverError::Conflict),
+        "{err}"
+    );
+    f.teardown(&[spec]).await;
+}
+
+#[tokio::test]
+async fn a_missing_image_is_named_in_the_error() {
+    let f = Fixture::new().await;
+    let mut spec = f.spec("noimg");
+    spec.image = "clawloops/no-such-image:0".into();
+    f.driver.prepare(&spec).await.expect("prepare");
+    let err = f.driver.create(&spec).await.expect_err("no image");
+    assert!(
+        matches!(err, clawloops_driver::DriverError::ImageMissing(ref image) if image == "clawloops/no-such-image:0"),
+        "{err}"
+    );
+    f.teardown(&[spec]).await;
+}
+
+#[tokio::test]
+async fn list_sees_only_this_installations_containers_and_logs_and_stats_work() {
+    let f = Fixture::new().await;
+    let other = Fixture::new().await;
+    let mine = f.spec("mine");
+    let theirs = other.spec("theirs");
+    let info = f.running(&mine).await;
+    other.running(&theirs).await;
+    let listed = f.driver.list().await.expect("list");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].runtime_id, mine.runtime_id);
+    assert_eq!(listed[0].owner, "owner-mine");
+    let logs = f.driver.logs(&info.id, 10).await.expect("logs");
+    assert!(
+        logs.iter().any(|l| l.contains("listening on port 18789")),
+        "{logs:?}"
+    );
+    let stats = f.driver.stats(&info.id).await.expect("stats");
+    assert!(stats.memory_bytes > 0, "{stats:?}");
+    assert_eq!(stats.memory_limit_bytes, 64 * 1024 * 1024);
+    f.teardown(&[mine]).await;
+    other.teardown(&[theirs]).await;
+}
+
+/// Tries a TCP connection from a throwaway container on `network` (Debian base image, bash).
+fn can_connect(network: &str, ip: std::net::IpAddr) -> bool {
+    let status = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "--network",
+            network,
+            "clawloops/debian:bookworm-min",
+            "timeout",
+            "3",
+            "bash",
+            "-c",
+        ])
+        .arg(format!("exec 3<>/dev/tcp/{ip}/18789"))
+        .status()
+        .expect("docker run");
+    status.success()
+}
+
+#[tokio::test]
+async fn two_users_runtimes_cannot_reach_each_other() {
+    let f = Fixture::new().await;
+    let (a, b) = (f.spec("alice"), f.spec("bob"));
+    let ia = f.running(&a).await;
+    let ib = f.running(&b).await;
+    let (ip_a, ip_b) = (ia.ip.expect("ip a"), ib.ip.expect("ip b"));
+    assert!(
+        can_connect(&a.network_name(), ip_a),
+        "a neighbour on A's network reaches A"
+    );
+    assert!(
+        !can_connect(&a.network_name(), ip_b),
+        "nothing on A's network reaches B"
+    );
+    assert!(
+        !can_connect(&b.network_name(), ip_a),
+        "nothing on B's network reaches A"
+    );
+    f.teardown(&[a, b]).await;
+}
