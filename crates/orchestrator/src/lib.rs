@@ -1,0 +1,269 @@
+//! The orchestrator: desired state per user, durable lifecycle tasks in PostgreSQL worked off by
+//! a bounded pool of workers, and a reconciler that keeps Docker equal to the desired state.
+//! It acts only through [`clawloops_driver::RuntimeDriver`].
+
+pub mod model;
+mod reconcile;
+mod render;
+pub mod repo;
+mod settings;
+mod worker;
+
+pub use model::{Action, DesiredState, ObservedState, Stage, TaskStatus};
+pub use reconcile::ReconcileReport;
+pub use repo::{RuntimeRow, TaskRow};
+pub use settings::RuntimeSettings;
+
+use clawloops_driver::{RuntimeDriver, Stats};
+use sqlx::{PgConnection, PgPool};
+use std::sync::Arc;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// Who a runtime belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct UserRef<'a> {
+    pub id: Uuid,
+    pub username: &'a str,
+}
+
+/// What went wrong with a request (task failures are recorded on the task instead).
+#[derive(Debug, thiserror::Error)]
+pub enum OrchestratorError {
+    #[error("this user has no runtime")]
+    NoRuntime,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Driver(#[from] clawloops_driver::DriverError),
+}
+
+/// A runtime as pages show it: the binding, its newest task, and the task's place in the queue.
+#[derive(Debug, Clone)]
+pub struct RuntimeView {
+    pub binding: RuntimeRow,
+    pub task: Option<TaskRow>,
+    /// Tasks ahead of this one in the queue, when it is queued.
+    pub queue_position: Option<i64>,
+}
+
+/// The orchestrator. Cheap to clone.
+#[derive(Clone)]
+pub struct Orchestrator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: PgPool,
+    driver: Arc<dyn RuntimeDriver>,
+    settings: RuntimeSettings,
+    instance: String,
+    worker_id: String,
+    wake: Notify,
+}
+
+impl Orchestrator {
+    /// An orchestrator for this installation (`instance` labels its Docker objects).
+    pub fn new(
+        pool: PgPool,
+        driver: Arc<dyn RuntimeDriver>,
+        settings: RuntimeSettings,
+        instance: &str,
+    ) -> Self {
+        Orchestrator {
+            inner: Arc::new(Inner {
+                pool,
+                driver,
+                settings,
+                instance: instance.to_owned(),
+                worker_id: format!("{}-{}", hostname(), Uuid::new_v4().simple()),
+                wake: Notify::new(),
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> &RuntimeSettings {
+        &self.inner.settings
+    }
+
+    pub fn driver(&self) -> &Arc<dyn RuntimeDriver> {
+        &self.inner.driver
+    }
+
+    /// The runtime id of a user: `rt-<username>` (usernames are unique and DNS-safe).
+    pub fn runtime_id(username: &str) -> String {
+        format!("rt-{}", username.replace(['.', '_'], "-"))
+    }
+
+    /// Asks for `action` on a user's runtime: records the desired state and queues the task
+    /// (joining an identical queued or running one). Wakes the workers.
+    pub async fn request(
+        &self,
+        user: UserRef<'_>,
+        action: Action,
+        wipe_workspace: bool,
+        requested_by: &str,
+    ) -> Result<TaskRow, OrchestratorError> {
+        let mut tx = self.inner.pool.begin().await?;
+        let task = self
+            .request_in(&mut tx, user, action, wipe_workspace, requested_by)
+            .await?;
+        tx.commit().await?;
+        self.wake();
+        Ok(task)
+    }
+
+    /// As [`Orchestrator::request`], inside the caller's transaction (call [`Orchestrator::wake`]
+    /// after committing).
+    pub async fn request_in(
+        &self,
+        tx: &mut PgConnection,
+        user: UserRef<'_>,
+        action: Action,
+        wipe_workspace: bool,
+        requested_by: &str,
+    ) -> Result<TaskRow, OrchestratorError> {
+        let settings = &self.inner.settings;
+        match action {
+            Action::Start | Action::Recover => {
+                repo::ensure_binding(
+                    tx,
+                    user.id,
+                    user.username,
+                    &Self::runtime_id(user.username),
+                    &settings.profile_name,
+                    &settings.image,
+                    &render::new_token(),
+                )
+                .await?;
+                repo::set_desired(tx, user.id, DesiredState::Running).await?;
+                if action == Action::Recover {
+                    repo::clear_crashes(tx, user.id).await?;
+                }
+            }
+            Action::Stop => {
+                repo::get(tx, user.id)
+                    .await?
+                    .ok_or(OrchestratorError::NoRuntime)?;
+                repo::set_desired(tx, user.id, DesiredState::Stopped).await?;
+            }
+            Action::Delete => {
+                repo::get(tx, user.id)
+                    .await?
+                    .ok_or(OrchestratorError::NoRuntime)?;
+                repo::set_desired(tx, user.id, DesiredState::Deleted).await?;
+            }
+        }
+        Ok(repo::enqueue(tx, user.id, action, wipe_workspace, requested_by).await?)
+    }
+
+    /// Lets idle workers look for work now.
+    pub fn wake(&self) {
+        self.inner.wake.notify_waiters();
+    }
+
+    /// A user's runtime with its newest task, if they have one.
+    pub async fn view(&self, user_id: Uuid) -> Result<Option<RuntimeView>, OrchestratorError> {
+        let mut conn = self.inner.pool.acquire().await?;
+        let Some(binding) = repo::get(&mut conn, user_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(self.with_task(&mut conn, binding).await?))
+    }
+
+    /// Every runtime (admin page).
+    pub async fn views(&self) -> Result<Vec<RuntimeView>, OrchestratorError> {
+        let mut conn = self.inner.pool.acquire().await?;
+        let bindings = repo::all(&mut conn).await?;
+        let mut views = Vec::with_capacity(bindings.len());
+        for binding in bindings {
+            views.push(self.with_task(&mut conn, binding).await?);
+        }
+        Ok(views)
+    }
+
+    async fn with_task(
+        &self,
+        conn: &mut PgConnection,
+        binding: RuntimeRow,
+    ) -> Result<RuntimeView, OrchestratorError> {
+        let task = repo::latest_task(conn, binding.user_id).await?;
+        let queue_position = match &task {
+            Some(t) if t.status() == TaskStatus::Queued => {
+                Some(repo::queue_position(conn, t).await?)
+            }
+            _ => None,
+        };
+        Ok(RuntimeView {
+            binding,
+            task,
+            queue_position,
+        })
+    }
+
+    /// The last lines of a user's runtime output.
+    pub async fn logs(
+        &self,
+        user_id: Uuid,
+        lines: usize,
+    ) -> Result<Vec<String>, OrchestratorError> {
+        let container = self.container_of(user_id).await?;
+        Ok(match container {
+            Some(id) => self.inner.driver.logs(&id, lines).await?,
+            None => Vec::new(),
+        })
+    }
+
+    /// Memory and CPU of a user's runtime, when it has a container.
+    pub async fn stats(&self, user_id: Uuid) -> Result<Option<Stats>, OrchestratorError> {
+        match self.container_of(user_id).await? {
+            Some(id) => Ok(Some(self.inner.driver.stats(&id).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn container_of(&self, user_id: Uuid) -> Result<Option<String>, OrchestratorError> {
+        let mut conn = self.inner.pool.acquire().await?;
+        let binding = repo::get(&mut conn, user_id)
+            .await?
+            .ok_or(OrchestratorError::NoRuntime)?;
+        Ok(self
+            .inner
+            .driver
+            .find(&binding.runtime_id)
+            .await?
+            .map(|c| c.id))
+    }
+
+    /// Starts the workers and the reconciler; they run until the returned handles are aborted.
+    pub fn spawn(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut handles: Vec<_> = (0..self.inner.settings.concurrency.max(1))
+            .map(|_| {
+                let this = self.clone();
+                tokio::spawn(async move { this.work_forever().await })
+            })
+            .collect();
+        let this = self.clone();
+        handles.push(tokio::spawn(async move { this.reconcile_forever().await }));
+        handles
+    }
+
+    async fn reconcile_forever(&self) {
+        let mut every = tokio::time::interval(self.inner.settings.reconcile_every);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match self.reconcile().await {
+                Ok(report) if report.acted() => tracing::info!(?report, "reconciled runtimes"),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "reconciler pass failed"),
+            }
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "clawloops".into())
+}

@@ -1,0 +1,183 @@
+//! The reconciler: one pass compares every binding with what Docker reports and queues what
+//! brings them together. It never touches a runtime that has a task queued or running.
+
+use crate::model::{Action, DesiredState, ObservedState};
+use crate::repo;
+use crate::{Orchestrator, OrchestratorError};
+use clawloops_driver::{ContainerInfo, ContainerState};
+use std::collections::{HashMap, HashSet};
+use time::OffsetDateTime;
+
+/// Unexpected exits within this window count towards the crash-loop guard.
+const CRASH_WINDOW_SECS: f64 = 600.0;
+/// After this many, the runtime stays in `error` until someone starts or recovers it.
+pub const CRASH_LIMIT: i32 = 5;
+/// A task whose worker died is retried this many times in all.
+const MAX_ATTEMPTS: i32 = 3;
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReconcileReport {
+    pub bindings: usize,
+    pub containers: usize,
+    pub attached: usize,
+    pub crashes: usize,
+    pub queued: usize,
+    pub orphans_removed: usize,
+    pub tasks_resumed: u64,
+    pub tasks_failed: u64,
+    pub crash_looping: usize,
+}
+
+impl ReconcileReport {
+    /// Whether the pass changed anything.
+    pub fn acted(&self) -> bool {
+        self.attached + self.crashes + self.queued + self.orphans_removed > 0
+            || self.tasks_resumed + self.tasks_failed > 0
+    }
+}
+
+/// Seconds to wait before recovering after the `n`th crash: 5, 10, 20, 40 …
+fn backoff_secs(n: i32) -> f64 {
+    5.0 * 2f64.powi((n - 1).clamp(0, 10))
+}
+
+impl Orchestrator {
+    /// One reconciliation pass.
+    pub async fn reconcile(&self) -> Result<ReconcileReport, OrchestratorError> {
+        let mut report = ReconcileReport::default();
+        let mut conn = self.inner.pool.acquire().await?;
+        let (resumed, failed) = repo::recover_abandoned(&mut conn, MAX_ATTEMPTS).await?;
+        report.tasks_resumed = resumed;
+        report.tasks_failed = failed;
+
+        let containers = self.inner.driver.list().await?;
+        report.containers = containers.len();
+        let mut by_runtime: HashMap<String, ContainerInfo> = containers
+            .into_iter()
+            .map(|c| (c.runtime_id.clone(), c))
+            .collect();
+        let bindings = repo::all(&mut conn).await?;
+        report.bindings = bindings.len();
+        let busy: HashSet<_> = repo::busy_users(&mut conn).await?.into_iter().collect();
+        let now = OffsetDateTime::now_utc();
+
+        for binding in &bindings {
+            let container = by_runtime.remove(&binding.runtime_id);
+            if busy.contains(&binding.user_id) {
+                continue;
+            }
+            let running = container
+                .as_ref()
+                .is_some_and(|c| c.state == ContainerState::Running);
+            let user = crate::UserRef {
+                id: binding.user_id,
+                username: &binding.username,
+            };
+            match binding.desired() {
+                DesiredState::Running if running => {
+                    let Some(c) = &container else { continue };
+                    if binding.observed() != ObservedState::Running
+                        || binding.container_id.as_deref() != Some(c.id.as_str())
+                    {
+                        repo::attach(&mut conn, binding.user_id, &c.id).await?;
+                        report.attached += 1;
+                    }
+                }
+                DesiredState::Running => {
+                    if binding.observed() == ObservedState::Error
+                        && binding.crash_count >= CRASH_LIMIT
+                    {
+                        report.crash_looping += 1;
+                        continue;
+                    }
+                    // It was up (or being brought up) and is not any more: a crash.
+                    if binding.observed() != ObservedState::Error
+                        || binding.next_recover_at.is_none()
+                    {
+                        let count = repo::record_crash(
+                            &mut conn,
+                            binding.user_id,
+                            CRASH_WINDOW_SECS,
+                            backoff_secs(binding.crash_count + 1),
+                        )
+                        .await?;
+                        report.crashes += 1;
+                        let exit = match container.as_ref().map(|c| c.state) {
+                            Some(ContainerState::Exited(code)) => format!(" (exit code {code})"),
+                            _ => String::new(),
+                        };
+                        let message = if count >= CRASH_LIMIT {
+                            report.crash_looping += 1;
+                            format!(
+                                "The runtime stopped unexpectedly {count} times in 10 minutes{exit}; \
+                                 automatic recovery is paused. Start or recover it to try again."
+                            )
+                        } else {
+                            format!(
+                                "The runtime stopped unexpectedly{exit}; recovering in {} seconds.",
+                                backoff_secs(count)
+                            )
+                        };
+                        repo::set_observed(
+                            &mut conn,
+                            binding.user_id,
+                            ObservedState::Error,
+                            Some(&message),
+                        )
+                        .await?;
+                    } else if binding.next_recover_at.is_some_and(|at| at <= now) {
+                        repo::enqueue(&mut conn, user.id, Action::Recover, false, "reconciler")
+                            .await?;
+                        report.queued += 1;
+                    }
+                }
+                DesiredState::Stopped => {
+                    if running {
+                        repo::enqueue(&mut conn, user.id, Action::Stop, false, "reconciler")
+                            .await?;
+                        report.queued += 1;
+                    } else if !matches!(
+                        binding.observed(),
+                        ObservedState::Stopped | ObservedState::Error
+                    ) {
+                        repo::set_observed(
+                            &mut conn,
+                            binding.user_id,
+                            ObservedState::Stopped,
+                            None,
+                        )
+                        .await?;
+                    }
+                }
+                DesiredState::Deleted => {
+                    repo::enqueue(&mut conn, user.id, Action::Delete, false, "reconciler").await?;
+                    report.queued += 1;
+                }
+            }
+        }
+
+        // Labelled containers nobody owns any more.
+        for orphan in by_runtime.into_values() {
+            tracing::info!(runtime = %orphan.runtime_id, container = %orphan.id, "removing orphan runtime container");
+            self.inner.driver.remove(&orphan.id).await?;
+            report.orphans_removed += 1;
+        }
+        if report.queued > 0 {
+            self.wake();
+        }
+        Ok(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff_secs;
+
+    #[test]
+    fn recovery_backs_off_exponentially() {
+        assert_eq!(backoff_secs(1), 5.0);
+        assert_eq!(backoff_secs(2), 10.0);
+        assert_eq!(backoff_secs(4), 40.0);
+    }
+}

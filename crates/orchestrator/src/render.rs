@@ -1,0 +1,104 @@
+//! From a binding to what the driver needs: the rendered `openclaw.json` (written atomically to
+//! the runtime's config directory) and the [`RuntimeSpec`].
+
+use crate::repo::RuntimeRow;
+use crate::settings::RuntimeSettings;
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use clawloops_driver::config::{GatewayAuth, ModelProvider, RuntimeConfig, fingerprint};
+use clawloops_driver::{Limits, RuntimeSpec};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// A fresh gateway token for one runtime (256 random bits).
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    // Without the OS generator there is no safe token; an empty one would be refused by the
+    // gateway rather than shared.
+    if getrandom::fill(&mut bytes).is_err() {
+        return String::new();
+    }
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The browser address of a user's workspace, when the entry layer routes one.
+pub fn browser_url(settings: &RuntimeSettings, username: &str) -> Option<String> {
+    settings
+        .browser_url_template
+        .as_ref()
+        .map(|t| t.replace("{user}", username))
+}
+
+/// The rendered configuration and the spec for a binding.
+pub struct Rendered {
+    pub spec: RuntimeSpec,
+    pub config: String,
+    pub config_dir: PathBuf,
+}
+
+pub fn render(settings: &RuntimeSettings, instance: &str, binding: &RuntimeRow) -> Rendered {
+    let origin = browser_url(settings, &binding.username)
+        .and_then(|u| u.split('/').take(3).collect::<Vec<_>>().join("/").into());
+    let config = RuntimeConfig {
+        port: settings.profile.port,
+        auth: GatewayAuth::Token(binding.gateway_token.clone()),
+        allowed_origins: origin.into_iter().collect(),
+        provider: ModelProvider {
+            base_url: settings.model_base_url.clone(),
+            // Until the model layer issues per-user keys, a key that names the runtime and
+            // unlocks nothing.
+            api_key: format!("clawloops-pending-{}", binding.runtime_id),
+            models: settings.models.clone(),
+        },
+    }
+    .render();
+    let limits = Limits {
+        memory_mb: binding
+            .memory_mb
+            .and_then(|m| u32::try_from(m).ok())
+            .unwrap_or(settings.limits.memory_mb),
+        cpus: binding.cpus.unwrap_or(settings.limits.cpus),
+        pids: binding
+            .pids
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or(settings.limits.pids),
+    };
+    let limits_text = format!("{}/{}/{}", limits.memory_mb, limits.cpus, limits.pids);
+    let config_hash = fingerprint(&[
+        &config,
+        &binding.image,
+        &limits_text,
+        &settings.profile_name,
+    ]);
+    let config_dir = settings.config_root.join(&binding.runtime_id);
+    Rendered {
+        spec: RuntimeSpec {
+            runtime_id: binding.runtime_id.clone(),
+            owner: binding.user_id.to_string(),
+            instance: instance.to_owned(),
+            image: binding.image.clone(),
+            profile: settings.profile.clone(),
+            limits,
+            config_dir: Some(config_dir.display().to_string()),
+            config_hash,
+        },
+        config,
+        config_dir,
+    }
+}
+
+/// Writes `openclaw.json` into `dir` atomically (temporary file, fsync, rename), readable by the
+/// runtime's user through the read-only bind mount. The root above stays private to us.
+pub fn write_config(root: &Path, dir: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o711))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    let tmp = dir.join(".openclaw.json.tmp");
+    {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+    std::fs::rename(&tmp, dir.join("openclaw.json"))
+}

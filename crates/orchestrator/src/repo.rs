@@ -1,0 +1,450 @@
+//! SQL for `runtimes` and `runtime_tasks`. Every function takes a connection, so callers can
+//! run several in one transaction.
+
+use crate::model::{Action, DesiredState, ObservedState, Stage, TaskStatus};
+use sqlx::PgConnection;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A runtime binding.
+#[derive(Debug, Clone)]
+pub struct RuntimeRow {
+    pub user_id: Uuid,
+    pub username: String,
+    pub runtime_id: String,
+    pub desired_state: String,
+    pub observed_state: String,
+    pub profile: String,
+    pub image: String,
+    pub config_hash: Option<String>,
+    pub container_id: Option<String>,
+    pub internal_endpoint: Option<String>,
+    pub browser_url: Option<String>,
+    pub retention: String,
+    pub gateway_token: String,
+    pub memory_mb: Option<i32>,
+    pub cpus: Option<f64>,
+    pub pids: Option<i32>,
+    pub last_error: Option<String>,
+    pub crash_count: i32,
+    pub crash_window_start: Option<OffsetDateTime>,
+    pub next_recover_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub ready_at: Option<OffsetDateTime>,
+}
+
+impl RuntimeRow {
+    pub fn desired(&self) -> DesiredState {
+        DesiredState::parse(&self.desired_state).unwrap_or(DesiredState::Stopped)
+    }
+    pub fn observed(&self) -> ObservedState {
+        ObservedState::parse(&self.observed_state).unwrap_or(ObservedState::Error)
+    }
+}
+
+/// A lifecycle task.
+#[derive(Debug, Clone)]
+pub struct TaskRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub action: String,
+    pub status: String,
+    pub stage: String,
+    pub stages: serde_json::Value,
+    pub wipe_workspace: bool,
+    pub error: Option<String>,
+    pub requested_by: Option<String>,
+    pub attempts: i32,
+    pub created_at: OffsetDateTime,
+    pub started_at: Option<OffsetDateTime>,
+    pub finished_at: Option<OffsetDateTime>,
+}
+
+impl TaskRow {
+    pub fn action(&self) -> Action {
+        Action::parse(&self.action).unwrap_or(Action::Start)
+    }
+    pub fn status(&self) -> TaskStatus {
+        TaskStatus::parse(&self.status).unwrap_or(TaskStatus::Failed)
+    }
+}
+
+/// The binding for a user, made on first use.
+pub async fn ensure_binding(
+    db: &mut PgConnection,
+    user_id: Uuid,
+    username: &str,
+    runtime_id: &str,
+    profile: &str,
+    image: &str,
+    token: &str,
+) -> sqlx::Result<RuntimeRow> {
+    sqlx::query_as!(
+        RuntimeRow,
+        "INSERT INTO runtimes (user_id, username, runtime_id, profile, image, gateway_token)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (user_id) DO UPDATE SET username = EXCLUDED.username
+         RETURNING user_id, username, runtime_id, desired_state, observed_state, profile, image, config_hash,
+         container_id, internal_endpoint, browser_url, retention, gateway_token, memory_mb, cpus,
+         pids, last_error, crash_count, crash_window_start, next_recover_at, created_at,
+         updated_at, ready_at",
+        user_id,
+        username,
+        runtime_id,
+        profile,
+        image,
+        token
+    )
+    .fetch_one(db)
+    .await
+}
+
+pub async fn get(db: &mut PgConnection, user_id: Uuid) -> sqlx::Result<Option<RuntimeRow>> {
+    sqlx::query_as!(
+        RuntimeRow,
+        "SELECT user_id, username, runtime_id, desired_state, observed_state, profile, image, config_hash,
+         container_id, internal_endpoint, browser_url, retention, gateway_token, memory_mb, cpus,
+         pids, last_error, crash_count, crash_window_start, next_recover_at, created_at,
+         updated_at, ready_at
+           FROM runtimes WHERE user_id = $1",
+        user_id
+    )
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn all(db: &mut PgConnection) -> sqlx::Result<Vec<RuntimeRow>> {
+    sqlx::query_as!(
+        RuntimeRow,
+        "SELECT user_id, username, runtime_id, desired_state, observed_state, profile, image, config_hash,
+         container_id, internal_endpoint, browser_url, retention, gateway_token, memory_mb, cpus,
+         pids, last_error, crash_count, crash_window_start, next_recover_at, created_at,
+         updated_at, ready_at
+           FROM runtimes ORDER BY username"
+    )
+    .fetch_all(db)
+    .await
+}
+
+pub async fn set_desired(
+    db: &mut PgConnection,
+    user_id: Uuid,
+    desired: DesiredState,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE runtimes SET desired_state = $2, updated_at = now() WHERE user_id = $1",
+        user_id,
+        desired.as_str()
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Sets the observed state; `error` replaces the last error (None clears it).
+pub async fn set_observed(
+    db: &mut PgConnection,
+    user_id: Uuid,
+    observed: ObservedState,
+    error: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE runtimes SET observed_state = $2, last_error = $3, updated_at = now() WHERE user_id = $1",
+        user_id,
+        observed.as_str(),
+        error
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// The runtime answered its health check.
+pub async fn mark_running(
+    db: &mut PgConnection,
+    user_id: Uuid,
+    container_id: &str,
+    config_hash: &str,
+    endpoint: &str,
+    browser_url: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE runtimes SET observed_state = 'running', container_id = $2, config_hash = $3,
+                internal_endpoint = $4, browser_url = $5, last_error = NULL, ready_at = now(),
+                updated_at = now()
+          WHERE user_id = $1",
+        user_id,
+        container_id,
+        config_hash,
+        endpoint,
+        browser_url
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Re-attaches a running container found by the reconciler.
+pub async fn attach(db: &mut PgConnection, user_id: Uuid, container_id: &str) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE runtimes SET observed_state = 'running', container_id = $2, updated_at = now()
+          WHERE user_id = $1",
+        user_id,
+        container_id
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Counts an unexpected exit; the window restarts when the last one is older than
+/// `window_secs`. Returns the count in the window.
+pub async fn record_crash(
+    db: &mut PgConnection,
+    user_id: Uuid,
+    window_secs: f64,
+    retry_in_secs: f64,
+) -> sqlx::Result<i32> {
+    sqlx::query_scalar!(
+        "UPDATE runtimes
+            SET crash_count = CASE WHEN crash_window_start IS NULL
+                                     OR crash_window_start < now() - make_interval(secs => $2)
+                                   THEN 1 ELSE crash_count + 1 END,
+                crash_window_start = CASE WHEN crash_window_start IS NULL
+                                            OR crash_window_start < now() - make_interval(secs => $2)
+                                          THEN now() ELSE crash_window_start END,
+                next_recover_at = now() + make_interval(secs => $3),
+                updated_at = now()
+          WHERE user_id = $1
+          RETURNING crash_count",
+        user_id,
+        window_secs,
+        retry_in_secs
+    )
+    .fetch_one(db)
+    .await
+}
+
+pub async fn clear_crashes(db: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE runtimes SET crash_count = 0, crash_window_start = NULL, next_recover_at = NULL
+          WHERE user_id = $1",
+        user_id
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn delete_binding(db: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!("DELETE FROM runtimes WHERE user_id = $1", user_id)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+macro_rules! task_query {
+    ($sql:tt $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            TaskRow,
+            "WITH t AS (" + $sql + ")
+             SELECT id, user_id, action, status, stage, stages, wipe_workspace, error, requested_by,
+                    attempts, created_at, started_at, finished_at FROM t"
+            $(, $arg)*
+        )
+    };
+}
+
+/// Queues `action` for a user, or returns the equivalent task already queued or running (so
+/// twenty clicks make one task).
+pub async fn enqueue(
+    db: &mut PgConnection,
+    user_id: Uuid,
+    action: Action,
+    wipe_workspace: bool,
+    requested_by: &str,
+) -> sqlx::Result<TaskRow> {
+    if let Some(running) = task_query!(
+        "SELECT * FROM runtime_tasks WHERE user_id = $1 AND action = $2 AND status = 'running'",
+        user_id,
+        action.as_str()
+    )
+    .fetch_optional(&mut *db)
+    .await?
+        && !wipe_workspace
+    {
+        return Ok(running);
+    }
+    task_query!(
+        "INSERT INTO runtime_tasks (user_id, action, wipe_workspace, requested_by, stages)
+         VALUES ($1, $2, $3, $4, jsonb_build_array(jsonb_build_object('stage', 'queued', 'at', now())))
+         ON CONFLICT (user_id, action) WHERE status = 'queued'
+         DO UPDATE SET wipe_workspace = runtime_tasks.wipe_workspace OR EXCLUDED.wipe_workspace
+         RETURNING *",
+        user_id,
+        action.as_str(),
+        wipe_workspace,
+        requested_by
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Takes the oldest queued task whose user has no running task, under a lease.
+pub async fn claim(
+    db: &mut PgConnection,
+    owner: &str,
+    lease_secs: f64,
+) -> sqlx::Result<Option<TaskRow>> {
+    task_query!(
+        "UPDATE runtime_tasks
+            SET status = 'running', lease_owner = $1,
+                lease_until = now() + make_interval(secs => $2),
+                started_at = coalesce(started_at, now()), attempts = attempts + 1
+          WHERE id = (
+                SELECT q.id FROM runtime_tasks q
+                 WHERE q.status = 'queued'
+                   AND NOT EXISTS (SELECT 1 FROM runtime_tasks r
+                                    WHERE r.user_id = q.user_id AND r.status = 'running')
+                 ORDER BY q.created_at
+                 LIMIT 1
+                   FOR UPDATE SKIP LOCKED)
+          RETURNING *",
+        owner,
+        lease_secs
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Extends the lease of a task this worker holds.
+pub async fn heartbeat(
+    db: &mut PgConnection,
+    id: Uuid,
+    owner: &str,
+    lease_secs: f64,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE runtime_tasks SET lease_until = now() + make_interval(secs => $3)
+          WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+        id,
+        owner,
+        lease_secs
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records that a task reached `stage`.
+pub async fn set_stage(db: &mut PgConnection, id: Uuid, stage: Stage) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE runtime_tasks
+            SET stage = $2,
+                stages = stages || jsonb_build_array(jsonb_build_object('stage', $2::text, 'at', now()))
+          WHERE id = $1",
+        id,
+        stage.as_str()
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Ends a task.
+pub async fn finish(
+    db: &mut PgConnection,
+    id: Uuid,
+    status: TaskStatus,
+    error: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE runtime_tasks
+            SET status = $2, error = $3, finished_at = now(), lease_owner = NULL, lease_until = NULL
+          WHERE id = $1",
+        id,
+        status.as_str(),
+        error
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+pub async fn get_task(db: &mut PgConnection, id: Uuid) -> sqlx::Result<Option<TaskRow>> {
+    task_query!("SELECT * FROM runtime_tasks WHERE id = $1", id)
+        .fetch_optional(db)
+        .await
+}
+
+/// The user's newest task.
+pub async fn latest_task(db: &mut PgConnection, user_id: Uuid) -> sqlx::Result<Option<TaskRow>> {
+    task_query!(
+        "SELECT * FROM runtime_tasks WHERE user_id = $1 ORDER BY created_at DESC LIMIT 1",
+        user_id
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// How many queued tasks are ahead of this one (0 = next).
+pub async fn queue_position(db: &mut PgConnection, task: &TaskRow) -> sqlx::Result<i64> {
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "ahead!" FROM runtime_tasks
+            WHERE status = 'queued' AND created_at < $1"#,
+        task.created_at
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// Users with a queued or running task (the reconciler leaves them alone).
+pub async fn busy_users(db: &mut PgConnection) -> sqlx::Result<Vec<Uuid>> {
+    sqlx::query_scalar!(
+        "SELECT DISTINCT user_id FROM runtime_tasks WHERE status IN ('queued', 'running')"
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Tasks whose worker vanished (lease ran out): back to the queue, or failed after
+/// `max_attempts`. Returns (requeued, failed).
+pub async fn recover_abandoned(
+    db: &mut PgConnection,
+    max_attempts: i32,
+) -> sqlx::Result<(u64, u64)> {
+    let failed = sqlx::query!(
+        "UPDATE runtime_tasks
+            SET status = 'failed', finished_at = now(), lease_owner = NULL, lease_until = NULL,
+                error = 'The control plane stopped while this task ran, too many times; it was given up.'
+          WHERE status = 'running' AND lease_until < now() AND attempts >= $1",
+        max_attempts
+    )
+    .execute(&mut *db)
+    .await?
+    .rows_affected();
+    // A queued twin may exist (unique per user and action): then the abandoned one just ends.
+    let merged = sqlx::query!(
+        "UPDATE runtime_tasks r
+            SET status = 'canceled', finished_at = now(), lease_owner = NULL, lease_until = NULL,
+                error = 'Replaced by an identical queued task after a control-plane restart.'
+          WHERE r.status = 'running' AND r.lease_until < now()
+            AND EXISTS (SELECT 1 FROM runtime_tasks q
+                         WHERE q.user_id = r.user_id AND q.action = r.action AND q.status = 'queued')"
+    )
+    .execute(&mut *db)
+    .await?
+    .rows_affected();
+    let requeued = sqlx::query!(
+        "UPDATE runtime_tasks
+            SET status = 'queued', lease_owner = NULL, lease_until = NULL,
+                stages = stages || jsonb_build_array(jsonb_build_object('stage', 'queued', 'at', now())),
+                stage = 'queued'
+          WHERE status = 'running' AND lease_until < now()"
+    )
+    .execute(&mut *db)
+    .await?
+    .rows_affected();
+    Ok((requeued, failed + merged))
+}

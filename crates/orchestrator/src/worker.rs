@@ -1,0 +1,301 @@
+//! The workers: claim a task, carry it out stage by stage, keep its lease alive, finish it.
+//! Every step is idempotent, so a task resumed after a crash simply runs again.
+
+use crate::model::{Action, DesiredState, ObservedState, Stage, TaskStatus};
+use crate::render::{self, browser_url};
+use crate::repo::{self, TaskRow};
+use crate::{Orchestrator, OrchestratorError};
+use clawloops_driver::{ContainerState, DriverError};
+use std::time::{Duration, Instant};
+
+/// A task's lease; renewed every third of it while the task runs.
+const LEASE: Duration = Duration::from_secs(30);
+
+/// A failure, in words for the task and the runtime's last error.
+struct Failure(String);
+
+impl From<DriverError> for Failure {
+    fn from(err: DriverError) -> Self {
+        Failure(err.to_string())
+    }
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(err: sqlx::Error) -> Self {
+        tracing::error!(error = %err, "database error in a runtime task");
+        Failure("The database failed during the task; it will be retried.".into())
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(err: std::io::Error) -> Self {
+        Failure(format!(
+            "The runtime configuration could not be written: {err}"
+        ))
+    }
+}
+
+/// Stops renewing the lease when the task ends — or when its future is dropped mid-way, as
+/// happens when the process dies: then the lease runs out and another worker resumes the task.
+struct LeaseGuard(tokio::task::JoinHandle<()>);
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+enum Outcome {
+    Done,
+    Canceled(&'static str),
+}
+
+impl Orchestrator {
+    pub(crate) async fn work_forever(&self) {
+        loop {
+            match self.run_next().await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(err) => tracing::warn!(error = %err, "runtime worker"),
+            }
+            // Sleep until woken by a request, or poll now and then (other replicas queue too).
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.inner.wake.notified()).await;
+        }
+    }
+
+    /// Claims and runs one task; `false` when there was none. Tests drive workers with it.
+    pub async fn run_next(&self) -> Result<bool, OrchestratorError> {
+        let claimed = {
+            let mut conn = self.inner.pool.acquire().await?;
+            match repo::claim(&mut conn, &self.inner.worker_id, LEASE.as_secs_f64()).await {
+                Ok(task) => task,
+                // Another worker took a twin for the same user at the same moment.
+                Err(err) if is_unique_violation(&err) => return Ok(true),
+                Err(err) => return Err(err.into()),
+            }
+        };
+        let Some(task) = claimed else {
+            return Ok(false);
+        };
+        tracing::info!(task = %task.id, action = %task.action, user = %task.user_id, "runtime task started");
+        let heartbeat = LeaseGuard(self.keep_lease(task.id));
+        let result = self.execute(&task).await;
+        drop(heartbeat);
+        let mut conn = self.inner.pool.acquire().await?;
+        match result {
+            Ok(Outcome::Done) => {
+                repo::finish(&mut conn, task.id, TaskStatus::Succeeded, None).await?;
+            }
+            Ok(Outcome::Canceled(why)) => {
+                repo::finish(&mut conn, task.id, TaskStatus::Canceled, Some(why)).await?;
+            }
+            Err(Failure(message)) => {
+                tracing::warn!(task = %task.id, %message, "runtime task failed");
+                repo::set_observed(
+                    &mut conn,
+                    task.user_id,
+                    ObservedState::Error,
+                    Some(&message),
+                )
+                .await?;
+                repo::finish(&mut conn, task.id, TaskStatus::Failed, Some(&message)).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    fn keep_lease(&self, id: uuid::Uuid) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(LEASE / 3).await;
+                if let Ok(mut conn) = this.inner.pool.acquire().await {
+                    let _ =
+                        repo::heartbeat(&mut conn, id, &this.inner.worker_id, LEASE.as_secs_f64())
+                            .await;
+                }
+            }
+        })
+    }
+
+    async fn stage(&self, task: &TaskRow, stage: Stage) -> Result<(), Failure> {
+        let mut conn = self.inner.pool.acquire().await?;
+        repo::set_stage(&mut conn, task.id, stage).await?;
+        Ok(())
+    }
+
+    async fn observe(&self, task: &TaskRow, state: ObservedState) -> Result<(), Failure> {
+        let mut conn = self.inner.pool.acquire().await?;
+        repo::set_observed(&mut conn, task.user_id, state, None).await?;
+        Ok(())
+    }
+
+    async fn execute(&self, task: &TaskRow) -> Result<Outcome, Failure> {
+        let binding = {
+            let mut conn = self.inner.pool.acquire().await?;
+            repo::get(&mut conn, task.user_id).await?
+        };
+        let Some(binding) = binding else {
+            return Ok(Outcome::Canceled("The runtime no longer exists."));
+        };
+        let desired = binding.desired();
+        match task.action() {
+            Action::Start | Action::Recover if desired != DesiredState::Running => Ok(
+                Outcome::Canceled("The runtime is no longer wanted running."),
+            ),
+            Action::Start => self.start(task, &binding, false).await,
+            Action::Recover => self.start(task, &binding, true).await,
+            Action::Stop if desired != DesiredState::Stopped => Ok(Outcome::Canceled(
+                "The runtime was started again before it stopped.",
+            )),
+            Action::Stop => self.stop(task, &binding).await,
+            Action::Delete if desired != DesiredState::Deleted => Ok(Outcome::Canceled(
+                "The runtime was started again before it was deleted.",
+            )),
+            Action::Delete => self.delete(task, &binding).await,
+        }
+    }
+
+    async fn start(
+        &self,
+        task: &TaskRow,
+        binding: &repo::RuntimeRow,
+        replace: bool,
+    ) -> Result<Outcome, Failure> {
+        let settings = &self.inner.settings;
+        let driver = &self.inner.driver;
+        self.observe(task, ObservedState::Creating).await?;
+        let rendered = render::render(settings, &self.inner.instance, binding);
+        render::write_config(
+            &settings.config_root,
+            &rendered.config_dir,
+            &rendered.config,
+        )?;
+        self.stage(task, Stage::ConfigRendered).await?;
+        let spec = &rendered.spec;
+        if !driver.image_present(&spec.image).await? {
+            return Err(DriverError::ImageMissing(spec.image.clone()).into());
+        }
+        self.stage(task, Stage::ImageReady).await?;
+        driver.prepare(spec).await?;
+
+        let existing = driver.find(&spec.runtime_id).await?;
+        let reusable = existing
+            .as_ref()
+            .filter(|c| !replace && c.config_hash.as_deref() == Some(spec.config_hash.as_str()));
+        let container = match reusable {
+            // Same configuration: keep the container (running: nothing to do; stopped: start it).
+            Some(c) => c.clone(),
+            None => {
+                if let Some(old) = &existing {
+                    driver.stop(&old.id, settings.stop_grace).await?;
+                    driver.remove(&old.id).await?;
+                }
+                match driver.create(spec).await {
+                    Ok(c) => c,
+                    // A twin of this task (another replica, a resumed run) made it first.
+                    Err(DriverError::Conflict) => {
+                        driver.find(&spec.runtime_id).await?.ok_or_else(|| {
+                            Failure("The runtime container vanished while it was created.".into())
+                        })?
+                    }
+                    Err(other) => return Err(other.into()),
+                }
+            }
+        };
+        self.stage(task, Stage::ContainerCreated).await?;
+        if container.state != ContainerState::Running {
+            driver.start(&container.id).await?;
+        }
+        self.stage(task, Stage::Started).await?;
+        self.observe(task, ObservedState::Starting).await?;
+
+        let deadline = Instant::now() + settings.ready_timeout;
+        let ready = loop {
+            let current = driver.find(&spec.runtime_id).await?;
+            match current {
+                Some(c) if c.state == ContainerState::Running => {
+                    if driver.probe(&c, &spec.profile).await {
+                        break c;
+                    }
+                }
+                Some(c) => {
+                    let tail = driver.logs(&c.id, 5).await.unwrap_or_default().join(" | ");
+                    return Err(Failure(format!(
+                        "The runtime stopped while starting ({:?}). Last output: {tail}",
+                        c.state
+                    )));
+                }
+                None => {
+                    return Err(Failure(
+                        "The runtime container disappeared while starting.".into(),
+                    ));
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(Failure(format!(
+                    "The runtime did not become ready within {} seconds.",
+                    settings.ready_timeout.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        self.stage(task, Stage::Healthy).await?;
+        let endpoint = ready
+            .ip
+            .map(|ip| format!("http://{ip}:{}", spec.profile.port))
+            .unwrap_or_default();
+        let mut conn = self.inner.pool.acquire().await?;
+        repo::mark_running(
+            &mut conn,
+            task.user_id,
+            &ready.id,
+            &spec.config_hash,
+            &endpoint,
+            browser_url(settings, &binding.username).as_deref(),
+        )
+        .await?;
+        Ok(Outcome::Done)
+    }
+
+    async fn stop(&self, task: &TaskRow, binding: &repo::RuntimeRow) -> Result<Outcome, Failure> {
+        self.observe(task, ObservedState::Stopping).await?;
+        if let Some(c) = self.inner.driver.find(&binding.runtime_id).await? {
+            self.inner
+                .driver
+                .stop(&c.id, self.inner.settings.stop_grace)
+                .await?;
+        }
+        self.stage(task, Stage::Stopped).await?;
+        self.observe(task, ObservedState::Stopped).await?;
+        Ok(Outcome::Done)
+    }
+
+    async fn delete(&self, task: &TaskRow, binding: &repo::RuntimeRow) -> Result<Outcome, Failure> {
+        let settings = &self.inner.settings;
+        self.observe(task, ObservedState::Stopping).await?;
+        let rendered = render::render(settings, &self.inner.instance, binding);
+        if let Some(c) = self.inner.driver.find(&binding.runtime_id).await? {
+            self.inner.driver.stop(&c.id, settings.stop_grace).await?;
+            self.inner.driver.remove(&c.id).await?;
+        }
+        self.stage(task, Stage::Stopped).await?;
+        let wipe = task.wipe_workspace || binding.retention == "wipe_workspace";
+        self.inner.driver.cleanup(&rendered.spec, wipe).await?;
+        match std::fs::remove_dir_all(&rendered.config_dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.stage(task, Stage::Removed).await?;
+        let mut conn = self.inner.pool.acquire().await?;
+        repo::delete_binding(&mut conn, task.user_id).await?;
+        Ok(Outcome::Done)
+    }
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "23505")
+}

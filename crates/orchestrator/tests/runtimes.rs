@@ -1,0 +1,517 @@
+//! The orchestrator with the real Docker engine (tiny runtime image) and a real PostgreSQL.
+
+use clawloops_driver::docker::{DockerDriver, managed_volumes};
+use clawloops_driver::{Limits, RuntimeDriver};
+use clawloops_orchestrator::{
+    Action, ObservedState, Orchestrator, RuntimeSettings, TaskStatus, UserRef, repo,
+};
+use sqlx::PgPool;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+struct Harness {
+    orchestrator: Orchestrator,
+    driver: Arc<DockerDriver>,
+    pool: PgPool,
+    instance: String,
+    config_root: tempfile::TempDir,
+}
+
+fn settings(config_root: &std::path::Path) -> RuntimeSettings {
+    RuntimeSettings {
+        profile_name: "stub".into(),
+        image: std::env::var("CLAWLOOPS_TEST_STUB_IMAGE")
+            .unwrap_or_else(|_| format!("clawloops/runtime-stub:{}", env!("CARGO_PKG_VERSION"))),
+        profile: RuntimeSettings::stub_profile(),
+        limits: Limits {
+            memory_mb: 64,
+            cpus: 0.5,
+            pids: 64,
+        },
+        config_root: config_root.to_owned(),
+        concurrency: 4,
+        ready_timeout: Duration::from_secs(20),
+        stop_grace: Duration::from_secs(5),
+        reconcile_every: Duration::from_secs(3600),
+        model_base_url: "http://gateway.invalid/v1".into(),
+        models: vec!["fake-model".into()],
+        browser_url_template: Some("http://{user}.localhost:8080/".into()),
+    }
+}
+
+impl Harness {
+    async fn new(pool: PgPool) -> Harness {
+        let instance = format!("test-{}", Uuid::new_v4().simple());
+        let config_root = tempfile::tempdir().expect("tempdir");
+        Self::with(pool, instance, config_root).await
+    }
+
+    async fn with(pool: PgPool, instance: String, config_root: tempfile::TempDir) -> Harness {
+        let driver = Arc::new(
+            DockerDriver::connect(&instance)
+                .await
+                .expect("Docker engine"),
+        );
+        let orchestrator = Orchestrator::new(
+            pool.clone(),
+            driver.clone(),
+            settings(config_root.path()),
+            &instance,
+        );
+        Harness {
+            orchestrator,
+            driver,
+            pool,
+            instance,
+            config_root,
+        }
+    }
+
+    /// The same installation after a control-plane restart.
+    async fn restarted(self) -> Harness {
+        let Harness {
+            pool,
+            instance,
+            config_root,
+            ..
+        } = self;
+        Self::with(pool, instance, config_root).await
+    }
+
+    async fn request(&self, user: (Uuid, &str), action: Action) -> repo::TaskRow {
+        self.orchestrator
+            .request(
+                UserRef {
+                    id: user.0,
+                    username: user.1,
+                },
+                action,
+                false,
+                "test",
+            )
+            .await
+            .expect("request")
+    }
+
+    /// Runs queued tasks until none is left.
+    async fn drain(&self) {
+        while self.orchestrator.run_next().await.expect("worker") {}
+    }
+
+    async fn binding(&self, user: Uuid) -> repo::RuntimeRow {
+        let mut conn = self.pool.acquire().await.expect("conn");
+        repo::get(&mut conn, user)
+            .await
+            .expect("get")
+            .expect("binding")
+    }
+
+    async fn task(&self, id: Uuid) -> repo::TaskRow {
+        let mut conn = self.pool.acquire().await.expect("conn");
+        repo::get_task(&mut conn, id)
+            .await
+            .expect("get")
+            .expect("task")
+    }
+
+    async fn containers(&self) -> Vec<clawloops_driver::ContainerInfo> {
+        self.driver.list().await.expect("list")
+    }
+
+    async fn cleanup(&self) {
+        for c in self.containers().await {
+            let _ = self.driver.remove(&c.id).await;
+        }
+        for volume in managed_volumes(&self.driver).await.unwrap_or_default() {
+            let _ = Command::new("docker")
+                .args(["volume", "rm", "-f", &volume])
+                .output();
+        }
+        let out = Command::new("docker")
+            .args([
+                "network",
+                "ls",
+                "-q",
+                "--filter",
+                &format!("label=org.clawloops.instance={}", self.instance),
+            ])
+            .output()
+            .expect("network ls");
+        for id in String::from_utf8_lossy(&out.stdout).lines() {
+            let _ = Command::new("docker").args(["network", "rm", id]).output();
+        }
+    }
+}
+
+fn user(name: &str) -> (Uuid, String) {
+    (Uuid::new_v4(), name.to_owned())
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn start_becomes_healthy_through_every_stage_and_a_second_start_changes_nothing(
+    pool: PgPool,
+) {
+    let h = Harness::new(pool).await;
+    let (id, name) = user("ana");
+    let task = h.request((id, &name), Action::Start).await;
+    h.drain().await;
+    let task = h.task(task.id).await;
+    assert_eq!(task.status(), TaskStatus::Succeeded, "{:?}", task.error);
+    let stages: Vec<String> = task
+        .stages
+        .as_array()
+        .expect("stages")
+        .iter()
+        .filter_map(|s| s["stage"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            "queued",
+            "config_rendered",
+            "image_ready",
+            "container_created",
+            "started",
+            "healthy"
+        ]
+    );
+    let binding = h.binding(id).await;
+    assert_eq!(binding.observed(), ObservedState::Running);
+    assert_eq!(
+        binding.browser_url.as_deref(),
+        Some("http://ana.localhost:8080/")
+    );
+    assert!(
+        binding
+            .internal_endpoint
+            .as_deref()
+            .is_some_and(|e| e.ends_with(":18789"))
+    );
+    let first = binding.container_id.clone().expect("container");
+
+    // The rendered configuration carries this runtime's own token.
+    let config =
+        std::fs::read_to_string(h.config_root.path().join("rt-ana/openclaw.json")).expect("config");
+    assert!(
+        config.contains(&binding.gateway_token),
+        "own token in the config"
+    );
+
+    let again = h.request((id, &name), Action::Start).await;
+    h.drain().await;
+    assert_eq!(h.task(again.id).await.status(), TaskStatus::Succeeded);
+    let binding = h.binding(id).await;
+    assert_eq!(
+        binding.container_id.as_deref(),
+        Some(first.as_str()),
+        "same container: a no-op"
+    );
+    assert_eq!(h.containers().await.len(), 1);
+    h.cleanup().await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn twenty_concurrent_starts_make_one_container(pool: PgPool) {
+    let h = Harness::new(pool).await;
+    let (id, name) = user("bo");
+    let requests = (0..20).map(|_| h.request((id, &name), Action::Start));
+    let tasks = futures_util::future::join_all(requests).await;
+    let distinct: std::collections::HashSet<_> = tasks.iter().map(|t| t.id).collect();
+    assert!(
+        distinct.len() <= 2,
+        "twenty clicks, at most one running and one queued task: {}",
+        distinct.len()
+    );
+    // Several workers at once, as in production.
+    let workers =
+        (0..4).map(|_| async { while h.orchestrator.run_next().await.expect("worker") {} });
+    futures_util::future::join_all(workers).await;
+    let containers = h.containers().await;
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    assert_eq!(h.binding(id).await.observed(), ObservedState::Running);
+    h.cleanup().await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn stop_stops_and_delete_keeps_or_wipes_the_workspace(pool: PgPool) {
+    let h = Harness::new(pool).await;
+    let (keep_id, keep) = user("cy");
+    let (wipe_id, wipe) = user("di");
+    for u in [(keep_id, keep.as_str()), (wipe_id, wipe.as_str())] {
+        h.request(u, Action::Start).await;
+    }
+    h.drain().await;
+
+    h.request((keep_id, &keep), Action::Stop).await;
+    h.drain().await;
+    assert_eq!(h.binding(keep_id).await.observed(), ObservedState::Stopped);
+    let stopped = h.driver.find("rt-cy").await.expect("find").expect("kept");
+    assert!(matches!(
+        stopped.state,
+        clawloops_driver::ContainerState::Exited(_)
+    ));
+
+    h.request((keep_id, &keep), Action::Delete).await;
+    h.orchestrator
+        .request(
+            UserRef {
+                id: wipe_id,
+                username: &wipe,
+            },
+            Action::Delete,
+            true,
+            "test",
+        )
+        .await
+        .expect("delete wiping");
+    h.drain().await;
+    assert!(h.containers().await.is_empty());
+    let volumes = managed_volumes(&h.driver).await.expect("volumes");
+    assert!(
+        volumes.iter().any(|v| v == "clawloops-rt-cy-workspace"),
+        "kept: {volumes:?}"
+    );
+    assert!(
+        !volumes.iter().any(|v| v == "clawloops-rt-di-workspace"),
+        "wiped: {volumes:?}"
+    );
+    let mut conn = h.pool.acquire().await.expect("conn");
+    assert!(
+        repo::get(&mut conn, keep_id).await.expect("get").is_none(),
+        "binding removed"
+    );
+    assert!(
+        !h.config_root.path().join("rt-di").exists(),
+        "config removed"
+    );
+    h.cleanup().await;
+}
+
+fn docker_kill(container: &str) {
+    let status = Command::new("docker")
+        .args(["kill", container])
+        .status()
+        .expect("docker kill");
+    assert!(status.success());
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_killed_runtime_is_recovered_after_a_back_off(pool: PgPool) {
+    let h = Harness::new(pool.clone()).await;
+    let (id, name) = user("ed");
+    h.request((id, &name), Action::Start).await;
+    h.drain().await;
+    let before = h.binding(id).await.container_id.expect("container");
+    docker_kill(&before);
+
+    let report = h.orchestrator.reconcile().await.expect("reconcile");
+    assert_eq!(report.crashes, 1, "{report:?}");
+    let binding = h.binding(id).await;
+    assert_eq!(binding.observed(), ObservedState::Error);
+    assert!(
+        binding
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("stopped unexpectedly")),
+        "{:?}",
+        binding.last_error
+    );
+
+    // Skip the 5 s back-off.
+    sqlx::query("UPDATE runtimes SET next_recover_at = now() WHERE user_id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .expect("due");
+    let report = h.orchestrator.reconcile().await.expect("reconcile");
+    assert_eq!(report.queued, 1, "{report:?}");
+    h.drain().await;
+    let binding = h.binding(id).await;
+    assert_eq!(binding.observed(), ObservedState::Running);
+    assert_ne!(
+        binding.container_id.as_deref(),
+        Some(before.as_str()),
+        "a fresh container"
+    );
+    assert_eq!(h.containers().await.len(), 1);
+    h.cleanup().await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn the_crash_loop_guard_stops_retrying_after_five_crashes_in_ten_minutes(pool: PgPool) {
+    let h = Harness::new(pool.clone()).await;
+    let (id, name) = user("flo");
+    h.request((id, &name), Action::Start).await;
+    h.drain().await;
+    sqlx::query(
+        "UPDATE runtimes SET crash_count = 4, crash_window_start = now() WHERE user_id = $1",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .expect("four earlier crashes");
+    docker_kill(&h.binding(id).await.container_id.expect("container"));
+    let report = h.orchestrator.reconcile().await.expect("reconcile");
+    assert_eq!(report.crash_looping, 1, "{report:?}");
+    let binding = h.binding(id).await;
+    assert_eq!(binding.observed(), ObservedState::Error);
+    assert!(
+        binding
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("5 times in 10 minutes")),
+        "{:?}",
+        binding.last_error
+    );
+    sqlx::query(
+        "UPDATE runtimes SET next_recover_at = now() - interval '1 hour' WHERE user_id = $1",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .expect("due");
+    let report = h.orchestrator.reconcile().await.expect("reconcile");
+    assert_eq!(report.queued, 0, "no more automatic retries: {report:?}");
+
+    // A person asking to recover starts over.
+    h.request((id, &name), Action::Recover).await;
+    h.drain().await;
+    assert_eq!(h.binding(id).await.observed(), ObservedState::Running);
+    assert_eq!(h.binding(id).await.crash_count, 0);
+    h.cleanup().await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn after_a_control_plane_restart_running_runtimes_are_reattached_untouched(pool: PgPool) {
+    let h = Harness::new(pool).await;
+    let (a, b) = (user("gil"), user("hu"));
+    for (id, name) in [&a, &b] {
+        h.request((*id, name), Action::Start).await;
+    }
+    h.drain().await;
+    let before: Vec<_> = h.containers().await.into_iter().map(|c| c.id).collect();
+    // The control plane lost track (as if the row had been written by a crashed process).
+    sqlx::query("UPDATE runtimes SET observed_state = 'starting', container_id = NULL")
+        .execute(&h.pool)
+        .await
+        .expect("forget");
+
+    let h = h.restarted().await;
+    let report = h.orchestrator.reconcile().await.expect("reconcile");
+    assert_eq!(report.attached, 2, "{report:?}");
+    assert_eq!(report.crashes, 0);
+    let mut after: Vec<_> = h.containers().await.into_iter().map(|c| c.id).collect();
+    let mut before = before;
+    before.sort();
+    after.sort();
+    assert_eq!(before, after, "same containers, none restarted");
+    assert_eq!(h.binding(a.0).await.observed(), ObservedState::Running);
+    h.cleanup().await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_start_interrupted_by_a_crash_finishes_after_restart_with_one_container(pool: PgPool) {
+    let h = Harness::new(pool.clone()).await;
+    let (id, name) = user("ivo");
+    let task = h.request((id, &name), Action::Start).await;
+    // A worker gets as far as creating the container, then the process dies.
+    let worker = {
+        let orchestrator = h.orchestrator.clone();
+        tokio::spawn(async move { orchestrator.run_next().await })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while h.driver.find("rt-ivo").await.expect("find").is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the container never appeared"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    worker.abort();
+    let _ = worker.await;
+    assert_eq!(
+        h.task(task.id).await.status(),
+        TaskStatus::Running,
+        "left running by the dead worker"
+    );
+    // Its lease runs out (30 s in production).
+    sqlx::query("UPDATE runtime_tasks SET lease_until = now() - interval '1 second' WHERE id = $1")
+        .bind(task.id)
+        .execute(&pool)
+        .await
+        .expect("lease ran out");
+
+    let h = h.restarted().await;
+    let report = h.orchestrator.reconcile().await.expect("reconcile");
+    assert_eq!(report.tasks_resumed, 1, "{report:?}");
+    h.drain().await;
+    let task = h.task(task.id).await;
+    assert_eq!(task.status(), TaskStatus::Succeeded, "{:?}", task.error);
+    assert_eq!(task.attempts, 2, "resumed once");
+    assert_eq!(h.containers().await.len(), 1, "exactly one container");
+    assert_eq!(h.binding(id).await.observed(), ObservedState::Running);
+    h.cleanup().await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn orphan_containers_are_removed(pool: PgPool) {
+    let h = Harness::new(pool.clone()).await;
+    let (id, name) = user("jo");
+    h.request((id, &name), Action::Start).await;
+    h.drain().await;
+    // The binding disappears behind the orchestrator's back (e.g. restored database).
+    sqlx::query("DELETE FROM runtimes WHERE user_id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .expect("forget");
+    let report = h.orchestrator.reconcile().await.expect("reconcile");
+    assert_eq!(report.orphans_removed, 1, "{report:?}");
+    assert!(h.containers().await.is_empty());
+    h.cleanup().await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_missing_image_fails_the_task_with_a_clear_error(pool: PgPool) {
+    let h = Harness::new(pool.clone()).await;
+    let (id, name) = user("kai");
+    h.request((id, &name), Action::Start).await;
+    sqlx::query("UPDATE runtimes SET image = 'clawloops/no-such-image:0' WHERE user_id = $1")
+        .bind(id)
+        .execute(&pool)
+        .await
+        .expect("bad image");
+    h.drain().await;
+    let binding = h.binding(id).await;
+    assert_eq!(binding.observed(), ObservedState::Error);
+    let error = binding.last_error.expect("error");
+    assert!(
+        error.contains("clawloops/no-such-image:0") && error.contains("not available"),
+        "{error}"
+    );
+    let mut conn = pool.acquire().await.expect("conn");
+    let task = repo::latest_task(&mut conn, id)
+        .await
+        .expect("q")
+        .expect("task");
+    assert_eq!(task.status(), TaskStatus::Failed);
+    assert_eq!(task.error.as_deref(), Some(error.as_str()));
+    h.cleanup().await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_start_requested_while_a_delete_is_queued_wins(pool: PgPool) {
+    let h = Harness::new(pool).await;
+    let (id, name) = user("lu");
+    h.request((id, &name), Action::Start).await;
+    h.drain().await;
+    let delete = h.request((id, &name), Action::Delete).await;
+    let start = h.request((id, &name), Action::Start).await;
+    h.drain().await;
+    assert_eq!(h.task(delete.id).await.status(), TaskStatus::Canceled);
+    assert_eq!(h.task(start.id).await.status(), TaskStatus::Succeeded);
+    assert_eq!(h.binding(id).await.observed(), ObservedState::Running);
+    h.cleanup().await;
+}
