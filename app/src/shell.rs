@@ -3,7 +3,7 @@ use crate::pages::{
     account::{AccountPage, PasswordPage},
     admin::{
         AdminHomePage, AuditPage, InvitationDetailPage, InvitationsPage, NewInvitationPage,
-        UserDetailPage, UsersPage,
+        RuntimesPage, UserDetailPage, UsersPage,
     },
     errors::DisabledPage,
     home::HomePage,
@@ -76,6 +76,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/invitations/new") view=NewInvitationPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/invitations/:id") view=InvitationDetailPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/runtimes") view=RuntimesPage ssr=SsrMode::Async />
                 </Routes>
             </AppShell>
         </Router>

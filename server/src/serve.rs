@@ -26,8 +26,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let database = Database::open(&settings).await?;
     first_admin(&settings, &database.pool).await?;
     app::ssr::auth::password::warm_up();
-    let state = server_state(&settings, database.pool.clone());
-    let cleanup = tokio::spawn(delete_expired_sessions(database.pool.clone()));
+    let state = server_state(&settings, database.pool.clone()).await?;
+    let mut background = state.app.orchestrator().spawn();
+    background.push(tokio::spawn(delete_expired_sessions(database.pool.clone())));
 
     tracing::info!(url = %settings.public_url, listen = %settings.listen_addr, "ClawLoops is ready");
     let served = axum::serve(
@@ -38,13 +39,21 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     .await
     .context("serving HTTP");
     tracing::info!("shutting down");
-    cleanup.abort();
+    for task in background {
+        task.abort();
+    }
     database.close().await?;
     served
 }
 
-/// The router state for a pool and these settings.
-pub fn server_state(settings: &Settings, pool: sqlx::PgPool) -> ServerState {
+/// The router state for a pool and these settings (the orchestrator's workers are not started
+/// here; [`run`] starts them).
+pub async fn server_state(settings: &Settings, pool: sqlx::PgPool) -> anyhow::Result<ServerState> {
+    let instance: uuid::Uuid = sqlx::query_scalar("SELECT id FROM instance")
+        .fetch_one(&pool)
+        .await
+        .context("reading the instance id")?;
+    let orchestrator = orchestrator(settings, pool.clone(), &instance.to_string()).await?;
     let build = crate::build_info();
     let metrics = Arc::new(HttpMetrics::new(&build));
     let config = AppConfig {
@@ -54,8 +63,9 @@ pub fn server_state(settings: &Settings, pool: sqlx::PgPool) -> ServerState {
             absolute: time::Duration::hours(i64::from(settings.session_absolute_hours)),
         },
         public_url: settings.public_url.to_string(),
+        orchestrator,
     };
-    ServerState {
+    Ok(ServerState {
         app: AppState::new(pool, config),
         leptos: leptos_options(settings),
         metrics,
@@ -64,7 +74,52 @@ pub fn server_state(settings: &Settings, pool: sqlx::PgPool) -> ServerState {
             trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
         },
         cookie_secure: settings.cookie_secure,
-    }
+    })
+}
+
+/// The runtime orchestrator with the in-process Docker driver.
+async fn orchestrator(
+    settings: &Settings,
+    pool: sqlx::PgPool,
+    instance: &str,
+) -> anyhow::Result<clawloops_orchestrator::Orchestrator> {
+    use crate::settings::RuntimeProfile;
+    use clawloops_orchestrator::RuntimeSettings as Runtime;
+    let r = &settings.runtime;
+    let driver = clawloops_driver::docker::DockerDriver::connect(instance)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let runtime = Runtime {
+        profile_name: match r.profile {
+            RuntimeProfile::Openclaw => "openclaw".into(),
+            RuntimeProfile::Stub => "stub".into(),
+        },
+        image: r.image.clone(),
+        profile: match r.profile {
+            RuntimeProfile::Openclaw => Runtime::openclaw_profile(),
+            RuntimeProfile::Stub => Runtime::stub_profile(),
+        },
+        limits: clawloops_driver::Limits {
+            memory_mb: r.memory_mb,
+            cpus: r.cpus,
+            pids: r.pids,
+        },
+        config_root: std::path::absolute(settings.data_dir.join("runtimes"))
+            .context("resolving the runtime config directory")?,
+        concurrency: r.concurrency,
+        ready_timeout: std::time::Duration::from_secs(r.ready_timeout_secs),
+        stop_grace: std::time::Duration::from_secs(30),
+        reconcile_every: std::time::Duration::from_secs(5),
+        model_base_url: r.model_gateway_url.clone(),
+        models: vec!["default".into()],
+        browser_url_template: r.browser_url.clone(),
+    };
+    Ok(clawloops_orchestrator::Orchestrator::new(
+        pool,
+        std::sync::Arc::new(driver),
+        runtime,
+        instance,
+    ))
 }
 
 /// Makes the first admin when there is none: with the password from

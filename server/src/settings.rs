@@ -32,6 +32,15 @@ const KEYS: &[&str] = &[
     "cookie_secure",
     "trusted_proxies",
     "initial_admin_password_file",
+    "runtime_profile",
+    "runtime_image",
+    "runtime_memory_mb",
+    "runtime_cpus",
+    "runtime_pids",
+    "runtime_concurrency",
+    "runtime_ready_timeout_secs",
+    "runtime_browser_url",
+    "model_gateway_url",
 ];
 
 /// How log lines are written.
@@ -75,6 +84,34 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// A file holding the first admin's password; without it a one-time password is logged.
     pub initial_admin_password_file: Option<PathBuf>,
+    /// How runtimes are run.
+    pub runtime: RuntimeSettings,
+}
+
+/// Which kind of runtime image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeProfile {
+    /// The OpenClaw gateway (production).
+    Openclaw,
+    /// The tiny stand-in (tests, benchmarks).
+    Stub,
+}
+
+/// Runtime settings.
+#[derive(Debug, Clone)]
+pub struct RuntimeSettings {
+    pub profile: RuntimeProfile,
+    pub image: String,
+    pub memory_mb: u32,
+    pub cpus: f64,
+    pub pids: u32,
+    pub concurrency: usize,
+    pub ready_timeout_secs: u64,
+    /// The workspace address with `{user}` for the username, once the entry layer routes it.
+    pub browser_url: Option<String>,
+    /// The model gateway as runtimes reach it (`…/v1`).
+    pub model_gateway_url: String,
 }
 
 /// The raw shape read from file and environment, before validation.
@@ -96,7 +133,19 @@ struct RawSettings {
     cookie_secure: Option<bool>,
     trusted_proxies: Vec<String>,
     initial_admin_password_file: Option<PathBuf>,
+    runtime_profile: RuntimeProfile,
+    runtime_image: Option<String>,
+    runtime_memory_mb: u32,
+    runtime_cpus: f64,
+    runtime_pids: u32,
+    runtime_concurrency: usize,
+    runtime_ready_timeout_secs: u64,
+    runtime_browser_url: Option<String>,
+    model_gateway_url: Option<String>,
 }
+
+/// The OpenClaw image `scripts/build-images.sh` builds (and the version it pins).
+pub const OPENCLAW_IMAGE: &str = "clawloops/openclaw:2026.9.6";
 
 impl Default for RawSettings {
     fn default() -> Self {
@@ -115,6 +164,15 @@ impl Default for RawSettings {
             cookie_secure: None,
             trusted_proxies: Vec::new(),
             initial_admin_password_file: None,
+            runtime_profile: RuntimeProfile::Openclaw,
+            runtime_image: None,
+            runtime_memory_mb: 2048,
+            runtime_cpus: 1.0,
+            runtime_pids: 512,
+            runtime_concurrency: 4,
+            runtime_ready_timeout_secs: 180,
+            runtime_browser_url: None,
+            model_gateway_url: None,
         }
     }
 }
@@ -262,7 +320,9 @@ impl RawSettings {
                 format!("{} does not exist", file.display()),
             ));
         }
+        let runtime = self.runtime_settings(&public_url)?;
         Ok(Settings {
+            runtime,
             cookie_secure: self.cookie_secure.unwrap_or(public_url.scheme() == "https"),
             session_idle_hours: self.session_idle_hours,
             session_absolute_hours: self.session_absolute_hours,
@@ -292,6 +352,78 @@ fn parse_net(text: &str) -> Result<ipnet::IpNet, SettingsError> {
                 format!("`{text}` is not an IP address or network like 172.18.0.0/16"),
             )
         })
+}
+
+impl RawSettings {
+    fn runtime_settings(&self, public_url: &url::Url) -> Result<RuntimeSettings, SettingsError> {
+        let range = |name: &str, ok: bool, rule: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(SettingsError::new(name, rule.to_owned()))
+            }
+        };
+        range(
+            "runtime_memory_mb",
+            (128..=65536).contains(&self.runtime_memory_mb),
+            "must be between 128 and 65536",
+        )?;
+        range(
+            "runtime_cpus",
+            (0.1..=64.0).contains(&self.runtime_cpus),
+            "must be between 0.1 and 64",
+        )?;
+        range(
+            "runtime_pids",
+            (32..=65536).contains(&self.runtime_pids),
+            "must be between 32 and 65536",
+        )?;
+        range(
+            "runtime_concurrency",
+            (1..=64).contains(&self.runtime_concurrency),
+            "must be between 1 and 64",
+        )?;
+        range(
+            "runtime_ready_timeout_secs",
+            (5..=3600).contains(&self.runtime_ready_timeout_secs),
+            "must be between 5 and 3600",
+        )?;
+        if let Some(template) = &self.runtime_browser_url
+            && (!template.contains("{user}")
+                || url::Url::parse(&template.replace("{user}", "u")).is_err())
+        {
+            return Err(SettingsError::new(
+                "runtime_browser_url",
+                format!(
+                    "`{template}` must be a URL containing {{user}}, like http://{{user}}.claw.example.com/"
+                ),
+            ));
+        }
+        let image = self
+            .runtime_image
+            .clone()
+            .unwrap_or_else(|| match self.runtime_profile {
+                RuntimeProfile::Openclaw => OPENCLAW_IMAGE.to_owned(),
+                RuntimeProfile::Stub => {
+                    format!("clawloops/runtime-stub:{}", env!("CARGO_PKG_VERSION"))
+                }
+            });
+        let model_gateway_url = self
+            .model_gateway_url
+            .clone()
+            .unwrap_or_else(|| format!("{}v1", public_url));
+        Ok(RuntimeSettings {
+            profile: self.runtime_profile,
+            image,
+            memory_mb: self.runtime_memory_mb,
+            cpus: self.runtime_cpus,
+            pids: self.runtime_pids,
+            concurrency: self.runtime_concurrency,
+            ready_timeout_secs: self.runtime_ready_timeout_secs,
+            browser_url: self.runtime_browser_url.clone(),
+            model_gateway_url,
+        })
+    }
 }
 
 fn parse_public_url(text: &str) -> Result<url::Url, SettingsError> {

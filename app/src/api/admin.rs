@@ -53,6 +53,8 @@ pub struct AdminOverview {
     /// Pending invitations that expire within a day.
     pub invitations_expiring: i64,
     pub recent_security: Vec<AuditEntry>,
+    /// Runtimes in error: (username, user id, what went wrong).
+    pub runtime_alerts: Vec<(String, String, String)>,
 }
 
 #[server(endpoint = "admin/overview")]

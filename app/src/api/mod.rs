@@ -3,5 +3,6 @@
 pub mod admin;
 pub mod auth;
 pub mod invitations;
+pub mod runtime;
 pub mod status;
 pub mod users;

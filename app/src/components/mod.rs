@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod format;
 pub mod layout;
+pub mod runtime;
 pub mod status;
 pub mod theme;
 pub mod ui;

@@ -1,5 +1,6 @@
 use crate::api::auth::Me;
 use crate::components::auth::RequireUser;
+use crate::components::runtime::RuntimePanel;
 use crate::components::ui::PageHeader;
 use crate::model::Role;
 use leptos::prelude::*;
@@ -25,7 +26,8 @@ fn HomeContent() -> impl IntoView {
             title=format!("Welcome, {}", me.username)
             subtitle="ClawLoops gives every member of your team their own isolated OpenClaw agent runtime, with one place to govern users, runtimes and model access."
         />
-        <div class="grid gap-4 md:grid-cols-2">
+        <RuntimePanel />
+        <div class="mt-6 grid gap-4 md:grid-cols-2">
             <a href="/account" class="card block hover:border-indigo-400">
                 <h2 class="font-medium">"Your account"</h2>
                 <p class="mt-1 text-sm text-slate-600 dark:text-slate-400">

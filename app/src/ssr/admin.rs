@@ -45,7 +45,20 @@ pub async fn overview() -> Result<AdminOverview, AppError> {
     let (invitations_pending, invitations_expiring) = invitations::pending_counts(pool, 24).await?;
     let mut conn = pool.acquire().await?;
     let recent = repo::list(&mut conn, &AuditFilter::default(), 0, 10).await?;
+    let runtime_alerts = state
+        .orchestrator()
+        .in_error()
+        .await?
+        .into_iter()
+        .map(|r| {
+            let message = r
+                .last_error
+                .unwrap_or_else(|| "The runtime is in error.".into());
+            (r.username, r.user_id.to_string(), message)
+        })
+        .collect();
     Ok(AdminOverview {
+        runtime_alerts,
         users_active,
         users_disabled,
         invitations_pending,

@@ -1,7 +1,7 @@
 //! The single place where a change to an account reaches the rest of the platform.
 //!
-//! Today that means sessions; the runtime and model-key issues add their work here (stop the
-//! user's runtime, revoke their gateway keys), inside the same transaction.
+//! Sessions and the user's runtime today; the model-key issue adds revoking gateway keys here,
+//! inside the same transaction.
 
 use super::auth::tokens;
 use super::db::{sessions, users};
@@ -9,10 +9,15 @@ use crate::AppError;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// The account was disabled. Its sessions stay in the table only so that their next request
-/// can be answered with `USER_DISABLED` (and then end); none of them passes the gate again.
-pub async fn user_disabled(_tx: &mut PgConnection, _user: Uuid) -> Result<(), AppError> {
-    Ok(())
+/// The account was disabled: its runtime stops. Its sessions stay in the table only so that
+/// their next request can be answered with `USER_DISABLED` (and then end); none of them passes
+/// the gate again.
+pub async fn user_disabled(
+    tx: &mut PgConnection,
+    user: Uuid,
+    username: &str,
+) -> Result<(), AppError> {
+    super::runtimes::stop_for_disabled(tx, user, username).await
 }
 
 /// The account was enabled again: sessions from before the disable must not come back.
@@ -28,7 +33,12 @@ pub async fn password_reset(tx: &mut PgConnection, user: Uuid) -> Result<(), App
     Ok(())
 }
 
-/// The account is about to be deleted (its sessions go with it by foreign key).
-pub async fn user_deleting(_tx: &mut PgConnection, _user: Uuid) -> Result<(), AppError> {
-    Ok(())
+/// The account is about to be deleted (its sessions go with it by foreign key): its runtime and
+/// workspace are removed.
+pub async fn user_deleting(
+    tx: &mut PgConnection,
+    user: Uuid,
+    username: &str,
+) -> Result<(), AppError> {
+    super::runtimes::delete_for_deleted(tx, user, username).await
 }

@@ -1,4 +1,5 @@
 use super::auth::SessionPolicy;
+use clawloops_orchestrator::Orchestrator;
 use sqlx::PgPool;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -25,10 +26,11 @@ struct Inner {
     started_at: OffsetDateTime,
     session_policy: SessionPolicy,
     public_url: String,
+    orchestrator: Orchestrator,
 }
 
 /// What [`AppState::new`] needs besides the pool.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppConfig {
     /// Build facts of the running binary.
     pub build: BuildInfo,
@@ -36,6 +38,8 @@ pub struct AppConfig {
     pub session_policy: SessionPolicy,
     /// Where people reach ClawLoops, without a trailing slash (for links in invitations).
     pub public_url: String,
+    /// Runtimes: desired state, tasks, reconciler.
+    pub orchestrator: Orchestrator,
 }
 
 impl AppState {
@@ -47,12 +51,18 @@ impl AppState {
             started_at: OffsetDateTime::now_utc(),
             session_policy: config.session_policy,
             public_url: config.public_url.trim_end_matches('/').to_owned(),
+            orchestrator: config.orchestrator,
         }))
     }
 
     /// Session lifetimes.
     pub fn session_policy(&self) -> SessionPolicy {
         self.0.session_policy
+    }
+
+    /// The runtime orchestrator.
+    pub fn orchestrator(&self) -> &Orchestrator {
+        &self.0.orchestrator
     }
 
     /// The public address, without a trailing slash.

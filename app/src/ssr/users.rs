@@ -147,7 +147,7 @@ pub async fn set_status(id: &str, status: UserStatus) -> Result<UserSummary, App
     if target.status != status {
         users::set_status(&mut *tx, id, status, &target.session_stamp).await?;
         match status {
-            UserStatus::Disabled => lifecycle::user_disabled(&mut tx, id).await?,
+            UserStatus::Disabled => lifecycle::user_disabled(&mut tx, id, &target.username).await?,
             UserStatus::Active => lifecycle::user_enabled(&mut tx, id).await?,
         }
         let act = match status {
@@ -227,7 +227,7 @@ pub async fn delete(id: &str) -> Result<(), AppError> {
     let id = parse_id(id, "User")?;
     let mut tx = state.pool().begin().await?;
     let target = guarded(&mut tx, &caller, id, Change::Delete).await?;
-    lifecycle::user_deleting(&mut tx, id).await?;
+    lifecycle::user_deleting(&mut tx, id, &target.username).await?;
     users::delete(&mut *tx, id).await?;
     let id_text = id.to_string();
     audit::by_caller(

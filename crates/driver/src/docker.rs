@@ -31,12 +31,18 @@ pub struct DockerDriver {
 impl DockerDriver {
     /// Connects to the local engine (`DOCKER_HOST` or the default socket) and agrees on an API
     /// version (Debian 12's engine speaks 1.41).
+    /// An engine that is down now is not fatal: every call then fails with
+    /// [`DriverError::Unreachable`], and works again once the engine is back.
     pub async fn connect(instance: &str) -> Result<Self, DriverError> {
         let docker = Docker::connect_with_local_defaults()
-            .map_err(|e| DriverError::Unreachable(e.to_string()))?
-            .negotiate_version()
-            .await
             .map_err(|e| DriverError::Unreachable(e.to_string()))?;
+        let docker = match docker.clone().negotiate_version().await {
+            Ok(negotiated) => negotiated,
+            Err(err) => {
+                tracing::warn!(error = %err, "the Docker engine is not answering yet");
+                docker
+            }
+        };
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(2))
             .no_proxy()
@@ -346,11 +352,10 @@ impl RuntimeDriver for DockerDriver {
             return false;
         };
         let url = format!("http://{ip}:{}{}", profile.port, profile.ready_path);
-        // OpenClaw answers 403 (proxy attribution) to a probe from a trusted proxy without a
-        // forwarded address; a documentation-range client address avoids that.
+        // No X-Forwarded-* headers: OpenClaw refuses forwarded requests from peers that are not
+        // its trusted proxies, and the prober (the host) never is one.
         self.http
             .get(url)
-            .header("x-forwarded-for", "192.0.2.1")
             .send()
             .await
             .is_ok_and(|res| res.status().is_success())

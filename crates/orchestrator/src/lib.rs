@@ -201,6 +201,16 @@ impl Orchestrator {
         })
     }
 
+    /// Runtimes whose last state is `error` (admin alerts).
+    pub async fn in_error(&self) -> Result<Vec<RuntimeRow>, OrchestratorError> {
+        let mut conn = self.inner.pool.acquire().await?;
+        let all = repo::all(&mut conn).await?;
+        Ok(all
+            .into_iter()
+            .filter(|b| b.observed() == ObservedState::Error)
+            .collect())
+    }
+
     /// The last lines of a user's runtime output.
     pub async fn logs(
         &self,

@@ -185,6 +185,15 @@ fn every_listed_key_is_a_real_setting() {
         ("cookie_secure", "true"),
         ("trusted_proxies", "[\"10.0.0.0/8\"]"),
         ("initial_admin_password_file", "\"/etc/hostname\""),
+        ("runtime_profile", "\"stub\""),
+        ("runtime_image", "\"img:1\""),
+        ("runtime_memory_mb", "256"),
+        ("runtime_cpus", "0.5"),
+        ("runtime_pids", "64"),
+        ("runtime_concurrency", "2"),
+        ("runtime_ready_timeout_secs", "30"),
+        ("runtime_browser_url", "\"http://{user}.localhost/\""),
+        ("model_gateway_url", "\"http://gw/v1\""),
     ];
     assert_eq!(fields.len(), KEYS.len());
     let toml: String = fields.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();

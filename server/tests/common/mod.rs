@@ -35,7 +35,10 @@ impl TestServer {
         settings.listen_addr = addr;
         settings.public_url = format!("http://{addr}").parse().expect("url");
         adjust(&mut settings);
-        let state = serve::server_state(&settings, pool.clone());
+        settings.data_dir = std::env::temp_dir().join(format!("clawloops-test-{}", addr.port()));
+        let state = serve::server_state(&settings, pool.clone())
+            .await
+            .expect("server state");
         tokio::spawn(async move {
             axum::serve(
                 listener,

@@ -28,6 +28,17 @@ fn Overview() -> impl IntoView {
             {move || Suspend::new(async move {
                 match overview.await {
                     Ok(o) => view! {
+                        {(!o.runtime_alerts.is_empty()).then(|| view! {
+                            <section role="alert" class="notice notice-error mb-6" aria-label="Runtimes needing attention">
+                                <p class="font-medium">{format!("{} runtime(s) need attention", o.runtime_alerts.len())}</p>
+                                <ul class="mt-1 list-disc pl-5">
+                                    {o.runtime_alerts.iter().map(|(name, _, message)| view! {
+                                        <li><strong>{name.clone()}</strong>": "{message.clone()}</li>
+                                    }).collect_view()}
+                                </ul>
+                                <a class="link" href="/admin/runtimes">"Open the runtimes page"</a>
+                            </section>
+                        })}
                         <div class="grid gap-4 sm:grid-cols-2 lg:grid-cols-4">
                             <Stat label="Active users" value=o.users_active href="/admin/users?status=active" />
                             <Stat label="Disabled users" value=o.users_disabled href="/admin/users?status=disabled" />

@@ -3,11 +3,13 @@
 mod audit;
 mod home;
 mod invitations;
+mod runtimes;
 mod users;
 
 pub use audit::AuditPage;
 pub use home::AdminHomePage;
 pub use invitations::{InvitationDetailPage, InvitationsPage, NewInvitationPage};
+pub use runtimes::RuntimesPage;
 pub use users::{UserDetailPage, UsersPage};
 
 use crate::api::admin::AuditEntry;
@@ -23,6 +25,7 @@ fn AdminNav() -> impl IntoView {
             <A href="/admin" exact=true attr:class="nav-link">"Overview"</A>
             <A href="/admin/users" attr:class="nav-link">"Users"</A>
             <A href="/admin/invitations" attr:class="nav-link">"Invitations"</A>
+            <A href="/admin/runtimes" attr:class="nav-link">"Runtimes"</A>
             <A href="/admin/audit" attr:class="nav-link">"Audit log"</A>
         </nav>
     }
@@ -48,6 +51,10 @@ pub fn action_label(action: &str) -> &'static str {
         "user.disabled" => "Account disabled",
         "user.role_changed" => "Role changed",
         "user.deleted" => "Account deleted",
+        "runtime.start" => "Runtime started",
+        "runtime.stop" => "Runtime stopped",
+        "runtime.recover" => "Runtime recovered",
+        "runtime.delete" => "Runtime deleted",
         _ => "Other event",
     }
 }

@@ -1,0 +1,113 @@
+//! Runtimes: the signed-in user's own, and every runtime for admins.
+
+use crate::AppError;
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// What a person can ask of a runtime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeCommand {
+    Start,
+    Stop,
+    Recover,
+    /// Remove the runtime; `wipe_workspace` also deletes the files in it.
+    Delete {
+        wipe_workspace: bool,
+    },
+}
+
+/// One step a task went through, with when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageMark {
+    pub stage: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+}
+
+/// A runtime as its card shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeCard {
+    pub runtime_id: String,
+    /// `running`, `stopped` or `deleted`: what was asked for.
+    pub desired: String,
+    /// `creating`, `starting`, `running`, `stopping`, `stopped`, `error`, `deleted`.
+    pub observed: String,
+    /// The newest task's action and status, when there is one.
+    pub task_action: Option<String>,
+    pub task_status: Option<String>,
+    pub stages: Vec<StageMark>,
+    /// Tasks ahead in the queue, while this one waits.
+    pub queue_position: Option<i64>,
+    pub last_error: Option<String>,
+    /// Where to open the workspace (only while it runs and the entry layer routes it).
+    pub browser_url: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl RuntimeCard {
+    /// A task is queued or running.
+    pub fn busy(&self) -> bool {
+        matches!(self.task_status.as_deref(), Some("queued" | "running"))
+    }
+}
+
+/// A runtime in the admin list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdminRuntime {
+    pub user_id: String,
+    pub username: String,
+    pub card: RuntimeCard,
+    pub crash_count: i32,
+    /// Stopped retrying after repeated crashes.
+    pub crash_looping: bool,
+}
+
+/// A runtime's recent output and resource use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeDetails {
+    pub logs: Vec<String>,
+    pub memory_bytes: Option<u64>,
+    pub memory_limit_bytes: Option<u64>,
+    pub cpu_cores: Option<f64>,
+}
+
+/// The caller's runtime, or `None` before the first start.
+#[server(endpoint = "runtime/mine")]
+pub async fn my_runtime() -> Result<Option<RuntimeCard>, AppError> {
+    use crate::ssr::{respond, runtimes};
+    respond(runtimes::mine().await)
+}
+
+/// Starts, stops, recovers or deletes the caller's runtime.
+#[server(endpoint = "runtime/command")]
+pub async fn command_my_runtime(command: RuntimeCommand) -> Result<Option<RuntimeCard>, AppError> {
+    use crate::ssr::{respond, runtimes};
+    respond(runtimes::command_mine(command).await)
+}
+
+/// Every runtime (admins).
+#[server(endpoint = "admin/runtimes/list")]
+pub async fn list_runtimes() -> Result<Vec<AdminRuntime>, AppError> {
+    use crate::ssr::{respond, runtimes};
+    respond(runtimes::list().await)
+}
+
+/// Acts on someone's runtime (admins).
+#[server(endpoint = "admin/runtimes/command")]
+pub async fn admin_runtime_command(
+    user_id: String,
+    command: RuntimeCommand,
+) -> Result<Option<RuntimeCard>, AppError> {
+    use crate::ssr::{respond, runtimes};
+    respond(runtimes::command_for(&user_id, command).await)
+}
+
+/// The last 200 log lines and current memory/CPU of someone's runtime (admins).
+#[server(endpoint = "admin/runtimes/details")]
+pub async fn get_runtime_details(user_id: String) -> Result<RuntimeDetails, AppError> {
+    use crate::ssr::{respond, runtimes};
+    respond(runtimes::details(&user_id).await)
+}

@@ -1,0 +1,241 @@
+//! The runtime card on the home page: state in words and colour, live progress while it
+//! starts, the last error, and the actions.
+
+use super::format;
+use super::ui::ErrorNotice;
+use crate::api::runtime::{CommandMyRuntime, RuntimeCard, RuntimeCommand, my_runtime};
+use leptos::prelude::*;
+use std::time::Duration;
+
+/// The steps of a start, with the words shown for each.
+pub const START_STEPS: &[(&str, &str)] = &[
+    ("queued", "Request received"),
+    ("config_rendered", "Configuration written"),
+    ("image_ready", "Runtime image ready"),
+    ("container_created", "Container created"),
+    ("started", "Started"),
+    ("healthy", "Answering — ready"),
+];
+
+/// The state in words, and the badge tone.
+pub fn phase(card: &RuntimeCard) -> (String, &'static str) {
+    if card.busy() {
+        let waiting = card.task_status.as_deref() == Some("queued");
+        return match (card.task_action.as_deref(), waiting, card.queue_position) {
+            (_, true, Some(n)) if n > 0 => (format!("Waiting — {n} ahead of you"), "warn"),
+            (_, true, _) => ("Waiting to begin".into(), "warn"),
+            (Some("stop"), ..) => ("Stopping…".into(), "warn"),
+            (Some("delete"), ..) => ("Removing…".into(), "warn"),
+            _ => ("Starting…".into(), "accent"),
+        };
+    }
+    match card.observed.as_str() {
+        "running" => ("Running".into(), "ok"),
+        "stopped" => ("Stopped".into(), "neutral"),
+        "error" => ("Needs attention".into(), "bad"),
+        "creating" | "starting" => ("Starting…".into(), "accent"),
+        "stopping" => ("Stopping…".into(), "warn"),
+        _ => ("Removed".into(), "neutral"),
+    }
+}
+
+/// The signed-in user's runtime card.
+#[component]
+pub fn RuntimePanel() -> impl IntoView {
+    let refresh = RwSignal::new(0u32);
+    let runtime = Resource::new(move || refresh.get(), |_| my_runtime());
+    let command = ServerAction::<CommandMyRuntime>::new();
+    let latest = RwSignal::new(None::<Option<RuntimeCard>>);
+    Effect::new(move |_| {
+        if let Some(Ok(card)) = runtime.get() {
+            latest.set(Some(card));
+        }
+    });
+    Effect::new(move |_| {
+        if let Some(Ok(card)) = command.value().get() {
+            latest.set(Some(card));
+            refresh.update(|n| *n += 1);
+        }
+    });
+    // Live: every second while something happens, every ten seconds otherwise.
+    Effect::new(move |_| {
+        let tick = RwSignal::new(0u32);
+        if let Ok(handle) = set_interval_with_handle(
+            move || {
+                tick.update(|t| *t += 1);
+                let busy = latest.with_untracked(|c| {
+                    c.as_ref().and_then(|c| c.as_ref()).is_some_and(|c| {
+                        c.busy()
+                            || matches!(c.observed.as_str(), "creating" | "starting" | "stopping")
+                    })
+                });
+                if busy || tick.get_untracked().is_multiple_of(10) {
+                    refresh.update(|n| *n += 1);
+                }
+            },
+            Duration::from_secs(1),
+        ) {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    let run = move |cmd: RuntimeCommand| {
+        command.dispatch(CommandMyRuntime { command: cmd });
+    };
+    let error = Signal::derive(move || command.value().get().and_then(Result::err));
+
+    view! {
+        <section class="card space-y-4" aria-labelledby="runtime-heading" aria-live="polite">
+            <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading your runtime…"</p> }>
+                {move || Suspend::new(async move {
+                    let card = match runtime.await {
+                        Ok(card) => card,
+                        Err(error) => return view! { <ErrorNotice error=Some(error) /> }.into_any(),
+                    };
+                    view! { <CardBody card pending=command.pending() run /> }.into_any()
+                })}
+            </Transition>
+            <ErrorNotice error=error />
+        </section>
+    }
+}
+
+#[component]
+fn CardBody(
+    card: Option<RuntimeCard>,
+    pending: Memo<bool>,
+    run: impl Fn(RuntimeCommand) + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let Some(card) = card else {
+        return view! {
+            <Header label="Not created yet".into() tone="neutral" />
+            <p class="text-sm text-slate-600 dark:text-slate-400">
+                "Your runtime is your own OpenClaw agent gateway, with a workspace that is kept between sessions. \
+                 Start it when you need it."
+            </p>
+            <div class="flex gap-2">
+                <button type="button" class="btn-primary" disabled=move || pending.get()
+                    on:click=move |_| run(RuntimeCommand::Start)>"Start my runtime"</button>
+            </div>
+        }
+        .into_any();
+    };
+    let (label, tone) = phase(&card);
+    let busy = card.busy();
+    let observed = card.observed.clone();
+    let starting = busy && matches!(card.task_action.as_deref(), Some("start" | "recover"));
+    let running = observed == "running" && !busy;
+    let can_start = !busy && matches!(observed.as_str(), "stopped" | "deleted");
+    let can_stop = !busy
+        && matches!(
+            observed.as_str(),
+            "running" | "starting" | "creating" | "error"
+        );
+    let can_recover = !busy && matches!(observed.as_str(), "running" | "error");
+    let disabled = move || pending.get();
+    view! {
+        <Header label tone />
+        {starting.then(|| view! { <Progress card=card.clone() /> })}
+        {card.last_error.clone().filter(|_| !running).map(|e| view! {
+            <div role="alert" class="notice notice-error" data-runtime-error="">{e}</div>
+        })}
+        <div class="flex flex-wrap items-center gap-2">
+            {card.browser_url.clone().map(|url| view! {
+                <a class="btn-primary" href=url target="_blank" rel="noopener">"Open workspace"</a>
+            })}
+            {can_start.then(|| view! {
+                <button type="button" class="btn-primary" disabled=disabled on:click=move |_| run(RuntimeCommand::Start)>"Start"</button>
+            })}
+            {can_recover.then(|| view! {
+                <button type="button" class="btn-secondary" disabled=disabled on:click=move |_| run(RuntimeCommand::Recover)>"Restart cleanly"</button>
+            })}
+            {can_stop.then(|| view! {
+                <button type="button" class="btn-secondary" disabled=disabled on:click=move |_| run(RuntimeCommand::Stop)>"Stop"</button>
+            })}
+            {(!busy).then(|| view! { <DeleteRuntime run pending /> })}
+        </div>
+        <p class="text-xs text-slate-500 dark:text-slate-400">
+            {format!("Runtime {} · updated {}", card.runtime_id, format::utc(card.updated_at))}
+        </p>
+    }
+    .into_any()
+}
+
+#[component]
+fn Header(label: String, tone: &'static str) -> impl IntoView {
+    let class = format!("badge badge-{tone}");
+    let state = label.clone();
+    view! {
+        <div class="flex items-center justify-between gap-2">
+            <h2 id="runtime-heading" class="text-lg font-semibold">"Your runtime"</h2>
+            <span class=class data-runtime-state=state>{label}</span>
+        </div>
+    }
+}
+
+#[component]
+fn Progress(card: RuntimeCard) -> impl IntoView {
+    let reached: Vec<String> = card.stages.iter().map(|s| s.stage.clone()).collect();
+    let current = reached.last().cloned().unwrap_or_default();
+    view! {
+        <ol class="space-y-1 text-sm" aria-label="Start progress">
+            {START_STEPS.iter().map(|(stage, words)| {
+                let mark = card.stages.iter().rev().find(|s| s.stage == *stage);
+                let done = mark.is_some();
+                let at = mark.map(|m| format::utc_time(m.at)).unwrap_or_default();
+                let next = !done && START_STEPS.iter().position(|(s, _)| *s == current.as_str())
+                    .and_then(|i| START_STEPS.get(i + 1)).is_some_and(|(s, _)| s == stage);
+                let (icon, class) = if done {
+                    ("✓", "text-emerald-700 dark:text-emerald-300")
+                } else if next {
+                    ("…", "font-medium text-indigo-700 dark:text-indigo-300")
+                } else {
+                    ("○", "text-slate-400")
+                };
+                view! {
+                    <li class=format!("flex justify-between {class}") data-stage=*stage data-done=done.to_string()>
+                        <span><span aria-hidden="true" class="inline-block w-5">{icon}</span>{*words}</span>
+                        <span class="tabular-nums text-xs">{at}</span>
+                    </li>
+                }
+            }).collect_view()}
+        </ol>
+    }
+}
+
+/// Delete, with the choice to keep or wipe the workspace.
+#[component]
+fn DeleteRuntime(
+    run: impl Fn(RuntimeCommand) + Copy + Send + Sync + 'static,
+    pending: Memo<bool>,
+) -> impl IntoView {
+    let open = RwSignal::new(false);
+    let wipe = RwSignal::new(false);
+    view! {
+        <Show
+            when=move || open.get()
+            fallback=move || view! {
+                <button type="button" class="btn-secondary" on:click=move |_| open.set(true)>"Delete…"</button>
+            }
+        >
+            <fieldset class="w-full space-y-2 rounded-lg border border-red-300 p-3 dark:border-red-800">
+                <legend class="px-1 text-sm font-medium">"Delete your runtime?"</legend>
+                <label class="flex items-center gap-2 text-sm">
+                    <input type="radio" name="wipe" checked=move || !wipe.get() on:change=move |_| wipe.set(false) />
+                    "Keep my workspace files (a new runtime will find them)"
+                </label>
+                <label class="flex items-center gap-2 text-sm">
+                    <input type="radio" name="wipe" checked=move || wipe.get() on:change=move |_| wipe.set(true) />
+                    "Delete my workspace files too (cannot be undone)"
+                </label>
+                <div class="flex gap-2">
+                    <button type="button" class="btn-danger" disabled=move || pending.get()
+                        on:click=move |_| {
+                            open.set(false);
+                            run(RuntimeCommand::Delete { wipe_workspace: wipe.get_untracked() });
+                        }>"Delete runtime"</button>
+                    <button type="button" class="btn-secondary" on:click=move |_| open.set(false)>"Cancel"</button>
+                </div>
+            </fieldset>
+        </Show>
+    }
+}

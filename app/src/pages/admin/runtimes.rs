@@ -1,0 +1,140 @@
+use super::AdminNav;
+use crate::api::runtime::{
+    AdminRuntime, AdminRuntimeCommand, RuntimeCommand, get_runtime_details, list_runtimes,
+};
+use crate::components::auth::RequireUser;
+use crate::components::runtime::phase;
+use crate::components::ui::{ConfirmButton, ErrorNotice, Loading, PageHeader};
+use leptos::prelude::*;
+use leptos_meta::Title;
+use std::time::Duration;
+
+/// Every user's runtime: states, actions, logs, memory and CPU.
+#[component]
+pub fn RuntimesPage() -> impl IntoView {
+    let refresh = RwSignal::new(0u32);
+    let runtimes = Resource::new(move || refresh.get(), |_| list_runtimes());
+    let command = ServerAction::<AdminRuntimeCommand>::new();
+    Effect::new(move |_| {
+        if command.value().get().is_some() {
+            refresh.update(|n| *n += 1);
+        }
+    });
+    Effect::new(move |_| {
+        if let Ok(handle) =
+            set_interval_with_handle(move || refresh.update(|n| *n += 1), Duration::from_secs(5))
+        {
+            on_cleanup(move || handle.clear());
+        }
+    });
+    let error = Signal::derive(move || command.value().get().and_then(Result::err));
+    view! {
+        <Title text="Runtimes" />
+        <RequireUser admin=true>
+            <PageHeader title="Runtimes".into() subtitle="Every user's OpenClaw runtime. Updates every 5 seconds." />
+            <AdminNav />
+            <ErrorNotice error=error />
+            <Transition fallback=Loading>
+                {move || Suspend::new(async move {
+                    match runtimes.await {
+                        Ok(list) if list.is_empty() => view! {
+                            <p class="card text-center text-sm text-slate-500">"Nobody has started a runtime yet."</p>
+                        }.into_any(),
+                        Ok(list) => view! {
+                            <div class="card overflow-x-auto">
+                                <table class="table">
+                                    <thead><tr><th>"User"</th><th>"State"</th><th>"Last task"</th><th>"Last error"</th><th>"Crashes"</th><th>"Actions"</th></tr></thead>
+                                    <tbody>
+                                        {list.into_iter().map(|r| view! { <Row runtime=r command /> }).collect_view()}
+                                    </tbody>
+                                </table>
+                            </div>
+                        }.into_any(),
+                        Err(error) => view! { <ErrorNotice error=Some(error) /> }.into_any(),
+                    }
+                })}
+            </Transition>
+        </RequireUser>
+    }
+}
+
+#[component]
+fn Row(runtime: AdminRuntime, command: ServerAction<AdminRuntimeCommand>) -> impl IntoView {
+    let (label, tone) = phase(&runtime.card);
+    let user = StoredValue::new(runtime.user_id.clone());
+    let send = move |cmd: RuntimeCommand| {
+        command.dispatch(AdminRuntimeCommand {
+            user_id: user.get_value(),
+            command: cmd,
+        });
+    };
+    let open = RwSignal::new(false);
+    let row_class = if runtime.crash_looping {
+        "bg-red-50 dark:bg-red-950/40"
+    } else {
+        ""
+    };
+    let task = match (&runtime.card.task_action, &runtime.card.task_status) {
+        (Some(a), Some(s)) => format!("{a}: {s}"),
+        _ => "—".into(),
+    };
+    let busy = runtime.card.busy();
+    view! {
+        <tr class=row_class data-runtime-user=runtime.username.clone()>
+            <td><a class="link" href=format!("/admin/users/{}", runtime.user_id)>{runtime.username.clone()}</a></td>
+            <td>
+                <span class=format!("badge badge-{tone}")>{label}</span>
+                {runtime.crash_looping.then(|| view! { <span class="badge badge-bad ml-1">"Crash loop"</span> })}
+            </td>
+            <td class="whitespace-nowrap">{task}</td>
+            <td class="max-w-xs text-xs">{runtime.card.last_error.clone().unwrap_or_else(|| "—".into())}</td>
+            <td class="tabular-nums">{runtime.crash_count}</td>
+            <td>
+                <div class="flex flex-wrap gap-1">
+                    <button type="button" class="btn-secondary" aria-expanded=move || open.get().to_string()
+                        on:click=move |_| open.update(|o| *o = !*o)>"Details"</button>
+                    <button type="button" class="btn-secondary" disabled=busy on:click=move |_| send(RuntimeCommand::Recover)>"Recover"</button>
+                    <ConfirmButton label="Force stop" confirm_label="Yes, stop" disabled=Signal::derive(move || busy)
+                        on_confirm=move || send(RuntimeCommand::Stop) />
+                    <ConfirmButton label="Delete" confirm_label="Yes, delete (keep files)" danger=true
+                        disabled=Signal::derive(move || busy)
+                        on_confirm=move || send(RuntimeCommand::Delete { wipe_workspace: false }) />
+                </div>
+            </td>
+        </tr>
+        <Show when=move || open.get()>
+            <tr><td colspan="6"><Details user_id=user.get_value() /></td></tr>
+        </Show>
+    }
+}
+
+#[component]
+fn Details(user_id: String) -> impl IntoView {
+    let details = Resource::new(move || user_id.clone(), get_runtime_details);
+    view! {
+        <Suspense fallback=Loading>
+            {move || Suspend::new(async move {
+                match details.await {
+                    Ok(d) => {
+                        let memory = match (d.memory_bytes, d.memory_limit_bytes) {
+                            (Some(used), Some(limit)) if limit > 0 => format!(
+                                "{:.0} MiB of {:.0} MiB", used as f64 / 1048576.0, limit as f64 / 1048576.0
+                            ),
+                            _ => "not running".into(),
+                        };
+                        let cpu = d.cpu_cores.map_or_else(|| "—".into(), |c| format!("{:.0} % of a core", c * 100.0));
+                        view! {
+                            <div class="space-y-2">
+                                <p class="text-sm">"Memory: " <strong>{memory}</strong> " · CPU: " <strong>{cpu}</strong></p>
+                                <pre class="max-h-80 overflow-auto whitespace-pre-wrap break-all rounded-lg bg-slate-950 p-3 text-xs text-slate-100" aria-label="Last 200 log lines">
+                                    {if d.logs.is_empty() { "No output.".to_owned() } else { d.logs.join("\n") }}
+                                </pre>
+                            </div>
+                        }.into_any()
+                    }
+                    Err(error) => view! { <ErrorNotice error=Some(error) /> }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}

@@ -1,0 +1,220 @@
+//! Runtime server functions over the orchestrator.
+
+use super::audit::{self, Subject};
+use super::auth::gate::{self, Caller};
+use super::db::users;
+use super::{app_state, parse_id};
+use crate::AppError;
+use crate::api::runtime::{AdminRuntime, RuntimeCard, RuntimeCommand, RuntimeDetails, StageMark};
+use clawloops_orchestrator::{Action, ObservedState, OrchestratorError, RuntimeView, UserRef};
+use uuid::Uuid;
+
+/// How many log lines admins see.
+const LOG_LINES: usize = 200;
+/// Crashes after which automatic recovery pauses (the orchestrator's guard).
+const CRASH_LIMIT: i32 = 5;
+
+impl From<OrchestratorError> for AppError {
+    fn from(err: OrchestratorError) -> Self {
+        match err {
+            OrchestratorError::NoRuntime => AppError::NotFound {
+                what: "Runtime".into(),
+            },
+            OrchestratorError::Database(e) => AppError::from(e),
+            OrchestratorError::Driver(e) => {
+                tracing::warn!(error = %e, "runtime driver");
+                AppError::Unavailable
+            }
+        }
+    }
+}
+
+fn card(view: RuntimeView) -> RuntimeCard {
+    let b = view.binding;
+    let stages = view
+        .task
+        .as_ref()
+        .and_then(|t| t.stages.as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|s| {
+            let stage = s["stage"].as_str()?.to_owned();
+            let at = s["at"].as_str().and_then(parse_pg_time)?;
+            Some(StageMark { stage, at })
+        })
+        .collect();
+    let running = b.observed() == ObservedState::Running;
+    RuntimeCard {
+        runtime_id: b.runtime_id,
+        desired: b.desired_state,
+        observed: b.observed_state,
+        task_action: view.task.as_ref().map(|t| t.action.clone()),
+        task_status: view.task.as_ref().map(|t| t.status.clone()),
+        stages,
+        queue_position: view.queue_position,
+        last_error: b.last_error,
+        browser_url: b.browser_url.filter(|_| running),
+        updated_at: b.updated_at,
+    }
+}
+
+/// PostgreSQL's JSON timestamps (`2026-11-25T17:01:02.123456+00:00`).
+fn parse_pg_time(text: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+}
+
+fn action_of(command: RuntimeCommand) -> (Action, bool) {
+    match command {
+        RuntimeCommand::Start => (Action::Start, false),
+        RuntimeCommand::Stop => (Action::Stop, false),
+        RuntimeCommand::Recover => (Action::Recover, false),
+        RuntimeCommand::Delete { wipe_workspace } => (Action::Delete, wipe_workspace),
+    }
+}
+
+async fn view_of(user: Uuid) -> Result<Option<RuntimeCard>, AppError> {
+    let state = app_state()?;
+    Ok(state.orchestrator().view(user).await?.map(card))
+}
+
+/// See [`crate::api::runtime::my_runtime`].
+pub async fn mine() -> Result<Option<RuntimeCard>, AppError> {
+    let caller = gate::require(gate::Access::User).await?;
+    view_of(caller.user.id).await
+}
+
+async fn command(
+    caller: &Caller,
+    user: Uuid,
+    username: &str,
+    command: RuntimeCommand,
+) -> Result<Option<RuntimeCard>, AppError> {
+    let state = app_state()?;
+    let (action, wipe) = action_of(command);
+    let by = format!("user:{}", caller.user.username);
+    state
+        .orchestrator()
+        .request(UserRef { id: user, username }, action, wipe, &by)
+        .await?;
+    let id = user.to_string();
+    audit::by_caller(
+        state.pool(),
+        caller,
+        &format!("runtime.{}", action.as_str()),
+        Some(Subject::user(&id, username)),
+        wipe.then(|| serde_json::json!({ "wipe_workspace": true })),
+    )
+    .await?;
+    view_of(user).await
+}
+
+/// See [`crate::api::runtime::command_my_runtime`].
+pub async fn command_mine(cmd: RuntimeCommand) -> Result<Option<RuntimeCard>, AppError> {
+    let caller = gate::require(gate::Access::User).await?;
+    let (id, name) = (caller.user.id, caller.user.username.clone());
+    command(&caller, id, &name, cmd).await
+}
+
+/// See [`crate::api::runtime::admin_runtime_command`].
+pub async fn command_for(
+    user_id: &str,
+    cmd: RuntimeCommand,
+) -> Result<Option<RuntimeCard>, AppError> {
+    let caller = gate::require(gate::Access::Admin).await?;
+    let state = app_state()?;
+    let id = parse_id(user_id, "User")?;
+    let target = users::find(state.pool(), id)
+        .await?
+        .ok_or_else(|| AppError::NotFound {
+            what: "User".into(),
+        })?;
+    command(&caller, id, &target.username, cmd).await
+}
+
+/// See [`crate::api::runtime::list_runtimes`].
+pub async fn list() -> Result<Vec<AdminRuntime>, AppError> {
+    gate::require(gate::Access::Admin).await?;
+    let state = app_state()?;
+    let views = state.orchestrator().views().await?;
+    Ok(views
+        .into_iter()
+        .map(|view| {
+            let crash_count = view.binding.crash_count;
+            let crash_looping = view.binding.observed() == ObservedState::Error
+                && crash_count >= CRASH_LIMIT
+                && view.task.as_ref().is_none_or(|t| t.status().is_final());
+            AdminRuntime {
+                user_id: view.binding.user_id.to_string(),
+                username: view.binding.username.clone(),
+                crash_count,
+                crash_looping,
+                card: card(view),
+            }
+        })
+        .collect())
+}
+
+/// See [`crate::api::runtime::get_runtime_details`].
+pub async fn details(user_id: &str) -> Result<RuntimeDetails, AppError> {
+    gate::require(gate::Access::Admin).await?;
+    let state = app_state()?;
+    let id = parse_id(user_id, "User")?;
+    let orchestrator = state.orchestrator();
+    let logs = orchestrator.logs(id, LOG_LINES).await?;
+    let stats = orchestrator.stats(id).await.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "runtime stats");
+        None
+    });
+    Ok(RuntimeDetails {
+        logs,
+        memory_bytes: stats.map(|s| s.memory_bytes),
+        memory_limit_bytes: stats.map(|s| s.memory_limit_bytes),
+        cpu_cores: stats.map(|s| s.cpu_cores),
+    })
+}
+
+/// Lifecycle hook: a disabled user's runtime stops (inside the caller's transaction).
+pub async fn stop_for_disabled(
+    tx: &mut sqlx::PgConnection,
+    user: Uuid,
+    username: &str,
+) -> Result<(), AppError> {
+    request_in(tx, user, username, Action::Stop, false).await
+}
+
+/// Lifecycle hook: a deleted user's runtime and workspace go (inside the caller's transaction).
+pub async fn delete_for_deleted(
+    tx: &mut sqlx::PgConnection,
+    user: Uuid,
+    username: &str,
+) -> Result<(), AppError> {
+    request_in(tx, user, username, Action::Delete, true).await
+}
+
+async fn request_in(
+    tx: &mut sqlx::PgConnection,
+    user: Uuid,
+    username: &str,
+    action: Action,
+    wipe: bool,
+) -> Result<(), AppError> {
+    let state = app_state()?;
+    match state
+        .orchestrator()
+        .request_in(
+            tx,
+            UserRef { id: user, username },
+            action,
+            wipe,
+            "lifecycle",
+        )
+        .await
+    {
+        Ok(_) => {
+            state.orchestrator().wake();
+            Ok(())
+        }
+        Err(OrchestratorError::NoRuntime) => Ok(()),
+        Err(other) => Err(other.into()),
+    }
+}
