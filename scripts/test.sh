@@ -30,6 +30,15 @@ cleanup() {
     kill -TERM "$server" 2>/dev/null || true
     wait "$server" 2>/dev/null || true
   fi
+  # The runtimes the browser tests started (labelled with this run's installation id).
+  local instance
+  instance=$(psql "${DATABASE_URL:-}" -Atc 'SELECT id FROM instance' 2>/dev/null || true)
+  if [ -n "$instance" ]; then
+    local filter="label=org.clawloops.instance=$instance"
+    docker ps -aq --filter "$filter" | xargs -r docker rm -f >/dev/null 2>&1 || true
+    docker network ls -q --filter "$filter" | xargs -r docker network rm >/dev/null 2>&1 || true
+    docker volume ls -q --filter "$filter" | xargs -r docker volume rm -f >/dev/null 2>&1 || true
+  fi
   "$BIN" db down >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }

@@ -63,17 +63,28 @@ pub struct RuntimeSpec {
 }
 
 impl RuntimeSpec {
-    /// `clawloops-<runtime id>`.
+    /// `clawloops-<instance prefix>-<runtime id>`: unique per installation, so two
+    /// installations (or a test run beside a real one) can share a Docker engine.
+    fn base_name(&self) -> String {
+        let prefix: String = self
+            .instance
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(8)
+            .collect();
+        format!("clawloops-{prefix}-{}", self.runtime_id)
+    }
+    /// The container's name.
     pub fn container_name(&self) -> String {
-        format!("clawloops-{}", self.runtime_id)
+        self.base_name()
     }
-    /// `clawloops-<runtime id>-net`: the runtime's own network.
+    /// `…-net`: the runtime's own network.
     pub fn network_name(&self) -> String {
-        format!("clawloops-{}-net", self.runtime_id)
+        format!("{}-net", self.base_name())
     }
-    /// `clawloops-<runtime id>-workspace`: the persistent state and workspace.
+    /// `…-workspace`: the persistent state and workspace.
     pub fn volume_name(&self) -> String {
-        format!("clawloops-{}-workspace", self.runtime_id)
+        format!("{}-workspace", self.base_name())
     }
     /// A stable hostname: OpenClaw recognises its own lease after a hard restart by it.
     pub fn hostname(&self) -> String {

@@ -25,6 +25,49 @@ impl TestServer {
         Self::start_with(pool, |_| {}).await
     }
 
+    /// Starts with runtimes on the tiny stub image (fast, a few MB each).
+    pub async fn with_stub_runtimes(pool: PgPool) -> TestServer {
+        Self::start_with(pool, |settings| {
+            settings.runtime.profile = clawloops_server::settings::RuntimeProfile::Stub;
+            settings.runtime.image =
+                format!("clawloops/runtime-stub:{}", env!("CARGO_PKG_VERSION"));
+            settings.runtime.memory_mb = 128;
+            settings.runtime.ready_timeout_secs = 30;
+        })
+        .await
+    }
+
+    /// Removes every Docker object this server's installation made.
+    pub async fn remove_docker_objects(&self) {
+        let instance: uuid::Uuid = sqlx::query_scalar("SELECT id FROM instance")
+            .fetch_one(&self.pool)
+            .await
+            .expect("instance");
+        let filter = format!("label=org.clawloops.instance={instance}");
+        for (kind, list) in [
+            ("container", vec!["ps", "-aq", "--filter"]),
+            ("network", vec!["network", "ls", "-q", "--filter"]),
+            ("volume", vec!["volume", "ls", "-q", "--filter"]),
+        ] {
+            let out = std::process::Command::new("docker")
+                .args(list)
+                .arg(&filter)
+                .output()
+                .expect("docker");
+            for id in String::from_utf8_lossy(&out.stdout).lines() {
+                let rm: &[&str] = match kind {
+                    "container" => &["rm", "-f"],
+                    "network" => &["network", "rm"],
+                    _ => &["volume", "rm", "-f"],
+                };
+                let _ = std::process::Command::new("docker")
+                    .args(rm)
+                    .arg(id)
+                    .output();
+            }
+        }
+    }
+
     /// Starts with settings adjusted by `adjust`.
     pub async fn start_with(pool: PgPool, adjust: impl FnOnce(&mut Settings)) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -39,6 +82,10 @@ impl TestServer {
         let state = serve::server_state(&settings, pool.clone())
             .await
             .expect("server state");
+        // The orchestrator's workers and reconciler, as in `clawloops serve`.
+        for task in state.app.orchestrator().spawn() {
+            drop(task);
+        }
         tokio::spawn(async move {
             axum::serve(
                 listener,

@@ -1,0 +1,33 @@
+import { test, expect, waitForHydration, ADMIN_STATE } from "./fixtures";
+
+test.use({ storageState: ADMIN_STATE });
+
+test("the runtime card starts a real OpenClaw runtime with live progress, then stops it", async ({ page, consoleErrors }) => {
+  test.setTimeout(240_000);
+  await page.goto("/");
+  await waitForHydration(page);
+  const card = page.getByRole("region", { name: "Your runtime" });
+  await expect(card.getByText("Not created yet")).toBeVisible();
+
+  await card.getByRole("button", { name: "Start my runtime" }).click();
+  // Live progress: the first steps tick off while the gateway boots.
+  await expect(card.locator('[data-stage="config_rendered"][data-done="true"]')).toBeVisible({ timeout: 30_000 });
+  await expect(card.locator('[data-stage="started"][data-done="true"]')).toBeVisible({ timeout: 60_000 });
+  await expect(card.locator('[data-runtime-state="Running"]')).toBeVisible({ timeout: 180_000 });
+
+  // The admin runtimes page shows it, with its logs and memory.
+  await page.goto("/admin/runtimes");
+  await waitForHydration(page);
+  const row = page.locator('tr[data-runtime-user="admin"]');
+  await expect(row.getByText("Running")).toBeVisible();
+  await row.getByRole("button", { name: "Details" }).click();
+  await expect(page.getByLabel("Last 200 log lines")).toContainText("[gateway]", { timeout: 15_000 });
+  await expect(page.getByText(/Memory: \d+ MiB of 2048 MiB/)).toBeVisible();
+
+  await page.goto("/");
+  await waitForHydration(page);
+  await card.getByRole("button", { name: "Stop" }).click();
+  await expect(card.locator('[data-runtime-state="Stopped"]')).toBeVisible({ timeout: 60_000 });
+  await expect(card.getByRole("button", { name: "Start" })).toBeVisible();
+  expect(consoleErrors).toEqual([]);
+});
