@@ -53,7 +53,7 @@ step "Checking that the committed sqlx query data (.sqlx/) matches the queries"
 cargo sqlx prepare --workspace --check -- -p app -p server -p clawloops-orchestrator --all-targets --features app/ssr
 
 step "Lints: cargo clippy (server side, then the browser build)"
-cargo clippy -p app -p server -p runtime-stub -p clawloops-driver -p clawloops-orchestrator --all-targets -- -D warnings
+cargo clippy -p app -p server -p runtime-stub -p clawloops-driver -p clawloops-orchestrator -p clawloops-bench --all-targets -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 step "Rust tests (cargo test)"

@@ -21,6 +21,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the web server (migrating the database first).
     Serve,
+    /// Run the runtime manager alone (split mode): the only process that speaks to Docker,
+    /// serving the control plane over an internal API that needs the shared secret.
+    RuntimeManager,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage the embedded PostgreSQL used when no database URL is set.

@@ -3,7 +3,7 @@
 use clap::Parser;
 use clawloops_server::{
     cli::{AdminAction, Cli, Command, DbAction},
-    database, embedded_db, serve,
+    database, embedded_db, runtime_manager, serve,
     settings::Settings,
     telemetry,
 };
@@ -39,6 +39,7 @@ fn main() -> ExitCode {
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => serve::run(settings).await,
+        Command::RuntimeManager => runtime_manager::run(settings).await,
         Command::Migrate => {
             let db = database::Database::open(&settings).await?;
             db.close().await

@@ -8,6 +8,7 @@ use app::ssr::auth::SessionPolicy;
 use app::ssr::bootstrap::{self, InitialPassword};
 use app::ssr::{AppConfig, AppState};
 use leptos::config::LeptosOptions;
+use secrecy::ExposeSecret;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -26,7 +27,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let database = Database::open(&settings).await?;
     first_admin(&settings, &database.pool).await?;
     app::ssr::auth::password::warm_up();
-    let state = server_state(&settings, database.pool.clone()).await?;
+    let instance = instance_id(&database.pool).await?;
+    let state = server_state(&settings, database.pool.clone(), instance).await?;
     let mut background = state.app.orchestrator().spawn();
     background.push(tokio::spawn(delete_expired_sessions(database.pool.clone())));
 
@@ -46,13 +48,22 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     served
 }
 
-/// The router state for a pool and these settings (the orchestrator's workers are not started
-/// here; [`run`] starts them).
-pub async fn server_state(settings: &Settings, pool: sqlx::PgPool) -> anyhow::Result<ServerState> {
-    let instance: uuid::Uuid = sqlx::query_scalar("SELECT id FROM instance")
-        .fetch_one(&pool)
+/// This installation's id (made by the first migration); it labels the installation's Docker
+/// objects so that two installations on one engine never touch each other's runtimes.
+pub async fn instance_id(pool: &sqlx::PgPool) -> anyhow::Result<uuid::Uuid> {
+    sqlx::query_scalar("SELECT id FROM instance")
+        .fetch_one(pool)
         .await
-        .context("reading the instance id")?;
+        .context("reading the instance id")
+}
+
+/// The router state for a pool, this installation and these settings (the orchestrator's workers
+/// are not started here; [`run`] starts them).
+pub async fn server_state(
+    settings: &Settings,
+    pool: sqlx::PgPool,
+    instance: uuid::Uuid,
+) -> anyhow::Result<ServerState> {
     let orchestrator = orchestrator(settings, pool.clone(), &instance.to_string()).await?;
     let build = crate::build_info();
     let metrics = Arc::new(HttpMetrics::new(&build));
@@ -86,9 +97,24 @@ async fn orchestrator(
     use crate::settings::RuntimeProfile;
     use clawloops_orchestrator::RuntimeSettings as Runtime;
     let r = &settings.runtime;
-    let driver = clawloops_driver::docker::DockerDriver::connect(instance)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let driver: Arc<dyn clawloops_driver::RuntimeDriver> = match (&r.manager.url, &r.manager.secret)
+    {
+        (Some(url), Some(secret)) => {
+            tracing::info!(runtime_manager = %url, "split mode: runtimes are driven by the runtime manager");
+            Arc::new(
+                clawloops_driver::remote::RemoteDriver::new(url, secret.expose_secret(), instance)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?,
+            )
+        }
+        _ => Arc::new(
+            clawloops_driver::docker::DockerDriver::connect(
+                instance,
+                &runtime_config_dir(settings),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        ),
+    };
     let runtime = Runtime {
         profile_name: match r.profile {
             RuntimeProfile::Openclaw => "openclaw".into(),
@@ -104,8 +130,6 @@ async fn orchestrator(
             cpus: r.cpus,
             pids: r.pids,
         },
-        config_root: std::path::absolute(settings.data_dir.join("runtimes"))
-            .context("resolving the runtime config directory")?,
         concurrency: r.concurrency,
         ready_timeout: std::time::Duration::from_secs(r.ready_timeout_secs),
         stop_grace: std::time::Duration::from_secs(30),
@@ -115,11 +139,13 @@ async fn orchestrator(
         browser_url_template: r.browser_url.clone(),
     };
     Ok(clawloops_orchestrator::Orchestrator::new(
-        pool,
-        std::sync::Arc::new(driver),
-        runtime,
-        instance,
+        pool, driver, runtime, instance,
     ))
+}
+
+/// Where the in-process driver (or the runtime manager) writes runtime configurations.
+pub fn runtime_config_dir(settings: &Settings) -> std::path::PathBuf {
+    settings.data_dir.join("runtimes")
 }
 
 /// Makes the first admin when there is none: with the password from
@@ -173,7 +199,7 @@ pub fn leptos_options(settings: &Settings) -> LeptosOptions {
         .build()
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(err) = tokio::signal::ctrl_c().await {
             tracing::error!(error = %err, "cannot listen for Ctrl-C");

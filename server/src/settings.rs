@@ -41,6 +41,10 @@ const KEYS: &[&str] = &[
     "runtime_ready_timeout_secs",
     "runtime_browser_url",
     "model_gateway_url",
+    "runtime_manager_url",
+    "runtime_manager_secret",
+    "runtime_manager_listen",
+    "runtime_manager_allowed_clients",
 ];
 
 /// How log lines are written.
@@ -112,6 +116,22 @@ pub struct RuntimeSettings {
     pub browser_url: Option<String>,
     /// The model gateway as runtimes reach it (`…/v1`).
     pub model_gateway_url: String,
+    /// Split mode: where `clawloops runtime-manager` listens, and who may call it.
+    pub manager: ManagerSettings,
+}
+
+/// Split mode. With `url` set the control plane drives runtimes through that runtime manager;
+/// without it the driver runs in-process (embedded mode).
+#[derive(Debug, Clone)]
+pub struct ManagerSettings {
+    /// The runtime manager the control plane calls (split mode).
+    pub url: Option<url::Url>,
+    /// The secret both sides share (required in split mode, at least 32 characters).
+    pub secret: Option<SecretString>,
+    /// Where `clawloops runtime-manager` listens.
+    pub listen: SocketAddr,
+    /// Addresses or networks the runtime manager accepts calls from (the control plane).
+    pub allowed_clients: Vec<ipnet::IpNet>,
 }
 
 /// The raw shape read from file and environment, before validation.
@@ -142,6 +162,11 @@ struct RawSettings {
     runtime_ready_timeout_secs: u64,
     runtime_browser_url: Option<String>,
     model_gateway_url: Option<String>,
+    runtime_manager_url: Option<String>,
+    #[serde(skip_serializing)]
+    runtime_manager_secret: Option<SecretString>,
+    runtime_manager_listen: SocketAddr,
+    runtime_manager_allowed_clients: Vec<String>,
 }
 
 /// The OpenClaw image `scripts/build-images.sh` builds (and the version it pins).
@@ -173,6 +198,10 @@ impl Default for RawSettings {
             runtime_ready_timeout_secs: 180,
             runtime_browser_url: None,
             model_gateway_url: None,
+            runtime_manager_url: None,
+            runtime_manager_secret: None,
+            runtime_manager_listen: SocketAddr::from(([127, 0, 0, 1], 3001)),
+            runtime_manager_allowed_clients: vec!["127.0.0.1".into(), "::1".into()],
         }
     }
 }
@@ -310,7 +339,7 @@ impl RawSettings {
         let trusted_proxies = self
             .trusted_proxies
             .iter()
-            .map(|text| parse_net(text))
+            .map(|text| parse_net("trusted_proxies", text))
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(file) = &self.initial_admin_password_file
             && !file.is_file()
@@ -341,14 +370,14 @@ impl RawSettings {
     }
 }
 
-/// An address (`10.0.0.7`) or network (`172.18.0.0/16`).
-fn parse_net(text: &str) -> Result<ipnet::IpNet, SettingsError> {
+/// An address (`10.0.0.7`) or network (`172.18.0.0/16`) for `setting`.
+fn parse_net(setting: &str, text: &str) -> Result<ipnet::IpNet, SettingsError> {
     let text = text.trim();
     text.parse::<ipnet::IpNet>()
         .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
         .map_err(|_| {
             SettingsError::new(
-                "trusted_proxies",
+                setting,
                 format!("`{text}` is not an IP address or network like 172.18.0.0/16"),
             )
         })
@@ -412,7 +441,9 @@ impl RawSettings {
             .model_gateway_url
             .clone()
             .unwrap_or_else(|| format!("{}v1", public_url));
+        let manager = self.manager_settings()?;
         Ok(RuntimeSettings {
+            manager,
             profile: self.runtime_profile,
             image,
             memory_mb: self.runtime_memory_mb,
@@ -422,6 +453,52 @@ impl RawSettings {
             ready_timeout_secs: self.runtime_ready_timeout_secs,
             browser_url: self.runtime_browser_url.clone(),
             model_gateway_url,
+        })
+    }
+}
+
+impl RawSettings {
+    fn manager_settings(&self) -> Result<ManagerSettings, SettingsError> {
+        let min = clawloops_driver::remote::MIN_SECRET_LEN;
+        if let Some(secret) = &self.runtime_manager_secret
+            && secret.expose_secret().trim().len() < min
+        {
+            return Err(SettingsError::new(
+                "runtime_manager_secret",
+                format!("must be at least {min} characters (try `openssl rand -hex 32`)"),
+            ));
+        }
+        let url = match &self.runtime_manager_url {
+            None => None,
+            Some(text) => {
+                let url = url::Url::parse(text)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                    .ok_or_else(|| {
+                        SettingsError::new(
+                            "runtime_manager_url",
+                            format!("`{text}` must be an http:// or https:// address like http://10.0.0.5:3001/"),
+                        )
+                    })?;
+                if self.runtime_manager_secret.is_none() {
+                    return Err(SettingsError::new(
+                        "runtime_manager_secret",
+                        "is required when runtime_manager_url is set (the runtime manager refuses calls without it)",
+                    ));
+                }
+                Some(url)
+            }
+        };
+        let allowed_clients = self
+            .runtime_manager_allowed_clients
+            .iter()
+            .map(|text| parse_net("runtime_manager_allowed_clients", text))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ManagerSettings {
+            url,
+            secret: self.runtime_manager_secret.clone(),
+            listen: self.runtime_manager_listen,
+            allowed_clients,
         })
     }
 }

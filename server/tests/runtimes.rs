@@ -168,3 +168,102 @@ async fn runtime_calls_check_access_and_input(pool: PgPool) {
     assert_eq!((status.as_u16(), code(&body)), (404, "NOT_FOUND"), "{body}");
     server.remove_docker_objects().await;
 }
+
+/// A `clawloops runtime-manager` process, stopped when dropped.
+struct ManagerProcess {
+    child: std::process::Child,
+    url: String,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for ManagerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const MANAGER_SECRET: &str = "split-mode-secret-0123456789abcdef0123";
+
+async fn spawn_runtime_manager() -> ManagerProcess {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let data = tempfile::tempdir().expect("tempdir");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_clawloops"))
+        .arg("runtime-manager")
+        .env(
+            "CLAWLOOPS_RUNTIME_MANAGER_LISTEN",
+            format!("127.0.0.1:{port}"),
+        )
+        .env("CLAWLOOPS_RUNTIME_MANAGER_SECRET", MANAGER_SECRET)
+        .env("CLAWLOOPS_DATA_DIR", data.path())
+        .env_remove("CLAWLOOPS_RUNTIME_MANAGER_URL")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start clawloops runtime-manager");
+    let manager = ManagerProcess {
+        child,
+        url: format!("http://127.0.0.1:{port}/"),
+        _data: data,
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while reqwest::get(format!("{}healthz", manager.url))
+        .await
+        .is_err()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the runtime manager never listened"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    manager
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn in_split_mode_the_control_plane_drives_runtimes_through_the_runtime_manager(pool: PgPool) {
+    let manager = spawn_runtime_manager().await;
+    let url: url::Url = manager.url.parse().expect("url");
+    let server = TestServer::start_with(pool.clone(), |settings| {
+        settings.runtime.profile = clawloops_server::settings::RuntimeProfile::Stub;
+        settings.runtime.image = format!("clawloops/runtime-stub:{}", env!("CARGO_PKG_VERSION"));
+        settings.runtime.memory_mb = 128;
+        settings.runtime.ready_timeout_secs = 30;
+        settings.runtime.manager.url = Some(url);
+        settings.runtime.manager.secret = Some(MANAGER_SECRET.to_owned().into());
+    })
+    .await;
+    let admin = server.admin("root").await;
+    let bob = server.user(&admin, "bob").await;
+    bob.call("runtime/command", &[("command", "start")]).await;
+    let card = wait_for(&bob, "running", |c| {
+        c["observed"] == "running" && c["task_status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(card["desired"], "running");
+    let bob_id = admin.user_id("bob").await;
+    let (status, details) = admin
+        .call("admin/runtimes/details", &[("user_id", &bob_id)])
+        .await;
+    assert_eq!(status, 200, "{details}");
+    assert!(
+        details["logs"]
+            .to_string()
+            .contains("listening on port 18789"),
+        "logs come through the runtime manager: {details}"
+    );
+
+    // With the runtime manager gone, commands fail clearly instead of hanging.
+    drop(manager);
+    bob.call("runtime/command", &[("command", "stop")]).await;
+    let card = wait_for(&bob, "a failed stop", |c| c["task_status"] == "failed").await;
+    assert!(
+        card["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("runtime manager")),
+        "{card}"
+    );
+    server.remove_docker_objects().await;
+}

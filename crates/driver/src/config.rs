@@ -139,6 +139,29 @@ pub fn fingerprint(parts: &[&str]) -> String {
         .collect()
 }
 
+/// Writes `openclaw.json` into `dir` atomically (temporary file, fsync, rename), readable by the
+/// runtime's user through the read-only bind mount. `root` (the parent of every runtime's
+/// directory) can be traversed but not listed, so no runtime learns another's directory name.
+pub fn write_atomically(
+    root: &std::path::Path,
+    dir: &std::path::Path,
+    text: &str,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o711))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    let tmp = dir.join(".openclaw.json.tmp");
+    {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
+    std::fs::rename(&tmp, dir.join("openclaw.json"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

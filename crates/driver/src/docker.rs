@@ -18,6 +18,7 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The Docker driver. Cheap to clone.
@@ -26,6 +27,9 @@ pub struct DockerDriver {
     docker: Docker,
     instance: String,
     http: reqwest::Client,
+    /// Where rendered configurations are written (one directory per runtime, bind-mounted
+    /// read-only into its container): on the Docker host, so it belongs to the driver.
+    config_root: PathBuf,
 }
 
 impl DockerDriver {
@@ -33,9 +37,28 @@ impl DockerDriver {
     /// version (Debian 12's engine speaks 1.41).
     /// An engine that is down now is not fatal: every call then fails with
     /// [`DriverError::Unreachable`], and works again once the engine is back.
-    pub async fn connect(instance: &str) -> Result<Self, DriverError> {
+    pub async fn connect(instance: &str, config_root: &Path) -> Result<Self, DriverError> {
         let docker = Docker::connect_with_local_defaults()
             .map_err(|e| DriverError::Unreachable(e.to_string()))?;
+        Self::with_client(docker, instance, config_root).await
+    }
+
+    /// Connects to the engine at a Unix socket path (tests use a dead one).
+    pub async fn connect_socket(
+        socket: &str,
+        instance: &str,
+        config_root: &Path,
+    ) -> Result<Self, DriverError> {
+        let docker = Docker::connect_with_socket(socket, 30, bollard::API_DEFAULT_VERSION)
+            .map_err(|e| DriverError::Unreachable(e.to_string()))?;
+        Self::with_client(docker, instance, config_root).await
+    }
+
+    async fn with_client(
+        docker: Docker,
+        instance: &str,
+        config_root: &Path,
+    ) -> Result<Self, DriverError> {
         let docker = match docker.clone().negotiate_version().await {
             Ok(negotiated) => negotiated,
             Err(err) => {
@@ -52,7 +75,39 @@ impl DockerDriver {
             docker,
             instance: instance.to_owned(),
             http,
+            config_root: std::path::absolute(config_root)
+                .map_err(|e| DriverError::Config(e.to_string()))?,
         })
+    }
+
+    /// The same engine, serving another installation (the runtime manager serves whichever
+    /// control plane authenticated; each keeps to its own labels and directories).
+    pub fn for_instance(&self, instance: &str) -> DockerDriver {
+        DockerDriver {
+            instance: instance.to_owned(),
+            ..self.clone()
+        }
+    }
+
+    /// Whether `container_id` (full id or unique prefix) is one of this installation's
+    /// containers.
+    pub async fn manages(&self, container_id: &str) -> Result<bool, DriverError> {
+        let mut filters = self.managed_filter(None);
+        filters.insert("id".to_owned(), vec![container_id.to_owned()]);
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&filters)
+            .build();
+        let found = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| classify(e, None))?;
+        Ok(!found.is_empty())
+    }
+
+    fn config_dir(&self, spec: &RuntimeSpec) -> PathBuf {
+        self.config_root.join(spec.container_name())
     }
 
     /// The bollard client, for tests that inspect what the driver made.
@@ -95,6 +150,8 @@ fn classify(err: BollardError, image: Option<&str>) -> DriverError {
             }
         }
         BollardError::HyperResponseError { .. }
+        | BollardError::HyperLegacyError { .. }
+        | BollardError::HttpClientError { .. }
         | BollardError::IOError { .. }
         | BollardError::SocketNotFoundError(_)
         | BollardError::RequestTimeoutError => DriverError::Unreachable(err.to_string()),
@@ -237,10 +294,10 @@ impl RuntimeDriver for DockerDriver {
             typ: Some(MountType::VOLUME),
             ..Default::default()
         }];
-        if let (Some(dir), Some(target)) = (&spec.config_dir, &profile.config_mount) {
+        if let Some(target) = &profile.config_mount {
             mounts.push(Mount {
                 target: Some(target.clone()),
-                source: Some(dir.clone()),
+                source: Some(self.config_dir(spec).display().to_string()),
                 typ: Some(MountType::BIND),
                 read_only: Some(true),
                 ..Default::default()
@@ -326,11 +383,25 @@ impl RuntimeDriver for DockerDriver {
         }
     }
 
+    async fn install_config(&self, spec: &RuntimeSpec, text: &str) -> Result<(), DriverError> {
+        crate::config::write_atomically(&self.config_root, &self.config_dir(spec), text).map_err(
+            |e| match e.raw_os_error() {
+                Some(28) => DriverError::DiskFull(e.to_string()),
+                _ => DriverError::Config(e.to_string()),
+            },
+        )
+    }
+
     async fn cleanup(&self, spec: &RuntimeSpec, wipe_workspace: bool) -> Result<(), DriverError> {
         match self.docker.remove_network(&spec.network_name()).await {
             Ok(()) => {}
             Err(e) if status_of(&e) == Some(404) => {}
             Err(e) => return Err(classify(e, None)),
+        }
+        match std::fs::remove_dir_all(self.config_dir(spec)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(DriverError::Config(e.to_string())),
         }
         if wipe_workspace {
             let options = RemoveVolumeOptionsBuilder::new().force(true).build();
@@ -442,6 +513,37 @@ pub async fn managed_volumes(driver: &DockerDriver) -> Result<Vec<String>, Drive
 #[cfg(test)]
 mod tests {
     use super::exit_code;
+
+    #[test]
+    fn docker_answers_are_sorted_into_kinds_people_can_act_on() {
+        use super::{BollardError, classify};
+        use crate::DriverError;
+        let server = |status_code: u16, message: &str| BollardError::DockerResponseServerError {
+            status_code,
+            message: message.to_owned(),
+        };
+        let full = classify(
+            server(
+                500,
+                "failed to create the container: write /var/lib/docker/x: no space left on device",
+            ),
+            None,
+        );
+        assert!(matches!(full, DriverError::DiskFull(_)), "{full}");
+        let missing = classify(server(404, "No such image: img:1"), Some("img:1"));
+        assert!(
+            matches!(&missing, DriverError::ImageMissing(i) if i == "img:1"),
+            "{missing}"
+        );
+        assert!(matches!(
+            classify(server(409, "name in use"), None),
+            DriverError::Conflict
+        ));
+        assert!(matches!(
+            classify(BollardError::RequestTimeoutError, None),
+            DriverError::Unreachable(_)
+        ));
+    }
 
     #[test]
     fn exit_codes_are_read_from_docker_status_words() {

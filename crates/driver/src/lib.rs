@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod docker;
+pub mod remote;
 mod spec;
 
 pub use spec::{
@@ -25,6 +26,9 @@ pub trait RuntimeDriver: Send + Sync + 'static {
     async fn find(&self, runtime_id: &str) -> Result<Option<ContainerInfo>, DriverError>;
     /// Every container this installation manages.
     async fn list(&self) -> Result<Vec<ContainerInfo>, DriverError>;
+    /// Writes the runtime's rendered configuration (`openclaw.json`) atomically where `create`
+    /// mounts it read-only.
+    async fn install_config(&self, spec: &RuntimeSpec, text: &str) -> Result<(), DriverError>;
     /// Creates (does not start) the container for `spec`.
     async fn create(&self, spec: &RuntimeSpec) -> Result<ContainerInfo, DriverError>;
     /// Starts a created or stopped container.
@@ -33,7 +37,8 @@ pub trait RuntimeDriver: Send + Sync + 'static {
     async fn stop(&self, container_id: &str, grace: Duration) -> Result<(), DriverError>;
     /// Removes the container (forcefully). A missing container is fine.
     async fn remove(&self, container_id: &str) -> Result<(), DriverError>;
-    /// Removes the runtime's network and, when `wipe_workspace`, its workspace volume.
+    /// Removes the runtime's network and configuration and, when `wipe_workspace`, its workspace
+    /// volume.
     async fn cleanup(&self, spec: &RuntimeSpec, wipe_workspace: bool) -> Result<(), DriverError>;
     /// Whether the runtime answers its readiness endpoint now.
     async fn probe(&self, container: &ContainerInfo, profile: &Profile) -> bool;

@@ -1,5 +1,6 @@
 //! The driver's own types: what to run, what is running, and what went wrong.
 
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::IpAddr;
 
@@ -17,7 +18,7 @@ pub mod labels {
 
 /// How a runtime image is run: its port, health path and mounts. One per image kind
 /// (OpenClaw, the tiny stub), from settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
     /// The port the runtime listens on inside its network.
     pub port: u16,
@@ -36,7 +37,7 @@ pub struct Profile {
 }
 
 /// Resource limits for one container.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Limits {
     pub memory_mb: u32,
     pub cpus: f64,
@@ -44,7 +45,7 @@ pub struct Limits {
 }
 
 /// Everything needed to create one user's runtime container.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuntimeSpec {
     /// The runtime's id (`rt-<username>`), also the base of every Docker name.
     pub runtime_id: String,
@@ -55,9 +56,6 @@ pub struct RuntimeSpec {
     pub image: String,
     pub profile: Profile,
     pub limits: Limits,
-    /// Host directory with the rendered configuration (mounted read-only at
-    /// `profile.config_mount`).
-    pub config_dir: Option<String>,
     /// Hash of configuration + image + limits: a change means the container is replaced.
     pub config_hash: String,
 }
@@ -74,7 +72,7 @@ impl RuntimeSpec {
             .collect();
         format!("clawloops-{prefix}-{}", self.runtime_id)
     }
-    /// The container's name.
+    /// The container's name (also the name of its configuration directory).
     pub fn container_name(&self) -> String {
         self.base_name()
     }
@@ -101,7 +99,7 @@ impl RuntimeSpec {
 }
 
 /// A container's state as Docker reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ContainerState {
     Created,
     Running,
@@ -114,7 +112,7 @@ pub enum ContainerState {
 }
 
 /// A container ClawLoops manages.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContainerInfo {
     pub id: String,
     pub name: String,
@@ -128,7 +126,7 @@ pub struct ContainerInfo {
 }
 
 /// Resource use of one container.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
 pub struct Stats {
     pub memory_bytes: u64,
     pub memory_limit_bytes: u64,
@@ -136,14 +134,22 @@ pub struct Stats {
     pub cpu_cores: f64,
 }
 
-/// What can go wrong, in words fit for a task's last error.
-#[derive(Debug, thiserror::Error)]
+/// What can go wrong, in words fit for a task's last error. Crosses the runtime manager's
+/// internal API as `{"kind": …, "message": …}`.
+#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "message", rename_all = "snake_case")]
 pub enum DriverError {
     #[error("the Docker engine cannot be reached: {0}")]
     Unreachable(String),
+    #[error("the runtime manager cannot be reached: {0}")]
+    ManagerUnreachable(String),
+    #[error("the runtime manager refused the request: {0}")]
+    ManagerRefused(String),
+    #[error("the runtime configuration could not be written: {0}")]
+    Config(String),
     #[error("the runtime image {0} is not available on this machine")]
     ImageMissing(String),
-    #[error("Docker is out of disk space: {0}")]
+    #[error("the runtime host is out of disk space: {0}")]
     DiskFull(String),
     #[error("a container with this name already exists")]
     Conflict,

@@ -13,6 +13,7 @@ pub use model::{Action, DesiredState, ObservedState, Stage, TaskStatus};
 pub use reconcile::ReconcileReport;
 pub use repo::{RuntimeRow, TaskRow};
 pub use settings::RuntimeSettings;
+pub use worker::READY_POLL;
 
 use clawloops_driver::{RuntimeDriver, Stats};
 use sqlx::{PgConnection, PgPool};

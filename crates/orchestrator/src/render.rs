@@ -1,13 +1,11 @@
-//! From a binding to what the driver needs: the rendered `openclaw.json` (written atomically to
-//! the runtime's config directory) and the [`RuntimeSpec`].
+//! From a binding to what the driver needs: the rendered `openclaw.json` (which the driver writes
+//! where the container mounts it) and the [`RuntimeSpec`].
 
 use crate::repo::RuntimeRow;
 use crate::settings::RuntimeSettings;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use clawloops_driver::config::{GatewayAuth, ModelProvider, RuntimeConfig, fingerprint};
 use clawloops_driver::{Limits, RuntimeSpec};
-use std::io::Write;
-use std::path::{Path, PathBuf};
 
 /// A fresh gateway token for one runtime (256 random bits).
 pub fn new_token() -> String {
@@ -32,7 +30,6 @@ pub fn browser_url(settings: &RuntimeSettings, username: &str) -> Option<String>
 pub struct Rendered {
     pub spec: RuntimeSpec,
     pub config: String,
-    pub config_dir: PathBuf,
 }
 
 pub fn render(settings: &RuntimeSettings, instance: &str, binding: &RuntimeRow) -> Rendered {
@@ -69,7 +66,6 @@ pub fn render(settings: &RuntimeSettings, instance: &str, binding: &RuntimeRow) 
         &limits_text,
         &settings.profile_name,
     ]);
-    let config_dir = settings.config_root.join(&binding.runtime_id);
     Rendered {
         spec: RuntimeSpec {
             runtime_id: binding.runtime_id.clone(),
@@ -78,27 +74,8 @@ pub fn render(settings: &RuntimeSettings, instance: &str, binding: &RuntimeRow) 
             image: binding.image.clone(),
             profile: settings.profile.clone(),
             limits,
-            config_dir: Some(config_dir.display().to_string()),
             config_hash,
         },
         config,
-        config_dir,
     }
-}
-
-/// Writes `openclaw.json` into `dir` atomically (temporary file, fsync, rename), readable by the
-/// runtime's user through the read-only bind mount. The root above stays private to us.
-pub fn write_config(root: &Path, dir: &Path, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(dir)?;
-    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o711))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
-    let tmp = dir.join(".openclaw.json.tmp");
-    {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-    }
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644))?;
-    std::fs::rename(&tmp, dir.join("openclaw.json"))
 }

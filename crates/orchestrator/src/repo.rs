@@ -291,12 +291,19 @@ pub async fn enqueue(
     .await
 }
 
-/// Takes the oldest queued task whose user has no running task, under a lease.
+/// Takes the oldest queued task whose user has no running task, under a lease — unless
+/// `limit` tasks already run, across every control-plane replica. Claims are serialized by a
+/// transaction-scoped advisory lock so that the count and the claim cannot interleave; run it in
+/// a transaction and commit at once.
 pub async fn claim(
     db: &mut PgConnection,
     owner: &str,
     lease_secs: f64,
+    limit: i64,
 ) -> sqlx::Result<Option<TaskRow>> {
+    sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('clawloops.runtime_tasks.claim'))")
+        .execute(&mut *db)
+        .await?;
     task_query!(
         "UPDATE runtime_tasks
             SET status = 'running', lease_owner = $1,
@@ -307,12 +314,15 @@ pub async fn claim(
                  WHERE q.status = 'queued'
                    AND NOT EXISTS (SELECT 1 FROM runtime_tasks r
                                     WHERE r.user_id = q.user_id AND r.status = 'running')
+                   AND (SELECT count(*) FROM runtime_tasks b
+                         WHERE b.status = 'running' AND b.lease_until > now()) < $3
                  ORDER BY q.created_at
                  LIMIT 1
                    FOR UPDATE SKIP LOCKED)
           RETURNING *",
         owner,
-        lease_secs
+        lease_secs,
+        limit
     )
     .fetch_optional(db)
     .await

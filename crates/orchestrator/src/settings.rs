@@ -1,7 +1,6 @@
 //! What the orchestrator needs to know about this deployment.
 
 use clawloops_driver::{Limits, Profile};
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Runtime settings, resolved from the server's settings.
@@ -14,8 +13,6 @@ pub struct RuntimeSettings {
     pub profile: Profile,
     /// Limits when the binding has no override.
     pub limits: Limits,
-    /// Where rendered configurations are written (`<dir>/<runtime id>/openclaw.json`).
-    pub config_root: PathBuf,
     /// Starts (and other tasks) running at once; more wait in the queue.
     pub concurrency: usize,
     /// How long a start waits for the runtime to answer its health check.

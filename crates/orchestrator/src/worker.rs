@@ -15,8 +15,29 @@ const LEASE: Duration = Duration::from_secs(30);
 struct Failure(String);
 
 impl From<DriverError> for Failure {
+    /// The driver's words, with what to do about them.
     fn from(err: DriverError) -> Self {
-        Failure(err.to_string())
+        let hint = match &err {
+            DriverError::Unreachable(_) => " Check that Docker is running on the runtime host.",
+            DriverError::ManagerUnreachable(_) => {
+                " Check that `clawloops runtime-manager` is running and reachable."
+            }
+            DriverError::ManagerRefused(_) => {
+                " Check that both sides share the same runtime_manager_secret and that this address is allowed."
+            }
+            DriverError::ImageMissing(_) => {
+                " Build or pull it on the runtime host (scripts/build-images.sh builds the default)."
+            }
+            DriverError::DiskFull(_) => " Free disk space on the Docker host, then start again.",
+            DriverError::Config(_) | DriverError::Conflict | DriverError::Docker(_) => "",
+        };
+        let text = err.to_string();
+        let mut chars = text.chars();
+        let first = chars
+            .next()
+            .map(|c| c.to_uppercase().to_string())
+            .unwrap_or_default();
+        Failure(format!("{first}{}.{hint}", chars.as_str()))
     }
 }
 
@@ -34,6 +55,10 @@ impl From<std::io::Error> for Failure {
         ))
     }
 }
+
+/// How often a starting runtime's health endpoint is asked (cheap for the runtime; a faster
+/// answer for the user).
+pub const READY_POLL: Duration = Duration::from_millis(100);
 
 /// Stops renewing the lease when the task ends — or when its future is dropped mid-way, as
 /// happens when the process dies: then the lease runs out and another worker resumes the task.
@@ -66,9 +91,13 @@ impl Orchestrator {
     /// Claims and runs one task; `false` when there was none. Tests drive workers with it.
     pub async fn run_next(&self) -> Result<bool, OrchestratorError> {
         let claimed = {
-            let mut conn = self.inner.pool.acquire().await?;
-            match repo::claim(&mut conn, &self.inner.worker_id, LEASE.as_secs_f64()).await {
-                Ok(task) => task,
+            let limit = i64::try_from(self.inner.settings.concurrency).unwrap_or(i64::MAX);
+            let mut tx = self.inner.pool.begin().await?;
+            match repo::claim(&mut tx, &self.inner.worker_id, LEASE.as_secs_f64(), limit).await {
+                Ok(task) => {
+                    tx.commit().await?;
+                    task
+                }
                 // Another worker took a twin for the same user at the same moment.
                 Err(err) if is_unique_violation(&err) => return Ok(true),
                 Err(err) => return Err(err.into()),
@@ -166,11 +195,9 @@ impl Orchestrator {
         let driver = &self.inner.driver;
         self.observe(task, ObservedState::Creating).await?;
         let rendered = render::render(settings, &self.inner.instance, binding);
-        render::write_config(
-            &settings.config_root,
-            &rendered.config_dir,
-            &rendered.config,
-        )?;
+        driver
+            .install_config(&rendered.spec, &rendered.config)
+            .await?;
         self.stage(task, Stage::ConfigRendered).await?;
         let spec = &rendered.spec;
         if !driver.image_present(&spec.image).await? {
@@ -238,7 +265,7 @@ impl Orchestrator {
                     settings.ready_timeout.as_secs()
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            tokio::time::sleep(READY_POLL).await;
         };
         self.stage(task, Stage::Healthy).await?;
         let endpoint = ready
@@ -282,11 +309,6 @@ impl Orchestrator {
         self.stage(task, Stage::Stopped).await?;
         let wipe = task.wipe_workspace || binding.retention == "wipe_workspace";
         self.inner.driver.cleanup(&rendered.spec, wipe).await?;
-        match std::fs::remove_dir_all(&rendered.config_dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
-        }
         self.stage(task, Stage::Removed).await?;
         let mut conn = self.inner.pool.acquire().await?;
         repo::delete_binding(&mut conn, task.user_id).await?;

@@ -19,7 +19,7 @@ struct Harness {
     config_root: tempfile::TempDir,
 }
 
-fn settings(config_root: &std::path::Path) -> RuntimeSettings {
+fn settings() -> RuntimeSettings {
     RuntimeSettings {
         profile_name: "stub".into(),
         image: std::env::var("CLAWLOOPS_TEST_STUB_IMAGE")
@@ -30,7 +30,6 @@ fn settings(config_root: &std::path::Path) -> RuntimeSettings {
             cpus: 0.5,
             pids: 64,
         },
-        config_root: config_root.to_owned(),
         concurrency: 4,
         ready_timeout: Duration::from_secs(20),
         stop_grace: Duration::from_secs(5),
@@ -49,17 +48,21 @@ impl Harness {
     }
 
     async fn with(pool: PgPool, instance: String, config_root: tempfile::TempDir) -> Harness {
-        let driver = Arc::new(
-            DockerDriver::connect(&instance)
-                .await
-                .expect("Docker engine"),
-        );
-        let orchestrator = Orchestrator::new(
-            pool.clone(),
-            driver.clone(),
-            settings(config_root.path()),
-            &instance,
-        );
+        let driver = DockerDriver::connect(&instance, config_root.path())
+            .await
+            .expect("Docker engine");
+        Self::with_driver(pool, instance, config_root, driver, settings())
+    }
+
+    fn with_driver(
+        pool: PgPool,
+        instance: String,
+        config_root: tempfile::TempDir,
+        driver: DockerDriver,
+        settings: RuntimeSettings,
+    ) -> Harness {
+        let driver = Arc::new(driver);
+        let orchestrator = Orchestrator::new(pool.clone(), driver.clone(), settings, &instance);
         Harness {
             orchestrator,
             driver,
@@ -93,6 +96,19 @@ impl Harness {
             )
             .await
             .expect("request")
+    }
+
+    /// Where the driver writes a runtime's configuration.
+    fn config_dir(&self, runtime_id: &str) -> std::path::PathBuf {
+        let prefix: String = self
+            .instance
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(8)
+            .collect();
+        self.config_root
+            .path()
+            .join(format!("clawloops-{prefix}-{runtime_id}"))
     }
 
     /// Runs queued tasks until none is left.
@@ -193,7 +209,7 @@ async fn start_becomes_healthy_through_every_stage_and_a_second_start_changes_no
 
     // The rendered configuration carries this runtime's own token.
     let config =
-        std::fs::read_to_string(h.config_root.path().join("rt-ana/openclaw.json")).expect("config");
+        std::fs::read_to_string(h.config_dir("rt-ana").join("openclaw.json")).expect("config");
     assert!(
         config.contains(&binding.gateway_token),
         "own token in the config"
@@ -282,10 +298,7 @@ async fn stop_stops_and_delete_keeps_or_wipes_the_workspace(pool: PgPool) {
         repo::get(&mut conn, keep_id).await.expect("get").is_none(),
         "binding removed"
     );
-    assert!(
-        !h.config_root.path().join("rt-di").exists(),
-        "config removed"
-    );
+    assert!(!h.config_dir("rt-di").exists(), "config removed");
     h.cleanup().await;
 }
 
@@ -512,6 +525,139 @@ async fn a_start_requested_while_a_delete_is_queued_wins(pool: PgPool) {
     h.drain().await;
     assert_eq!(h.task(delete.id).await.status(), TaskStatus::Canceled);
     assert_eq!(h.task(start.id).await.status(), TaskStatus::Succeeded);
+    assert_eq!(h.binding(id).await.observed(), ObservedState::Running);
+    h.cleanup().await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn starts_beyond_the_global_limit_wait_in_a_queue_and_users_see_their_place(pool: PgPool) {
+    let instance = format!("test-{}", Uuid::new_v4().simple());
+    let config_root = tempfile::tempdir().expect("tempdir");
+    let driver = DockerDriver::connect(&instance, config_root.path())
+        .await
+        .expect("Docker engine");
+    let mut limited = settings();
+    limited.concurrency = 2;
+    let h = Harness::with_driver(pool.clone(), instance, config_root, driver, limited);
+    let users: Vec<_> = ["qa", "qb", "qc", "qd", "qe"].map(user).into();
+    for (id, name) in &users {
+        h.request((*id, name), Action::Start).await;
+    }
+    // Before any worker runs, everyone sees their place in the queue.
+    let mut places = Vec::new();
+    for (id, _) in &users {
+        let view = h
+            .orchestrator
+            .view(*id)
+            .await
+            .expect("view")
+            .expect("binding");
+        places.push(view.queue_position.expect("queued"));
+    }
+    assert_eq!(places, vec![0, 1, 2, 3, 4]);
+
+    // Two control-plane replicas' worth of workers: still at most two starts at once.
+    let second = Orchestrator::new(
+        pool.clone(),
+        h.driver.clone(),
+        {
+            let mut s = settings();
+            s.concurrency = 2;
+            s
+        },
+        &h.instance,
+    );
+    let mut workers = h.orchestrator.spawn();
+    workers.extend(second.spawn());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut most_running = 0;
+    loop {
+        let running: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM runtime_tasks WHERE status = 'running'")
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+        most_running = most_running.max(running);
+        let done: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM runtime_tasks WHERE status = 'succeeded'")
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+        if done == 5 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "starts never finished"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for worker in workers {
+        worker.abort();
+    }
+    assert!(
+        (1..=2).contains(&most_running),
+        "{most_running} at once"
+    );
+    assert_eq!(h.containers().await.len(), 5);
+    h.cleanup().await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn an_unreachable_docker_engine_fails_the_task_clearly(pool: PgPool) {
+    let instance = format!("test-{}", Uuid::new_v4().simple());
+    let config_root = tempfile::tempdir().expect("tempdir");
+    // The socket of an engine that has died: the file is there, nobody answers.
+    let dead = config_root.path().join("docker.sock");
+    drop(std::os::unix::net::UnixListener::bind(&dead).expect("bind"));
+    let driver =
+        DockerDriver::connect_socket(&dead.display().to_string(), &instance, config_root.path())
+            .await
+            .expect("a driver even while the engine is down");
+    let h = Harness::with_driver(pool.clone(), instance, config_root, driver, settings());
+    let (id, name) = user("nodock");
+    let task = h.request((id, &name), Action::Start).await;
+    h.drain().await;
+    let task = h.task(task.id).await;
+    assert_eq!(task.status(), TaskStatus::Failed);
+    let binding = h.binding(id).await;
+    assert_eq!(binding.observed(), ObservedState::Error);
+    let error = binding.last_error.expect("error");
+    assert!(
+        error.contains("Docker engine cannot be reached")
+            && error.contains("Check that Docker is running"),
+        "{error}"
+    );
+    // The reconciler reports the outage instead of panicking or touching the bindings.
+    let err = h.orchestrator.reconcile().await.expect_err("engine down");
+    assert!(err.to_string().contains("cannot be reached"), "{err}");
+    assert_eq!(h.binding(id).await.observed(), ObservedState::Error);
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_full_disk_fails_the_task_clearly_and_a_later_start_works(pool: PgPool) {
+    let h = Harness::new(pool).await;
+    let (id, name) = user("full");
+    h.request((id, &name), Action::Start).await;
+    let runtime_id = h.binding(id).await.runtime_id;
+    // Every write to /dev/full fails with ENOSPC, as on a full disk.
+    let dir = h.config_dir(&runtime_id);
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::os::unix::fs::symlink("/dev/full", dir.join(".openclaw.json.tmp")).expect("symlink");
+    h.drain().await;
+    let binding = h.binding(id).await;
+    assert_eq!(binding.observed(), ObservedState::Error);
+    let error = binding.last_error.expect("error");
+    assert!(
+        error.contains("out of disk space") && error.contains("Free disk space"),
+        "{error}"
+    );
+    assert!(h.containers().await.is_empty(), "nothing half-made");
+
+    // Space is back: the next start succeeds.
+    std::fs::remove_file(dir.join(".openclaw.json.tmp")).expect("rm");
+    h.request((id, &name), Action::Start).await;
+    h.drain().await;
     assert_eq!(h.binding(id).await.observed(), ObservedState::Running);
     h.cleanup().await;
 }

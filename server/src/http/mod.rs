@@ -56,6 +56,10 @@ impl FromRef<ServerState> for AppState {
 
 /// The complete router.
 pub fn router(state: ServerState) -> Router {
+    // Leptos renders with tasks spawned on a global executor. leptos_axum sets it lazily in
+    // some handlers but not in the 404 fallback: a process whose first rendered page was a
+    // 404 dropped that page's tasks and the request never finished. Set it up front.
+    let _ = any_spawner::Executor::init_tokio();
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     let site_root = std::path::PathBuf::from(state.leptos.site_root.as_ref());
 

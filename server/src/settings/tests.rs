@@ -76,6 +76,30 @@ fn secrets_are_redacted_in_debug_output() {
 }
 
 #[test]
+fn split_mode_needs_the_shared_secret_and_keeps_it_out_of_debug_output() {
+    jailed(|jail| {
+        jail.set_env("CLAWLOOPS_RUNTIME_MANAGER_URL", "http://10.0.0.5:3001/");
+        let err = load_in(jail, None).expect_err("no secret");
+        assert_eq!(err.setting, "runtime_manager_secret", "{err}");
+        assert!(err.message.contains("required"), "{err}");
+        jail.set_env(
+            "CLAWLOOPS_RUNTIME_MANAGER_SECRET",
+            "s3cret-s3cret-s3cret-s3cret-s3cret-42",
+        );
+        let settings = load_in(jail, None).expect("loads");
+        let manager = &settings.runtime.manager;
+        assert_eq!(
+            manager.url.as_ref().map(url::Url::as_str),
+            Some("http://10.0.0.5:3001/")
+        );
+        assert_eq!(manager.listen.to_string(), "127.0.0.1:3001");
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("s3cret"), "{debug}");
+        Ok(())
+    });
+}
+
+#[test]
 fn a_bad_env_value_names_the_setting_and_the_variable() {
     jailed(|jail| {
         jail.set_env("CLAWLOOPS_LISTEN_ADDR", "not-an-address");
@@ -156,6 +180,21 @@ fn semantic_checks_name_the_setting() {
             "/nonexistent",
             "initial_admin_password_file",
         ),
+        (
+            "CLAWLOOPS_RUNTIME_MANAGER_SECRET",
+            "too-short",
+            "runtime_manager_secret",
+        ),
+        (
+            "CLAWLOOPS_RUNTIME_MANAGER_URL",
+            "not a url",
+            "runtime_manager_url",
+        ),
+        (
+            "CLAWLOOPS_RUNTIME_MANAGER_ALLOWED_CLIENTS",
+            "[\"everyone\"]",
+            "runtime_manager_allowed_clients",
+        ),
     ];
     for (var, value, setting) in cases {
         jailed(|jail| {
@@ -194,6 +233,13 @@ fn every_listed_key_is_a_real_setting() {
         ("runtime_ready_timeout_secs", "30"),
         ("runtime_browser_url", "\"http://{user}.localhost/\""),
         ("model_gateway_url", "\"http://gw/v1\""),
+        ("runtime_manager_url", "\"http://10.0.0.5:3001/\""),
+        (
+            "runtime_manager_secret",
+            "\"0123456789abcdef0123456789abcdef\"",
+        ),
+        ("runtime_manager_listen", "\"0.0.0.0:3001\""),
+        ("runtime_manager_allowed_clients", "[\"10.0.0.0/8\"]"),
     ];
     assert_eq!(fields.len(), KEYS.len());
     let toml: String = fields.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();

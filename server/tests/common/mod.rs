@@ -70,6 +70,14 @@ impl TestServer {
 
     /// Starts with settings adjusted by `adjust`.
     pub async fn start_with(pool: PgPool, adjust: impl FnOnce(&mut Settings)) -> TestServer {
+        // `TEST_LOG=debug` shows the server's log lines for a failing test.
+        if let Ok(filter) = std::env::var("TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(filter)
+                .with_test_writer()
+                .with_thread_names(true)
+                .try_init();
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind an ephemeral port");
@@ -79,7 +87,12 @@ impl TestServer {
         settings.public_url = format!("http://{addr}").parse().expect("url");
         adjust(&mut settings);
         settings.data_dir = std::env::temp_dir().join(format!("clawloops-test-{}", addr.port()));
-        let state = serve::server_state(&settings, pool.clone())
+        // A server whose database is unreachable (the readiness test) still starts; its
+        // runtimes are then labelled with a throwaway installation id.
+        let instance = serve::instance_id(&pool)
+            .await
+            .unwrap_or_else(|_| uuid::Uuid::new_v4());
+        let state = serve::server_state(&settings, pool.clone(), instance)
             .await
             .expect("server state");
         // The orchestrator's workers and reconciler, as in `clawloops serve`.

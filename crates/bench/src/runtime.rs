@@ -1,0 +1,520 @@
+//! `runtime-bench`: how much ClawLoops' orchestration costs next to plain Docker, on this
+//! machine, in one run.
+//!
+//! 1. Start request → healthy through the orchestrator (PostgreSQL task, rendered config,
+//!    private network, volume, hardened container, health poll) against `docker run` of the
+//!    same image plus the same health poll — for the tiny stub image and for OpenClaw.
+//! 2. A burst: N users start at once (stub image), against N plain `docker run`s at once.
+//! 3. One reconciler pass over M bindings (the burst's running runtimes among them).
+//!
+//! It needs the Docker engine, the images from `scripts/build-images.sh`, and `DATABASE_URL`
+//! pointing at a PostgreSQL where it may create (and then drops) a scratch database.
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use clawloops_driver::docker::DockerDriver;
+use clawloops_driver::{Limits, Profile, RuntimeDriver};
+use clawloops_orchestrator::{
+    Action, Orchestrator, READY_POLL, RuntimeSettings, TaskStatus, UserRef, repo,
+};
+use sqlx::{Connection, PgPool};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::process::Command;
+use uuid::Uuid;
+
+#[derive(Debug, Parser)]
+#[command(about = "Runtime start-up, burst and reconciler benchmarks against plain Docker")]
+struct Args {
+    /// PostgreSQL to create the scratch database in.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// Sequential starts per method with the stub image.
+    #[arg(long, default_value_t = 9)]
+    stub_runs: usize,
+    /// Sequential starts per method with the OpenClaw image (0 skips it).
+    #[arg(long, default_value_t = 3)]
+    openclaw_runs: usize,
+    /// Users starting at once in the burst.
+    #[arg(long, default_value_t = 50)]
+    burst: usize,
+    /// The orchestrator's start concurrency during the burst.
+    #[arg(long, default_value_t = 50)]
+    burst_concurrency: usize,
+    /// Bindings in the reconciler pass.
+    #[arg(long, default_value_t = 1000)]
+    bindings: usize,
+    /// Reconciler passes to time.
+    #[arg(long, default_value_t = 20)]
+    passes: usize,
+    #[arg(long, default_value = "clawloops/runtime-stub:0.1.0")]
+    stub_image: String,
+    #[arg(long, default_value = "clawloops/openclaw:2026.9.6")]
+    openclaw_image: String,
+}
+
+/// The orchestrator, its driver and the scratch database it works in.
+struct Bench {
+    pool: PgPool,
+    driver: Arc<DockerDriver>,
+    instance: String,
+    _config_root: tempfile::TempDir,
+    plain_dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+fn settings(
+    profile_name: &str,
+    image: &str,
+    profile: Profile,
+    concurrency: usize,
+) -> RuntimeSettings {
+    RuntimeSettings {
+        profile_name: profile_name.into(),
+        image: image.into(),
+        profile,
+        limits: Limits {
+            memory_mb: 1536,
+            cpus: 1.0,
+            pids: 512,
+        },
+        concurrency,
+        ready_timeout: Duration::from_secs(120),
+        stop_grace: Duration::from_secs(10),
+        reconcile_every: Duration::from_secs(3600),
+        model_base_url: "http://gateway.invalid/v1".into(),
+        models: vec!["bench-model".into()],
+        browser_url_template: None,
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let (pool, drop_db) = scratch_database(&args.database_url).await?;
+    let instance = format!("bench-{}", Uuid::new_v4().simple());
+    let config_root = tempfile::tempdir()?;
+    let driver = Arc::new(
+        DockerDriver::connect(&instance, config_root.path())
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
+    let bench = Bench {
+        pool,
+        driver,
+        instance,
+        _config_root: config_root,
+        plain_dir: tempfile::tempdir()?,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .no_proxy()
+            .build()?,
+    };
+    docker(&["network", "create", &plain_network(&bench)]).await?;
+    let result = run(&bench, &args).await;
+    bench.remove_everything().await;
+    bench.pool.close().await;
+    drop_db.await?;
+    result
+}
+
+async fn run(bench: &Bench, args: &Args) -> Result<()> {
+    println!("runtime-bench: orchestrated (ClawLoops) vs plain docker run, same machine, one run");
+    println!(
+        "health poll every {} ms on both sides\n",
+        READY_POLL.as_millis()
+    );
+    println!("1. start request -> healthy, sequential runs (median, min, max in ms)");
+    let stub = settings("stub", &args.stub_image, RuntimeSettings::stub_profile(), 4);
+    bench.compare_single(&stub, args.stub_runs).await?;
+    if args.openclaw_runs > 0 {
+        let openclaw = settings(
+            "openclaw",
+            &args.openclaw_image,
+            RuntimeSettings::openclaw_profile(),
+            4,
+        );
+        bench.compare_single(&openclaw, args.openclaw_runs).await?;
+    }
+
+    println!(
+        "\n2. burst: {} users start at once (stub image, orchestrator concurrency {})",
+        args.burst, args.burst_concurrency
+    );
+    let burst = settings(
+        "stub",
+        &args.stub_image,
+        RuntimeSettings::stub_profile(),
+        args.burst_concurrency,
+    );
+    bench.burst(&burst, args.burst).await?;
+
+    println!(
+        "\n3. reconciler: one pass over {} bindings ({} of them running containers)",
+        args.bindings, args.burst
+    );
+    bench.reconcile(&burst, args.bindings, args.passes).await?;
+    Ok(())
+}
+
+/// Creates `clawloops_bench_<random>` with the migrations applied; the future drops it.
+async fn scratch_database(
+    url: &str,
+) -> Result<(PgPool, impl std::future::Future<Output = Result<()>>)> {
+    let name = format!("clawloops_bench_{}", Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(url)
+        .await
+        .context("connecting to DATABASE_URL")?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await?;
+    let options: sqlx::postgres::PgConnectOptions = url.parse()?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(60)
+        .connect_with(options.database(&name))
+        .await?;
+    sqlx::migrate!("../../migrations").run(&pool).await?;
+    let drop = async move {
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await?;
+        Ok(())
+    };
+    Ok((pool, drop))
+}
+
+fn plain_network(bench: &Bench) -> String {
+    format!("{}-plain", bench.instance)
+}
+
+async fn docker(args: &[&str]) -> Result<String> {
+    let out = Command::new("docker").args(args).output().await?;
+    if !out.status.success() {
+        bail!(
+            "docker {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn stats(samples: &mut [f64]) -> (f64, f64, f64) {
+    samples.sort_by(f64::total_cmp);
+    let median = samples.get(samples.len() / 2).copied().unwrap_or(0.0);
+    (
+        median,
+        samples.first().copied().unwrap_or(0.0),
+        samples.last().copied().unwrap_or(0.0),
+    )
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl Bench {
+    fn orchestrator(&self, settings: &RuntimeSettings) -> Orchestrator {
+        Orchestrator::new(
+            self.pool.clone(),
+            self.driver.clone(),
+            settings.clone(),
+            &self.instance,
+        )
+    }
+
+    /// Sequential single starts, alternating orchestrated and plain so that drift in the
+    /// machine's load hits both alike.
+    async fn compare_single(&self, settings: &RuntimeSettings, runs: usize) -> Result<()> {
+        let orchestrator = self.orchestrator(settings);
+        let (mut ours, mut plain) = (Vec::new(), Vec::new());
+        for run in 0..runs {
+            let user = Uuid::new_v4();
+            let name = format!("single{run}");
+            let started = Instant::now();
+            let task = orchestrator
+                .request(
+                    UserRef {
+                        id: user,
+                        username: &name,
+                    },
+                    Action::Start,
+                    false,
+                    "bench",
+                )
+                .await?;
+            while orchestrator.run_next().await? {}
+            let took = started.elapsed();
+            let mut conn = self.pool.acquire().await?;
+            let task = repo::get_task(&mut conn, task.id)
+                .await?
+                .context("task vanished")?;
+            if task.status() != TaskStatus::Succeeded {
+                bail!("start failed: {:?}", task.error);
+            }
+            ours.push(ms(took));
+            orchestrator
+                .request(
+                    UserRef {
+                        id: user,
+                        username: &name,
+                    },
+                    Action::Delete,
+                    true,
+                    "bench",
+                )
+                .await?;
+            while orchestrator.run_next().await? {}
+
+            plain.push(ms(self
+                .plain_start(settings, &format!("single{run}"), true)
+                .await?));
+        }
+        let (o_med, o_min, o_max) = stats(&mut ours);
+        let (p_med, p_min, p_max) = stats(&mut plain);
+        println!(
+            "   {:<34} clawloops {:>7.0} ({:.0}-{:.0})   plain {:>7.0} ({:.0}-{:.0})   diff {:>+6.0} ms   ratio {:.2}",
+            settings.image,
+            o_med,
+            o_min,
+            o_max,
+            p_med,
+            p_min,
+            p_max,
+            o_med - p_med,
+            o_med / p_med
+        );
+        Ok(())
+    }
+
+    /// `docker run` of the image with what it needs to answer (its configuration, port
+    /// environment), then the same health poll. Returns the time to healthy; removes the
+    /// container when `remove`.
+    async fn plain_start(
+        &self,
+        settings: &RuntimeSettings,
+        name: &str,
+        remove: bool,
+    ) -> Result<Duration> {
+        let profile = &settings.profile;
+        let config_dir = self.plain_dir.path().join(name);
+        let config = clawloops_driver::config::RuntimeConfig {
+            port: profile.port,
+            auth: clawloops_driver::config::GatewayAuth::Token(format!("plain-{}", Uuid::new_v4())),
+            allowed_origins: Vec::new(),
+            provider: clawloops_driver::config::ModelProvider {
+                base_url: settings.model_base_url.clone(),
+                api_key: "plain".into(),
+                models: settings.models.clone(),
+            },
+        }
+        .render();
+        clawloops_driver::config::write_atomically(self.plain_dir.path(), &config_dir, &config)?;
+        let container = format!("{}-plain-{name}", self.instance);
+        let network = plain_network(self);
+        let mut args: Vec<String> = ["run", "-d", "--name", &container, "--network", &network]
+            .map(str::to_owned)
+            .into();
+        args.extend([
+            "--label".into(),
+            format!("org.clawloops.bench={}", self.instance),
+        ]);
+        args.extend(["--user".into(), profile.user.clone()]);
+        for (key, value) in &profile.env {
+            args.extend(["-e".into(), format!("{key}={value}")]);
+        }
+        if let Some(mount) = &profile.config_mount {
+            args.extend(["-v".into(), format!("{}:{mount}:ro", config_dir.display())]);
+        }
+        args.push(settings.image.clone());
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+
+        let started = Instant::now();
+        let id = docker(&argv).await?;
+        let ip = docker(&[
+            "inspect",
+            "-f",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &id,
+        ])
+        .await?;
+        let url = format!("http://{ip}:{}{}", profile.port, profile.ready_path);
+        let deadline = Instant::now() + settings.ready_timeout;
+        loop {
+            let ok = self
+                .http
+                .get(&url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("plain {} never became ready", settings.image);
+            }
+            tokio::time::sleep(READY_POLL).await;
+        }
+        let took = started.elapsed();
+        if remove {
+            docker(&["rm", "-f", &id]).await?;
+        }
+        Ok(took)
+    }
+
+    async fn burst(&self, settings: &RuntimeSettings, users: usize) -> Result<()> {
+        let orchestrator = self.orchestrator(settings);
+        let workers = orchestrator.spawn();
+        let names: Vec<(Uuid, String)> = (0..users)
+            .map(|i| (Uuid::new_v4(), format!("burst{i}")))
+            .collect();
+        let started = Instant::now();
+        let requests = names.iter().map(|(id, name)| {
+            orchestrator.request(
+                UserRef {
+                    id: *id,
+                    username: name,
+                },
+                Action::Start,
+                false,
+                "bench",
+            )
+        });
+        for result in futures_util::future::join_all(requests).await {
+            result?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(600);
+        let (succeeded, failed) = loop {
+            let (succeeded, failed): (i64, i64) = sqlx::query_as(
+                "SELECT count(*) FILTER (WHERE status = 'succeeded'),
+                        count(*) FILTER (WHERE status IN ('failed', 'canceled'))
+                   FROM runtime_tasks WHERE action = 'start' AND user_id = ANY($1)",
+            )
+            .bind(names.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+            .fetch_one(&self.pool)
+            .await?;
+            if usize::try_from(succeeded + failed).unwrap_or(0) >= users
+                || Instant::now() > deadline
+            {
+                break (succeeded, failed);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let ours = started.elapsed();
+        for worker in workers {
+            worker.abort();
+        }
+        let containers = self
+            .driver
+            .list()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let healthy = containers
+            .iter()
+            .filter(|c| c.state == clawloops_driver::ContainerState::Running)
+            .count();
+
+        let started = Instant::now();
+        let plain = names
+            .iter()
+            .map(|(_, name)| self.plain_start(settings, name, false));
+        let results = futures_util::future::join_all(plain).await;
+        let plain_time = started.elapsed();
+        let plain_ok = results.iter().filter(|r| r.is_ok()).count();
+        if let Some(Err(e)) = results.iter().find(|r| r.is_err()) {
+            println!("   plain docker run error: {e}");
+        }
+        println!(
+            "   clawloops: {succeeded}/{users} healthy tasks, {failed} failed, {healthy} running containers, total {:.2} s",
+            ours.as_secs_f64()
+        );
+        println!(
+            "   plain:     {plain_ok}/{users} healthy, total {:.2} s",
+            plain_time.as_secs_f64()
+        );
+        println!(
+            "   ratio clawloops/plain: {:.2}",
+            ours.as_secs_f64() / plain_time.as_secs_f64()
+        );
+        self.remove_labelled("org.clawloops.bench").await;
+        if failed > 0 || healthy < users {
+            bail!("the burst was not clean: {failed} failed, {healthy} of {users} running");
+        }
+        Ok(())
+    }
+
+    async fn reconcile(
+        &self,
+        settings: &RuntimeSettings,
+        bindings: usize,
+        passes: usize,
+    ) -> Result<()> {
+        let existing: i64 = sqlx::query_scalar("SELECT count(*) FROM runtimes")
+            .fetch_one(&self.pool)
+            .await?;
+        let missing = i64::try_from(bindings)?.saturating_sub(existing);
+        // Stopped runtimes of other users, as after a working day.
+        sqlx::query(
+            "INSERT INTO runtimes (user_id, username, runtime_id, profile, image, gateway_token)
+             SELECT gen_random_uuid(), 'idle' || n, 'rt-idle' || n, $2, $3, md5(random()::text)
+               FROM generate_series(1, $1) AS n",
+        )
+        .bind(missing)
+        .bind(&settings.profile_name)
+        .bind(&settings.image)
+        .execute(&self.pool)
+        .await?;
+        let orchestrator = self.orchestrator(settings);
+        let mut times = Vec::with_capacity(passes);
+        let mut last = None;
+        for _ in 0..passes {
+            let started = Instant::now();
+            let report = orchestrator.reconcile().await?;
+            times.push(ms(started.elapsed()));
+            last = Some(report);
+        }
+        let (median, min, max) = stats(&mut times);
+        let report = last.context("no pass")?;
+        println!(
+            "   {} bindings, {} containers: median {median:.1} ms (min {min:.1}, max {max:.1}) over {passes} passes; goal < 200 ms",
+            report.bindings, report.containers
+        );
+        Ok(())
+    }
+
+    /// Removes every container, network and volume the run made.
+    async fn remove_everything(&self) {
+        for label in ["org.clawloops.instance", "org.clawloops.bench"] {
+            self.remove_labelled(label).await;
+        }
+        let _ = docker(&["network", "rm", &plain_network(self)]).await;
+    }
+
+    /// Removes the containers, networks and volumes whose `label` is this run's id.
+    async fn remove_labelled(&self, label: &str) {
+        let filter = format!("label={label}={}", self.instance);
+        for (ls, rm) in [
+            (vec!["ps", "-aq", "--filter"], vec!["rm", "-f"]),
+            (
+                vec!["network", "ls", "-q", "--filter"],
+                vec!["network", "rm"],
+            ),
+            (
+                vec!["volume", "ls", "-q", "--filter"],
+                vec!["volume", "rm", "-f"],
+            ),
+        ] {
+            let mut list = ls;
+            list.push(&filter);
+            let Ok(ids) = docker(&list).await else {
+                continue;
+            };
+            let ids: Vec<&str> = ids.lines().collect();
+            if !ids.is_empty() {
+                let mut args = rm;
+                args.extend(ids);
+                let _ = docker(&args).await;
+            }
+        }
+    }
+}

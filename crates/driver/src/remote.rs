@@ -1,0 +1,477 @@
+//! Split mode: the runtime manager serves a [`RuntimeDriver`] over an internal HTTP API
+//! ([`service`]), and the control plane talks to it through [`RemoteDriver`].
+//!
+//! One endpoint, `POST /v1/driver`, takes a [`Call`] (a trait method and its arguments) and
+//! answers `{"Ok": value}` or `{"Err": {"kind": …, "message": …}}`, so a driver error keeps its
+//! kind across the wire. Every request must come from an allowed address and carry the shared
+//! secret as a bearer token; the installation it acts for is named in
+//! [`INSTANCE_HEADER`], and the manager only touches that installation's objects.
+
+use crate::{ContainerInfo, DriverError, Profile, RuntimeDriver, RuntimeSpec, Stats};
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The header naming the installation a request acts for.
+pub const INSTANCE_HEADER: &str = "x-clawloops-instance";
+
+/// The shortest shared secret either side accepts.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// One driver call on the wire.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Call {
+    Prepare {
+        spec: RuntimeSpec,
+    },
+    ImagePresent {
+        image: String,
+    },
+    Find {
+        runtime_id: String,
+    },
+    List,
+    InstallConfig {
+        spec: RuntimeSpec,
+        text: String,
+    },
+    Create {
+        spec: RuntimeSpec,
+    },
+    Start {
+        container_id: String,
+    },
+    Stop {
+        container_id: String,
+        grace_ms: u64,
+    },
+    Remove {
+        container_id: String,
+    },
+    Cleanup {
+        spec: RuntimeSpec,
+        wipe_workspace: bool,
+    },
+    Probe {
+        container: ContainerInfo,
+        profile: Profile,
+    },
+    Logs {
+        container_id: String,
+        lines: usize,
+    },
+    Stats {
+        container_id: String,
+    },
+}
+
+impl Call {
+    /// The operation's name, for logs (never the arguments: configurations hold tokens).
+    pub fn op(&self) -> &'static str {
+        match self {
+            Call::Prepare { .. } => "prepare",
+            Call::ImagePresent { .. } => "image_present",
+            Call::Find { .. } => "find",
+            Call::List => "list",
+            Call::InstallConfig { .. } => "install_config",
+            Call::Create { .. } => "create",
+            Call::Start { .. } => "start",
+            Call::Stop { .. } => "stop",
+            Call::Remove { .. } => "remove",
+            Call::Cleanup { .. } => "cleanup",
+            Call::Probe { .. } => "probe",
+            Call::Logs { .. } => "logs",
+            Call::Stats { .. } => "stats",
+        }
+    }
+
+    /// The container the call acts on by id, if any (it must be the caller's).
+    fn container_id(&self) -> Option<&str> {
+        match self {
+            Call::Start { container_id }
+            | Call::Stop { container_id, .. }
+            | Call::Remove { container_id }
+            | Call::Logs { container_id, .. }
+            | Call::Stats { container_id } => Some(container_id),
+            _ => None,
+        }
+    }
+
+    /// The spec the call carries, if any (its installation must match the caller's).
+    fn spec(&self) -> Option<&RuntimeSpec> {
+        match self {
+            Call::Prepare { spec }
+            | Call::InstallConfig { spec, .. }
+            | Call::Create { spec }
+            | Call::Cleanup { spec, .. } => Some(spec),
+            _ => None,
+        }
+    }
+}
+
+/// A driver that forwards every call to a runtime manager.
+#[derive(Debug, Clone)]
+pub struct RemoteDriver {
+    endpoint: reqwest::Url,
+    secret: String,
+    instance: String,
+    http: reqwest::Client,
+}
+
+impl RemoteDriver {
+    /// A driver for the runtime manager at `base` (e.g. `http://10.0.0.5:3001/`), acting for
+    /// installation `instance`.
+    pub fn new(base: &reqwest::Url, secret: &str, instance: &str) -> Result<Self, DriverError> {
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(DriverError::ManagerRefused(format!(
+                "the shared secret must be at least {MIN_SECRET_LEN} characters"
+            )));
+        }
+        let endpoint = base
+            .join("v1/driver")
+            .map_err(|e| DriverError::ManagerUnreachable(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .no_proxy()
+            .build()
+            .map_err(|e| DriverError::ManagerUnreachable(e.to_string()))?;
+        Ok(RemoteDriver {
+            endpoint,
+            secret: secret.to_owned(),
+            instance: instance.to_owned(),
+            http,
+        })
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        call: &Call,
+        timeout: Duration,
+    ) -> Result<T, DriverError> {
+        let response = self
+            .http
+            .post(self.endpoint.clone())
+            .bearer_auth(&self.secret)
+            .header(INSTANCE_HEADER, &self.instance)
+            .timeout(timeout)
+            .json(call)
+            .send()
+            .await
+            .map_err(|e| {
+                DriverError::ManagerUnreachable(format!("{} ({})", self.endpoint, e.without_url()))
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            let message = body["error"]
+                .as_str()
+                .map_or_else(|| status.to_string(), str::to_owned);
+            return Err(DriverError::ManagerRefused(message));
+        }
+        response
+            .json::<Result<T, DriverError>>()
+            .await
+            .map_err(|e| DriverError::ManagerRefused(format!("unreadable answer: {e}")))?
+    }
+}
+
+/// Long enough for any single Docker call; stops add their grace period.
+const CALL_TIMEOUT: Duration = Duration::from_secs(120);
+
+#[async_trait]
+impl RuntimeDriver for RemoteDriver {
+    async fn prepare(&self, spec: &RuntimeSpec) -> Result<(), DriverError> {
+        let call = Call::Prepare { spec: spec.clone() };
+        self.call(&call, CALL_TIMEOUT).await
+    }
+
+    async fn image_present(&self, image: &str) -> Result<bool, DriverError> {
+        let call = Call::ImagePresent {
+            image: image.to_owned(),
+        };
+        self.call(&call, CALL_TIMEOUT).await
+    }
+
+    async fn find(&self, runtime_id: &str) -> Result<Option<ContainerInfo>, DriverError> {
+        let call = Call::Find {
+            runtime_id: runtime_id.to_owned(),
+        };
+        self.call(&call, CALL_TIMEOUT).await
+    }
+
+    async fn list(&self) -> Result<Vec<ContainerInfo>, DriverError> {
+        self.call(&Call::List, CALL_TIMEOUT).await
+    }
+
+    async fn install_config(&self, spec: &RuntimeSpec, text: &str) -> Result<(), DriverError> {
+        let call = Call::InstallConfig {
+            spec: spec.clone(),
+            text: text.to_owned(),
+        };
+        self.call(&call, CALL_TIMEOUT).await
+    }
+
+    async fn create(&self, spec: &RuntimeSpec) -> Result<ContainerInfo, DriverError> {
+        let call = Call::Create { spec: spec.clone() };
+        self.call(&call, CALL_TIMEOUT).await
+    }
+
+    async fn start(&self, container_id: &str) -> Result<(), DriverError> {
+        let call = Call::Start {
+            container_id: container_id.to_owned(),
+        };
+        self.call(&call, CALL_TIMEOUT).await
+    }
+
+    async fn stop(&self, container_id: &str, grace: Duration) -> Result<(), DriverError> {
+        let call = Call::Stop {
+            container_id: container_id.to_owned(),
+            grace_ms: u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
+        };
+        self.call(&call, CALL_TIMEOUT + grace).await
+    }
+
+    async fn remove(&self, container_id: &str) -> Result<(), DriverError> {
+        let call = Call::Remove {
+            container_id: container_id.to_owned(),
+        };
+        self.call(&call, CALL_TIMEOUT).await
+    }
+
+    async fn cleanup(&self, spec: &RuntimeSpec, wipe_workspace: bool) -> Result<(), DriverError> {
+        let call = Call::Cleanup {
+            spec: spec.clone(),
+            wipe_workspace,
+        };
+        self.call(&call, CALL_TIMEOUT).await
+    }
+
+    async fn probe(&self, container: &ContainerInfo, profile: &Profile) -> bool {
+        let call = Call::Probe {
+            container: container.clone(),
+            profile: profile.clone(),
+        };
+        self.call(&call, Duration::from_secs(10))
+            .await
+            .unwrap_or(false)
+    }
+
+    async fn logs(&self, container_id: &str, lines: usize) -> Result<Vec<String>, DriverError> {
+        let call = Call::Logs {
+            container_id: container_id.to_owned(),
+            lines,
+        };
+        self.call(&call, CALL_TIMEOUT).await
+    }
+
+    async fn stats(&self, container_id: &str) -> Result<Stats, DriverError> {
+        let call = Call::Stats {
+            container_id: container_id.to_owned(),
+        };
+        self.call(&call, CALL_TIMEOUT).await
+    }
+}
+
+pub mod service {
+    //! The runtime manager's side of the internal API.
+
+    use super::{Call, INSTANCE_HEADER, MIN_SECRET_LEN};
+    use crate::docker::DockerDriver;
+    use crate::{DriverError, RuntimeDriver};
+    use axum::extract::{ConnectInfo, State};
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+    use axum::{Json, Router};
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
+    use subtle::ConstantTimeEq;
+
+    /// Who may call, and with what.
+    #[derive(Debug, Clone)]
+    pub struct Access {
+        /// The shared secret (at least [`MIN_SECRET_LEN`] characters).
+        pub secret: String,
+        /// Addresses or networks the control plane calls from.
+        pub allowed_clients: Vec<ipnet::IpNet>,
+    }
+
+    struct Shared {
+        driver: DockerDriver,
+        access: Access,
+    }
+
+    /// The runtime manager's router: `POST /v1/driver` (authenticated) and `GET /healthz`.
+    /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: without the peer's
+    /// address every call is refused.
+    pub fn router(driver: DockerDriver, access: Access) -> Result<Router, String> {
+        if access.secret.len() < MIN_SECRET_LEN {
+            return Err(format!(
+                "the shared secret must be at least {MIN_SECRET_LEN} characters"
+            ));
+        }
+        let shared = Arc::new(Shared { driver, access });
+        Ok(Router::new()
+            .route("/v1/driver", post(call))
+            .route("/healthz", get(|| async { "ok" }))
+            .with_state(shared))
+    }
+
+    fn refuse(status: StatusCode, message: &str) -> Response {
+        (status, Json(serde_json::json!({ "error": message }))).into_response()
+    }
+
+    fn authorized(
+        shared: &Shared,
+        peer: Option<SocketAddr>,
+        headers: &HeaderMap,
+    ) -> Option<Response> {
+        let allowed = peer.is_some_and(|peer| {
+            let ip = peer.ip().to_canonical();
+            shared
+                .access
+                .allowed_clients
+                .iter()
+                .any(|net| net.contains(&ip))
+        });
+        if !allowed {
+            tracing::warn!(peer = ?peer, "runtime manager call from an address that is not allowed");
+            return Some(refuse(
+                StatusCode::FORBIDDEN,
+                "this address may not call the runtime manager",
+            ));
+        }
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        let matches: bool = presented
+            .as_bytes()
+            .ct_eq(shared.access.secret.as_bytes())
+            .into();
+        if !matches {
+            tracing::warn!(peer = ?peer, "runtime manager call without the shared secret");
+            return Some(refuse(
+                StatusCode::UNAUTHORIZED,
+                "the shared secret is missing or wrong",
+            ));
+        }
+        None
+    }
+
+    fn valid_instance(text: &str) -> bool {
+        (1..=64).contains(&text.len())
+            && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    }
+
+    /// Largest accepted call (a spec with its rendered configuration is a few KiB).
+    const MAX_BODY: usize = 1024 * 1024;
+
+    async fn call(State(shared): State<Arc<Shared>>, request: axum::extract::Request) -> Response {
+        let (parts, body) = request.into_parts();
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0);
+        let headers = parts.headers;
+        if let Some(refused) = authorized(&shared, peer, &headers) {
+            return refused;
+        }
+        let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
+            return refuse(StatusCode::PAYLOAD_TOO_LARGE, "the call is too large");
+        };
+        let Some(instance) = headers
+            .get(INSTANCE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| valid_instance(v))
+        else {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "the x-clawloops-instance header must name the installation",
+            );
+        };
+        let call: Call = match serde_json::from_slice(&body) {
+            Ok(call) => call,
+            Err(e) => {
+                return refuse(StatusCode::BAD_REQUEST, &format!("not a driver call: {e}"));
+            }
+        };
+        if call.spec().is_some_and(|spec| spec.instance != instance) {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                "the runtime belongs to another installation",
+            );
+        }
+        tracing::debug!(op = call.op(), instance, "runtime manager call");
+        let driver = shared.driver.for_instance(instance);
+        // Calls by container id only reach this installation's containers; anything else on
+        // the engine is invisible to the caller.
+        if let Some(id) = call.container_id() {
+            match driver.manages(id).await {
+                Ok(true) => {}
+                Ok(false) => return Json(not_found(&call)).into_response(),
+                Err(e) => return Json(Err::<serde_json::Value, _>(e)).into_response(),
+            }
+        }
+        Json(perform(&driver, call).await).into_response()
+    }
+
+    /// The answer for a container that is not (or no longer) there: what the Docker driver
+    /// answers for a missing container of its own.
+    fn not_found(call: &Call) -> Result<serde_json::Value, DriverError> {
+        match call {
+            Call::Start { container_id } => Err(DriverError::Docker(format!(
+                "No such container: {container_id}"
+            ))),
+            Call::Logs { .. } => Ok(serde_json::json!([])),
+            Call::Stats { .. } => Ok(serde_json::json!(crate::Stats::default())),
+            _ => Ok(serde_json::Value::Null),
+        }
+    }
+
+    async fn perform(driver: &DockerDriver, call: Call) -> Result<serde_json::Value, DriverError> {
+        fn to_value(v: impl serde::Serialize) -> Result<serde_json::Value, DriverError> {
+            serde_json::to_value(v).map_err(|e| DriverError::Docker(e.to_string()))
+        }
+        match call {
+            Call::Prepare { spec } => to_value(driver.prepare(&spec).await?),
+            Call::ImagePresent { image } => to_value(driver.image_present(&image).await?),
+            Call::Find { runtime_id } => to_value(driver.find(&runtime_id).await?),
+            Call::List => to_value(driver.list().await?),
+            Call::InstallConfig { spec, text } => {
+                to_value(driver.install_config(&spec, &text).await?)
+            }
+            Call::Create { spec } => to_value(driver.create(&spec).await?),
+            Call::Start { container_id } => to_value(driver.start(&container_id).await?),
+            Call::Stop {
+                container_id,
+                grace_ms,
+            } => to_value(
+                driver
+                    .stop(&container_id, Duration::from_millis(grace_ms))
+                    .await?,
+            ),
+            Call::Remove { container_id } => to_value(driver.remove(&container_id).await?),
+            Call::Cleanup {
+                spec,
+                wipe_workspace,
+            } => to_value(driver.cleanup(&spec, wipe_workspace).await?),
+            // Probe the address Docker reports for this runtime, never one the caller names.
+            Call::Probe { container, profile } => match driver.find(&container.runtime_id).await? {
+                Some(found) if found.id == container.id => {
+                    to_value(driver.probe(&found, &profile).await)
+                }
+                _ => to_value(false),
+            },
+            Call::Logs {
+                container_id,
+                lines,
+            } => to_value(driver.logs(&container_id, lines.min(10_000)).await?),
+            Call::Stats { container_id } => to_value(driver.stats(&container_id).await?),
+        }
+    }
+}
