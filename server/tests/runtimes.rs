@@ -267,3 +267,92 @@ async fn in_split_mode_the_control_plane_drives_runtimes_through_the_runtime_man
     );
     server.remove_docker_objects().await;
 }
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn admins_give_a_user_their_own_limits_and_the_next_start_applies_them(pool: PgPool) {
+    let server = TestServer::with_stub_runtimes(pool.clone()).await;
+    let admin = server.admin("root").await;
+    let bob = server.user(&admin, "bob").await;
+    bob.call("runtime/command", &[("command", "start")]).await;
+    wait_for(&bob, "running", |c| {
+        c["observed"] == "running" && c["task_status"] == "succeeded"
+    })
+    .await;
+    let bob_id = admin.user_id("bob").await;
+
+    let (status, body) = bob
+        .call(
+            "admin/runtimes/limits",
+            &[("user_id", &bob_id), ("memory_mb", "256")],
+        )
+        .await;
+    assert_eq!((status.as_u16(), code(&body)), (403, "ACCESS_DENIED"));
+    let (status, body) = admin
+        .call(
+            "admin/runtimes/limits",
+            &[("user_id", &bob_id), ("memory_mb", "10")],
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), code(&body)),
+        (422, "VALIDATION"),
+        "{body}"
+    );
+    assert!(body.to_string().contains("between 128 and 65536"), "{body}");
+    let (status, body) = admin
+        .call(
+            "admin/runtimes/limits",
+            &[
+                ("user_id", &uuid::Uuid::new_v4().to_string()),
+                ("pids", "100"),
+            ],
+        )
+        .await;
+    assert_eq!((status.as_u16(), code(&body)), (404, "NOT_FOUND"), "{body}");
+
+    let (status, limits) = admin
+        .call(
+            "admin/runtimes/limits",
+            &[("user_id", &bob_id), ("memory_mb", "256"), ("pids", "100")],
+        )
+        .await;
+    assert_eq!(status, 200, "{limits}");
+    assert_eq!(limits["memory_mb"], 256);
+    assert_eq!(limits["cpus"], Value::Null, "CPUs keep the default");
+    assert_eq!(limits["default_memory_mb"], 128);
+    let (_, list) = admin.call("admin/runtimes/list", &[]).await;
+    assert_eq!(list[0]["limits"]["pids"], 100, "{list}");
+
+    // The running container keeps its limits until the next start or recover.
+    bob.call("runtime/command", &[("command", "recover")]).await;
+    wait_for(&bob, "recovered", |c| {
+        c["task_action"] == "recover" && c["task_status"] == "succeeded"
+    })
+    .await;
+    let container: String =
+        sqlx::query_scalar("SELECT container_id FROM runtimes WHERE username = 'bob'")
+            .fetch_one(&pool)
+            .await
+            .expect("container");
+    let out = std::process::Command::new("docker")
+        .args([
+            "inspect",
+            "-f",
+            "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}",
+            &container,
+        ])
+        .output()
+        .expect("docker inspect");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("{} 100", 256 * 1024 * 1024)
+    );
+    let (_, audit) = admin
+        .call(
+            "admin/audit",
+            &[("query[action]", "runtime.limits"), ("query[page]", "1")],
+        )
+        .await;
+    assert_eq!(audit["total"], 1, "{audit}");
+    server.remove_docker_objects().await;
+}

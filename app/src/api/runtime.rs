@@ -63,7 +63,24 @@ pub struct AdminRuntime {
     pub crash_count: i32,
     /// Stopped retrying after repeated crashes.
     pub crash_looping: bool,
+    pub limits: RuntimeLimits,
 }
+
+/// A runtime's resource limits: the user's own, where an admin set them, and the defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeLimits {
+    pub memory_mb: Option<u32>,
+    pub cpus: Option<f64>,
+    pub pids: Option<u32>,
+    pub default_memory_mb: u32,
+    pub default_cpus: f64,
+    pub default_pids: u32,
+}
+
+/// Allowed range of each limit (the same as the deployment settings').
+pub const MEMORY_MB_RANGE: std::ops::RangeInclusive<u32> = 128..=65536;
+pub const CPUS_RANGE: std::ops::RangeInclusive<f64> = 0.1..=64.0;
+pub const PIDS_RANGE: std::ops::RangeInclusive<u32> = 32..=65536;
 
 /// A runtime's recent output and resource use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,4 +127,17 @@ pub async fn admin_runtime_command(
 pub async fn get_runtime_details(user_id: String) -> Result<RuntimeDetails, AppError> {
     use crate::ssr::{respond, runtimes};
     respond(runtimes::details(&user_id).await)
+}
+
+/// Sets (or, with a value left out, resets to the default) someone's runtime limits (admins).
+/// They apply at the runtime's next start or recover.
+#[server(endpoint = "admin/runtimes/limits")]
+pub async fn set_runtime_limits(
+    user_id: String,
+    memory_mb: Option<u32>,
+    cpus: Option<f64>,
+    pids: Option<u32>,
+) -> Result<RuntimeLimits, AppError> {
+    use crate::ssr::{respond, runtimes};
+    respond(runtimes::set_limits(&user_id, memory_mb, cpus, pids).await)
 }

@@ -5,8 +5,14 @@ use super::auth::gate::{self, Caller};
 use super::db::users;
 use super::{app_state, parse_id};
 use crate::AppError;
-use crate::api::runtime::{AdminRuntime, RuntimeCard, RuntimeCommand, RuntimeDetails, StageMark};
-use clawloops_orchestrator::{Action, ObservedState, OrchestratorError, RuntimeView, UserRef};
+use crate::api::runtime::{
+    AdminRuntime, CPUS_RANGE, MEMORY_MB_RANGE, PIDS_RANGE, RuntimeCard, RuntimeCommand,
+    RuntimeDetails, RuntimeLimits, StageMark,
+};
+use clawloops_orchestrator::{
+    Action, LimitOverride, ObservedState, Orchestrator, OrchestratorError, RuntimeRow, RuntimeView,
+    UserRef,
+};
 use uuid::Uuid;
 
 /// How many log lines admins see.
@@ -135,10 +141,12 @@ pub async fn command_for(
 pub async fn list() -> Result<Vec<AdminRuntime>, AppError> {
     gate::require(gate::Access::Admin).await?;
     let state = app_state()?;
-    let views = state.orchestrator().views().await?;
+    let orchestrator = state.orchestrator();
+    let views = orchestrator.views().await?;
     Ok(views
         .into_iter()
         .map(|view| {
+            let limits = limits_of(orchestrator, &view.binding);
             let crash_count = view.binding.crash_count;
             let crash_looping = view.binding.observed() == ObservedState::Error
                 && crash_count >= CRASH_LIMIT
@@ -148,10 +156,90 @@ pub async fn list() -> Result<Vec<AdminRuntime>, AppError> {
                 username: view.binding.username.clone(),
                 crash_count,
                 crash_looping,
+                limits,
                 card: card(view),
             }
         })
         .collect())
+}
+
+fn limits_of(orchestrator: &Orchestrator, binding: &RuntimeRow) -> RuntimeLimits {
+    let defaults = orchestrator.settings().limits;
+    RuntimeLimits {
+        memory_mb: binding.memory_mb.and_then(|m| u32::try_from(m).ok()),
+        cpus: binding.cpus,
+        pids: binding.pids.and_then(|p| u32::try_from(p).ok()),
+        default_memory_mb: defaults.memory_mb,
+        default_cpus: defaults.cpus,
+        default_pids: defaults.pids,
+    }
+}
+
+fn check_range<T: PartialOrd + std::fmt::Display>(
+    field: &str,
+    value: Option<T>,
+    range: &std::ops::RangeInclusive<T>,
+    unit: &str,
+) -> Result<(), AppError> {
+    match value {
+        Some(v) if !range.contains(&v) => Err(AppError::Validation {
+            field: Some(field.into()),
+            message: format!(
+                "{} must be between {} and {}{unit}.",
+                match field {
+                    "memory_mb" => "Memory",
+                    "cpus" => "CPUs",
+                    _ => "Processes",
+                },
+                range.start(),
+                range.end()
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// See [`crate::api::runtime::set_runtime_limits`].
+pub async fn set_limits(
+    user_id: &str,
+    memory_mb: Option<u32>,
+    cpus: Option<f64>,
+    pids: Option<u32>,
+) -> Result<RuntimeLimits, AppError> {
+    let caller = gate::require(gate::Access::Admin).await?;
+    let state = app_state()?;
+    let id = parse_id(user_id, "User")?;
+    check_range("memory_mb", memory_mb, &MEMORY_MB_RANGE, " MiB")?;
+    // NaN is in no range, so it is refused here too.
+    check_range("cpus", cpus, &CPUS_RANGE, "")?;
+    check_range("pids", pids, &PIDS_RANGE, "")?;
+    let orchestrator = state.orchestrator();
+    orchestrator
+        .set_limits(
+            id,
+            LimitOverride {
+                memory_mb,
+                cpus,
+                pids,
+            },
+        )
+        .await?;
+    let mut conn = state.pool().acquire().await?;
+    let binding = clawloops_orchestrator::repo::get(&mut conn, id)
+        .await?
+        .ok_or_else(|| AppError::NotFound {
+            what: "Runtime".into(),
+        })?;
+    let id_text = id.to_string();
+    audit::by_caller(
+        state.pool(),
+        &caller,
+        "runtime.limits",
+        Some(Subject::user(&id_text, &binding.username)),
+        Some(serde_json::json!({ "memory_mb": memory_mb, "cpus": cpus, "pids": pids })),
+    )
+    .await?;
+    Ok(limits_of(orchestrator, &binding))
 }
 
 /// See [`crate::api::runtime::get_runtime_details`].

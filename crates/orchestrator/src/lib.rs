@@ -39,6 +39,14 @@ pub enum OrchestratorError {
     Driver(#[from] clawloops_driver::DriverError),
 }
 
+/// A user's own resource limits; `None` keeps the deployment's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct LimitOverride {
+    pub memory_mb: Option<u32>,
+    pub cpus: Option<f64>,
+    pub pids: Option<u32>,
+}
+
 /// A runtime as pages show it: the binding, its newest task, and the task's place in the queue.
 #[derive(Debug, Clone)]
 pub struct RuntimeView {
@@ -210,6 +218,30 @@ impl Orchestrator {
             .into_iter()
             .filter(|b| b.observed() == ObservedState::Error)
             .collect())
+    }
+
+    /// Overrides a user's resource limits (None = the deployment's default). They apply at the
+    /// runtime's next start or recover: the limits are part of the configuration hash, so the
+    /// container is then replaced.
+    pub async fn set_limits(
+        &self,
+        user_id: Uuid,
+        limits: LimitOverride,
+    ) -> Result<(), OrchestratorError> {
+        let mut conn = self.inner.pool.acquire().await?;
+        let found = repo::set_limits(
+            &mut conn,
+            user_id,
+            limits.memory_mb.and_then(|m| i32::try_from(m).ok()),
+            limits.cpus,
+            limits.pids.and_then(|p| i32::try_from(p).ok()),
+        )
+        .await?;
+        if found {
+            Ok(())
+        } else {
+            Err(OrchestratorError::NoRuntime)
+        }
     }
 
     /// The last lines of a user's runtime output.

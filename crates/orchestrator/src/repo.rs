@@ -127,6 +127,27 @@ pub async fn all(db: &mut PgConnection) -> sqlx::Result<Vec<RuntimeRow>> {
     .await
 }
 
+/// Per-user resource limits (None = the deployment's default); false when there is no binding.
+pub async fn set_limits(
+    db: &mut PgConnection,
+    user_id: Uuid,
+    memory_mb: Option<i32>,
+    cpus: Option<f64>,
+    pids: Option<i32>,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE runtimes SET memory_mb = $2, cpus = $3, pids = $4, updated_at = now()
+          WHERE user_id = $1",
+        user_id,
+        memory_mb,
+        cpus,
+        pids
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub async fn set_desired(
     db: &mut PgConnection,
     user_id: Uuid,

@@ -595,10 +595,7 @@ async fn starts_beyond_the_global_limit_wait_in_a_queue_and_users_see_their_plac
     for worker in workers {
         worker.abort();
     }
-    assert!(
-        (1..=2).contains(&most_running),
-        "{most_running} at once"
-    );
+    assert!((1..=2).contains(&most_running), "{most_running} at once");
     assert_eq!(h.containers().await.len(), 5);
     h.cleanup().await;
 }

@@ -1,6 +1,7 @@
 use super::AdminNav;
 use crate::api::runtime::{
-    AdminRuntime, AdminRuntimeCommand, RuntimeCommand, get_runtime_details, list_runtimes,
+    AdminRuntime, AdminRuntimeCommand, RuntimeCommand, RuntimeLimits, SetRuntimeLimits,
+    get_runtime_details, list_runtimes,
 };
 use crate::components::auth::RequireUser;
 use crate::components::runtime::phase;
@@ -103,7 +104,10 @@ fn Row(runtime: AdminRuntime, command: ServerAction<AdminRuntimeCommand>) -> imp
             </td>
         </tr>
         <Show when=move || open.get()>
-            <tr><td colspan="6"><Details user_id=user.get_value() /></td></tr>
+            <tr><td colspan="6">
+                <Details user_id=user.get_value() />
+                <LimitsForm user_id=user.get_value() limits=runtime.limits.clone() />
+            </td></tr>
         </Show>
     }
 }
@@ -136,5 +140,80 @@ fn Details(user_id: String) -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// `""` → no override; otherwise the number, or a message.
+fn parse_limit<T: std::str::FromStr>(text: &str, what: &str) -> Result<Option<T>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse()
+        .map(Some)
+        .map_err(|_| format!("{what} must be a number (or empty for the default)."))
+}
+
+/// The user's own memory, CPU and process limits; empty fields use the deployment's defaults.
+#[component]
+fn LimitsForm(user_id: String, limits: RuntimeLimits) -> impl IntoView {
+    let save = ServerAction::<SetRuntimeLimits>::new();
+    let memory = RwSignal::new(limits.memory_mb.map(|m| m.to_string()).unwrap_or_default());
+    let cpus = RwSignal::new(limits.cpus.map(|c| c.to_string()).unwrap_or_default());
+    let pids = RwSignal::new(limits.pids.map(|p| p.to_string()).unwrap_or_default());
+    let local_error = RwSignal::new(None::<String>);
+    let user = StoredValue::new(user_id);
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let parsed = (|| {
+            Ok::<_, String>(SetRuntimeLimits {
+                user_id: user.get_value(),
+                memory_mb: parse_limit(&memory.get(), "Memory")?,
+                cpus: parse_limit(&cpus.get(), "CPUs")?,
+                pids: parse_limit(&pids.get(), "Processes")?,
+            })
+        })();
+        match parsed {
+            Ok(args) => {
+                local_error.set(None);
+                save.dispatch(args);
+            }
+            Err(message) => local_error.set(Some(message)),
+        }
+    };
+    let server_error = Signal::derive(move || save.value().get().and_then(Result::err));
+    let saved = move || matches!(save.value().get(), Some(Ok(_)));
+    let field = |id: &'static str,
+                 label: &'static str,
+                 value: RwSignal<String>,
+                 default: String,
+                 step: &'static str| {
+        view! {
+            <label class="block text-sm" for=id>
+                <span class="font-medium">{label}</span>
+                <input id=id name=id class="input mt-1 w-32" type="number" step=step inputmode="decimal"
+                    placeholder=format!("default {default}")
+                    prop:value=move || value.get()
+                    on:input=move |ev| value.set(event_target_value(&ev)) />
+            </label>
+        }
+    };
+    view! {
+        <form class="mt-3 space-y-2 rounded-lg border border-slate-200 p-3 dark:border-slate-700" on:submit=submit
+            aria-label="Resource limits">
+            <p class="text-sm font-medium">"Resource limits for this user"</p>
+            <div class="flex flex-wrap items-end gap-3">
+                {field("limit-memory", "Memory (MiB)", memory, limits.default_memory_mb.to_string(), "64")}
+                {field("limit-cpus", "CPUs", cpus, limits.default_cpus.to_string(), "0.1")}
+                {field("limit-pids", "Processes", pids, limits.default_pids.to_string(), "1")}
+                <button type="submit" class="btn-primary" disabled=move || save.pending().get()>"Save limits"</button>
+            </div>
+            <p class="text-xs text-slate-500">"Leave a field empty to use the default. New limits apply at the next start or recover."</p>
+            {move || local_error.get().map(|m| view! { <p class="text-sm text-red-600 dark:text-red-400" role="alert">{m}</p> })}
+            <ErrorNotice error=server_error />
+            <Show when=saved>
+                <p class="text-sm text-emerald-700 dark:text-emerald-400" role="status">"Saved. They apply at the next start or recover."</p>
+            </Show>
+        </form>
     }
 }
