@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Starts ClawLoops on this machine: installs what is missing, builds (release), starts the
-# embedded PostgreSQL, serves on http://127.0.0.1:3000 (CLAWLOOPS_LISTEN_ADDR to change).
+# Starts ClawLoops on this machine: installs what is missing, starts Docker, builds the OpenClaw
+# runtime image locally (once), builds ClawLoops (release), starts the embedded PostgreSQL and
+# serves on http://127.0.0.1:3000 (CLAWLOOPS_LISTEN_ADDR to change).
 # Stop it with Ctrl-C. Data lives in CLAWLOOPS_DATA_DIR (default ./data, or
 # /var/lib/clawloops when run as root).
 set -euo pipefail
@@ -8,6 +9,10 @@ source "$(dirname "$0")/lib/common.sh"
 cd "$ROOT"
 
 ensure_tools
+ensure_docker
+
+step "Runtime image (built locally once; see scripts/build-images.sh)"
+scripts/build-images.sh openclaw
 
 step "Building ClawLoops (release)"
 cargo leptos build --release

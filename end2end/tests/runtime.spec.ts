@@ -13,7 +13,12 @@ test("the runtime card starts a real OpenClaw runtime with live progress, then s
   // Live progress: the first steps tick off while the gateway boots.
   await expect(card.locator('[data-stage="config_rendered"][data-done="true"]')).toBeVisible({ timeout: 30_000 });
   await expect(card.locator('[data-stage="started"][data-done="true"]')).toBeVisible({ timeout: 60_000 });
+  await page.screenshot({ path: "test-results/screenshots/runtime-starting.png", fullPage: true });
   await expect(card.locator('[data-runtime-state="Running"]')).toBeVisible({ timeout: 180_000 });
+  await page.screenshot({ path: "test-results/screenshots/runtime-running-light.png", fullPage: true });
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.screenshot({ path: "test-results/screenshots/runtime-running-dark.png", fullPage: true });
+  await page.emulateMedia({ colorScheme: "light" });
 
   // The admin runtimes page shows it, with its logs and memory.
   await page.goto("/admin/runtimes");
@@ -23,6 +28,17 @@ test("the runtime card starts a real OpenClaw runtime with live progress, then s
   await row.getByRole("button", { name: "Details" }).click();
   await expect(page.getByLabel("Last 200 log lines")).toContainText("[gateway]", { timeout: 15_000 });
   await expect(page.getByText(/Memory: \d+ MiB of 2048 MiB/)).toBeVisible();
+
+  // Per-user limits, from the keyboard: a bad value is explained, a good one saved.
+  const limits = page.getByRole("form", { name: "Resource limits" });
+  const memory = limits.getByLabel("Memory (MiB)");
+  await memory.fill("10");
+  await memory.press("Enter");
+  await expect(limits.getByRole("alert")).toContainText("between 128 and 65536");
+  await memory.fill("3072");
+  await memory.press("Enter");
+  await expect(limits.getByRole("status")).toContainText("Saved");
+  await page.screenshot({ path: "test-results/screenshots/admin-runtimes.png", fullPage: true });
 
   await page.goto("/");
   await waitForHydration(page);

@@ -44,7 +44,8 @@ pub async fn router(settings: &Settings, secret: &str) -> anyhow::Result<axum::R
     // The instance placeholder is replaced per call by the caller's installation.
     let driver = DockerDriver::connect("unset", &crate::serve::runtime_config_dir(settings))
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .with_subnet_pool(settings.runtime.network_pool);
     service::router(
         driver,
         service::Access {

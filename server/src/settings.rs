@@ -41,6 +41,7 @@ const KEYS: &[&str] = &[
     "runtime_ready_timeout_secs",
     "runtime_browser_url",
     "model_gateway_url",
+    "runtime_network_pool",
     "runtime_manager_url",
     "runtime_manager_secret",
     "runtime_manager_listen",
@@ -116,6 +117,8 @@ pub struct RuntimeSettings {
     pub browser_url: Option<String>,
     /// The model gateway as runtimes reach it (`…/v1`).
     pub model_gateway_url: String,
+    /// The IPv4 range runtime networks take their /28 subnets from.
+    pub network_pool: ipnet::Ipv4Net,
     /// Split mode: where `clawloops runtime-manager` listens, and who may call it.
     pub manager: ManagerSettings,
 }
@@ -162,6 +165,7 @@ struct RawSettings {
     runtime_ready_timeout_secs: u64,
     runtime_browser_url: Option<String>,
     model_gateway_url: Option<String>,
+    runtime_network_pool: String,
     runtime_manager_url: Option<String>,
     #[serde(skip_serializing)]
     runtime_manager_secret: Option<SecretString>,
@@ -198,6 +202,7 @@ impl Default for RawSettings {
             runtime_ready_timeout_secs: 180,
             runtime_browser_url: None,
             model_gateway_url: None,
+            runtime_network_pool: "10.213.0.0/16".into(),
             runtime_manager_url: None,
             runtime_manager_secret: None,
             runtime_manager_listen: SocketAddr::from(([127, 0, 0, 1], 3001)),
@@ -442,8 +447,24 @@ impl RawSettings {
             .clone()
             .unwrap_or_else(|| format!("{}v1", public_url));
         let manager = self.manager_settings()?;
+        let network_pool = self
+            .runtime_network_pool
+            .trim()
+            .parse::<ipnet::Ipv4Net>()
+            .ok()
+            .filter(|net| net.prefix_len() <= 26)
+            .ok_or_else(|| {
+                SettingsError::new(
+                    "runtime_network_pool",
+                    format!(
+                        "`{}` must be an IPv4 network of /26 or wider, like 10.213.0.0/16",
+                        self.runtime_network_pool
+                    ),
+                )
+            })?;
         Ok(RuntimeSettings {
             manager,
+            network_pool,
             profile: self.runtime_profile,
             image,
             memory_mb: self.runtime_memory_mb,

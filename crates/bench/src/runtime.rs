@@ -121,7 +121,7 @@ async fn main() -> Result<()> {
 async fn run(bench: &Bench, args: &Args) -> Result<()> {
     println!("runtime-bench: orchestrated (ClawLoops) vs plain docker run, same machine, one run");
     println!(
-        "health poll every {} ms on both sides\n",
+        "health poll every {} ms and the same memory, CPU and process limits on both sides\n",
         READY_POLL.as_millis()
     );
     println!("1. start request -> healthy, sequential runs (median, min, max in ms)");
@@ -320,6 +320,12 @@ impl Bench {
             format!("org.clawloops.bench={}", self.instance),
         ]);
         args.extend(["--user".into(), profile.user.clone()]);
+        // The same resource limits: they are the deployment's choice, not orchestration cost.
+        args.extend([
+            format!("--memory={}m", settings.limits.memory_mb),
+            format!("--cpus={}", settings.limits.cpus),
+            format!("--pids-limit={}", settings.limits.pids),
+        ]);
         for (key, value) in &profile.env {
             args.extend(["-e".into(), format!("{key}={value}")]);
         }

@@ -8,15 +8,16 @@ use async_trait::async_trait;
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, HostConfig, Mount, MountType,
-    NetworkCreateRequest, VolumeCreateRequest,
+    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, HostConfig, Ipam, IpamConfig,
+    Mount, MountType, NetworkCreateRequest, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder,
+    StatsOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
+use ipnet::Ipv4Net;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,6 +31,8 @@ pub struct DockerDriver {
     /// Where rendered configurations are written (one directory per runtime, bind-mounted
     /// read-only into its container): on the Docker host, so it belongs to the driver.
     config_root: PathBuf,
+    /// Where runtime networks get their subnets.
+    subnet_pool: Ipv4Net,
 }
 
 impl DockerDriver {
@@ -77,6 +80,7 @@ impl DockerDriver {
             http,
             config_root: std::path::absolute(config_root)
                 .map_err(|e| DriverError::Config(e.to_string()))?,
+            subnet_pool: default_subnet_pool(),
         })
     }
 
@@ -104,6 +108,65 @@ impl DockerDriver {
             .await
             .map_err(|e| classify(e, None))?;
         Ok(!found.is_empty())
+    }
+
+    /// Allocates runtime networks from `pool` (a /28 each) instead of Docker's default address
+    /// pools, which run out after about 30 networks.
+    pub fn with_subnet_pool(mut self, pool: Ipv4Net) -> Self {
+        self.subnet_pool = pool;
+        self
+    }
+
+    /// The runtime's own internal network, on a free /28 of the pool. Concurrent creations that
+    /// pick the same subnet are told so by Docker ("overlaps") and try again.
+    async fn create_network(&self, spec: &RuntimeSpec) -> Result<(), DriverError> {
+        let name = spec.network_name();
+        for _ in 0..8 {
+            let all = self
+                .docker
+                .list_networks(None::<bollard::query_parameters::ListNetworksOptions>)
+                .await
+                .map_err(|e| classify(e, None))?;
+            if all.iter().any(|n| n.name.as_deref() == Some(name.as_str())) {
+                return Ok(());
+            }
+            let used: Vec<ipnet::IpNet> = all
+                .iter()
+                .filter_map(|n| n.ipam.as_ref()?.config.as_ref())
+                .flatten()
+                .filter_map(|c| c.subnet.as_deref()?.parse().ok())
+                .collect();
+            let Some(subnet) = free_subnet(self.subnet_pool, &used, &spec.runtime_id) else {
+                return Err(DriverError::Docker(format!(
+                    "no free subnet is left in the runtime network pool {} (widen runtime_network_pool)",
+                    self.subnet_pool
+                )));
+            };
+            // Internal: no route out, and other runtimes are on other networks.
+            let request = NetworkCreateRequest {
+                name: name.clone(),
+                driver: Some("bridge".into()),
+                internal: Some(true),
+                labels: Some(spec.labels()),
+                ipam: Some(Ipam {
+                    config: Some(vec![IpamConfig {
+                        subnet: Some(subnet.to_string()),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            match self.docker.create_network(request).await {
+                Ok(_) => return Ok(()),
+                Err(e) if status_of(&e) == Some(409) => return Ok(()),
+                Err(e) if e.to_string().contains("overlaps") => continue,
+                Err(e) => return Err(classify(e, None)),
+            }
+        }
+        Err(DriverError::Docker(
+            "no free subnet could be claimed for the runtime network after 8 tries".into(),
+        ))
     }
 
     fn config_dir(&self, spec: &RuntimeSpec) -> PathBuf {
@@ -212,31 +275,7 @@ fn exit_code(status: &str) -> i64 {
 #[async_trait]
 impl RuntimeDriver for DockerDriver {
     async fn prepare(&self, spec: &RuntimeSpec) -> Result<(), DriverError> {
-        let network = spec.network_name();
-        let existing = self
-            .docker
-            .list_networks(Some(
-                ListNetworksOptionsBuilder::new()
-                    .filters(&HashMap::from([("name", vec![network.as_str()])]))
-                    .build(),
-            ))
-            .await
-            .map_err(|e| classify(e, None))?;
-        if !existing.iter().any(|n| n.name.as_deref() == Some(&network)) {
-            // Internal: no route out, and other runtimes are on other networks.
-            let request = NetworkCreateRequest {
-                name: network.clone(),
-                driver: Some("bridge".into()),
-                internal: Some(true),
-                labels: Some(spec.labels()),
-                ..Default::default()
-            };
-            match self.docker.create_network(request).await {
-                Ok(_) => {}
-                Err(e) if status_of(&e) == Some(409) => {}
-                Err(e) => return Err(classify(e, None)),
-            }
-        }
+        self.create_network(spec).await?;
         let volume = VolumeCreateRequest {
             name: Some(spec.volume_name()),
             labels: Some(spec.labels()),
@@ -493,6 +532,32 @@ impl RuntimeDriver for DockerDriver {
     }
 }
 
+/// The default pool runtime networks come from.
+pub fn default_subnet_pool() -> Ipv4Net {
+    Ipv4Net::new(std::net::Ipv4Addr::new(10, 213, 0, 0), 16).unwrap_or_default()
+}
+
+/// A /28 of `pool` that overlaps none of `used`, searched from a place that depends on the
+/// runtime (so that concurrent creations seldom pick the same one).
+fn free_subnet(pool: Ipv4Net, used: &[ipnet::IpNet], runtime_id: &str) -> Option<Ipv4Net> {
+    let candidates: Vec<Ipv4Net> = pool.subnets(28.max(pool.prefix_len())).ok()?.collect();
+    if candidates.is_empty() {
+        return None;
+    }
+    let start = runtime_id.bytes().fold(0usize, |h, b| {
+        h.wrapping_mul(31).wrapping_add(usize::from(b))
+    }) % candidates.len();
+    let overlaps = |c: &Ipv4Net| {
+        used.iter().any(|u| match u {
+            ipnet::IpNet::V4(u) => u.contains(&c.network()) || c.contains(&u.network()),
+            ipnet::IpNet::V6(_) => false,
+        })
+    };
+    (0..candidates.len())
+        .map(|i| candidates[(start + i) % candidates.len()])
+        .find(|c| !overlaps(c))
+}
+
 /// Names of the volumes this installation made (for tests and cleanup tools).
 pub async fn managed_volumes(driver: &DockerDriver) -> Result<Vec<String>, DriverError> {
     let filters = driver.managed_filter(None);
@@ -543,6 +608,25 @@ mod tests {
             classify(BollardError::RequestTimeoutError, None),
             DriverError::Unreachable(_)
         ));
+    }
+
+    #[test]
+    fn runtime_networks_get_free_subnets_of_the_pool() {
+        use super::{default_subnet_pool, free_subnet};
+        let pool = default_subnet_pool();
+        let first = free_subnet(pool, &[], "rt-ana").expect("free");
+        assert_eq!(first.prefix_len(), 28);
+        assert!(pool.contains(&first.network()));
+        // Taken subnets (and networks overlapping them) are skipped.
+        let used = vec![ipnet::IpNet::V4(first)];
+        let second = free_subnet(pool, &used, "rt-ana").expect("free");
+        assert_ne!(second, first);
+        let wide: Vec<ipnet::IpNet> = vec!["10.213.0.0/17".parse().expect("net")];
+        let third = free_subnet(pool, &wide, "rt-ana").expect("free");
+        assert!(third.network().octets()[2] >= 128, "{third}");
+        // A full pool has nothing left.
+        let all = vec![ipnet::IpNet::V4(pool)];
+        assert_eq!(free_subnet(pool, &all, "rt-ana"), None);
     }
 
     #[test]

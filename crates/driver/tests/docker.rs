@@ -43,6 +43,13 @@ async fn a_runtime_is_created_hardened_on_its_own_network_and_becomes_ready() {
     );
     let net = inspect_network(&spec.network_name());
     assert_eq!(net["Internal"], true, "no route out of the runtime network");
+    let subnet = net["IPAM"]["Config"][0]["Subnet"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        subnet.starts_with("10.213.") && subnet.ends_with("/28"),
+        "a /28 of the runtime pool, not Docker's default pools: {subnet}"
+    );
     f.teardown(&[spec]).await;
 }
 

@@ -191,6 +191,11 @@ fn semantic_checks_name_the_setting() {
             "runtime_manager_url",
         ),
         (
+            "CLAWLOOPS_RUNTIME_NETWORK_POOL",
+            "10.0.0.0/30",
+            "runtime_network_pool",
+        ),
+        (
             "CLAWLOOPS_RUNTIME_MANAGER_ALLOWED_CLIENTS",
             "[\"everyone\"]",
             "runtime_manager_allowed_clients",
@@ -233,6 +238,7 @@ fn every_listed_key_is_a_real_setting() {
         ("runtime_ready_timeout_secs", "30"),
         ("runtime_browser_url", "\"http://{user}.localhost/\""),
         ("model_gateway_url", "\"http://gw/v1\""),
+        ("runtime_network_pool", "\"10.99.0.0/20\""),
         ("runtime_manager_url", "\"http://10.0.0.5:3001/\""),
         (
             "runtime_manager_secret",

@@ -5,7 +5,7 @@ use crate::api::runtime::{
 };
 use crate::components::auth::RequireUser;
 use crate::components::runtime::phase;
-use crate::components::ui::{ConfirmButton, ErrorNotice, Loading, PageHeader};
+use crate::components::ui::{ConfirmButton, ErrorNotice, Loading, PageHeader, SuccessNotice};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use std::time::Duration;
@@ -209,10 +209,10 @@ fn LimitsForm(user_id: String, limits: RuntimeLimits) -> impl IntoView {
                 <button type="submit" class="btn-primary" disabled=move || save.pending().get()>"Save limits"</button>
             </div>
             <p class="text-xs text-slate-500">"Leave a field empty to use the default. New limits apply at the next start or recover."</p>
-            {move || local_error.get().map(|m| view! { <p class="text-sm text-red-600 dark:text-red-400" role="alert">{m}</p> })}
+            {move || local_error.get().map(|m| view! { <div role="alert" class="notice notice-error">{m}</div> })}
             <ErrorNotice error=server_error />
             <Show when=saved>
-                <p class="text-sm text-emerald-700 dark:text-emerald-400" role="status">"Saved. They apply at the next start or recover."</p>
+                <SuccessNotice>"Saved. The new limits apply at the next start or recover."</SuccessNotice>
             </Show>
         </form>
     }
