@@ -16,9 +16,9 @@ test("the runtime card starts a real OpenClaw runtime with live progress, then s
   await page.screenshot({ path: "test-results/screenshots/runtime-starting.png", fullPage: true });
   await expect(card.locator('[data-runtime-state="Running"]')).toBeVisible({ timeout: 180_000 });
   await page.screenshot({ path: "test-results/screenshots/runtime-running-light.png", fullPage: true });
-  await page.emulateMedia({ colorScheme: "dark" });
+  await page.getByRole("button", { name: "Dark" }).click();
   await page.screenshot({ path: "test-results/screenshots/runtime-running-dark.png", fullPage: true });
-  await page.emulateMedia({ colorScheme: "light" });
+  await page.getByRole("button", { name: "System" }).click();
 
   // The admin runtimes page shows it, with its logs and memory.
   await page.goto("/admin/runtimes");
@@ -26,6 +26,7 @@ test("the runtime card starts a real OpenClaw runtime with live progress, then s
   const row = page.locator('tr[data-runtime-user="admin"]');
   await expect(row.getByText("Running")).toBeVisible();
   await row.getByRole("button", { name: "Details" }).click();
+  const panel = page.getByRole("region", { name: "Runtime of admin" });
   await expect(page.getByLabel("Last 200 log lines")).toContainText("[gateway]", { timeout: 15_000 });
   await expect(page.getByText(/Memory: \d+ MiB of 2048 MiB/)).toBeVisible();
 
@@ -35,9 +36,13 @@ test("the runtime card starts a real OpenClaw runtime with live progress, then s
   await memory.fill("10");
   await memory.press("Enter");
   await expect(limits.getByRole("alert")).toContainText("between 128 and 65536");
+  // The list refreshes every 5 s; the open panel and what was typed survive it.
   await memory.fill("3072");
+  await page.waitForTimeout(5_500);
+  await expect(memory).toHaveValue("3072");
   await memory.press("Enter");
   await expect(limits.getByRole("status")).toContainText("Saved");
+  await expect(panel.getByLabel("Last 200 log lines")).toBeVisible();
   await page.screenshot({ path: "test-results/screenshots/admin-runtimes.png", fullPage: true });
 
   await page.goto("/");

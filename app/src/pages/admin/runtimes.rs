@@ -29,6 +29,9 @@ pub fn RuntimesPage() -> impl IntoView {
         }
     });
     let error = Signal::derive(move || command.value().get().and_then(Result::err));
+    // The open details live outside the list, so the 5-second refresh neither closes them nor
+    // wipes a half-typed limits form.
+    let selected = RwSignal::new(None::<Selected>);
     view! {
         <Title text="Runtimes" />
         <RequireUser admin=true>
@@ -46,7 +49,7 @@ pub fn RuntimesPage() -> impl IntoView {
                                 <table class="table">
                                     <thead><tr><th>"User"</th><th>"State"</th><th>"Last task"</th><th>"Last error"</th><th>"Crashes"</th><th>"Actions"</th></tr></thead>
                                     <tbody>
-                                        {list.into_iter().map(|r| view! { <Row runtime=r command /> }).collect_view()}
+                                        {list.into_iter().map(|r| view! { <Row runtime=r command selected /> }).collect_view()}
                                     </tbody>
                                 </table>
                             </div>
@@ -55,12 +58,34 @@ pub fn RuntimesPage() -> impl IntoView {
                     }
                 })}
             </Transition>
+            {move || selected.get().map(|s| view! {
+                <section class="card mt-4 space-y-3" aria-label=format!("Runtime of {}", s.username)>
+                    <div class="flex items-center justify-between">
+                        <h2 class="text-lg font-semibold">{format!("Runtime of {}", s.username)}</h2>
+                        <button type="button" class="btn-secondary" on:click=move |_| selected.set(None)>"Close"</button>
+                    </div>
+                    <Details user_id=s.user_id.clone() />
+                    <LimitsForm user_id=s.user_id limits=s.limits />
+                </section>
+            })}
         </RequireUser>
     }
 }
 
+/// The runtime whose details are open.
+#[derive(Debug, Clone, PartialEq)]
+struct Selected {
+    user_id: String,
+    username: String,
+    limits: RuntimeLimits,
+}
+
 #[component]
-fn Row(runtime: AdminRuntime, command: ServerAction<AdminRuntimeCommand>) -> impl IntoView {
+fn Row(
+    runtime: AdminRuntime,
+    command: ServerAction<AdminRuntimeCommand>,
+    selected: RwSignal<Option<Selected>>,
+) -> impl IntoView {
     let (label, tone) = phase(&runtime.card);
     let user = StoredValue::new(runtime.user_id.clone());
     let send = move |cmd: RuntimeCommand| {
@@ -69,7 +94,13 @@ fn Row(runtime: AdminRuntime, command: ServerAction<AdminRuntimeCommand>) -> imp
             command: cmd,
         });
     };
-    let open = RwSignal::new(false);
+    let this = Selected {
+        user_id: runtime.user_id.clone(),
+        username: runtime.username.clone(),
+        limits: runtime.limits.clone(),
+    };
+    let id = runtime.user_id.clone();
+    let open = Signal::derive(move || selected.read().as_ref().is_some_and(|s| s.user_id == id));
     let row_class = if runtime.crash_looping {
         "bg-red-50 dark:bg-red-950/40"
     } else {
@@ -93,7 +124,10 @@ fn Row(runtime: AdminRuntime, command: ServerAction<AdminRuntimeCommand>) -> imp
             <td>
                 <div class="flex flex-wrap gap-1">
                     <button type="button" class="btn-secondary" aria-expanded=move || open.get().to_string()
-                        on:click=move |_| open.update(|o| *o = !*o)>"Details"</button>
+                        on:click=move |_| {
+                            let next = (!open.get_untracked()).then(|| this.clone());
+                            selected.set(next);
+                        }>"Details"</button>
                     <button type="button" class="btn-secondary" disabled=busy on:click=move |_| send(RuntimeCommand::Recover)>"Recover"</button>
                     <ConfirmButton label="Force stop" confirm_label="Yes, stop" disabled=Signal::derive(move || busy)
                         on_confirm=move || send(RuntimeCommand::Stop) />
@@ -103,12 +137,6 @@ fn Row(runtime: AdminRuntime, command: ServerAction<AdminRuntimeCommand>) -> imp
                 </div>
             </td>
         </tr>
-        <Show when=move || open.get()>
-            <tr><td colspan="6">
-                <Details user_id=user.get_value() />
-                <LimitsForm user_id=user.get_value() limits=runtime.limits.clone() />
-            </td></tr>
-        </Show>
     }
 }
 
@@ -186,12 +214,11 @@ fn LimitsForm(user_id: String, limits: RuntimeLimits) -> impl IntoView {
     let field = |id: &'static str,
                  label: &'static str,
                  value: RwSignal<String>,
-                 default: String,
-                 step: &'static str| {
+                 default: String| {
         view! {
             <label class="block text-sm" for=id>
                 <span class="font-medium">{label}</span>
-                <input id=id name=id class="input mt-1 w-32" type="number" step=step inputmode="decimal"
+                <input id=id name=id class="input mt-1 w-32" type="number" step="any" inputmode="decimal"
                     placeholder=format!("default {default}")
                     prop:value=move || value.get()
                     on:input=move |ev| value.set(event_target_value(&ev)) />
@@ -199,13 +226,13 @@ fn LimitsForm(user_id: String, limits: RuntimeLimits) -> impl IntoView {
         }
     };
     view! {
-        <form class="mt-3 space-y-2 rounded-lg border border-slate-200 p-3 dark:border-slate-700" on:submit=submit
+        <form class="space-y-2 rounded-lg border border-slate-200 p-3 dark:border-slate-700" novalidate=true on:submit=submit
             aria-label="Resource limits">
             <p class="text-sm font-medium">"Resource limits for this user"</p>
             <div class="flex flex-wrap items-end gap-3">
-                {field("limit-memory", "Memory (MiB)", memory, limits.default_memory_mb.to_string(), "64")}
-                {field("limit-cpus", "CPUs", cpus, limits.default_cpus.to_string(), "0.1")}
-                {field("limit-pids", "Processes", pids, limits.default_pids.to_string(), "1")}
+                {field("limit-memory", "Memory (MiB)", memory, limits.default_memory_mb.to_string())}
+                {field("limit-cpus", "CPUs", cpus, limits.default_cpus.to_string())}
+                {field("limit-pids", "Processes", pids, limits.default_pids.to_string())}
                 <button type="submit" class="btn-primary" disabled=move || save.pending().get()>"Save limits"</button>
             </div>
             <p class="text-xs text-slate-500">"Leave a field empty to use the default. New limits apply at the next start or recover."</p>
