@@ -50,5 +50,6 @@ test("the runtime card starts a real OpenClaw runtime with live progress, then s
   await card.getByRole("button", { name: "Stop" }).click();
   await expect(card.locator('[data-runtime-state="Stopped"]')).toBeVisible({ timeout: 60_000 });
   await expect(card.getByRole("button", { name: "Start" })).toBeVisible();
-  expect(consoleErrors).toEqual([]);
+  // The one deliberate refusal (memory 10 MiB) is the only failed request.
+  expect(consoleErrors.filter((e) => !e.includes("422"))).toEqual([]);
 });
