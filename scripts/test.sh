@@ -26,13 +26,16 @@ chmod 711 "$WORK" # as root, PostgreSQL runs as `postgres`, which must traverse 
 export CLAWLOOPS_DATA_DIR="$WORK/data"
 server=""
 cleanup() {
+  # The runtimes the browser tests started (labelled with this run's installation id). psql
+  # does not know sqlx's extra URL parameters, hence the URL without its query.
+  local instance=""
+  if [ -n "${DATABASE_URL:-}" ]; then
+    instance=$(psql "${DATABASE_URL%%\?*}" -Atc 'SELECT id FROM instance' 2>/dev/null || true)
+  fi
   if [ -n "$server" ]; then
     kill -TERM "$server" 2>/dev/null || true
     wait "$server" 2>/dev/null || true
   fi
-  # The runtimes the browser tests started (labelled with this run's installation id).
-  local instance
-  instance=$(psql "${DATABASE_URL:-}" -Atc 'SELECT id FROM instance' 2>/dev/null || true)
   if [ -n "$instance" ]; then
     local filter="label=org.clawloops.instance=$instance"
     docker ps -aq --filter "$filter" | xargs -r docker rm -f >/dev/null 2>&1 || true
