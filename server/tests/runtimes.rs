@@ -227,10 +227,7 @@ async fn in_split_mode_the_control_plane_drives_runtimes_through_the_runtime_man
     let manager = spawn_runtime_manager().await;
     let url: url::Url = manager.url.parse().expect("url");
     let server = TestServer::start_with(pool.clone(), |settings| {
-        settings.runtime.profile = clawloops_server::settings::RuntimeProfile::Stub;
-        settings.runtime.image = format!("clawloops/runtime-stub:{}", env!("CARGO_PKG_VERSION"));
-        settings.runtime.memory_mb = 128;
-        settings.runtime.ready_timeout_secs = 30;
+        common::use_stub_runtimes(settings);
         settings.runtime.manager.url = Some(url);
         settings.runtime.manager.secret = Some(MANAGER_SECRET.to_owned().into());
     })

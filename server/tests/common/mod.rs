@@ -20,6 +20,14 @@ pub struct TestServer {
     pub client: reqwest::Client,
 }
 
+/// Runtimes with the tiny stub image (fast to start, little memory).
+pub fn use_stub_runtimes(settings: &mut Settings) {
+    settings.runtime.profile = clawloops_server::settings::RuntimeProfile::Stub;
+    settings.runtime.image = format!("clawloops/runtime-stub:{}", env!("CARGO_PKG_VERSION"));
+    settings.runtime.memory_mb = 128;
+    settings.runtime.ready_timeout_secs = 30;
+}
+
 impl TestServer {
     pub async fn start(pool: PgPool) -> TestServer {
         Self::start_with(pool, |_| {}).await
@@ -27,14 +35,7 @@ impl TestServer {
 
     /// Starts with runtimes on the tiny stub image (fast, a few MB each).
     pub async fn with_stub_runtimes(pool: PgPool) -> TestServer {
-        Self::start_with(pool, |settings| {
-            settings.runtime.profile = clawloops_server::settings::RuntimeProfile::Stub;
-            settings.runtime.image =
-                format!("clawloops/runtime-stub:{}", env!("CARGO_PKG_VERSION"));
-            settings.runtime.memory_mb = 128;
-            settings.runtime.ready_timeout_secs = 30;
-        })
-        .await
+        Self::start_with(pool, use_stub_runtimes).await
     }
 
     /// Removes every Docker object this server's installation made.
