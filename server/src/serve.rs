@@ -29,7 +29,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     app::ssr::auth::password::warm_up();
     let instance = instance_id(&database.pool).await?;
     let state = server_state(&settings, database.pool.clone(), instance).await?;
-    let mut background = state.app.orchestrator().spawn();
+    let mut background = spawn_background(&state);
     background.push(tokio::spawn(delete_expired_sessions(database.pool.clone())));
 
     tracing::info!(url = %settings.public_url, listen = %settings.listen_addr, "ClawLoops is ready");
@@ -46,6 +46,20 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     }
     database.close().await?;
     served
+}
+
+/// Starts what runs beside the HTTP server: the orchestrator's workers and reconciler, the
+/// forward-auth cache's change listener and the workspace activity writer.
+pub fn spawn_background(state: &ServerState) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = state.app.orchestrator().spawn();
+    tasks.push(tokio::spawn(state.entry.clone().listen()));
+    tasks.push(tokio::spawn(
+        state
+            .entry
+            .clone()
+            .flush_forever(std::time::Duration::from_secs(15)),
+    ));
+    tasks
 }
 
 /// This installation's id (made by the first migration); it labels the installation's Docker
@@ -65,6 +79,13 @@ pub async fn server_state(
     instance: uuid::Uuid,
 ) -> anyhow::Result<ServerState> {
     let orchestrator = orchestrator(settings, pool.clone(), &instance.to_string()).await?;
+    let entry = Arc::new(crate::entry::EntryGate::new(
+        pool.clone(),
+        orchestrator.clone(),
+        settings.entry.workspace_domain.clone(),
+        http::SESSION_COOKIE,
+        time::Duration::hours(i64::from(settings.session_absolute_hours)),
+    ));
     let build = crate::build_info();
     let metrics = Arc::new(HttpMetrics::new(&build));
     let config = AppConfig {
@@ -85,6 +106,8 @@ pub async fn server_state(
             trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
         },
         cookie_secure: settings.cookie_secure,
+        cookie_domain: settings.entry.cookie_domain.clone(),
+        entry,
     })
 }
 
@@ -112,7 +135,9 @@ async fn orchestrator(
                 &runtime_config_dir(settings),
             )
             .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .with_subnet_pool(r.network_pool)
+            .with_entry_proxy(settings.entry.proxy_container.clone()),
         ),
     };
     let runtime = Runtime {
@@ -137,6 +162,8 @@ async fn orchestrator(
         model_base_url: r.model_gateway_url.clone(),
         models: vec!["default".into()],
         browser_url_template: r.browser_url.clone(),
+        idle_stop_minutes: r.idle_stop_minutes,
+        max_lifetime_minutes: r.max_lifetime_hours.map(|h| h * 60),
     };
     Ok(clawloops_orchestrator::Orchestrator::new(
         pool, driver, runtime, instance,

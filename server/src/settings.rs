@@ -46,6 +46,11 @@ const KEYS: &[&str] = &[
     "runtime_manager_secret",
     "runtime_manager_listen",
     "runtime_manager_allowed_clients",
+    "workspace_domain",
+    "cookie_domain",
+    "entry_proxy_container",
+    "runtime_idle_stop_minutes",
+    "runtime_max_lifetime_hours",
 ];
 
 /// How log lines are written.
@@ -91,6 +96,20 @@ pub struct Settings {
     pub initial_admin_password_file: Option<PathBuf>,
     /// How runtimes are run.
     pub runtime: RuntimeSettings,
+    /// The entry layer: workspace hosts behind Traefik.
+    pub entry: EntrySettings,
+}
+
+/// The entry layer (Traefik in front, forward-auth on workspace hosts).
+#[derive(Debug, Clone, Default)]
+pub struct EntrySettings {
+    /// Workspaces are served at `<name>.<workspace_domain>`; unset = no workspace routing.
+    pub workspace_domain: Option<String>,
+    /// The session cookie's `Domain`: covers the public host and every workspace host.
+    pub cookie_domain: Option<String>,
+    /// The entry proxy's container (Traefik), joined to every runtime's network; runtimes then
+    /// believe identity headers from it alone (OpenClaw's trusted-proxy mode).
+    pub proxy_container: Option<String>,
 }
 
 /// Which kind of runtime image.
@@ -121,6 +140,10 @@ pub struct RuntimeSettings {
     pub network_pool: ipnet::Ipv4Net,
     /// Split mode: where `clawloops runtime-manager` listens, and who may call it.
     pub manager: ManagerSettings,
+    /// Minutes without workspace traffic before a runtime is stopped (0 = never).
+    pub idle_stop_minutes: u32,
+    /// The longest a runtime runs at a time (None = no limit).
+    pub max_lifetime_hours: Option<u32>,
 }
 
 /// Split mode. With `url` set the control plane drives runtimes through that runtime manager;
@@ -171,6 +194,11 @@ struct RawSettings {
     runtime_manager_secret: Option<SecretString>,
     runtime_manager_listen: SocketAddr,
     runtime_manager_allowed_clients: Vec<String>,
+    workspace_domain: Option<String>,
+    cookie_domain: Option<String>,
+    entry_proxy_container: Option<String>,
+    runtime_idle_stop_minutes: u32,
+    runtime_max_lifetime_hours: Option<u32>,
 }
 
 /// The OpenClaw image `scripts/build-images.sh` builds (and the version it pins).
@@ -207,6 +235,11 @@ impl Default for RawSettings {
             runtime_manager_secret: None,
             runtime_manager_listen: SocketAddr::from(([127, 0, 0, 1], 3001)),
             runtime_manager_allowed_clients: vec!["127.0.0.1".into(), "::1".into()],
+            workspace_domain: None,
+            cookie_domain: None,
+            entry_proxy_container: None,
+            runtime_idle_stop_minutes: 60,
+            runtime_max_lifetime_hours: None,
         }
     }
 }
@@ -354,9 +387,23 @@ impl RawSettings {
                 format!("{} does not exist", file.display()),
             ));
         }
-        let runtime = self.runtime_settings(&public_url)?;
+        let entry = self.entry_settings(&public_url)?;
+        let mut runtime = self.runtime_settings(&public_url)?;
+        if runtime.browser_url.is_none()
+            && let Some(domain) = &entry.workspace_domain
+        {
+            let port = public_url
+                .port()
+                .map(|p| format!(":{p}"))
+                .unwrap_or_default();
+            runtime.browser_url = Some(format!(
+                "{}://{{user}}.{domain}{port}/",
+                public_url.scheme()
+            ));
+        }
         Ok(Settings {
             runtime,
+            entry,
             cookie_secure: self.cookie_secure.unwrap_or(public_url.scheme() == "https"),
             session_idle_hours: self.session_idle_hours,
             session_absolute_hours: self.session_absolute_hours,
@@ -418,6 +465,17 @@ impl RawSettings {
             "must be between 1 and 64",
         )?;
         range(
+            "runtime_idle_stop_minutes",
+            self.runtime_idle_stop_minutes <= 43200,
+            "must be between 0 (never) and 43200 (30 days)",
+        )?;
+        range(
+            "runtime_max_lifetime_hours",
+            self.runtime_max_lifetime_hours
+                .is_none_or(|h| (1..=8760).contains(&h)),
+            "must be between 1 and 8760",
+        )?;
+        range(
             "runtime_ready_timeout_secs",
             (5..=3600).contains(&self.runtime_ready_timeout_secs),
             "must be between 5 and 3600",
@@ -474,11 +532,90 @@ impl RawSettings {
             ready_timeout_secs: self.runtime_ready_timeout_secs,
             browser_url: self.runtime_browser_url.clone(),
             model_gateway_url,
+            idle_stop_minutes: self.runtime_idle_stop_minutes,
+            max_lifetime_hours: self.runtime_max_lifetime_hours,
         })
     }
 }
 
+/// A DNS name as a setting: lower-case labels of letters, digits and dashes.
+fn dns_name(setting: &str, text: &str) -> Result<String, SettingsError> {
+    let name = text.trim().trim_start_matches('.').to_ascii_lowercase();
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if name.len() > 200 || !name.split('.').all(label_ok) {
+        return Err(SettingsError::new(
+            setting,
+            format!("`{text}` is not a DNS name like claw.example.com"),
+        ));
+    }
+    Ok(name)
+}
+
+/// Whether `host` is `domain` or below it.
+fn within(host: &str, domain: &str) -> bool {
+    host == domain || host.ends_with(&format!(".{domain}"))
+}
+
 impl RawSettings {
+    fn entry_settings(&self, public_url: &url::Url) -> Result<EntrySettings, SettingsError> {
+        let public_host = public_url
+            .host_str()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let workspace_domain = self
+            .workspace_domain
+            .as_deref()
+            .filter(|d| !d.trim().is_empty())
+            .map(|d| dns_name("workspace_domain", d))
+            .transpose()?;
+        let cookie_domain = match (&self.cookie_domain, &workspace_domain) {
+            (Some(text), _) => {
+                let domain = dns_name("cookie_domain", text)?;
+                if !within(&public_host, &domain) {
+                    return Err(SettingsError::new(
+                        "cookie_domain",
+                        format!("must be the public host {public_host} or a parent of it"),
+                    ));
+                }
+                Some(domain)
+            }
+            (None, Some(ws)) if within(&public_host, ws) => Some(ws.clone()),
+            (None, Some(ws)) if within(ws, &public_host) => Some(public_host.clone()),
+            (None, Some(ws)) => {
+                return Err(SettingsError::new(
+                    "workspace_domain",
+                    format!(
+                        "{ws} does not share a parent domain with the public host {public_host}; \
+                         set cookie_domain to one that covers both"
+                    ),
+                ));
+            }
+            (None, None) => None,
+        };
+        if let (Some(cookie), Some(ws)) = (&cookie_domain, &workspace_domain)
+            && !within(ws, cookie)
+        {
+            return Err(SettingsError::new(
+                "cookie_domain",
+                format!("must cover the workspace domain {ws}"),
+            ));
+        }
+        Ok(EntrySettings {
+            workspace_domain,
+            cookie_domain,
+            proxy_container: self
+                .entry_proxy_container
+                .clone()
+                .filter(|c| !c.trim().is_empty()),
+        })
+    }
+
     fn manager_settings(&self) -> Result<ManagerSettings, SettingsError> {
         let min = clawloops_driver::remote::MIN_SECRET_LEN;
         if let Some(secret) = &self.runtime_manager_secret

@@ -85,6 +85,8 @@ fn settings(
         model_base_url: "http://gateway.invalid/v1".into(),
         models: vec!["bench-model".into()],
         browser_url_template: None,
+        idle_stop_minutes: 0,
+        max_lifetime_minutes: None,
     }
 }
 

@@ -61,6 +61,11 @@ impl RuntimeConfig {
                         "scopes": ["operator.read", "operator.write", "operator.approvals"],
                     },
                 },
+                // The runtime is its owner's: they administer it.
+                "identityScopes": allow_users
+                    .iter()
+                    .map(|u| (u.clone(), json!(["operator.admin"])))
+                    .collect::<serde_json::Map<String, Value>>(),
             }),
         };
         let proxies = match &self.auth {
@@ -214,6 +219,14 @@ mod tests {
             "alice"
         );
         assert_eq!(doc["gateway"]["trustedProxies"][0], "172.30.0.2");
+        assert_eq!(
+            doc["gateway"]["auth"]["identityScopes"]["alice"][0],
+            "operator.admin"
+        );
+        assert!(
+            doc["gateway"]["auth"].get("token").is_none(),
+            "no token to leak in trusted-proxy mode"
+        );
     }
 
     #[test]

@@ -2,14 +2,16 @@
 //! answers are outcomes here (already gone, already there), not failures.
 
 use crate::{
-    ContainerInfo, ContainerState, DriverError, Profile, RuntimeDriver, RuntimeSpec, Stats, labels,
+    ContainerInfo, ContainerState, DriverError, Prepared, Profile, RuntimeDriver, RuntimeSpec,
+    Stats, labels,
 };
 use async_trait::async_trait;
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
 use bollard::models::{
-    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, HostConfig, Ipam, IpamConfig,
-    Mount, MountType, NetworkCreateRequest, VolumeCreateRequest,
+    ContainerCreateBody, ContainerSummary, ContainerSummaryStateEnum, EndpointIpamConfig,
+    EndpointSettings, HostConfig, Ipam, IpamConfig, Mount, MountType, NetworkConnectRequest,
+    NetworkCreateRequest, NetworkDisconnectRequest, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListVolumesOptionsBuilder,
@@ -33,6 +35,8 @@ pub struct DockerDriver {
     config_root: PathBuf,
     /// Where runtime networks get their subnets.
     subnet_pool: Ipv4Net,
+    /// The entry proxy's container (Traefik), joined to every runtime's network.
+    entry_proxy: Option<String>,
 }
 
 impl DockerDriver {
@@ -81,6 +85,7 @@ impl DockerDriver {
             config_root: std::path::absolute(config_root)
                 .map_err(|e| DriverError::Config(e.to_string()))?,
             subnet_pool: default_subnet_pool(),
+            entry_proxy: None,
         })
     }
 
@@ -117,10 +122,108 @@ impl DockerDriver {
         self
     }
 
+    /// Joins `container` (the entry proxy, Traefik) to every runtime's network, at a fixed
+    /// address: the runtime trusts identity headers from that address only.
+    pub fn with_entry_proxy(mut self, container: Option<String>) -> Self {
+        self.entry_proxy = container.filter(|c| !c.is_empty());
+        self
+    }
+
+    /// The runtime network's subnet, when the network exists.
+    async fn network_subnet(&self, name: &str) -> Result<Option<Ipv4Net>, DriverError> {
+        match self.docker.inspect_network(name, None).await {
+            Ok(network) => Ok(network
+                .ipam
+                .and_then(|ipam| ipam.config)
+                .into_iter()
+                .flatten()
+                .find_map(|c| c.subnet?.parse().ok())),
+            Err(e) if status_of(&e) == Some(404) => Ok(None),
+            Err(e) => Err(classify(e, None)),
+        }
+    }
+
+    /// Connects the entry proxy to the runtime's network at the subnet's second host address
+    /// (the first is the gateway, i.e. the Docker host, which is never trusted). Idempotent.
+    async fn connect_entry(
+        &self,
+        spec: &RuntimeSpec,
+        subnet: Ipv4Net,
+    ) -> Result<Option<std::net::IpAddr>, DriverError> {
+        let Some(proxy) = &self.entry_proxy else {
+            return Ok(None);
+        };
+        let Some(address) = entry_address(subnet) else {
+            return Err(DriverError::Docker(format!(
+                "the runtime network {subnet} has no room for the entry proxy"
+            )));
+        };
+        let proxy_id = match self.docker.inspect_container(proxy, None).await {
+            Ok(c) => c.id.unwrap_or_default(),
+            Err(e) if status_of(&e) == Some(404) => {
+                return Err(DriverError::EntryProxyMissing(proxy.clone()));
+            }
+            Err(e) => return Err(classify(e, None)),
+        };
+        let name = spec.network_name();
+        let network = self
+            .docker
+            .inspect_network(&name, None)
+            .await
+            .map_err(|e| classify(e, None))?;
+        let attached = network
+            .containers
+            .unwrap_or_default()
+            .get(&proxy_id)
+            .and_then(|e| e.ipv4_address.clone());
+        if let Some(current) = attached {
+            if current.split('/').next() == Some(address.to_string().as_str()) {
+                return Ok(Some(address.into()));
+            }
+            // Attached at another address (made by hand?): move it to the agreed one.
+            self.disconnect_entry(&name).await?;
+        }
+        let request = NetworkConnectRequest {
+            container: proxy_id,
+            endpoint_config: Some(EndpointSettings {
+                ipam_config: Some(EndpointIpamConfig {
+                    ipv4_address: Some(address.to_string()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+        };
+        match self.docker.connect_network(&name, request).await {
+            Ok(()) => Ok(Some(address.into())),
+            // A concurrent prepare connected it first.
+            Err(e) if e.to_string().contains("already exists") => Ok(Some(address.into())),
+            Err(e) => Err(classify(e, None)),
+        }
+    }
+
+    async fn disconnect_entry(&self, network: &str) -> Result<(), DriverError> {
+        let Some(proxy) = &self.entry_proxy else {
+            return Ok(());
+        };
+        let request = NetworkDisconnectRequest {
+            container: proxy.clone(),
+            force: Some(true),
+        };
+        match self.docker.disconnect_network(network, request).await {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(status_of(&e), Some(404)) => Ok(()),
+            Err(e) if e.to_string().contains("not connected") => Ok(()),
+            Err(e) => Err(classify(e, None)),
+        }
+    }
+
     /// The runtime's own internal network, on a free /28 of the pool. Concurrent creations that
     /// pick the same subnet are told so by Docker ("overlaps") and try again.
-    async fn create_network(&self, spec: &RuntimeSpec) -> Result<(), DriverError> {
+    async fn create_network(&self, spec: &RuntimeSpec) -> Result<Ipv4Net, DriverError> {
         let name = spec.network_name();
+        if let Some(subnet) = self.network_subnet(&name).await? {
+            return Ok(subnet);
+        }
         for _ in 0..8 {
             let all = self
                 .docker
@@ -128,7 +231,7 @@ impl DockerDriver {
                 .await
                 .map_err(|e| classify(e, None))?;
             if all.iter().any(|n| n.name.as_deref() == Some(name.as_str())) {
-                return Ok(());
+                return self.existing_subnet(&name).await;
             }
             let used: Vec<ipnet::IpNet> = all
                 .iter()
@@ -158,8 +261,8 @@ impl DockerDriver {
                 ..Default::default()
             };
             match self.docker.create_network(request).await {
-                Ok(_) => return Ok(()),
-                Err(e) if status_of(&e) == Some(409) => return Ok(()),
+                Ok(_) => return Ok(subnet),
+                Err(e) if status_of(&e) == Some(409) => return self.existing_subnet(&name).await,
                 Err(e) if e.to_string().contains("overlaps") => continue,
                 Err(e) => return Err(classify(e, None)),
             }
@@ -167,6 +270,12 @@ impl DockerDriver {
         Err(DriverError::Docker(
             "no free subnet could be claimed for the runtime network after 8 tries".into(),
         ))
+    }
+
+    async fn existing_subnet(&self, name: &str) -> Result<Ipv4Net, DriverError> {
+        self.network_subnet(name).await?.ok_or_else(|| {
+            DriverError::Docker(format!("the runtime network {name} has no IPv4 subnet"))
+        })
     }
 
     fn config_dir(&self, spec: &RuntimeSpec) -> PathBuf {
@@ -274,8 +383,9 @@ fn exit_code(status: &str) -> i64 {
 
 #[async_trait]
 impl RuntimeDriver for DockerDriver {
-    async fn prepare(&self, spec: &RuntimeSpec) -> Result<(), DriverError> {
-        self.create_network(spec).await?;
+    async fn prepare(&self, spec: &RuntimeSpec) -> Result<Prepared, DriverError> {
+        let subnet = self.create_network(spec).await?;
+        let entry_ip = self.connect_entry(spec, subnet).await?;
         let volume = VolumeCreateRequest {
             name: Some(spec.volume_name()),
             labels: Some(spec.labels()),
@@ -286,7 +396,7 @@ impl RuntimeDriver for DockerDriver {
             .create_volume(volume)
             .await
             .map_err(|e| classify(e, None))?;
-        Ok(())
+        Ok(Prepared { entry_ip })
     }
 
     async fn image_present(&self, image: &str) -> Result<bool, DriverError> {
@@ -432,6 +542,8 @@ impl RuntimeDriver for DockerDriver {
     }
 
     async fn cleanup(&self, spec: &RuntimeSpec, wipe_workspace: bool) -> Result<(), DriverError> {
+        // A network with the entry proxy still attached cannot be removed.
+        self.disconnect_entry(&spec.network_name()).await?;
         match self.docker.remove_network(&spec.network_name()).await {
             Ok(()) => {}
             Err(e) if status_of(&e) == Some(404) => {}
@@ -533,6 +645,11 @@ impl RuntimeDriver for DockerDriver {
 }
 
 /// The default pool runtime networks come from.
+/// The entry proxy's address on a runtime network: the second host (the first is the gateway).
+fn entry_address(subnet: Ipv4Net) -> Option<std::net::Ipv4Addr> {
+    subnet.hosts().nth(1)
+}
+
 pub fn default_subnet_pool() -> Ipv4Net {
     Ipv4Net::new(std::net::Ipv4Addr::new(10, 213, 0, 0), 16).unwrap_or_default()
 }
@@ -627,6 +744,17 @@ mod tests {
         // A full pool has nothing left.
         let all = vec![ipnet::IpNet::V4(pool)];
         assert_eq!(free_subnet(pool, &all, "rt-ana"), None);
+    }
+
+    #[test]
+    fn the_entry_proxy_sits_right_after_the_gateway() {
+        let subnet: ipnet::Ipv4Net = "10.213.0.16/28".parse().expect("net");
+        assert_eq!(
+            super::entry_address(subnet)
+                .map(|a| a.to_string())
+                .as_deref(),
+            Some("10.213.0.18")
+        );
     }
 
     #[test]

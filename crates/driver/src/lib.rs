@@ -9,7 +9,8 @@ pub mod remote;
 mod spec;
 
 pub use spec::{
-    ContainerInfo, ContainerState, DriverError, Limits, Profile, RuntimeSpec, Stats, labels,
+    ContainerInfo, ContainerState, DriverError, Limits, Prepared, Profile, RuntimeSpec, Stats,
+    labels,
 };
 
 use async_trait::async_trait;
@@ -18,8 +19,10 @@ use std::time::Duration;
 /// What the orchestrator can ask of a container runtime.
 #[async_trait]
 pub trait RuntimeDriver: Send + Sync + 'static {
-    /// Creates the runtime's private network and workspace volume when missing.
-    async fn prepare(&self, spec: &RuntimeSpec) -> Result<(), DriverError>;
+    /// Creates the runtime's private network and workspace volume when missing, and connects
+    /// the entry proxy (when there is one) to that network. Idempotent; the reconciler calls it
+    /// for running runtimes so a recreated entry proxy is connected again.
+    async fn prepare(&self, spec: &RuntimeSpec) -> Result<Prepared, DriverError>;
     /// Whether the image is available locally.
     async fn image_present(&self, image: &str) -> Result<bool, DriverError>;
     /// The runtime's container, if there is one.

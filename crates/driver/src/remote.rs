@@ -7,7 +7,7 @@
 //! secret as a bearer token; the installation it acts for is named in
 //! [`INSTANCE_HEADER`], and the manager only touches that installation's objects.
 
-use crate::{ContainerInfo, DriverError, Profile, RuntimeDriver, RuntimeSpec, Stats};
+use crate::{ContainerInfo, DriverError, Prepared, Profile, RuntimeDriver, RuntimeSpec, Stats};
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -182,7 +182,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[async_trait]
 impl RuntimeDriver for RemoteDriver {
-    async fn prepare(&self, spec: &RuntimeSpec) -> Result<(), DriverError> {
+    async fn prepare(&self, spec: &RuntimeSpec) -> Result<Prepared, DriverError> {
         let call = Call::Prepare { spec: spec.clone() };
         self.call(&call, CALL_TIMEOUT).await
     }

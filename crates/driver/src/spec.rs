@@ -98,6 +98,14 @@ impl RuntimeSpec {
     }
 }
 
+/// What [`crate::RuntimeDriver::prepare`] made ready.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prepared {
+    /// The entry proxy's address on the runtime's own network, when an entry proxy is
+    /// configured: the only address the runtime believes identity headers from.
+    pub entry_ip: Option<IpAddr>,
+}
+
 /// A container's state as Docker reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ContainerState {
@@ -151,6 +159,8 @@ pub enum DriverError {
     ImageMissing(String),
     #[error("the runtime host is out of disk space: {0}")]
     DiskFull(String),
+    #[error("the entry proxy container {0} does not exist")]
+    EntryProxyMissing(String),
     #[error("a container with this name already exists")]
     Conflict,
     #[error("Docker refused: {0}")]

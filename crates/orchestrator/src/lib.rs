@@ -2,6 +2,7 @@
 //! a bounded pool of workers, and a reconciler that keeps Docker equal to the desired state.
 //! It acts only through [`clawloops_driver::RuntimeDriver`].
 
+mod idle;
 pub mod model;
 mod reconcile;
 mod render;
@@ -9,8 +10,10 @@ pub mod repo;
 mod settings;
 mod worker;
 
+pub use idle::PlannedStop;
 pub use model::{Action, DesiredState, ObservedState, Stage, TaskStatus};
 pub use reconcile::ReconcileReport;
+pub use render::USER_HEADER;
 pub use repo::{RuntimeRow, TaskRow};
 pub use settings::RuntimeSettings;
 pub use worker::READY_POLL;
@@ -101,7 +104,43 @@ impl Orchestrator {
 
     /// The runtime id of a user: `rt-<username>` (usernames are unique and DNS-safe).
     pub fn runtime_id(username: &str) -> String {
-        format!("rt-{}", username.replace(['.', '_'], "-"))
+        format!("rt-{}", Self::workspace_name(username))
+    }
+
+    /// The DNS label of a user's workspace host (`<name>.<workspace domain>`): the username
+    /// with dots and underscores as dashes.
+    pub fn workspace_name(username: &str) -> String {
+        username.replace(['.', '_'], "-")
+    }
+
+    /// When and why a running runtime will be stopped by the platform (idle or lifetime).
+    pub fn planned_stop(&self, binding: &RuntimeRow) -> Option<PlannedStop> {
+        idle::planned_stop(&self.inner.settings, binding)
+    }
+
+    /// A user's own idle-stop minutes (None = the default, 0 = never).
+    pub async fn set_idle_stop(
+        &self,
+        user_id: Uuid,
+        minutes: Option<u32>,
+    ) -> Result<(), OrchestratorError> {
+        let mut conn = self.inner.pool.acquire().await?;
+        let minutes = minutes.map(|m| i32::try_from(m).unwrap_or(i32::MAX));
+        if repo::set_idle_stop(&mut conn, user_id, minutes).await? {
+            Ok(())
+        } else {
+            Err(OrchestratorError::NoRuntime)
+        }
+    }
+
+    /// Records workspace use (forward-auth batches it): the idle clock starts again.
+    pub async fn touch_activity(
+        &self,
+        seen: &[(Uuid, time::OffsetDateTime)],
+    ) -> Result<u64, OrchestratorError> {
+        let (users, at): (Vec<Uuid>, Vec<time::OffsetDateTime>) = seen.iter().copied().unzip();
+        let mut conn = self.inner.pool.acquire().await?;
+        Ok(repo::touch_activity(&mut conn, &users, &at).await?)
     }
 
     /// Asks for `action` on a user's runtime: records the desired state and queues the task
@@ -208,6 +247,23 @@ impl Orchestrator {
             task,
             queue_position,
         })
+    }
+
+    /// Runtimes that are wanted running, are running and have an address: the ones the entry
+    /// proxy routes to.
+    pub async fn routable(&self) -> Result<Vec<RuntimeRow>, OrchestratorError> {
+        let mut conn = self.inner.pool.acquire().await?;
+        let all = repo::all(&mut conn).await?;
+        Ok(all
+            .into_iter()
+            .filter(|b| {
+                b.desired() == DesiredState::Running
+                    && b.observed() == ObservedState::Running
+                    && b.internal_endpoint
+                        .as_deref()
+                        .is_some_and(|e| !e.is_empty())
+            })
+            .collect())
     }
 
     /// Runtimes whose last state is `error` (admin alerts).

@@ -2,8 +2,8 @@
 //! brings them together. It never touches a runtime that has a task queued or running.
 
 use crate::model::{Action, DesiredState, ObservedState};
-use crate::repo;
 use crate::{Orchestrator, OrchestratorError};
+use crate::{idle, render, repo};
 use clawloops_driver::{ContainerInfo, ContainerState};
 use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
@@ -27,6 +27,8 @@ pub struct ReconcileReport {
     pub tasks_resumed: u64,
     pub tasks_failed: u64,
     pub crash_looping: usize,
+    /// Runtimes stopped for idleness or lifetime.
+    pub stopped_idle: usize,
 }
 
 impl ReconcileReport {
@@ -82,6 +84,24 @@ impl Orchestrator {
                     {
                         repo::attach(&mut conn, binding.user_id, &c.id).await?;
                         report.attached += 1;
+                    }
+                    if let Some(stop) = idle::due(&self.inner.settings, binding, now) {
+                        tracing::info!(user = %binding.username, reason = %stop.reason, "stopping a runtime");
+                        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                        self.request_in(&mut tx, user, Action::Stop, false, "reconciler")
+                            .await?;
+                        repo::set_stop_reason(&mut tx, user.id, Some(&stop.reason)).await?;
+                        tx.commit().await?;
+                        report.queued += 1;
+                        report.stopped_idle += 1;
+                        continue;
+                    }
+                    // A recreated entry proxy is joined to the runtime's network again.
+                    let spec =
+                        render::render(&self.inner.settings, &self.inner.instance, binding, None)
+                            .spec;
+                    if let Err(err) = self.inner.driver.prepare(&spec).await {
+                        tracing::warn!(user = %binding.username, error = %err, "could not join the entry proxy to a runtime network");
                     }
                 }
                 DesiredState::Running => {

@@ -18,13 +18,17 @@ pub fn new_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The browser address of a user's workspace, when the entry layer routes one.
+/// The browser address of a user's workspace, when the entry layer routes one: `{user}` in the
+/// template becomes the user's workspace name (the runtime id without `rt-`, DNS-safe).
 pub fn browser_url(settings: &RuntimeSettings, username: &str) -> Option<String> {
     settings
         .browser_url_template
         .as_ref()
-        .map(|t| t.replace("{user}", username))
+        .map(|t| t.replace("{user}", &crate::Orchestrator::workspace_name(username)))
 }
+
+/// The header the entry proxy puts the user's name in (OpenClaw's trusted-proxy mode).
+pub const USER_HEADER: &str = "x-forwarded-user";
 
 /// The rendered configuration and the spec for a binding.
 pub struct Rendered {
@@ -32,12 +36,28 @@ pub struct Rendered {
     pub config: String,
 }
 
-pub fn render(settings: &RuntimeSettings, instance: &str, binding: &RuntimeRow) -> Rendered {
+/// Renders a binding's configuration. With an entry proxy (`entry_ip`, its address on the
+/// runtime's network) the runtime believes the user's name from that address only
+/// (trusted-proxy mode); without one it takes its own bearer token.
+pub fn render(
+    settings: &RuntimeSettings,
+    instance: &str,
+    binding: &RuntimeRow,
+    entry_ip: Option<std::net::IpAddr>,
+) -> Rendered {
     let origin = browser_url(settings, &binding.username)
         .and_then(|u| u.split('/').take(3).collect::<Vec<_>>().join("/").into());
+    let auth = match entry_ip {
+        Some(ip) => GatewayAuth::TrustedProxy {
+            user_header: USER_HEADER.into(),
+            allow_users: vec![binding.username.clone()],
+            proxies: vec![ip.to_string()],
+        },
+        None => GatewayAuth::Token(binding.gateway_token.clone()),
+    };
     let config = RuntimeConfig {
         port: settings.profile.port,
-        auth: GatewayAuth::Token(binding.gateway_token.clone()),
+        auth,
         allowed_origins: origin.into_iter().collect(),
         provider: ModelProvider {
             base_url: settings.model_base_url.clone(),

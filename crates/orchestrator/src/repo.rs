@@ -32,6 +32,12 @@ pub struct RuntimeRow {
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
     pub ready_at: Option<OffsetDateTime>,
+    /// The last workspace request forward-auth saw (flushed in batches).
+    pub last_active_at: Option<OffsetDateTime>,
+    /// Minutes without use before an idle stop (None = default, 0 = never).
+    pub idle_stop_minutes: Option<i32>,
+    /// Why the platform stopped the runtime last (idle, lifetime), for the dashboard.
+    pub stop_reason: Option<String>,
 }
 
 impl RuntimeRow {
@@ -88,7 +94,7 @@ pub async fn ensure_binding(
          RETURNING user_id, username, runtime_id, desired_state, observed_state, profile, image, config_hash,
          container_id, internal_endpoint, browser_url, retention, gateway_token, memory_mb, cpus,
          pids, last_error, crash_count, crash_window_start, next_recover_at, created_at,
-         updated_at, ready_at",
+         updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason",
         user_id,
         username,
         runtime_id,
@@ -106,7 +112,7 @@ pub async fn get(db: &mut PgConnection, user_id: Uuid) -> sqlx::Result<Option<Ru
         "SELECT user_id, username, runtime_id, desired_state, observed_state, profile, image, config_hash,
          container_id, internal_endpoint, browser_url, retention, gateway_token, memory_mb, cpus,
          pids, last_error, crash_count, crash_window_start, next_recover_at, created_at,
-         updated_at, ready_at
+         updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason
            FROM runtimes WHERE user_id = $1",
         user_id
     )
@@ -120,7 +126,7 @@ pub async fn all(db: &mut PgConnection) -> sqlx::Result<Vec<RuntimeRow>> {
         "SELECT user_id, username, runtime_id, desired_state, observed_state, profile, image, config_hash,
          container_id, internal_endpoint, browser_url, retention, gateway_token, memory_mb, cpus,
          pids, last_error, crash_count, crash_window_start, next_recover_at, created_at,
-         updated_at, ready_at
+         updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason
            FROM runtimes ORDER BY username"
     )
     .fetch_all(db)
@@ -193,6 +199,7 @@ pub async fn mark_running(
     sqlx::query!(
         "UPDATE runtimes SET observed_state = 'running', container_id = $2, config_hash = $3,
                 internal_endpoint = $4, browser_url = $5, last_error = NULL, ready_at = now(),
+                last_active_at = now(), stop_reason = NULL,
                 updated_at = now()
           WHERE user_id = $1",
         user_id,
@@ -204,6 +211,57 @@ pub async fn mark_running(
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// Records workspace activity seen by forward-auth, in one statement for many users; a time
+/// never moves backwards.
+pub async fn touch_activity(
+    db: &mut PgConnection,
+    users: &[Uuid],
+    at: &[OffsetDateTime],
+) -> sqlx::Result<u64> {
+    let done = sqlx::query!(
+        "UPDATE runtimes r SET last_active_at = GREATEST(r.last_active_at, a.at)
+           FROM unnest($1::uuid[], $2::timestamptz[]) AS a(user_id, at)
+          WHERE r.user_id = a.user_id",
+        users,
+        at
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Why the platform stopped a runtime (None clears it).
+pub async fn set_stop_reason(
+    db: &mut PgConnection,
+    user_id: Uuid,
+    reason: Option<&str>,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE runtimes SET stop_reason = $2 WHERE user_id = $1",
+        user_id,
+        reason
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// A user's idle-stop override (None = default, 0 = never); false when there is no binding.
+pub async fn set_idle_stop(
+    db: &mut PgConnection,
+    user_id: Uuid,
+    minutes: Option<i32>,
+) -> sqlx::Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE runtimes SET idle_stop_minutes = $2, updated_at = now() WHERE user_id = $1",
+        user_id,
+        minutes
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Re-attaches a running container found by the reconciler.

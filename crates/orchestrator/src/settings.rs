@@ -28,6 +28,36 @@ pub struct RuntimeSettings {
     /// The browser address of a user's workspace, `{user}` replaced by the username; unset
     /// until the entry layer routes workspaces.
     pub browser_url_template: Option<String>,
+    /// Minutes without workspace traffic before a running runtime is stopped (0 = never);
+    /// a user's own setting overrides it.
+    pub idle_stop_minutes: u32,
+    /// The longest a runtime may run at a time, busy or not (None = no limit).
+    pub max_lifetime_minutes: Option<u32>,
+}
+
+impl Default for RuntimeSettings {
+    /// The stub profile with modest limits (tests and tools start from it).
+    fn default() -> Self {
+        RuntimeSettings {
+            profile_name: "stub".into(),
+            image: format!("clawloops/runtime-stub:{}", env!("CARGO_PKG_VERSION")),
+            profile: Self::stub_profile(),
+            limits: Limits {
+                memory_mb: 64,
+                cpus: 0.5,
+                pids: 64,
+            },
+            concurrency: 4,
+            ready_timeout: Duration::from_secs(20),
+            stop_grace: Duration::from_secs(5),
+            reconcile_every: Duration::from_secs(10),
+            model_base_url: "http://gateway.invalid/v1".into(),
+            models: vec!["fake-model".into()],
+            browser_url_template: None,
+            idle_stop_minutes: 60,
+            max_lifetime_minutes: None,
+        }
+    }
 }
 
 impl RuntimeSettings {

@@ -29,6 +29,9 @@ impl From<DriverError> for Failure {
                 " Build or pull it on the runtime host (scripts/build-images.sh builds the default)."
             }
             DriverError::DiskFull(_) => " Free disk space on the Docker host, then start again.",
+            DriverError::EntryProxyMissing(_) => {
+                " Start the entry proxy (Traefik) on the runtime host; scripts/start.sh starts it."
+            }
             DriverError::Config(_) | DriverError::Conflict | DriverError::Docker(_) => "",
         };
         let text = err.to_string();
@@ -194,7 +197,10 @@ impl Orchestrator {
         let settings = &self.inner.settings;
         let driver = &self.inner.driver;
         self.observe(task, ObservedState::Creating).await?;
-        let rendered = render::render(settings, &self.inner.instance, binding);
+        // The network first: with an entry proxy, its address there goes into the config.
+        let draft = render::render(settings, &self.inner.instance, binding, None);
+        let prepared = driver.prepare(&draft.spec).await?;
+        let rendered = render::render(settings, &self.inner.instance, binding, prepared.entry_ip);
         driver
             .install_config(&rendered.spec, &rendered.config)
             .await?;
@@ -204,7 +210,6 @@ impl Orchestrator {
             return Err(DriverError::ImageMissing(spec.image.clone()).into());
         }
         self.stage(task, Stage::ImageReady).await?;
-        driver.prepare(spec).await?;
 
         let existing = driver.find(&spec.runtime_id).await?;
         let reusable = existing
@@ -301,7 +306,7 @@ impl Orchestrator {
     async fn delete(&self, task: &TaskRow, binding: &repo::RuntimeRow) -> Result<Outcome, Failure> {
         let settings = &self.inner.settings;
         self.observe(task, ObservedState::Stopping).await?;
-        let rendered = render::render(settings, &self.inner.instance, binding);
+        let rendered = render::render(settings, &self.inner.instance, binding, None);
         if let Some(c) = self.inner.driver.find(&binding.runtime_id).await? {
             self.inner.driver.stop(&c.id, settings.stop_grace).await?;
             self.inner.driver.remove(&c.id).await?;

@@ -37,6 +37,8 @@ fn settings() -> RuntimeSettings {
         model_base_url: "http://gateway.invalid/v1".into(),
         models: vec!["fake-model".into()],
         browser_url_template: Some("http://{user}.localhost:8080/".into()),
+        idle_stop_minutes: 0,
+        max_lifetime_minutes: None,
     }
 }
 

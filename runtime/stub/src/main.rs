@@ -1,9 +1,14 @@
 //! A stand-in for the OpenClaw gateway in tests and benchmarks: it listens where OpenClaw does
 //! (port 18789), answers the same health endpoints (`/healthz`, `/readyz`), becomes ready after
-//! `STUB_READY_AFTER_MS`, and exits at once on SIGTERM. Built as a static binary into a
+//! `STUB_READY_AFTER_MS`, and exits at once on SIGTERM. `/echo` answers with the request's
+//! headers, so entry-layer tests can see exactly what reached a runtime. Built as a static binary into a
 //! `FROM scratch` image by `scripts/build-images.sh`.
 
-use axum::{Json, Router, http::StatusCode, routing::get};
+use axum::{
+    Json, Router,
+    http::{HeaderMap, StatusCode},
+    routing::get,
+};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -29,6 +34,7 @@ async fn main() {
             "/readyz",
             get(move || async move { readiness(started.elapsed() >= ready_after) }),
         )
+        .route("/echo", get(echo))
         .route("/", get(|| async { "ClawLoops runtime stub\n" }));
     let listener = match tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
         Ok(listener) => listener,
@@ -50,6 +56,20 @@ async fn main() {
         eprintln!("runtime-stub: {err}");
         std::process::exit(1);
     }
+}
+
+/// The request's headers (name → values), as the runtime received them.
+async fn echo(headers: HeaderMap) -> Json<Value> {
+    let mut out = serde_json::Map::new();
+    for name in headers.keys() {
+        let values: Vec<Value> = headers
+            .get_all(name)
+            .iter()
+            .map(|v| Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        out.insert(name.as_str().to_owned(), Value::Array(values));
+    }
+    Json(json!({ "headers": out }))
 }
 
 fn readiness(ready: bool) -> (StatusCode, Json<Value>) {

@@ -1,6 +1,7 @@
 //! The HTTP surface: the Leptos app and its server functions, plus plain routes for
 //! health and metrics, wrapped in request ids, one log line per request and metrics.
 
+pub mod entry;
 mod error_status;
 mod health;
 pub mod metrics;
@@ -37,6 +38,10 @@ pub struct ServerState {
     pub guard: request_guard::GuardConfig,
     /// Whether the session cookie carries `Secure`.
     pub cookie_secure: bool,
+    /// The session cookie's `Domain` (covering the workspace hosts), when workspaces are routed.
+    pub cookie_domain: Option<String>,
+    /// Forward-auth and the workspace routes.
+    pub entry: Arc<crate::entry::EntryGate>,
 }
 
 /// The session cookie's name.
@@ -69,6 +74,8 @@ pub fn router(state: ServerState) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::export))
+        .route("/internal/entry/auth", get(entry::auth))
+        .route("/internal/entry/traefik", get(entry::traefik))
         .nest_service(
             "/pkg",
             ServeDir::new(site_root.join("pkg")).precompressed_br(),
@@ -129,13 +136,18 @@ fn app_routes(state: &ServerState) -> Router<ServerState> {
         move || app::shell(options.clone())
     };
     let policy = state.app.session_policy();
-    let sessions = SessionManagerLayer::new(PgSessionStore::new(state.app.pool().clone()))
+    let mut sessions = SessionManagerLayer::new(PgSessionStore::new(state.app.pool().clone()))
         .with_name(SESSION_COOKIE)
         .with_http_only(true)
         .with_same_site(SameSite::Lax)
         .with_secure(state.cookie_secure)
         .with_path("/")
         .with_expiry(Expiry::OnInactivity(policy.idle));
+    if let Some(domain) = &state.cookie_domain {
+        // Sent to the workspace hosts too, where forward-auth reads it (and strips it before
+        // the request reaches the runtime).
+        sessions = sessions.with_domain(domain.clone());
+    }
     let auth =
         AuthManagerLayerBuilder::new(Backend::new(state.app.pool().clone()), sessions).build();
 

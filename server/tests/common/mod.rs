@@ -18,6 +18,8 @@ pub struct TestServer {
     pub pool: PgPool,
     /// A client without cookies.
     pub client: reqwest::Client,
+    /// The server's state (tests reach the entry gate and the orchestrator through it).
+    pub state: http::ServerState,
 }
 
 /// Runtimes with the tiny stub image (fast to start, little memory).
@@ -71,6 +73,15 @@ impl TestServer {
 
     /// Starts with settings adjusted by `adjust`.
     pub async fn start_with(pool: PgPool, adjust: impl FnOnce(&mut Settings)) -> TestServer {
+        Self::start_on(pool, "127.0.0.1".parse().expect("ip"), adjust).await
+    }
+
+    /// Starts on `ip` (the Docker bridge's address, for an entry proxy in a container).
+    pub async fn start_on(
+        pool: PgPool,
+        ip: std::net::IpAddr,
+        adjust: impl FnOnce(&mut Settings),
+    ) -> TestServer {
         // `TEST_LOG=debug` shows the server's log lines for a failing test.
         if let Ok(filter) = std::env::var("TEST_LOG") {
             let _ = tracing_subscriber::fmt()
@@ -79,7 +90,7 @@ impl TestServer {
                 .with_thread_names(true)
                 .try_init();
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind((ip, 0))
             .await
             .expect("bind an ephemeral port");
         let addr = listener.local_addr().expect("local addr");
@@ -96,14 +107,16 @@ impl TestServer {
         let state = serve::server_state(&settings, pool.clone(), instance)
             .await
             .expect("server state");
-        // The orchestrator's workers and reconciler, as in `clawloops serve`.
-        for task in state.app.orchestrator().spawn() {
+        // The orchestrator's workers and reconciler and the entry gate's tasks, as in
+        // `clawloops serve`.
+        for task in serve::spawn_background(&state) {
             drop(task);
         }
+        let served = state.clone();
         tokio::spawn(async move {
             axum::serve(
                 listener,
-                http::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+                http::router(served).into_make_service_with_connect_info::<SocketAddr>(),
             )
             .await
             .expect("server runs");
@@ -112,6 +125,7 @@ impl TestServer {
             addr,
             pool,
             client: reqwest::Client::new(),
+            state,
         }
     }
 

@@ -1,0 +1,585 @@
+//! The control plane's side of the entry layer. Traefik asks [`EntryGate::decide`] on every
+//! request to a workspace host (forward-auth) whether it may pass, and polls
+//! [`EntryGate::traefik_routes`] for the workspace routers (its HTTP provider).
+//!
+//! The decision is the hottest path of the system, so it is answered from memory: a short-lived
+//! cache of sessions (who, whether active, whether their runtime runs), emptied for a user the
+//! moment PostgreSQL reports a change that could turn "allow" into "deny" (logout, disable,
+//! password change, runtime stop: see the `clawloops_access` triggers). Workspace activity for
+//! idle stop is noted in memory and written in batches.
+
+use clawloops_orchestrator::{Orchestrator, RuntimeRow, USER_HEADER};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tower_sessions::cookie::Cookie;
+use uuid::Uuid;
+
+/// The PostgreSQL channel the access triggers notify (payload: a user id).
+pub const ACCESS_CHANNEL: &str = "clawloops_access";
+
+/// How long a cached answer is used without asking the database again. Changes that matter
+/// arrive sooner by notification; this bounds what a lost notification could cost.
+const PASS_TTL: Duration = Duration::from_secs(10);
+
+/// Workspace activity is noted at most this often per user (seconds).
+const MARK_EVERY: i64 = 5;
+
+/// The header with the user's id, next to the user's name in [`USER_HEADER`].
+pub const USER_ID_HEADER: &str = "x-clawloops-user-id";
+
+/// What forward-auth decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Pass, as this user; `cookie` is the request's `Cookie` header without the ClawLoops
+    /// session (the runtime never sees the session), `None` when nothing is left.
+    Allow {
+        user_id: Uuid,
+        username: String,
+        cookie: Option<String>,
+    },
+    /// No valid session: sign in first.
+    SignIn,
+    /// The owner's runtime is not running (only its owner is told).
+    NotRunning,
+    /// Refused, with the reason.
+    Deny(Deny),
+    /// The decision could not be made (database unreachable): refuse, and say so.
+    Unavailable,
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deny {
+    /// Not a workspace host of this installation.
+    UnknownHost,
+    /// Another user's workspace.
+    NotYours,
+    Disabled,
+    PasswordChangeRequired,
+}
+
+impl Deny {
+    pub fn code(self) -> &'static str {
+        match self {
+            Deny::UnknownHost => "UNKNOWN_WORKSPACE",
+            Deny::NotYours => "WORKSPACE_FORBIDDEN",
+            Deny::Disabled => "USER_DISABLED",
+            Deny::PasswordChangeRequired => "PASSWORD_CHANGE_REQUIRED",
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            Deny::UnknownHost => "There is no workspace at this address.",
+            Deny::NotYours => "This workspace belongs to someone else.",
+            Deny::Disabled => "This account is disabled.",
+            Deny::PasswordChangeRequired => {
+                "Choose a new password in ClawLoops before opening your workspace."
+            }
+        }
+    }
+}
+
+/// One session's facts, as cached.
+#[derive(Debug)]
+struct Pass {
+    user_id: Uuid,
+    username: String,
+    workspace: String,
+    active: bool,
+    must_change_password: bool,
+    running: bool,
+    /// The session's end (idle expiry or absolute lifetime, whichever is first).
+    valid_until: OffsetDateTime,
+    /// When activity was last noted (unix seconds).
+    marked: AtomicI64,
+}
+
+/// The parts of a forwarded request the decision looks at.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EntryRequest<'a> {
+    /// `X-Forwarded-Host`: the workspace host the browser asked for.
+    pub host: Option<&'a str>,
+    /// The request's `Cookie` header.
+    pub cookie: Option<&'a str>,
+}
+
+/// The entry gate. One per process; cheap to share.
+pub struct EntryGate {
+    pool: PgPool,
+    orchestrator: Orchestrator,
+    /// `clawloops.localhost`: workspaces are `<name>.clawloops.localhost`.
+    workspace_domain: Option<String>,
+    session_cookie: &'static str,
+    absolute: time::Duration,
+    passes: moka::sync::Cache<String, Option<Arc<Pass>>>,
+    /// Bumped by every invalidation: an answer loaded across one is not cached.
+    epoch: AtomicU64,
+    activity: Mutex<HashMap<Uuid, i64>>,
+}
+
+impl EntryGate {
+    pub fn new(
+        pool: PgPool,
+        orchestrator: Orchestrator,
+        workspace_domain: Option<String>,
+        session_cookie: &'static str,
+        absolute: time::Duration,
+    ) -> Self {
+        EntryGate {
+            pool,
+            orchestrator,
+            workspace_domain,
+            session_cookie,
+            absolute,
+            passes: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(PASS_TTL)
+                .support_invalidation_closures()
+                .build(),
+            epoch: AtomicU64::new(0),
+            activity: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn workspace_domain(&self) -> Option<&str> {
+        self.workspace_domain.as_deref()
+    }
+
+    /// The workspace name in a host (`alice.clawloops.localhost:8080` → `alice`), when the host
+    /// is one of this installation's workspace hosts.
+    fn workspace_of<'h>(&self, host: &'h str) -> Option<&'h str> {
+        let domain = self.workspace_domain.as_deref()?;
+        let host = host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        });
+        let name = host.len().checked_sub(domain.len() + 1).and_then(|cut| {
+            let (name, rest) = host.split_at_checked(cut)?;
+            (rest.as_bytes().first() == Some(&b'.') && rest[1..].eq_ignore_ascii_case(domain))
+                .then_some(name)
+        })?;
+        let ok = !name.is_empty()
+            && name.len() <= 63
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        ok.then_some(name)
+    }
+
+    /// Decides one forwarded request.
+    pub async fn decide(&self, req: EntryRequest<'_>) -> Decision {
+        let Some(workspace) = req.host.and_then(|h| self.workspace_of(h)) else {
+            return Decision::Deny(Deny::UnknownHost);
+        };
+        let Some((session, rest)) = req.cookie.and_then(|c| self.split_cookie(c)) else {
+            return Decision::SignIn;
+        };
+        let pass = match self.pass(&session).await {
+            Ok(Some(pass)) => pass,
+            Ok(None) => return Decision::SignIn,
+            Err(err) => {
+                tracing::error!(error = %err, "forward-auth could not read the session");
+                return Decision::Unavailable;
+            }
+        };
+        let now = OffsetDateTime::now_utc();
+        if pass.valid_until <= now {
+            return Decision::SignIn;
+        }
+        if !pass.active {
+            return Decision::Deny(Deny::Disabled);
+        }
+        if pass.must_change_password {
+            return Decision::Deny(Deny::PasswordChangeRequired);
+        }
+        if pass.workspace != workspace {
+            return Decision::Deny(Deny::NotYours);
+        }
+        if !pass.running {
+            return Decision::NotRunning;
+        }
+        self.mark_active(&pass, now.unix_timestamp());
+        Decision::Allow {
+            user_id: pass.user_id,
+            username: pass.username.clone(),
+            cookie: rest,
+        }
+    }
+
+    /// The session id from a `Cookie` header, and the header without it. A malformed id counts
+    /// as none (no database round trip for garbage).
+    fn split_cookie(&self, header: &str) -> Option<(String, Option<String>)> {
+        let mut session = None;
+        let mut rest: Vec<&str> = Vec::new();
+        for part in header.split(';') {
+            let part = part.trim();
+            match part.split_once('=') {
+                Some((name, value)) if name.trim() == self.session_cookie => {
+                    let value = value.trim().trim_matches('"');
+                    if value.parse::<tower_sessions::session::Id>().is_ok() {
+                        session = Some(value.to_owned());
+                    }
+                }
+                _ if !part.is_empty() && Cookie::parse(part).is_ok() => rest.push(part),
+                _ => {}
+            }
+        }
+        let rest = (!rest.is_empty()).then(|| rest.join("; "));
+        session.map(|s| (s, rest))
+    }
+
+    async fn pass(&self, session: &str) -> Result<Option<Arc<Pass>>, sqlx::Error> {
+        if let Some(cached) = self.passes.get(session) {
+            return Ok(cached);
+        }
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let loaded = self.load(session).await?;
+        // A change reported while this was read may not be in it: use it, don't keep it.
+        if self.epoch.load(Ordering::Acquire) == epoch {
+            self.passes.insert(session.to_owned(), loaded.clone());
+        }
+        Ok(loaded)
+    }
+
+    async fn load(&self, session: &str) -> Result<Option<Arc<Pass>>, sqlx::Error> {
+        let row = sqlx::query!(
+            r#"SELECT u.id, u.username, u.status, u.must_change_password, s.expires_at,
+                      (s.data->>'clawloops.login_at')::bigint AS login_at,
+                      r.desired_state AS "desired_state?", r.observed_state AS "observed_state?"
+                 FROM sessions s
+                 JOIN users u ON u.id = s.user_id
+                 LEFT JOIN runtimes r ON r.user_id = u.id
+                WHERE s.id = $1"#,
+            session
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let login_end = row
+            .login_at
+            .and_then(|at| OffsetDateTime::from_unix_timestamp(at).ok())
+            .map_or(OffsetDateTime::UNIX_EPOCH, |at| at + self.absolute);
+        Ok(Some(Arc::new(Pass {
+            user_id: row.id,
+            workspace: Orchestrator::workspace_name(&row.username),
+            username: row.username,
+            active: row.status == "active",
+            must_change_password: row.must_change_password,
+            running: row.desired_state.as_deref() == Some("running")
+                && row.observed_state.as_deref() == Some("running"),
+            valid_until: row.expires_at.min(login_end),
+            marked: AtomicI64::new(0),
+        })))
+    }
+
+    /// Forgets every cached answer about `user` (a change arrived).
+    pub fn forget_user(&self, user: Uuid) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if let Err(err) = self
+            .passes
+            .invalidate_entries_if(move |_, pass| pass.as_ref().is_some_and(|p| p.user_id == user))
+        {
+            tracing::warn!(error = %err, "could not drop cached sessions; dropping all");
+            self.passes.invalidate_all();
+        }
+    }
+
+    /// Forgets everything (notifications may have been missed).
+    pub fn forget_all(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.passes.invalidate_all();
+    }
+
+    fn mark_active(&self, pass: &Pass, now: i64) {
+        let last = pass.marked.load(Ordering::Relaxed);
+        if now - last < MARK_EVERY {
+            return;
+        }
+        if pass
+            .marked
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+            && let Ok(mut seen) = self.activity.lock()
+        {
+            seen.insert(pass.user_id, now);
+        }
+    }
+
+    /// Writes the activity noted since the last flush (one statement).
+    pub async fn flush_activity(&self) -> Result<u64, clawloops_orchestrator::OrchestratorError> {
+        let seen: Vec<(Uuid, OffsetDateTime)> = match self.activity.lock() {
+            Ok(mut seen) => seen
+                .drain()
+                .filter_map(|(user, at)| {
+                    Some((user, OffsetDateTime::from_unix_timestamp(at).ok()?))
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if seen.is_empty() {
+            return Ok(0);
+        }
+        self.orchestrator.touch_activity(&seen).await
+    }
+
+    /// Traefik's dynamic configuration for the workspace routes: one router and one service
+    /// per running runtime, behind the forward-auth middleware defined in the repository's
+    /// file provider configuration.
+    pub async fn traefik_routes(&self) -> Result<Value, clawloops_orchestrator::OrchestratorError> {
+        let Some(domain) = &self.workspace_domain else {
+            return Ok(json!({}));
+        };
+        let bindings = self.orchestrator.routable().await?;
+        Ok(routes(domain, &bindings))
+    }
+
+    /// Listens for access changes until the process ends, reconnecting when needed.
+    pub async fn listen(self: Arc<Self>) {
+        loop {
+            match sqlx::postgres::PgListener::connect_with(&self.pool).await {
+                Ok(mut listener) => {
+                    if let Err(err) = listener.listen(ACCESS_CHANNEL).await {
+                        tracing::warn!(error = %err, "could not listen for access changes");
+                    } else {
+                        // Anything cached before listening may be stale.
+                        self.forget_all();
+                        loop {
+                            match listener.try_recv().await {
+                                Ok(Some(note)) => match Uuid::parse_str(note.payload()) {
+                                    Ok(user) => self.forget_user(user),
+                                    Err(_) => self.forget_all(),
+                                },
+                                // The connection dropped and came back: notes may be lost.
+                                Ok(None) => self.forget_all(),
+                                Err(err) => {
+                                    tracing::warn!(error = %err, "access change listener failed");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(err) => tracing::warn!(error = %err, "could not listen for access changes"),
+            }
+            self.forget_all();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Writes noted activity every `every` until the process ends.
+    pub async fn flush_forever(self: Arc<Self>, every: Duration) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(err) = self.flush_activity().await {
+                tracing::warn!(error = %err, "could not record workspace activity");
+            }
+        }
+    }
+}
+
+/// The routers and services for running runtimes.
+fn routes(domain: &str, bindings: &[RuntimeRow]) -> Value {
+    let mut routers = serde_json::Map::new();
+    let mut services = serde_json::Map::new();
+    for b in bindings {
+        let Some(endpoint) = b.internal_endpoint.as_deref().filter(|e| !e.is_empty()) else {
+            continue;
+        };
+        let name = Orchestrator::workspace_name(&b.username);
+        let key = format!("ws-{name}");
+        routers.insert(
+            key.clone(),
+            json!({
+                "rule": format!("Host(`{name}.{domain}`)"),
+                "entryPoints": ["web"],
+                "middlewares": ["workspace-auth@file"],
+                "service": key,
+            }),
+        );
+        services.insert(
+            key,
+            json!({ "loadBalancer": { "servers": [ { "url": endpoint } ] } }),
+        );
+    }
+    if routers.is_empty() {
+        return json!({});
+    }
+    json!({ "http": { "routers": routers, "services": services } })
+}
+
+/// Response header names Traefik copies into the forwarded request.
+pub fn identity_headers() -> [&'static str; 2] {
+    [USER_HEADER, USER_ID_HEADER]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate() -> EntryGate {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(300))
+            .connect_lazy("postgres://nobody@127.0.0.1:9/none")
+            .expect("lazy");
+        let driver: Arc<dyn clawloops_driver::RuntimeDriver> = Arc::new(
+            clawloops_driver::remote::RemoteDriver::new(
+                &url::Url::parse("http://127.0.0.1:9/").expect("url"),
+                &"s".repeat(40),
+                "i",
+            )
+            .expect("driver"),
+        );
+        let orchestrator = Orchestrator::new(pool.clone(), driver, Default::default(), "i");
+        EntryGate::new(
+            pool,
+            orchestrator,
+            Some("clawloops.localhost".into()),
+            "clawloops_session",
+            time::Duration::hours(1),
+        )
+    }
+
+    #[tokio::test]
+    async fn workspace_hosts_are_recognised_strictly() {
+        let g = gate();
+        assert_eq!(g.workspace_of("alice.clawloops.localhost"), Some("alice"));
+        assert_eq!(
+            g.workspace_of("alice.clawloops.localhost:8080"),
+            Some("alice")
+        );
+        assert_eq!(
+            g.workspace_of("ALICE.clawloops.localhost"),
+            None,
+            "names are lower-case"
+        );
+        assert_eq!(g.workspace_of("clawloops.localhost"), None);
+        assert_eq!(g.workspace_of(".clawloops.localhost"), None);
+        assert_eq!(g.workspace_of("a.b.clawloops.localhost"), None);
+        assert_eq!(g.workspace_of("alice.evil-clawloops.localhost"), None);
+        assert_eq!(g.workspace_of("aliceclawloops.localhost"), None);
+        assert_eq!(g.workspace_of("alice.clawloops.localhost.evil.com"), None);
+        assert_eq!(
+            g.workspace_of(&format!("{}.clawloops.localhost", "a".repeat(64))),
+            None
+        );
+        assert_eq!(g.workspace_of("älice.clawloops.localhost"), None);
+    }
+
+    #[tokio::test]
+    async fn the_session_cookie_is_taken_out_and_garbage_is_no_session() {
+        let g = gate();
+        let id = tower_sessions::session::Id::default().to_string();
+        let header = format!("theme=dark; clawloops_session={id}; lang=en");
+        let (session, rest) = g.split_cookie(&header).expect("session");
+        assert_eq!(session, id);
+        assert_eq!(rest.as_deref(), Some("theme=dark; lang=en"));
+        let (_, rest) = g
+            .split_cookie(&format!("clawloops_session={id}"))
+            .expect("session");
+        assert_eq!(
+            rest, None,
+            "nothing left: the runtime gets no Cookie header"
+        );
+        assert!(g.split_cookie("clawloops_session=not-an-id").is_none());
+        assert!(g.split_cookie("clawloops_session=").is_none());
+        assert!(g.split_cookie(";;;=;").is_none());
+        assert!(g.split_cookie(&"x".repeat(100_000)).is_none());
+    }
+
+    #[tokio::test]
+    async fn unknown_hosts_and_missing_sessions_are_refused_without_the_database() {
+        let g = gate();
+        let id = tower_sessions::session::Id::default().to_string();
+        let cookie = format!("clawloops_session={id}");
+        let d = g
+            .decide(EntryRequest {
+                host: Some("evil.example"),
+                cookie: Some(&cookie),
+            })
+            .await;
+        assert_eq!(d, Decision::Deny(Deny::UnknownHost));
+        let d = g
+            .decide(EntryRequest {
+                host: None,
+                cookie: Some(&cookie),
+            })
+            .await;
+        assert_eq!(d, Decision::Deny(Deny::UnknownHost));
+        let d = g
+            .decide(EntryRequest {
+                host: Some("alice.clawloops.localhost"),
+                cookie: None,
+            })
+            .await;
+        assert_eq!(d, Decision::SignIn);
+        // The database is unreachable here: a real session id cannot be checked, and the
+        // answer is a refusal, never a pass.
+        let d = g
+            .decide(EntryRequest {
+                host: Some("alice.clawloops.localhost"),
+                cookie: Some(&cookie),
+            })
+            .await;
+        assert_eq!(d, Decision::Unavailable);
+    }
+
+    #[test]
+    fn routes_exist_only_for_runtimes_with_an_address() {
+        let mut row = crate::entry::tests::binding("alice.b", Some("http://10.213.0.19:18789"));
+        let doc = routes("ws.example", std::slice::from_ref(&row));
+        let router = &doc["http"]["routers"]["ws-alice-b"];
+        assert_eq!(router["rule"], "Host(`alice-b.ws.example`)");
+        assert_eq!(router["middlewares"][0], "workspace-auth@file");
+        assert_eq!(
+            doc["http"]["services"]["ws-alice-b"]["loadBalancer"]["servers"][0]["url"],
+            "http://10.213.0.19:18789"
+        );
+        row.internal_endpoint = None;
+        assert_eq!(routes("ws.example", &[row]), json!({}));
+    }
+
+    pub(crate) fn binding(username: &str, endpoint: Option<&str>) -> RuntimeRow {
+        let now = OffsetDateTime::now_utc();
+        RuntimeRow {
+            user_id: Uuid::nil(),
+            username: username.into(),
+            runtime_id: format!("rt-{}", Orchestrator::workspace_name(username)),
+            desired_state: "running".into(),
+            observed_state: "running".into(),
+            profile: "stub".into(),
+            image: "i".into(),
+            config_hash: None,
+            container_id: None,
+            internal_endpoint: endpoint.map(str::to_owned),
+            browser_url: None,
+            retention: "preserve_workspace".into(),
+            gateway_token: String::new(),
+            memory_mb: None,
+            cpus: None,
+            pids: None,
+            last_error: None,
+            crash_count: 0,
+            crash_window_start: None,
+            next_recover_at: None,
+            created_at: now,
+            updated_at: now,
+            ready_at: Some(now),
+            last_active_at: None,
+            idle_stop_minutes: None,
+            stop_reason: None,
+        }
+    }
+}
