@@ -9,6 +9,9 @@ ALTER TABLE runtimes
     ADD COLUMN idle_stop_minutes integer,
     -- Why the platform (not the user) stopped it last, in words for the dashboard.
     ADD COLUMN stop_reason       text,
+    -- When the entry proxy last fetched a route to this runtime (the entry page waits for a
+    -- fetch after the runtime became ready before it sends the browser there).
+    ADD COLUMN routed_at         timestamptz,
     ADD CONSTRAINT runtimes_idle_stop_check
         CHECK (idle_stop_minutes IS NULL OR idle_stop_minutes BETWEEN 0 AND 43200);
 

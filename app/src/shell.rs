@@ -10,6 +10,7 @@ use crate::pages::{
     invite::InvitePage,
     login::LoginPage,
     not_found::NotFoundPage,
+    workspace::WorkspacePage,
 };
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
@@ -67,6 +68,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
                     <Route path=path!("/invite/:token") view=InvitePage ssr=SsrMode::Async />
                     <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
+                    <Route path=path!("/workspace") view=WorkspacePage ssr=SsrMode::Async />
                     <Route path=path!("/account/password") view=PasswordPage ssr=SsrMode::Async />
                     <Route path=path!("/disabled") view=DisabledPage ssr=SsrMode::Async />
                     <Route path=path!("/admin") view=AdminHomePage ssr=SsrMode::Async />

@@ -341,7 +341,10 @@ impl EntryGate {
             return Ok(json!({}));
         };
         let bindings = self.orchestrator.routable().await?;
-        Ok(routes(domain, &bindings))
+        let doc = routes(domain, &bindings);
+        let routed: Vec<Uuid> = bindings.iter().map(|b| b.user_id).collect();
+        self.orchestrator.mark_routed(&routed).await?;
+        Ok(doc)
     }
 
     /// Listens for access changes until the process ends, reconnecting when needed.
@@ -580,6 +583,7 @@ mod tests {
             last_active_at: None,
             idle_stop_minutes: None,
             stop_reason: None,
+            routed_at: None,
         }
     }
 }

@@ -43,8 +43,29 @@ pub struct RuntimeCard {
     pub last_error: Option<String>,
     /// Where to open the workspace (only while it runs and the entry layer routes it).
     pub browser_url: Option<String>,
+    /// The workspace's address whatever the state, when the entry layer routes workspaces
+    /// (the dashboard then offers the workspace entry page).
+    pub workspace_url: Option<String>,
+    /// The entry proxy has fetched the route since the runtime became ready: the workspace
+    /// address answers now.
+    pub routed: bool,
+    /// When the platform will stop the running runtime, and why (idle or lifetime).
+    pub planned_stop: Option<PlannedStopView>,
+    /// Why the platform stopped it last (idle, lifetime), in words.
+    pub stop_reason: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+/// A stop the platform will make.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedStopView {
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// `idle` or `lifetime`.
+    pub kind: String,
+    /// The idle or lifetime limit, in words ("1 hour").
+    pub limit: String,
 }
 
 impl RuntimeCard {
@@ -75,12 +96,16 @@ pub struct RuntimeLimits {
     pub default_memory_mb: u32,
     pub default_cpus: f64,
     pub default_pids: u32,
+    /// Minutes without workspace use before the runtime stops (0 = never).
+    pub idle_stop_minutes: Option<u32>,
+    pub default_idle_stop_minutes: u32,
 }
 
 /// Allowed range of each limit (the same as the deployment settings').
 pub const MEMORY_MB_RANGE: std::ops::RangeInclusive<u32> = 128..=65536;
 pub const CPUS_RANGE: std::ops::RangeInclusive<f64> = 0.1..=64.0;
 pub const PIDS_RANGE: std::ops::RangeInclusive<u32> = 32..=65536;
+pub const IDLE_STOP_RANGE: std::ops::RangeInclusive<u32> = 0..=43200;
 
 /// A runtime's recent output and resource use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -137,7 +162,8 @@ pub async fn set_runtime_limits(
     memory_mb: Option<u32>,
     cpus: Option<f64>,
     pids: Option<u32>,
+    idle_stop_minutes: Option<u32>,
 ) -> Result<RuntimeLimits, AppError> {
     use crate::ssr::{respond, runtimes};
-    respond(runtimes::set_limits(&user_id, memory_mb, cpus, pids).await)
+    respond(runtimes::set_limits(&user_id, memory_mb, cpus, pids, idle_stop_minutes).await)
 }

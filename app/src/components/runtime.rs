@@ -123,6 +123,7 @@ fn CardBody(
     let busy = card.busy();
     let observed = card.observed.clone();
     let starting = busy && matches!(card.task_action.as_deref(), Some("start" | "recover"));
+    let deleting = busy && card.task_action.as_deref() == Some("delete");
     let running = observed == "running" && !busy;
     let can_start = !busy && matches!(observed.as_str(), "stopped" | "deleted");
     let can_stop = !busy
@@ -138,9 +139,17 @@ fn CardBody(
         {card.last_error.clone().filter(|_| !running).map(|e| view! {
             <div role="alert" class="notice notice-error" data-runtime-error="">{e}</div>
         })}
+        {card.stop_reason.clone().filter(|_| observed == "stopped").map(|why| view! {
+            <div class="notice notice-info" data-stop-reason="">{why} " Open the workspace to start it again."</div>
+        })}
+        {card.planned_stop.clone().map(|stop| view! {
+            <p class="text-sm text-slate-600 dark:text-slate-400" data-planned-stop=stop.kind.clone()>
+                {planned_stop_words(&stop)}
+            </p>
+        })}
         <div class="flex flex-wrap items-center gap-2">
-            {card.browser_url.clone().map(|url| view! {
-                <a class="btn-primary" href=url target="_blank" rel="noopener">"Open workspace"</a>
+            {card.workspace_url.clone().filter(|_| !deleting).map(|_| view! {
+                <a class="btn-primary" href="/workspace">"Open workspace"</a>
             })}
             {can_start.then(|| view! {
                 <button type="button" class="btn-primary" disabled=disabled on:click=move |_| run(RuntimeCommand::Start)>"Start"</button>
@@ -172,8 +181,25 @@ fn Header(label: String, tone: &'static str) -> impl IntoView {
     }
 }
 
+/// "Stops at 14:03:09 UTC if the workspace stays unused (limit: 1 hour)."
+pub fn planned_stop_words(stop: &crate::api::runtime::PlannedStopView) -> String {
+    let at = format::utc_time(stop.at);
+    if stop.kind == "lifetime" {
+        format!(
+            "Stops at {at}: a runtime runs at most {} at a time.",
+            stop.limit
+        )
+    } else {
+        format!(
+            "Stops at {at} if the workspace stays unused (after {} without use).",
+            stop.limit
+        )
+    }
+}
+
+/// The start steps with their times; the step under way is marked.
 #[component]
-fn Progress(card: RuntimeCard) -> impl IntoView {
+pub fn Progress(card: RuntimeCard) -> impl IntoView {
     let reached: Vec<String> = card.stages.iter().map(|s| s.stage.clone()).collect();
     let current = reached.last().cloned().unwrap_or_default();
     view! {

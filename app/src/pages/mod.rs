@@ -7,3 +7,4 @@ pub mod home;
 pub mod invite;
 pub mod login;
 pub mod not_found;
+pub mod workspace;

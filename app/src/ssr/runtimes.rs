@@ -6,12 +6,12 @@ use super::db::users;
 use super::{app_state, parse_id};
 use crate::AppError;
 use crate::api::runtime::{
-    AdminRuntime, CPUS_RANGE, MEMORY_MB_RANGE, PIDS_RANGE, RuntimeCard, RuntimeCommand,
-    RuntimeDetails, RuntimeLimits, StageMark,
+    AdminRuntime, CPUS_RANGE, IDLE_STOP_RANGE, MEMORY_MB_RANGE, PIDS_RANGE, PlannedStopView,
+    RuntimeCard, RuntimeCommand, RuntimeDetails, RuntimeLimits, StageMark,
 };
 use clawloops_orchestrator::{
-    Action, LimitOverride, ObservedState, Orchestrator, OrchestratorError, RuntimeRow, RuntimeView,
-    UserRef,
+    Action, DesiredState, LimitOverride, ObservedState, Orchestrator, OrchestratorError,
+    RuntimeRow, RuntimeView, StopKind, UserRef, duration_words,
 };
 use uuid::Uuid;
 
@@ -35,8 +35,27 @@ impl From<OrchestratorError> for AppError {
     }
 }
 
-fn card(view: RuntimeView) -> RuntimeCard {
+fn card(orchestrator: &Orchestrator, view: RuntimeView) -> RuntimeCard {
     let b = view.binding;
+    let planned_stop = (b.observed() == ObservedState::Running
+        && b.desired() == DesiredState::Running)
+        .then(|| orchestrator.planned_stop(&b))
+        .flatten()
+        .map(|p| {
+            let (kind, minutes) = match p.kind {
+                StopKind::Idle(m) => ("idle", m),
+                StopKind::Lifetime(m) => ("lifetime", m),
+            };
+            PlannedStopView {
+                at: p.at,
+                kind: kind.into(),
+                limit: duration_words(minutes),
+            }
+        });
+    let routed = b.observed() == ObservedState::Running
+        && b.browser_url.is_some()
+        && matches!((b.routed_at, b.ready_at), (Some(r), Some(ready)) if r >= ready);
+    let workspace_url = orchestrator.workspace_url(&b.username);
     let stages = view
         .task
         .as_ref()
@@ -50,6 +69,7 @@ fn card(view: RuntimeView) -> RuntimeCard {
         })
         .collect();
     let running = b.observed() == ObservedState::Running;
+    let stop_reason = b.stop_reason.clone().filter(|_| !running);
     RuntimeCard {
         runtime_id: b.runtime_id,
         desired: b.desired_state,
@@ -60,6 +80,10 @@ fn card(view: RuntimeView) -> RuntimeCard {
         queue_position: view.queue_position,
         last_error: b.last_error,
         browser_url: b.browser_url.filter(|_| running),
+        workspace_url,
+        routed,
+        planned_stop,
+        stop_reason,
         updated_at: b.updated_at,
     }
 }
@@ -80,7 +104,11 @@ fn action_of(command: RuntimeCommand) -> (Action, bool) {
 
 async fn view_of(user: Uuid) -> Result<Option<RuntimeCard>, AppError> {
     let state = app_state()?;
-    Ok(state.orchestrator().view(user).await?.map(card))
+    let orchestrator = state.orchestrator();
+    Ok(orchestrator
+        .view(user)
+        .await?
+        .map(|view| card(orchestrator, view)))
 }
 
 /// See [`crate::api::runtime::my_runtime`].
@@ -157,7 +185,7 @@ pub async fn list() -> Result<Vec<AdminRuntime>, AppError> {
                 crash_count,
                 crash_looping,
                 limits,
-                card: card(view),
+                card: card(orchestrator, view),
             }
         })
         .collect())
@@ -172,6 +200,10 @@ fn limits_of(orchestrator: &Orchestrator, binding: &RuntimeRow) -> RuntimeLimits
         default_memory_mb: defaults.memory_mb,
         default_cpus: defaults.cpus,
         default_pids: defaults.pids,
+        idle_stop_minutes: binding
+            .idle_stop_minutes
+            .and_then(|m| u32::try_from(m).ok()),
+        default_idle_stop_minutes: orchestrator.settings().idle_stop_minutes,
     }
 }
 
@@ -189,6 +221,7 @@ fn check_range<T: PartialOrd + std::fmt::Display>(
                 match field {
                     "memory_mb" => "Memory",
                     "cpus" => "CPUs",
+                    "idle_stop_minutes" => "Idle stop",
                     _ => "Processes",
                 },
                 range.start(),
@@ -205,6 +238,7 @@ pub async fn set_limits(
     memory_mb: Option<u32>,
     cpus: Option<f64>,
     pids: Option<u32>,
+    idle_stop_minutes: Option<u32>,
 ) -> Result<RuntimeLimits, AppError> {
     let caller = gate::require(gate::Access::Admin).await?;
     let state = app_state()?;
@@ -213,6 +247,12 @@ pub async fn set_limits(
     // NaN is in no range, so it is refused here too.
     check_range("cpus", cpus, &CPUS_RANGE, "")?;
     check_range("pids", pids, &PIDS_RANGE, "")?;
+    check_range(
+        "idle_stop_minutes",
+        idle_stop_minutes,
+        &IDLE_STOP_RANGE,
+        " minutes",
+    )?;
     let orchestrator = state.orchestrator();
     orchestrator
         .set_limits(
@@ -224,6 +264,7 @@ pub async fn set_limits(
             },
         )
         .await?;
+    orchestrator.set_idle_stop(id, idle_stop_minutes).await?;
     let mut conn = state.pool().acquire().await?;
     let binding = clawloops_orchestrator::repo::get(&mut conn, id)
         .await?
@@ -236,7 +277,10 @@ pub async fn set_limits(
         &caller,
         "runtime.limits",
         Some(Subject::user(&id_text, &binding.username)),
-        Some(serde_json::json!({ "memory_mb": memory_mb, "cpus": cpus, "pids": pids })),
+        Some(serde_json::json!({
+            "memory_mb": memory_mb, "cpus": cpus, "pids": pids,
+            "idle_stop_minutes": idle_stop_minutes,
+        })),
     )
     .await?;
     Ok(limits_of(orchestrator, &binding))

@@ -5,11 +5,21 @@ use crate::repo::RuntimeRow;
 use crate::settings::RuntimeSettings;
 use time::{Duration, OffsetDateTime};
 
+/// Why a running runtime will be stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopKind {
+    /// No workspace traffic for this many minutes.
+    Idle(u32),
+    /// Running for this many minutes, the most allowed at a time.
+    Lifetime(u32),
+}
+
 /// Why and when a running runtime will be stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedStop {
     pub at: OffsetDateTime,
-    /// In words, for the dashboard and the runtime's stop reason.
+    pub kind: StopKind,
+    /// In words, for the runtime's stop reason once it happened.
     pub reason: String,
 }
 
@@ -29,11 +39,13 @@ pub fn planned_stop(settings: &RuntimeSettings, binding: &RuntimeRow) -> Option<
         minutes => Some(PlannedStop {
             at: binding.last_active_at.unwrap_or(since).max(since)
                 + Duration::minutes(i64::from(minutes)),
+            kind: StopKind::Idle(minutes),
             reason: format!("Stopped after {} without workspace use.", span(minutes)),
         }),
     };
     let lifetime = settings.max_lifetime_minutes.map(|minutes| PlannedStop {
         at: since + Duration::minutes(i64::from(minutes)),
+        kind: StopKind::Lifetime(minutes),
         reason: format!(
             "Stopped after running for {}, the longest a runtime may run at a time.",
             span(minutes)
@@ -55,7 +67,7 @@ pub fn due(
 }
 
 /// "90 minutes", "2 hours", "1 hour 30 minutes".
-fn span(minutes: u32) -> String {
+pub fn span(minutes: u32) -> String {
     let plural = |n: u32, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
     match (minutes / 60, minutes % 60) {
         (0, m) => plural(m, "minute"),
@@ -97,6 +109,7 @@ mod tests {
             last_active_at: active_ago.map(|m| now - Duration::minutes(m)),
             idle_stop_minutes: own,
             stop_reason: None,
+            routed_at: None,
         }
     }
 

@@ -10,7 +10,7 @@ pub mod repo;
 mod settings;
 mod worker;
 
-pub use idle::PlannedStop;
+pub use idle::{PlannedStop, StopKind, span as duration_words};
 pub use model::{Action, DesiredState, ObservedState, Stage, TaskStatus};
 pub use reconcile::ReconcileReport;
 pub use render::USER_HEADER;
@@ -131,6 +131,20 @@ impl Orchestrator {
         } else {
             Err(OrchestratorError::NoRuntime)
         }
+    }
+
+    /// The browser address of a user's workspace, when the entry layer routes workspaces.
+    pub fn workspace_url(&self, username: &str) -> Option<String> {
+        render::browser_url(&self.inner.settings, username)
+    }
+
+    /// Notes that the entry proxy fetched routes to these users' runtimes.
+    pub async fn mark_routed(&self, users: &[Uuid]) -> Result<u64, OrchestratorError> {
+        if users.is_empty() {
+            return Ok(0);
+        }
+        let mut conn = self.inner.pool.acquire().await?;
+        Ok(repo::mark_routed(&mut conn, users).await?)
     }
 
     /// Records workspace use (forward-auth batches it): the idle clock starts again.

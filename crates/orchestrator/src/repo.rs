@@ -38,6 +38,8 @@ pub struct RuntimeRow {
     pub idle_stop_minutes: Option<i32>,
     /// Why the platform stopped the runtime last (idle, lifetime), for the dashboard.
     pub stop_reason: Option<String>,
+    /// When the entry proxy last fetched a route to this runtime.
+    pub routed_at: Option<OffsetDateTime>,
 }
 
 impl RuntimeRow {
@@ -94,7 +96,7 @@ pub async fn ensure_binding(
          RETURNING user_id, username, runtime_id, desired_state, observed_state, profile, image, config_hash,
          container_id, internal_endpoint, browser_url, retention, gateway_token, memory_mb, cpus,
          pids, last_error, crash_count, crash_window_start, next_recover_at, created_at,
-         updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason",
+         updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason, routed_at",
         user_id,
         username,
         runtime_id,
@@ -112,7 +114,7 @@ pub async fn get(db: &mut PgConnection, user_id: Uuid) -> sqlx::Result<Option<Ru
         "SELECT user_id, username, runtime_id, desired_state, observed_state, profile, image, config_hash,
          container_id, internal_endpoint, browser_url, retention, gateway_token, memory_mb, cpus,
          pids, last_error, crash_count, crash_window_start, next_recover_at, created_at,
-         updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason
+         updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason, routed_at
            FROM runtimes WHERE user_id = $1",
         user_id
     )
@@ -126,7 +128,7 @@ pub async fn all(db: &mut PgConnection) -> sqlx::Result<Vec<RuntimeRow>> {
         "SELECT user_id, username, runtime_id, desired_state, observed_state, profile, image, config_hash,
          container_id, internal_endpoint, browser_url, retention, gateway_token, memory_mb, cpus,
          pids, last_error, crash_count, crash_window_start, next_recover_at, created_at,
-         updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason
+         updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason, routed_at
            FROM runtimes ORDER BY username"
     )
     .fetch_all(db)
@@ -226,6 +228,19 @@ pub async fn touch_activity(
           WHERE r.user_id = a.user_id",
         users,
         at
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The entry proxy fetched routes to these users' runtimes now: noted once per start (only
+/// where no fetch since the runtime became ready is on record), so polling writes nothing.
+pub async fn mark_routed(db: &mut PgConnection, users: &[Uuid]) -> sqlx::Result<u64> {
+    let done = sqlx::query!(
+        "UPDATE runtimes SET routed_at = now()
+          WHERE user_id = ANY($1) AND (routed_at IS NULL OR routed_at < ready_at)",
+        users
     )
     .execute(db)
     .await?;

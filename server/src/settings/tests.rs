@@ -246,6 +246,11 @@ fn every_listed_key_is_a_real_setting() {
         ),
         ("runtime_manager_listen", "\"0.0.0.0:3001\""),
         ("runtime_manager_allowed_clients", "[\"10.0.0.0/8\"]"),
+        ("workspace_domain", "\"ws.example.com\""),
+        ("cookie_domain", "\"example.com\""),
+        ("entry_proxy_container", "\"traefik\""),
+        ("runtime_idle_stop_minutes", "30"),
+        ("runtime_max_lifetime_hours", "8"),
     ];
     assert_eq!(fields.len(), KEYS.len());
     let toml: String = fields.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
@@ -256,4 +261,62 @@ fn every_listed_key_is_a_real_setting() {
     for (key, _) in fields {
         assert!(KEYS.contains(&key), "{key} missing from KEYS");
     }
+}
+
+#[test]
+fn workspace_routing_derives_the_cookie_domain_and_the_workspace_address() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("CLAWLOOPS_PUBLIC_URL", "http://clawloops.localhost:8080/");
+        jail.set_env("CLAWLOOPS_WORKSPACE_DOMAIN", "Clawloops.Localhost");
+        let s = Settings::load(None).expect("valid");
+        assert_eq!(
+            s.entry.workspace_domain.as_deref(),
+            Some("clawloops.localhost")
+        );
+        assert_eq!(
+            s.entry.cookie_domain.as_deref(),
+            Some("clawloops.localhost")
+        );
+        assert_eq!(
+            s.runtime.browser_url.as_deref(),
+            Some("http://{user}.clawloops.localhost:8080/")
+        );
+        assert_eq!(s.runtime.idle_stop_minutes, 60, "default idle stop");
+
+        jail.set_env("CLAWLOOPS_PUBLIC_URL", "https://claw.example.com/");
+        jail.set_env("CLAWLOOPS_WORKSPACE_DOMAIN", "ws.example.com");
+        let err = Settings::load(None).expect_err("no shared parent");
+        assert_eq!(err.setting, "workspace_domain");
+        jail.set_env("CLAWLOOPS_COOKIE_DOMAIN", "example.com");
+        let s = Settings::load(None).expect("valid with a cookie domain");
+        assert_eq!(s.entry.cookie_domain.as_deref(), Some("example.com"));
+        assert_eq!(
+            s.runtime.browser_url.as_deref(),
+            Some("https://{user}.ws.example.com/")
+        );
+        jail.set_env("CLAWLOOPS_COOKIE_DOMAIN", "other.org");
+        assert_eq!(
+            Settings::load(None).expect_err("foreign").setting,
+            "cookie_domain"
+        );
+        jail.set_env("CLAWLOOPS_COOKIE_DOMAIN", "example.com");
+        jail.set_env("CLAWLOOPS_WORKSPACE_DOMAIN", "bad_name!.example.com");
+        assert_eq!(
+            Settings::load(None).expect_err("not DNS").setting,
+            "workspace_domain"
+        );
+        jail.set_env("CLAWLOOPS_WORKSPACE_DOMAIN", "ws.example.com");
+        jail.set_env("CLAWLOOPS_RUNTIME_IDLE_STOP_MINUTES", "50000");
+        assert_eq!(
+            Settings::load(None).expect_err("too long").setting,
+            "runtime_idle_stop_minutes"
+        );
+        jail.set_env("CLAWLOOPS_RUNTIME_IDLE_STOP_MINUTES", "0");
+        jail.set_env("CLAWLOOPS_RUNTIME_MAX_LIFETIME_HOURS", "0");
+        assert_eq!(
+            Settings::load(None).expect_err("zero lifetime").setting,
+            "runtime_max_lifetime_hours"
+        );
+        Ok(())
+    });
 }

@@ -189,6 +189,12 @@ fn LimitsForm(user_id: String, limits: RuntimeLimits) -> impl IntoView {
     let memory = RwSignal::new(limits.memory_mb.map(|m| m.to_string()).unwrap_or_default());
     let cpus = RwSignal::new(limits.cpus.map(|c| c.to_string()).unwrap_or_default());
     let pids = RwSignal::new(limits.pids.map(|p| p.to_string()).unwrap_or_default());
+    let idle = RwSignal::new(
+        limits
+            .idle_stop_minutes
+            .map(|m| m.to_string())
+            .unwrap_or_default(),
+    );
     let local_error = RwSignal::new(None::<String>);
     let user = StoredValue::new(user_id);
     let submit = move |ev: leptos::ev::SubmitEvent| {
@@ -199,6 +205,7 @@ fn LimitsForm(user_id: String, limits: RuntimeLimits) -> impl IntoView {
                 memory_mb: parse_limit(&memory.get(), "Memory")?,
                 cpus: parse_limit(&cpus.get(), "CPUs")?,
                 pids: parse_limit(&pids.get(), "Processes")?,
+                idle_stop_minutes: parse_limit(&idle.get(), "Idle stop")?,
             })
         })();
         match parsed {
@@ -233,9 +240,14 @@ fn LimitsForm(user_id: String, limits: RuntimeLimits) -> impl IntoView {
                 {field("limit-memory", "Memory (MiB)", memory, limits.default_memory_mb.to_string())}
                 {field("limit-cpus", "CPUs", cpus, limits.default_cpus.to_string())}
                 {field("limit-pids", "Processes", pids, limits.default_pids.to_string())}
+                {field("limit-idle", "Idle stop (minutes)", idle, match limits.default_idle_stop_minutes {
+                    0 => "never".to_owned(),
+                    m => m.to_string(),
+                })}
                 <button type="submit" class="btn-primary" disabled=move || save.pending().get()>"Save limits"</button>
             </div>
-            <p class="text-xs text-slate-500">"Leave a field empty to use the default. New limits apply at the next start or recover."</p>
+            <p class="text-xs text-slate-500">"Leave a field empty to use the default. New limits apply at the next start or recover; \
+                the idle stop applies at once (0 = never stop an unused runtime)."</p>
             {move || local_error.get().map(|m| view! { <div role="alert" class="notice notice-error">{m}</div> })}
             <ErrorNotice error=server_error />
             <Show when=saved>
