@@ -11,25 +11,52 @@ cd "$ROOT"
 ensure_tools
 ensure_docker
 
-step "Runtime image (built locally once; see scripts/build-images.sh)"
+step "Runtime and entry proxy images (built locally once; see scripts/build-images.sh)"
 scripts/build-images.sh openclaw
+scripts/build-images.sh traefik
 
 step "Building ClawLoops (release)"
 cargo leptos build --release
 
 BIN="$CARGO_TARGET_DIR/release/clawloops"
 export CLAWLOOPS_SITE_ROOT=${CLAWLOOPS_SITE_ROOT:-$ROOT/target/site}
-LISTEN=${CLAWLOOPS_LISTEN_ADDR:-127.0.0.1:3000}
+# The same default as `clawloops serve`: /var/lib/clawloops as root, ./data otherwise.
+if [ "$(id -u)" = 0 ]; then DATA=${CLAWLOOPS_DATA_DIR:-/var/lib/clawloops}; else DATA=${CLAWLOOPS_DATA_DIR:-$ROOT/data}; fi
+# Browsers reach everything through Traefik (in its own container) on HTTP_PORT: the control
+# plane at clawloops.localhost, each workspace at <name>.clawloops.localhost. The control plane
+# listens on the Docker host's bridge address, where the proxy reaches it.
+HOST_IP=$(docker_host_ip)
+HTTP_PUBLISH=${CLAWLOOPS_HTTP_PUBLISH:-127.0.0.1:8080}
+HTTP_PORT=${HTTP_PUBLISH##*:}
+export CLAWLOOPS_WORKSPACE_DOMAIN=${CLAWLOOPS_WORKSPACE_DOMAIN:-clawloops.localhost}
+export CLAWLOOPS_PUBLIC_URL=${CLAWLOOPS_PUBLIC_URL:-http://$CLAWLOOPS_WORKSPACE_DOMAIN:$HTTP_PORT/}
+export CLAWLOOPS_LISTEN_ADDR=${CLAWLOOPS_LISTEN_ADDR:-$HOST_IP:3000}
+export CLAWLOOPS_TRUSTED_PROXIES=${CLAWLOOPS_TRUSTED_PROXIES:-[\"$HOST_IP/16\"]}
+export CLAWLOOPS_ENTRY_PROXY_CONTAINER=${CLAWLOOPS_ENTRY_PROXY_CONTAINER:-clawloops-entry}
+LISTEN=$CLAWLOOPS_LISTEN_ADDR
+PUBLIC_HOST=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.urlsplit(sys.argv[1]).hostname)' "$CLAWLOOPS_PUBLIC_URL")
+
+step "Starting the entry proxy (Traefik) on $HTTP_PUBLISH"
+start_entry_proxy "$CLAWLOOPS_ENTRY_PROXY_CONTAINER" "$HTTP_PUBLISH" "${LISTEN##*:}" "$PUBLIC_HOST" "$DATA/traefik"
 
 step "Starting ClawLoops"
 "$BIN" serve &
 server=$!
-trap 'kill -TERM $server 2>/dev/null; wait $server' INT TERM
+stop_all() {
+  kill -TERM $server 2>/dev/null
+  wait $server
+  docker rm -f "$CLAWLOOPS_ENTRY_PROXY_CONTAINER" >/dev/null 2>&1 || true
+}
+trap stop_all INT TERM
 if ! wait_for_url "http://$LISTEN/readyz" 120; then
   kill -TERM $server 2>/dev/null || true
   wait $server || true
   die "ClawLoops did not become ready; see the messages above"
 fi
-URL=${CLAWLOOPS_PUBLIC_URL:-http://$LISTEN}
+if ! wait_for_url "${CLAWLOOPS_PUBLIC_URL%/}/readyz" 30; then
+  stop_all
+  die "the entry proxy does not reach ClawLoops; see: docker logs $CLAWLOOPS_ENTRY_PROXY_CONTAINER"
+fi
+URL=$CLAWLOOPS_PUBLIC_URL
 printf '\n\033[1mClawLoops is running at %s\033[0m  (Ctrl-C to stop)\n\n' "$URL"
 wait $server

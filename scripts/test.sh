@@ -25,6 +25,7 @@ WORK=$(mktemp -d /tmp/clawloops-test.XXXXXX)
 chmod 711 "$WORK" # as root, PostgreSQL runs as `postgres`, which must traverse this directory
 export CLAWLOOPS_DATA_DIR="$WORK/data"
 server=""
+entry=""
 cleanup() {
   # The runtimes the browser tests started (labelled with this run's installation id). psql
   # does not know sqlx's extra URL parameters, hence the URL without its query.
@@ -36,6 +37,7 @@ cleanup() {
     kill -TERM "$server" 2>/dev/null || true
     wait "$server" 2>/dev/null || true
   fi
+  [ -z "${entry:-}" ] || docker rm -f "$entry" >/dev/null 2>&1 || true
   if [ -n "$instance" ]; then
     local filter="label=org.clawloops.instance=$instance"
     docker ps -aq --filter "$filter" | xargs -r docker rm -f >/dev/null 2>&1 || true
@@ -62,16 +64,25 @@ cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 step "Rust tests (cargo test)"
 cargo test -p app -p server -p clawloops-driver -p clawloops-orchestrator 2>&1 | tee "$WORK/cargo-test.log"
 
-step "Browser tests (Playwright, Chromium)"
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-CLAWLOOPS_LISTEN_ADDR="127.0.0.1:$PORT" CLAWLOOPS_SITE_ROOT="$ROOT/target/site" \
+step "Browser tests (Playwright, Chromium), through the entry proxy (Traefik)"
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+PORT=$(free_port)
+HTTP_PORT=$(free_port)
+HOST_IP=$(docker_host_ip)
+entry="clawloops-e2e-entry-$$"
+start_entry_proxy "$entry" "127.0.0.1:$HTTP_PORT" "$PORT" clawloops.localhost "$WORK/traefik"
+BASE_URL="http://clawloops.localhost:$HTTP_PORT"
+CLAWLOOPS_LISTEN_ADDR="$HOST_IP:$PORT" CLAWLOOPS_SITE_ROOT="$ROOT/target/site" \
+  CLAWLOOPS_PUBLIC_URL="$BASE_URL/" CLAWLOOPS_WORKSPACE_DOMAIN=clawloops.localhost \
+  CLAWLOOPS_TRUSTED_PROXIES="[\"$HOST_IP/16\"]" CLAWLOOPS_ENTRY_PROXY_CONTAINER="$entry" \
   "$BIN" serve >"$WORK/server.log" 2>&1 &
 server=$!
-if ! wait_for_url "http://127.0.0.1:$PORT/readyz" 60; then
+if ! wait_for_url "$BASE_URL/readyz" 60; then
   cat "$WORK/server.log"
-  die "the server did not become ready"
+  docker logs "$entry" 2>&1 | tail -20
+  die "the server did not become ready behind the entry proxy"
 fi
-(cd end2end && BASE_URL="http://127.0.0.1:$PORT" SERVER_LOG="$WORK/server.log" npx playwright test) 2>&1 | tee "$WORK/playwright.log"
+(cd end2end && BASE_URL="$BASE_URL" SERVER_LOG="$WORK/server.log" npx playwright test) 2>&1 | tee "$WORK/playwright.log"
 
 step "Summary"
 awk '/^test result:/ { n++; passed += $4; failed += $6 } END { printf "cargo test: %d passed, %d failed (%d test binaries)\n", passed, failed, n }' "$WORK/cargo-test.log"

@@ -111,3 +111,30 @@ wait_for_url() {
   done
   return 1
 }
+
+# The default bridge's gateway: the host's address as containers see it (`host-gateway`).
+docker_host_ip() {
+  docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}'
+}
+
+# Starts the entry proxy (Traefik, clawloops/traefik) in its own container with the repository's
+# configuration (deploy/traefik):
+#   start_entry_proxy NAME PUBLISH CONTROL_PLANE_PORT PUBLIC_HOST CONFIG_DIR [TRUSTED_CLIENT_NET]
+# PUBLISH is Docker's -p host side (e.g. 127.0.0.1:8080). The control plane listens on the
+# Docker host's bridge address; the proxy reaches it as `control-plane`. TRUSTED_CLIENT_NET lets
+# clients arriving from that network claim their address in X-Forwarded-For (browser tests).
+start_entry_proxy() {
+  local name=$1 publish=$2 cp_port=$3 host=$4 dir=$5 trusted=${6:-}
+  mkdir -p "$dir/dynamic"
+  sed "s#http://control-plane:3000#http://control-plane:$cp_port#" "$ROOT/deploy/traefik/traefik.yml" >"$dir/traefik.yml"
+  if [ -n "$trusted" ]; then
+    sed -i "s#^    address: \":8000\"\$#    address: \":8000\"\n    forwardedHeaders:\n      trustedIPs: [\"$trusted\"]#" "$dir/traefik.yml"
+  fi
+  cp "$ROOT/deploy/traefik/dynamic/clawloops.yml" "$dir/dynamic/"
+  chmod 755 "$dir" "$dir/dynamic" && chmod 644 "$dir/traefik.yml" "$dir/dynamic/clawloops.yml"
+  docker rm -f "$name" >/dev/null 2>&1 || true
+  docker run -d --name "$name" --restart unless-stopped \
+    --add-host control-plane:host-gateway -p "$publish:8000" \
+    -e "CLAWLOOPS_PUBLIC_HOST=$host" -e "CLAWLOOPS_CONTROL_PLANE=http://control-plane:$cp_port" \
+    -v "$dir:/etc/traefik:ro" clawloops/traefik:3.7.15 >/dev/null
+}
