@@ -9,6 +9,12 @@ cd "$ROOT"
 ensure_tools
 ensure_sqlx_cli
 ensure_docker
+# `docker compose config` for the compose test: Debian 12 has no Compose v2 package, so its
+# docker-compose 1.29 (same schema check) is used when the plugin is absent.
+if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
+  step "Installing docker-compose (Debian) for the compose file check"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose
+fi
 
 step "Formatting: cargo fmt --check"
 cargo fmt --all --check

@@ -32,6 +32,12 @@ pub enum Command {
         #[command(subcommand)]
         action: DbAction,
     },
+    /// Exit 0 when `url` answers 2xx within 3 seconds, 1 otherwise (container health checks;
+    /// the image has no curl).
+    Health {
+        /// What to ask, e.g. http://127.0.0.1:3000/readyz.
+        url: String,
+    },
     /// Manage admin accounts from the command line.
     Admin {
         /// What to do.

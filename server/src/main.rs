@@ -45,6 +45,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             db.close().await
         }
         Command::Admin { action } => admin(action, &settings).await,
+        Command::Health { url } => {
+            let client = reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(3))
+                .no_proxy()
+                .build()?;
+            let status = client.get(&url).send().await?.status();
+            anyhow::ensure!(status.is_success(), "{url} answered {status}");
+            Ok(())
+        }
         Command::Db { action } => {
             let embedded = embedded_db::EmbeddedPostgres::locate(&settings)?;
             match action {

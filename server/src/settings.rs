@@ -17,7 +17,7 @@ use std::{
 pub const ENV_PREFIX: &str = "CLAWLOOPS_";
 
 /// Every setting name; environment variables outside this list are ignored.
-const KEYS: &[&str] = &[
+pub const KEYS: &[&str] = &[
     "listen_addr",
     "public_url",
     "data_dir",

@@ -1,0 +1,138 @@
+//! The deployment files: docker-compose.yml must be valid for Compose (checked with the real
+//! `docker compose` / `docker-compose config`) and keep the boundaries the README promises.
+
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `config` of the repository's compose file with `.env.example`, as JSON.
+fn compose_config() -> Value {
+    let v2 = Command::new("docker")
+        .args(["compose", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut command = if v2 {
+        let mut c = Command::new("docker");
+        c.arg("compose");
+        c
+    } else {
+        Command::new("docker-compose")
+    };
+    let out = command
+        .current_dir(root())
+        .args([
+            "--env-file",
+            ".env.example",
+            "-f",
+            "docker-compose.yml",
+            "config",
+        ])
+        .output()
+        .expect("docker compose or docker-compose is installed (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "compose config failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Compose prints YAML; Debian's python3-yaml (a dependency of docker-compose) turns it
+    // into JSON for the checks below.
+    let mut python = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import sys, json, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    {
+        use std::io::Write;
+        python
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(&out.stdout)
+            .expect("write");
+    }
+    let json = python.wait_with_output().expect("converted");
+    serde_json::from_slice(&json.stdout).expect("json")
+}
+
+#[test]
+fn the_compose_stack_is_valid_and_keeps_its_boundaries() {
+    let config = compose_config();
+    let services = config["services"].as_object().expect("services");
+    let mut names: Vec<&str> = services.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["control-plane", "litellm", "postgres", "runtime-manager", "traefik"]
+    );
+    for (name, service) in services {
+        assert!(
+            service.get("healthcheck").is_some(),
+            "{name} has a health check"
+        );
+        let publishes = service.get("ports").is_some();
+        assert_eq!(publishes, name == "traefik", "{name}: only Traefik publishes a port");
+        let socket = service["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|v| v.to_string().contains("docker.sock"));
+        assert_eq!(
+            socket,
+            name == "runtime-manager",
+            "{name}: only the runtime manager has the Docker socket"
+        );
+        // Every ClawLoops setting named in the file is a real one (a typo would be ignored).
+        if let Some(env) = service["environment"].as_object() {
+            for key in env.keys().filter_map(|k| k.strip_prefix("CLAWLOOPS_")) {
+                let key = key.to_ascii_lowercase();
+                let known = clawloops_server::settings::KEYS.contains(&key.as_str())
+                    || ["public_host", "control_plane", "host_data_dir"].contains(&key.as_str());
+                assert!(known, "{name}: CLAWLOOPS_{key} is not a setting");
+            }
+        }
+    }
+    assert_eq!(config["networks"]["backend"]["internal"], true);
+    assert_eq!(
+        services["runtime-manager"]["networks"]
+            .as_object()
+            .map(|n| n.keys().cloned().collect::<Vec<_>>())
+            .or_else(|| services["runtime-manager"]["networks"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())),
+        Some(vec!["backend".to_owned()]),
+        "the runtime manager is reachable only on the internal network"
+    );
+    // The driver joins Traefik to runtime networks by this name.
+    assert_eq!(
+        services["traefik"]["container_name"],
+        services["control-plane"]["environment"]["CLAWLOOPS_ENTRY_PROXY_CONTAINER"]
+    );
+}
+
+#[test]
+fn traefik_exposes_no_dashboard_and_trusts_no_client_headers() {
+    let traefik = std::fs::read_to_string(root().join("deploy/traefik/traefik.yml")).expect("static");
+    assert!(traefik.contains("dashboard: false") && traefik.contains("insecure: false"));
+    assert!(
+        !traefik.contains("forwardedHeaders"),
+        "production trusts no client's X-Forwarded-* (tests add it for loopback clients)"
+    );
+    let dynamic =
+        std::fs::read_to_string(root().join("deploy/traefik/dynamic/clawloops.yml")).expect("dynamic");
+    assert!(dynamic.contains("trustForwardHeader: false"));
+    for header in ["X-Forwarded-User", "X-Clawloops-User-Id", "Cookie"] {
+        assert!(
+            dynamic.contains(&format!("\"{header}\"")),
+            "{header} is replaced by forward-auth's answer"
+        );
+    }
+    assert!(dynamic.contains("!PathPrefix(`/internal/`)"));
+}
