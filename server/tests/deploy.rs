@@ -70,7 +70,13 @@ fn the_compose_stack_is_valid_and_keeps_its_boundaries() {
     names.sort_unstable();
     assert_eq!(
         names,
-        ["control-plane", "litellm", "postgres", "runtime-manager", "traefik"]
+        [
+            "control-plane",
+            "litellm",
+            "postgres",
+            "runtime-manager",
+            "traefik"
+        ]
     );
     for (name, service) in services {
         assert!(
@@ -78,7 +84,11 @@ fn the_compose_stack_is_valid_and_keeps_its_boundaries() {
             "{name} has a health check"
         );
         let publishes = service.get("ports").is_some();
-        assert_eq!(publishes, name == "traefik", "{name}: only Traefik publishes a port");
+        assert_eq!(
+            publishes,
+            name == "traefik",
+            "{name}: only Traefik publishes a port"
+        );
         let socket = service["volumes"]
             .as_array()
             .into_iter()
@@ -104,9 +114,12 @@ fn the_compose_stack_is_valid_and_keeps_its_boundaries() {
         services["runtime-manager"]["networks"]
             .as_object()
             .map(|n| n.keys().cloned().collect::<Vec<_>>())
-            .or_else(|| services["runtime-manager"]["networks"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())),
+            .or_else(
+                || services["runtime-manager"]["networks"].as_array().map(|a| a
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect())
+            ),
         Some(vec!["backend".to_owned()]),
         "the runtime manager is reachable only on the internal network"
     );
@@ -119,14 +132,15 @@ fn the_compose_stack_is_valid_and_keeps_its_boundaries() {
 
 #[test]
 fn traefik_exposes_no_dashboard_and_trusts_no_client_headers() {
-    let traefik = std::fs::read_to_string(root().join("deploy/traefik/traefik.yml")).expect("static");
+    let traefik =
+        std::fs::read_to_string(root().join("deploy/traefik/traefik.yml")).expect("static");
     assert!(traefik.contains("dashboard: false") && traefik.contains("insecure: false"));
     assert!(
         !traefik.contains("forwardedHeaders"),
         "production trusts no client's X-Forwarded-* (tests add it for loopback clients)"
     );
-    let dynamic =
-        std::fs::read_to_string(root().join("deploy/traefik/dynamic/clawloops.yml")).expect("dynamic");
+    let dynamic = std::fs::read_to_string(root().join("deploy/traefik/dynamic/clawloops.yml"))
+        .expect("dynamic");
     assert!(dynamic.contains("trustForwardHeader: false"));
     for header in ["X-Forwarded-User", "X-Clawloops-User-Id", "Cookie"] {
         assert!(

@@ -10,6 +10,8 @@
 //! It needs the Docker engine, the images from `scripts/build-images.sh`, and `DATABASE_URL`
 //! pointing at a PostgreSQL where it may create (and then drops) a scratch database.
 
+mod shared;
+
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use clawloops_driver::docker::DockerDriver;
@@ -17,10 +19,10 @@ use clawloops_driver::{Limits, Profile, RuntimeDriver};
 use clawloops_orchestrator::{
     Action, Orchestrator, READY_POLL, RuntimeSettings, TaskStatus, UserRef, repo,
 };
-use sqlx::{Connection, PgPool};
+use shared::{docker, scratch_database};
+use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::process::Command;
 use uuid::Uuid;
 
 #[derive(Debug, Parser)]
@@ -160,45 +162,8 @@ async fn run(bench: &Bench, args: &Args) -> Result<()> {
 }
 
 /// Creates `clawloops_bench_<random>` with the migrations applied; the future drops it.
-async fn scratch_database(
-    url: &str,
-) -> Result<(PgPool, impl std::future::Future<Output = Result<()>>)> {
-    let name = format!("clawloops_bench_{}", Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(url)
-        .await
-        .context("connecting to DATABASE_URL")?;
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut admin)
-        .await?;
-    let options: sqlx::postgres::PgConnectOptions = url.parse()?;
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(60)
-        .connect_with(options.database(&name))
-        .await?;
-    sqlx::migrate!("../../migrations").run(&pool).await?;
-    let drop = async move {
-        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut admin)
-            .await?;
-        Ok(())
-    };
-    Ok((pool, drop))
-}
-
 fn plain_network(bench: &Bench) -> String {
     format!("{}-plain", bench.instance)
-}
-
-async fn docker(args: &[&str]) -> Result<String> {
-    let out = Command::new("docker").args(args).output().await?;
-    if !out.status.success() {
-        bail!(
-            "docker {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
 fn stats(samples: &mut [f64]) -> (f64, f64, f64) {

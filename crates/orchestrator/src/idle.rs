@@ -114,10 +114,11 @@ mod tests {
     }
 
     fn settings(idle: u32, lifetime: Option<u32>) -> RuntimeSettings {
-        let mut s = RuntimeSettings::default();
-        s.idle_stop_minutes = idle;
-        s.max_lifetime_minutes = lifetime;
-        s
+        RuntimeSettings {
+            idle_stop_minutes: idle,
+            max_lifetime_minutes: lifetime,
+            ..RuntimeSettings::default()
+        }
     }
 
     #[test]

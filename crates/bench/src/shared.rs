@@ -1,0 +1,45 @@
+//! Helpers both benchmark programs use.
+
+use anyhow::{Context, Result, bail};
+use sqlx::{Connection, PgPool};
+use tokio::process::Command;
+use uuid::Uuid;
+
+/// A fresh database (migrated) and the future that drops it.
+pub async fn scratch_database(
+    url: &str,
+) -> Result<(PgPool, impl std::future::Future<Output = Result<()>>)> {
+    let name = format!("clawloops_bench_{}", Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(url)
+        .await
+        .context("connecting to DATABASE_URL")?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await?;
+    let options: sqlx::postgres::PgConnectOptions = url.parse()?;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(60)
+        .connect_with(options.database(&name))
+        .await?;
+    sqlx::migrate!("../../migrations").run(&pool).await?;
+    let drop = async move {
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await?;
+        Ok(())
+    };
+    Ok((pool, drop))
+}
+
+/// Runs the docker CLI; its output, or an error with what it said.
+pub async fn docker(args: &[&str]) -> Result<String> {
+    let out = Command::new("docker").args(args).output().await?;
+    if !out.status.success() {
+        bail!(
+            "docker {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
