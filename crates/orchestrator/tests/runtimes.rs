@@ -1,9 +1,10 @@
 //! The orchestrator with the real Docker engine (tiny runtime image) and a real PostgreSQL.
 
 use clawloops_driver::docker::{DockerDriver, managed_volumes};
-use clawloops_driver::{Limits, RuntimeDriver};
+use clawloops_driver::{ContainerState, Limits, RuntimeDriver};
 use clawloops_orchestrator::{
-    Action, ObservedState, Orchestrator, RuntimeSettings, TaskStatus, UserRef, repo,
+    Action, DesiredState, ObservedState, Orchestrator, RuntimeSettings, StopKind, TaskStatus,
+    UserRef, repo,
 };
 use sqlx::PgPool;
 use std::process::Command;
@@ -658,5 +659,208 @@ async fn a_full_disk_fails_the_task_clearly_and_a_later_start_works(pool: PgPool
     h.request((id, &name), Action::Start).await;
     h.drain().await;
     assert_eq!(h.binding(id).await.observed(), ObservedState::Running);
+    h.cleanup().await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn unused_runtimes_are_stopped_after_the_idle_time_and_say_why(pool: PgPool) {
+    let instance = format!("test-{}", Uuid::new_v4().simple());
+    let config_root = tempfile::tempdir().expect("tempdir");
+    let driver = DockerDriver::connect(&instance, config_root.path())
+        .await
+        .expect("Docker engine");
+    let settings = RuntimeSettings {
+        idle_stop_minutes: 60,
+        max_lifetime_minutes: Some(8 * 60),
+        ..settings()
+    };
+    let h = Harness::with_driver(pool.clone(), instance, config_root, driver, settings);
+    let (ana, ana_name) = user("ana");
+    let (bob, bob_name) = user("bob");
+    let (cy, cy_name) = user("cy");
+    for u in [(ana, &ana_name), (bob, &bob_name), (cy, &cy_name)] {
+        h.request((u.0, u.1.as_str()), Action::Start).await;
+    }
+    h.drain().await;
+    // ana: used 2 hours ago; bob: used a minute ago but running for 9 hours; cy: in use.
+    sqlx::query(
+        "UPDATE runtimes SET ready_at = now() - interval '3 hours',
+                last_active_at = now() - interval '2 hours' WHERE user_id = $1",
+    )
+    .bind(ana)
+    .execute(&pool)
+    .await
+    .expect("age ana");
+    sqlx::query(
+        "UPDATE runtimes SET ready_at = now() - interval '9 hours',
+                last_active_at = now() - interval '1 minute' WHERE user_id = $1",
+    )
+    .bind(bob)
+    .execute(&pool)
+    .await
+    .expect("age bob");
+    // Planned stops are known before they happen (the dashboard shows them).
+    let planned = h
+        .orchestrator
+        .planned_stop(&h.binding(cy).await)
+        .expect("planned");
+    assert!(matches!(planned.kind, StopKind::Idle(60)), "{planned:?}");
+
+    let report = h.orchestrator.reconcile().await.expect("reconcile");
+    assert_eq!(report.stopped_idle, 2, "{report:?}");
+    h.drain().await;
+    let ana_row = h.binding(ana).await;
+    assert_eq!(
+        (ana_row.desired(), ana_row.observed()),
+        (DesiredState::Stopped, ObservedState::Stopped)
+    );
+    assert_eq!(
+        ana_row.stop_reason.as_deref(),
+        Some("Stopped after 1 hour without workspace use.")
+    );
+    let bob_row = h.binding(bob).await;
+    assert_eq!(bob_row.observed(), ObservedState::Stopped);
+    assert!(
+        bob_row
+            .stop_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("8 hours")),
+        "{:?}",
+        bob_row.stop_reason
+    );
+    assert_eq!(h.binding(cy).await.observed(), ObservedState::Running);
+    let running: Vec<_> = h
+        .containers()
+        .await
+        .into_iter()
+        .filter(|c| c.state == ContainerState::Running)
+        .map(|c| c.runtime_id)
+        .collect();
+    assert_eq!(running, ["rt-cy"]);
+
+    // A user's own setting wins (0 = never), and starting again clears the reason.
+    h.orchestrator
+        .set_idle_stop(cy, Some(0))
+        .await
+        .expect("override");
+    sqlx::query(
+        "UPDATE runtimes SET last_active_at = now() - interval '5 hours' WHERE user_id = $1",
+    )
+    .bind(cy)
+    .execute(&pool)
+    .await
+    .expect("age cy");
+    assert_eq!(
+        h.orchestrator.reconcile().await.expect("pass").stopped_idle,
+        0
+    );
+    h.request((ana, &ana_name), Action::Start).await;
+    h.drain().await;
+    assert_eq!(h.binding(ana).await.stop_reason, None);
+    // Activity from forward-auth restarts the idle clock (and never moves it backwards).
+    let later = time::OffsetDateTime::now_utc();
+    let earlier = later - time::Duration::hours(1);
+    h.orchestrator
+        .touch_activity(&[(ana, later)])
+        .await
+        .expect("touch");
+    h.orchestrator
+        .touch_activity(&[(ana, earlier)])
+        .await
+        .expect("touch");
+    let seen = h.binding(ana).await.last_active_at.expect("seen");
+    assert!((seen - later).abs() < time::Duration::seconds(1));
+    h.cleanup().await;
+}
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn with_an_entry_proxy_the_runtime_trusts_only_its_address(pool: PgPool) {
+    let instance = format!("test-{}", Uuid::new_v4().simple());
+    let config_root = tempfile::tempdir().expect("tempdir");
+    // Any container can play the proxy here; the real Traefik is in the server's entry tests.
+    let proxy = format!("clawloops-test-proxy-{}", &instance[5..17]);
+    let image = settings().image;
+    let out = Command::new("docker")
+        .args(["run", "-d", "--name", &proxy, &image])
+        .output()
+        .expect("docker");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let driver = DockerDriver::connect(&instance, config_root.path())
+        .await
+        .expect("Docker engine")
+        .with_entry_proxy(Some(proxy.clone()));
+    let h = Harness::with_driver(pool, instance, config_root, driver, settings());
+    let (id, name) = user("ana");
+    let task = h.request((id, &name), Action::Start).await;
+    h.drain().await;
+    assert_eq!(h.task(task.id).await.status(), TaskStatus::Succeeded);
+
+    // The proxy sits at the second address of the runtime's /28; the config trusts it alone
+    // and names the owner; no token is rendered.
+    let binding = h.binding(id).await;
+    let inspect = |format: &str, what: &str| {
+        let out = Command::new("docker")
+            .args(["inspect", "-f", format, what])
+            .output()
+            .expect("inspect");
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    };
+    let network = format!(
+        "{}-net",
+        inspect("{{.Name}}", binding.container_id.as_deref().expect("id")).trim_start_matches('/')
+    );
+    let proxy_ip = inspect(
+        &format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}"),
+        &proxy,
+    );
+    let subnet = inspect("{{range .IPAM.Config}}{{.Subnet}}{{end}}", &network);
+    let base: std::net::Ipv4Addr = subnet.split('/').next().expect("net").parse().expect("ip");
+    assert_eq!(
+        proxy_ip,
+        std::net::Ipv4Addr::from(u32::from(base) + 2).to_string()
+    );
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(h.config_dir("rt-ana").join("openclaw.json")).expect("config"),
+    )
+    .expect("json");
+    assert_eq!(config["gateway"]["auth"]["mode"], "trusted-proxy");
+    assert_eq!(
+        config["gateway"]["trustedProxies"],
+        serde_json::json!([proxy_ip])
+    );
+    assert_eq!(
+        config["gateway"]["auth"]["trustedProxy"]["allowUsers"],
+        serde_json::json!(["ana"])
+    );
+    assert!(!config.to_string().contains(&binding.gateway_token));
+
+    // Taken off the network by hand (or recreated): the reconciler joins it again.
+    let out = Command::new("docker")
+        .args(["network", "disconnect", &network, &proxy])
+        .output()
+        .expect("disconnect");
+    assert!(out.status.success());
+    h.orchestrator.reconcile().await.expect("reconcile");
+    assert_eq!(
+        inspect(
+            &format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}"),
+            &proxy
+        ),
+        proxy_ip
+    );
+
+    // Deleting the runtime disconnects the proxy and removes the network.
+    h.request((id, &name), Action::Delete).await;
+    h.drain().await;
+    let out = Command::new("docker")
+        .args(["network", "inspect", &network])
+        .output()
+        .expect("inspect");
+    assert!(!out.status.success(), "network removed");
+    let _ = Command::new("docker").args(["rm", "-f", &proxy]).output();
     h.cleanup().await;
 }
