@@ -44,6 +44,9 @@ struct Args {
     /// The fixed rate (requests per second) for the latency goal.
     #[arg(long, default_value_t = 5000)]
     rate: u32,
+    /// Connections the fixed-rate runs may open (the shared harness's default).
+    #[arg(long, default_value_t = 50)]
+    rate_conc: u32,
     /// The entry proxy image (scripts/build-images.sh traefik).
     #[arg(long, default_value = "clawloops/traefik:3.7.15")]
     traefik_image: String,
@@ -118,6 +121,98 @@ async fn oha(
         p99_ms: ms("p99"),
         not_2xx,
     })
+}
+
+/// An open-loop run at an exactly even fixed rate: a pacing thread wakes at each request's due
+/// time (nanosleep, accurate to tens of microseconds) and hands it to a single-threaded async
+/// client, which sends it over a pool of keep-alive connections. Latency counts from the due
+/// time, so a stalled server cannot hide its queueing. oha's fixed-rate mode sends on a 1 ms
+/// timer instead, i.e. in bursts of rate/1000 requests, and counts from the tick: at 5,000/s
+/// that alone puts half a millisecond of queueing into its figures.
+fn precise_fixed_rate(
+    url: String,
+    headers: Vec<(String, String)>,
+    rate: u32,
+    seconds: u64,
+) -> Result<Figures> {
+    // (due time, counted): the first second warms the connection pool and is not counted.
+    let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, bool)>();
+    let total = u64::from(rate) * seconds;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let client_thread = std::thread::spawn(move || -> Result<Figures> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async move {
+            let mut header_map = reqwest::header::HeaderMap::new();
+            for (name, value) in &headers {
+                header_map.insert(
+                    reqwest::header::HeaderName::from_bytes(name.as_bytes())?,
+                    reqwest::header::HeaderValue::from_str(value)?,
+                );
+            }
+            let client = reqwest::Client::builder()
+                .default_headers(header_map)
+                .pool_max_idle_per_host(256)
+                .no_proxy()
+                .build()?;
+            let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(u32, bool)>();
+            let mut started = Instant::now();
+            while let Some((due, counted)) = due_rx.recv().await {
+                if !counted {
+                    started = Instant::now();
+                }
+                let (client, url, done) = (client.clone(), url.clone(), done_tx.clone());
+                tokio::spawn(async move {
+                    let ok = match client.get(&url).send().await {
+                        Ok(res) => res.status().is_success() && res.bytes().await.is_ok(),
+                        Err(_) => false,
+                    };
+                    let micros = u32::try_from(due.elapsed().as_micros()).unwrap_or(u32::MAX);
+                    if counted {
+                        let _ = done.send((micros, ok));
+                    }
+                });
+            }
+            drop(done_tx);
+            let mut micros = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+            let mut failed = 0u64;
+            while let Some((us, ok)) = done_rx.recv().await {
+                micros.push(us);
+                failed += u64::from(!ok);
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            micros.sort_unstable();
+            let pick = |q: f64| {
+                let i =
+                    ((micros.len() as f64 * q).ceil() as usize).clamp(1, micros.len().max(1)) - 1;
+                micros.get(i).map_or(f64::NAN, |&us| f64::from(us) / 1000.0)
+            };
+            Ok(Figures {
+                rps: micros.len() as f64 / elapsed,
+                p50_ms: pick(0.50),
+                p99_ms: pick(0.99),
+                not_2xx: failed,
+            })
+        })
+    });
+    // The pacer.
+    let warm = u64::from(rate);
+    let start = Instant::now();
+    for i in 0..warm + total {
+        let due = start + interval.mul_f64(i as f64);
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
+        }
+        if due_tx.send((due, i >= warm)).is_err() {
+            break;
+        }
+    }
+    drop(due_tx);
+    client_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the load thread panicked"))?
 }
 
 fn row(label: &str, load: &str, f: Figures) {
@@ -365,10 +460,41 @@ async fn measure(args: &Args, addr: SocketAddr, http_port: u16, cookie: &str) ->
     row("direct: /healthz (baseline, no decision)", "c=50", base50);
     let auth50 = oha(args, 50, None, &auth, &forwarded).await?;
     row("direct: forward-auth decision (allow)", "c=50", auth50);
-    let fixed = oha(args, 50, Some(args.rate), &auth, &forwarded).await?;
+    let fixed_load = format!("{}/s fixed", args.rate);
+    let base_fixed = oha(args, args.rate_conc, Some(args.rate), &health, &[]).await?;
+    row(
+        "direct: /healthz (baseline, no decision)",
+        &fixed_load,
+        base_fixed,
+    );
+    let fixed_oha = oha(args, args.rate_conc, Some(args.rate), &auth, &forwarded).await?;
     row(
         "direct: forward-auth decision (allow)",
-        &format!("{}/s fixed", args.rate),
+        &fixed_load,
+        fixed_oha,
+    );
+    let pairs: Vec<(String, String)> = forwarded
+        .iter()
+        .filter_map(|h| h.split_once(": "))
+        .map(|(n, v)| (n.to_owned(), v.to_owned()))
+        .collect();
+    let precise_load = format!("{}/s exact", args.rate);
+    let (health_url, auth_url, rate, secs) =
+        (health.clone(), auth.clone(), args.rate, args.duration);
+    let base_exact =
+        tokio::task::spawn_blocking(move || precise_fixed_rate(health_url, Vec::new(), rate, secs))
+            .await??;
+    row(
+        "direct: /healthz (baseline, no decision)",
+        &precise_load,
+        base_exact,
+    );
+    let fixed =
+        tokio::task::spawn_blocking(move || precise_fixed_rate(auth_url, pairs, rate, secs))
+            .await??;
+    row(
+        "direct: forward-auth decision (allow)",
+        &precise_load,
         fixed,
     );
     let tbase1 = oha(args, 1, None, &main_host, &main_headers).await?;
@@ -386,12 +512,15 @@ async fn measure(args: &Args, addr: SocketAddr, http_port: u16, cookie: &str) ->
 
     println!();
     println!(
-        "direct decisions: {:.0}/s at c=50 ({:.2} × the no-decision baseline's {:.0}/s); p99 {:.3} ms at a fixed {}/s",
+        "direct decisions: {:.0}/s at c=50 ({:.2} × the no-decision baseline's {:.0}/s); p99 {:.3} ms at exactly {}/s (baseline {:.3} ms; oha's 1 ms-timer figure {:.3} ms, baseline {:.3} ms)",
         auth50.rps,
         auth50.rps / base50.rps,
         base50.rps,
         fixed.p99_ms,
-        args.rate
+        args.rate,
+        base_exact.p99_ms,
+        fixed_oha.p99_ms,
+        base_fixed.p99_ms
     );
     println!(
         "through Traefik: {:.0}/s at c=50 ({:.2} × plain proxying's {:.0}/s); p50 {:.3} ms vs {:.3} ms at c=1 (+{:.3} ms for forward-auth and the runtime hop)",
@@ -415,7 +544,7 @@ async fn measure(args: &Args, addr: SocketAddr, http_port: u16, cookie: &str) ->
             "NOT met"
         }
     );
-    let errors = [auth1, auth50, fixed, tws1, tws50]
+    let errors = [auth1, auth50, fixed_oha, fixed, tws1, tws50]
         .iter()
         .map(|f| f.not_2xx)
         .sum::<u64>();

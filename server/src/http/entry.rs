@@ -22,6 +22,7 @@ pub async fn auth(State(state): State<ServerState>, headers: HeaderMap) -> Respo
         headers.get_all(name).iter().map(|v| v.len()).sum::<usize>() > limit
     };
     if oversized(header::COOKIE.as_str(), MAX_COOKIE_BYTES) {
+        state.metrics.decision("too_large");
         return refuse(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "HEADERS_TOO_LARGE",
@@ -31,6 +32,7 @@ pub async fn auth(State(state): State<ServerState>, headers: HeaderMap) -> Respo
         );
     }
     if oversized("x-forwarded-uri", MAX_URI_BYTES) {
+        state.metrics.decision("too_large");
         return refuse(
             StatusCode::URI_TOO_LONG,
             "URI_TOO_LONG",
@@ -45,6 +47,13 @@ pub async fn auth(State(state): State<ServerState>, headers: HeaderMap) -> Respo
         cookie: text(header::COOKIE.as_str()),
     };
     let decision = state.entry.decide(request).await;
+    state.metrics.decision(match &decision {
+        Decision::Allow { .. } => "allow",
+        Decision::SignIn => "sign_in",
+        Decision::NotRunning => "not_running",
+        Decision::Deny(deny) => deny.code(),
+        Decision::Unavailable => "unavailable",
+    });
     let page = is_page_request(&headers);
     match decision {
         Decision::Allow {

@@ -38,6 +38,11 @@ struct BuildLabels {
     commit: String,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    outcome: &'static str,
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 /// The HTTP and process metrics of one server.
@@ -48,6 +53,7 @@ pub struct HttpMetrics {
     in_flight: Gauge,
     pool_size: Gauge,
     pool_idle: Gauge,
+    decisions: Family<DecisionLabels, Counter>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -99,6 +105,12 @@ impl HttpMetrics {
             pool_idle.clone(),
         );
         registry.register("build_info", "Version of the running binary", info);
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        registry.register(
+            "entry_decisions",
+            "Forward-auth decisions on workspace requests, by outcome (allow, sign_in, not_running, the deny code, unavailable)",
+            decisions.clone(),
+        );
         HttpMetrics {
             registry,
             requests,
@@ -106,7 +118,15 @@ impl HttpMetrics {
             in_flight,
             pool_size,
             pool_idle,
+            decisions,
         }
+    }
+
+    /// Counts one forward-auth decision (the hot path skips the per-request middleware).
+    pub fn decision(&self, outcome: &'static str) {
+        self.decisions
+            .get_or_create(&DecisionLabels { outcome })
+            .inc();
     }
 }
 

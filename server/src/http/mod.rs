@@ -74,7 +74,6 @@ pub fn router(state: ServerState) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::export))
-        .route("/internal/entry/auth", get(entry::auth))
         .route("/internal/entry/traefik", get(entry::traefik))
         .nest_service(
             "/pkg",
@@ -121,6 +120,10 @@ pub fn router(state: ServerState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        // Forward-auth is the hottest path (every workspace request): added after the layers,
+        // it skips request ids, the per-request log line and the per-route histogram, and
+        // counts its decisions instead (`clawloops_entry_decisions_total`).
+        .route("/internal/entry/auth", get(entry::auth))
         .with_state(state)
 }
 
