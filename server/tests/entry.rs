@@ -52,6 +52,8 @@ fn free_port() -> u16 {
 /// The control plane behind a real Traefik.
 struct Entry {
     server: TestServer,
+    /// The installation id: every runtime object carries it as a label.
+    instance: String,
     proxy: String,
     port: u16,
     _config: tempfile::TempDir,
@@ -130,8 +132,13 @@ impl Entry {
             &format!("{}:/etc/traefik:ro", config.path().display()),
             TRAEFIK_IMAGE,
         ]);
+        let instance: uuid::Uuid = sqlx::query_scalar("SELECT id FROM instance")
+            .fetch_one(&server.pool)
+            .await
+            .expect("instance");
         let entry = Entry {
             server,
+            instance: instance.to_string(),
             proxy,
             port,
             _config: config,
@@ -320,8 +327,23 @@ impl Entry {
 
 impl Drop for Entry {
     fn drop(&mut self) {
-        // Also after a failed assertion: the proxy is not labelled as a runtime.
+        // Also after a failed assertion: the proxy, then this installation's runtimes.
         let _ = docker(&["rm", "-f", &self.proxy]);
+        let filter = format!("label=org.clawloops.instance={}", self.instance);
+        for (list, remove) in [
+            (vec!["ps", "-aq"], vec!["rm", "-f"]),
+            (vec!["network", "ls", "-q"], vec!["network", "rm"]),
+            (vec!["volume", "ls", "-q"], vec!["volume", "rm", "-f"]),
+        ] {
+            let mut args = list.clone();
+            args.extend(["--filter", filter.as_str()]);
+            let (_, ids) = docker(&args);
+            for id in ids.lines().filter(|l| !l.is_empty()) {
+                let mut rm = remove.clone();
+                rm.push(id);
+                let _ = docker(&rm);
+            }
+        }
     }
 }
 
