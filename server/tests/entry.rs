@@ -434,6 +434,36 @@ async fn only_the_owner_passes_and_the_runtime_gets_identity_not_secrets(pool: P
     assert_eq!(res.status(), 403);
     assert_eq!(json_of(res).await["code"], "WORKSPACE_FORBIDDEN");
 
+    // A host whose runtime does not exist (never made, or deleted): Traefik has no route, and
+    // the check itself refuses even the host's owner (pages are sent to the entry page).
+    let res = bob
+        .client
+        .get(entry.url("bob", "/echo"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 404);
+    let direct = |accept: &'static str| {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+            .get(entry.server.url("/internal/entry/auth"))
+            .header("x-forwarded-host", format!("bob.{DOMAIN}:{}", entry.port))
+            .header("cookie", format!("clawloops_session={}", session_of(&bob)))
+            .header("accept", accept)
+            .send()
+    };
+    let res = direct("application/json").await.expect("request");
+    assert_eq!(res.status(), 409);
+    assert_eq!(json_of(res).await["code"], "RUNTIME_NOT_RUNNING");
+    let res = direct("text/html").await.expect("request");
+    assert_eq!(res.status(), 302);
+    assert_eq!(
+        res.headers()["location"],
+        entry.url("", "/workspace").as_str()
+    );
+
     // No session: a page request is sent to sign in, anything else gets 401.
     let res = raw
         .get(entry.url("alice", "/"))

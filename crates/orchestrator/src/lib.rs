@@ -186,6 +186,7 @@ impl Orchestrator {
         requested_by: &str,
     ) -> Result<TaskRow, OrchestratorError> {
         let settings = &self.inner.settings;
+        repo::lock_user(tx, user.id).await?;
         match action {
             Action::Start | Action::Recover => {
                 repo::ensure_binding(

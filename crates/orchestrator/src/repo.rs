@@ -78,6 +78,20 @@ impl TaskRow {
     }
 }
 
+/// Serializes requests for one user until the transaction ends. Without it, two first starts
+/// racing to make the binding could both insert: `ON CONFLICT (user_id)` resolves conflicts on
+/// that key only, and the loser failed on the runtime id's unique key instead.
+pub async fn lock_user(db: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    // The two-key form lives apart from the one-key claim lock; 0x434c is "CL".
+    sqlx::query!(
+        "SELECT pg_advisory_xact_lock(17228, hashtext($1::text))",
+        user_id.to_string()
+    )
+    .fetch_one(db)
+    .await?;
+    Ok(())
+}
+
 /// The binding for a user, made on first use.
 pub async fn ensure_binding(
     db: &mut PgConnection,
