@@ -15,6 +15,10 @@ ALTER TABLE runtimes
     ADD CONSTRAINT runtimes_idle_stop_check
         CHECK (idle_stop_minutes IS NULL OR idle_stop_minutes BETWEEN 0 AND 43200);
 
+-- Workspace hosts are `<username with . and _ as ->.<domain>`: two usernames that differ only
+-- there (alice.b, alice-b) would share a host and a runtime id, so they cannot both exist.
+CREATE UNIQUE INDEX users_workspace_name_key ON users (translate(username, '._', '--'));
+
 -- Every change that can turn a forward-auth "allow" into a "deny" tells each control plane
 -- (LISTEN clawloops_access) which user to forget, whichever code path or replica made it.
 -- The payload is the user id only: session ids are credentials and never leave the table.

@@ -239,10 +239,13 @@ async fn reissue_rotates_the_link(pool: PgPool) {
 async fn a_taken_or_bad_username_is_a_field_error_and_the_invitation_stays_usable(pool: PgPool) {
     let server = TestServer::start(pool.clone()).await;
     let admin = server.admin("root").await;
+    server.make_admin("ann.b").await;
     let token = admin.invite(&[]).await;
     let guest = server.browser();
     for (name, password, field) in [
         ("ROOT", PASSWORD, "username"),
+        // Would share ann.b's workspace host (ann-b.<domain>) and runtime id.
+        ("ann_b", PASSWORD, "username"),
         ("x", PASSWORD, "username"),
         ("ivy", "short", "password"),
         ("ivyivyivyivy", "ivyivyivyivy", "password"),
@@ -259,6 +262,14 @@ async fn a_taken_or_bad_username_is_a_field_error_and_the_invitation_stays_usabl
             .await;
         assert_eq!(status, 422, "{name}/{password}: {body}");
         assert_eq!(body["field"], field, "{body}");
+        if name == "ann_b" {
+            assert!(
+                body["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("too close")),
+                "{body}"
+            );
+        }
     }
     let (status, _) = guest
         .call(

@@ -58,6 +58,9 @@ pub async fn create_admin(
             Some(users::USERNAME_KEY) => {
                 AppError::field("username", format!("{name} already exists."))
             }
+            Some(users::WORKSPACE_NAME_KEY) => {
+                AppError::field("username", users::workspace_name_taken(&name))
+            }
             _ => AppError::from(err),
         },
     )?;

@@ -157,6 +157,9 @@ fn unique_to_field(err: sqlx::Error, name: &str) -> AppError {
             "username",
             format!("The username {name} is taken; choose another."),
         ),
+        Some(users::WORKSPACE_NAME_KEY) => {
+            AppError::field("username", users::workspace_name_taken(name))
+        }
         Some(users::EMAIL_KEY) => AppError::field(
             "email",
             "An account with this e-mail address already exists.",

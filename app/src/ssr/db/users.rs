@@ -44,6 +44,15 @@ pub struct UserFilter {
 pub const USERNAME_KEY: &str = "users_username_key";
 /// See [`USERNAME_KEY`].
 pub const EMAIL_KEY: &str = "users_email_key";
+/// Usernames that differ only in dots, dashes and underscores share a workspace host.
+pub const WORKSPACE_NAME_KEY: &str = "users_workspace_name_key";
+/// The words for a [`WORKSPACE_NAME_KEY`] violation.
+pub fn workspace_name_taken(name: &str) -> String {
+    format!(
+        "The username {name} is too close to an existing one: dots, dashes and underscores count \
+         as the same in workspace addresses. Choose another."
+    )
+}
 
 pub async fn find(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<UserRow>> {
     sqlx::query_as!(
