@@ -117,6 +117,15 @@ fn Row(
             <td>
                 <span class=format!("badge badge-{tone}")>{label}</span>
                 {runtime.crash_looping.then(|| view! { <span class="badge badge-bad ml-1">"Crash loop"</span> })}
+                {runtime.card.planned_stop.clone().map(|stop| view! {
+                    <div class="mt-1 text-xs text-slate-500 dark:text-slate-400">
+                        {if stop.kind == "lifetime" { "lifetime ends " } else { "idle stop " }}
+                        {crate::components::format::utc_time(stop.at)}
+                    </div>
+                })}
+                {runtime.card.stop_reason.clone().map(|why| view! {
+                    <div class="mt-1 text-xs text-slate-500 dark:text-slate-400">{why}</div>
+                })}
             </td>
             <td class="whitespace-nowrap">{task}</td>
             <td class="max-w-xs text-xs">{runtime.card.last_error.clone().unwrap_or_else(|| "—".into())}</td>
