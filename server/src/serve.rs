@@ -96,6 +96,10 @@ pub async fn server_state(
         },
         public_url: settings.public_url.to_string(),
         orchestrator,
+        access_changed: Some({
+            let entry = entry.clone();
+            Arc::new(move |user| entry.forget_user(user))
+        }),
     };
     Ok(ServerState {
         app: AppState::new(pool, config),

@@ -99,6 +99,7 @@ pub async fn logout() -> Result<(), AppError> {
             )
             .await?;
             caller.auth.logout().await.map_err(internal)?;
+            app_state()?.access_changed(caller.user.id);
             Ok(())
         }
         .await,

@@ -62,6 +62,7 @@ pub async fn change_password(current: String, new_password: String) -> Result<()
     )
     .await?;
     tx.commit().await?;
+    app_state()?.access_changed(user.id);
 
     // This session carries on under a new id and the new stamp.
     let renewed = users::find(pool, caller.user.id)
@@ -109,5 +110,6 @@ pub async fn sign_out_everywhere() -> Result<u64, AppError> {
     .await?;
     tx.commit().await?;
     caller.auth.logout().await.map_err(internal)?;
+    app_state()?.access_changed(caller.user.id);
     Ok(ended)
 }

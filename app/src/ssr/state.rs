@@ -20,7 +20,13 @@ pub struct BuildInfo {
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
+/// Told about a change that can turn a workspace "allow" into "deny" for a user (sign-out,
+/// disable), right after it is committed. Other replicas learn it from PostgreSQL's
+/// notification; this spares the process that made the change from waiting for it.
+pub type AccessChanged = Arc<dyn Fn(uuid::Uuid) + Send + Sync>;
+
 struct Inner {
+    access_changed: Option<AccessChanged>,
     pool: PgPool,
     build: BuildInfo,
     started_at: OffsetDateTime,
@@ -32,6 +38,7 @@ struct Inner {
 /// What [`AppState::new`] needs besides the pool.
 #[derive(Clone)]
 pub struct AppConfig {
+    pub access_changed: Option<AccessChanged>,
     /// Build facts of the running binary.
     pub build: BuildInfo,
     /// Session lifetimes.
@@ -46,6 +53,7 @@ impl AppState {
     /// Builds the state; `started_at` is taken as now.
     pub fn new(pool: PgPool, config: AppConfig) -> Self {
         AppState(Arc::new(Inner {
+            access_changed: config.access_changed,
             pool,
             build: config.build,
             started_at: OffsetDateTime::now_utc(),
@@ -71,6 +79,13 @@ impl AppState {
     }
 
     /// The database pool.
+    /// Reports a committed change to `user`'s access (see [`AccessChanged`]).
+    pub fn access_changed(&self, user: uuid::Uuid) {
+        if let Some(hook) = &self.0.access_changed {
+            hook(user);
+        }
+    }
+
     pub fn pool(&self) -> &PgPool {
         &self.0.pool
     }

@@ -160,6 +160,7 @@ pub async fn set_status(id: &str, status: UserStatus) -> Result<UserSummary, App
     }
     let updated = users::find(&mut *tx, id).await?.ok_or_else(not_found)?;
     tx.commit().await?;
+    state.access_changed(id);
     Ok(summary(updated))
 }
 
@@ -188,6 +189,7 @@ pub async fn set_role(id: &str, role: Role) -> Result<UserSummary, AppError> {
     }
     let updated = users::find(&mut *tx, id).await?.ok_or_else(not_found)?;
     tx.commit().await?;
+    state.access_changed(id);
     Ok(summary(updated))
 }
 
@@ -214,6 +216,7 @@ pub async fn reset_password(id: &str) -> Result<OneTimePassword, AppError> {
     )
     .await?;
     tx.commit().await?;
+    state.access_changed(id);
     Ok(OneTimePassword {
         username: target.username,
         password: one_time,
@@ -239,5 +242,6 @@ pub async fn delete(id: &str) -> Result<(), AppError> {
     )
     .await?;
     tx.commit().await?;
+    state.access_changed(id);
     Ok(())
 }
