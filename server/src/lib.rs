@@ -5,6 +5,7 @@ pub mod cli;
 pub mod database;
 pub mod embedded_db;
 pub mod entry;
+pub mod entry_proxy;
 pub mod http;
 pub mod runtime_manager;
 pub mod serve;

@@ -5,6 +5,7 @@
 
 pub mod common;
 
+use clawloops_server::entry_proxy;
 use common::{Browser, PASSWORD, TestServer};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -85,53 +86,18 @@ impl Entry {
 
         // The repository's configuration; only the control plane's address differs, and this
         // test client (arriving through Docker's port forwarding) may claim a client address.
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/traefik");
         let config = tempfile::tempdir().expect("tempdir");
-        let static_file = std::fs::read_to_string(root.join("traefik.yml")).expect("static");
-        assert!(static_file.contains("http://control-plane:3000"));
-        let static_file = static_file
-            .replace(
-                "http://control-plane:3000",
-                &format!("http://control-plane:{}", server.addr.port()),
-            )
-            .replace(
-                "    address: \":8000\"\n",
-                &format!(
-                    "    address: \":8000\"\n    forwardedHeaders:\n      trustedIPs: [\"{gateway}/32\"]\n"
-                ),
-            );
-        std::fs::write(config.path().join("traefik.yml"), static_file).expect("write");
-        std::fs::create_dir(config.path().join("dynamic")).expect("mkdir");
-        std::fs::copy(
-            root.join("dynamic/clawloops.yml"),
-            config.path().join("dynamic/clawloops.yml"),
-        )
-        .expect("copy");
-        // Readable by Traefik (nobody) in the container.
-        for path in [config.path().to_path_buf(), config.path().join("dynamic")] {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        }
-        let (ok, out) = docker(&[
-            "run",
-            "-d",
-            "--name",
+        entry_proxy::write_config(config.path(), server.addr.port(), Some(gateway))
+            .expect("proxy configuration");
+        let args = entry_proxy::run_args(
             &proxy,
-            "--add-host",
-            "control-plane:host-gateway",
-            "-p",
-            &format!("127.0.0.1:{port}:8000"),
-            "-e",
-            &format!("CLAWLOOPS_PUBLIC_HOST={DOMAIN}"),
-            "-e",
-            &format!(
-                "CLAWLOOPS_CONTROL_PLANE=http://control-plane:{}",
-                server.addr.port()
-            ),
-            "-v",
-            &format!("{}:/etc/traefik:ro", config.path().display()),
+            port,
+            server.addr.port(),
+            DOMAIN,
+            config.path(),
             TRAEFIK_IMAGE,
-        ]);
+        );
+        let (ok, out) = docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let instance: uuid::Uuid = sqlx::query_scalar("SELECT id FROM instance")
             .fetch_one(&server.pool)
             .await
@@ -216,20 +182,7 @@ impl Entry {
     }
 
     async fn user(&self, admin: &Browser, name: &str) -> Browser {
-        let token = admin.invite(&[("form[role]", "user")]).await;
-        let browser = self.browser();
-        let (status, body) = browser
-            .call(
-                "invitations/accept",
-                &[
-                    ("token", &token),
-                    ("username", name),
-                    ("password", PASSWORD),
-                ],
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "accept: {body}");
-        browser
+        common::join(admin, self.browser(), name).await
     }
 
     /// Starts the user's runtime and waits until it is running and Traefik routes its host.

@@ -358,39 +358,18 @@ async fn start_traefik(
     data: &std::path::Path,
 ) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/traefik");
     let dir = data.join("traefik");
-    std::fs::create_dir_all(dir.join("dynamic"))?;
-    let static_file = std::fs::read_to_string(root.join("traefik.yml"))?.replace(
-        "http://control-plane:3000",
-        &format!("http://control-plane:{cp_port}"),
-    );
-    std::fs::write(dir.join("traefik.yml"), static_file)?;
-    std::fs::copy(
-        root.join("dynamic/clawloops.yml"),
-        dir.join("dynamic/clawloops.yml"),
-    )?;
-    for path in [data.to_path_buf(), dir.clone(), dir.join("dynamic")] {
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-    }
-    docker(&[
-        "run",
-        "-d",
-        "--name",
+    std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o755))?;
+    clawloops_server::entry_proxy::write_config(&dir, cp_port, None)?;
+    let run = clawloops_server::entry_proxy::run_args(
         name,
-        "--add-host",
-        "control-plane:host-gateway",
-        "-p",
-        &format!("127.0.0.1:{http_port}:8000"),
-        "-e",
-        &format!("CLAWLOOPS_PUBLIC_HOST={DOMAIN}"),
-        "-e",
-        &format!("CLAWLOOPS_CONTROL_PLANE=http://control-plane:{cp_port}"),
-        "-v",
-        &format!("{}:/etc/traefik:ro", dir.display()),
+        http_port,
+        cp_port,
+        DOMAIN,
+        &dir,
         &args.traefik_image,
-    ])
-    .await?;
+    );
+    docker(&run.iter().map(String::as_str).collect::<Vec<_>>()).await?;
     Ok(())
 }
 

@@ -129,18 +129,34 @@ impl DockerDriver {
         self
     }
 
-    /// The runtime network's subnet, when the network exists.
-    async fn network_subnet(&self, name: &str) -> Result<Option<Ipv4Net>, DriverError> {
-        match self.docker.inspect_network(name, None).await {
-            Ok(network) => Ok(network
-                .ipam
-                .and_then(|ipam| ipam.config)
-                .into_iter()
-                .flatten()
-                .find_map(|c| c.subnet?.parse().ok())),
-            Err(e) if status_of(&e) == Some(404) => Ok(None),
-            Err(e) => Err(classify(e, None)),
-        }
+    /// The runtime network's subnet and the entry proxy's address on it, when the network
+    /// exists (one inspect, which is all a reconciler pass needs when nothing changed).
+    async fn network_state(&self, name: &str) -> Result<Option<NetworkState>, DriverError> {
+        let network = match self.docker.inspect_network(name, None).await {
+            Ok(network) => network,
+            Err(e) if status_of(&e) == Some(404) => return Ok(None),
+            Err(e) => return Err(classify(e, None)),
+        };
+        let Some(subnet) = network
+            .ipam
+            .and_then(|ipam| ipam.config)
+            .into_iter()
+            .flatten()
+            .find_map(|c| c.subnet?.parse().ok())
+        else {
+            return Err(DriverError::Docker(format!(
+                "the runtime network {name} has no IPv4 subnet"
+            )));
+        };
+        let entry = self.entry_proxy.as_ref().and_then(|proxy| {
+            network
+                .containers
+                .unwrap_or_default()
+                .into_values()
+                .find(|e| e.name.as_deref() == Some(proxy.as_str()))
+                .and_then(|e| e.ipv4_address)
+        });
+        Ok(Some(NetworkState { subnet, entry }))
     }
 
     /// Connects the entry proxy to the runtime's network at the subnet's second host address
@@ -148,16 +164,25 @@ impl DockerDriver {
     async fn connect_entry(
         &self,
         spec: &RuntimeSpec,
-        subnet: Ipv4Net,
+        network: &NetworkState,
     ) -> Result<Option<std::net::IpAddr>, DriverError> {
         let Some(proxy) = &self.entry_proxy else {
             return Ok(None);
         };
-        let Some(address) = entry_address(subnet) else {
+        let Some(address) = entry_address(network.subnet) else {
             return Err(DriverError::Docker(format!(
-                "the runtime network {subnet} has no room for the entry proxy"
+                "the runtime network {} has no room for the entry proxy",
+                network.subnet
             )));
         };
+        let name = spec.network_name();
+        if let Some(current) = &network.entry {
+            if current.split('/').next() == Some(address.to_string().as_str()) {
+                return Ok(Some(address.into()));
+            }
+            // Attached at another address (made by hand?): move it to the agreed one.
+            self.disconnect_entry(&name).await?;
+        }
         let proxy_id = match self.docker.inspect_container(proxy, None).await {
             Ok(c) => c.id.unwrap_or_default(),
             Err(e) if status_of(&e) == Some(404) => {
@@ -165,24 +190,6 @@ impl DockerDriver {
             }
             Err(e) => return Err(classify(e, None)),
         };
-        let name = spec.network_name();
-        let network = self
-            .docker
-            .inspect_network(&name, None)
-            .await
-            .map_err(|e| classify(e, None))?;
-        let attached = network
-            .containers
-            .unwrap_or_default()
-            .get(&proxy_id)
-            .and_then(|e| e.ipv4_address.clone());
-        if let Some(current) = attached {
-            if current.split('/').next() == Some(address.to_string().as_str()) {
-                return Ok(Some(address.into()));
-            }
-            // Attached at another address (made by hand?): move it to the agreed one.
-            self.disconnect_entry(&name).await?;
-        }
         let request = NetworkConnectRequest {
             container: proxy_id,
             endpoint_config: Some(EndpointSettings {
@@ -219,10 +226,10 @@ impl DockerDriver {
 
     /// The runtime's own internal network, on a free /28 of the pool. Concurrent creations that
     /// pick the same subnet are told so by Docker ("overlaps") and try again.
-    async fn create_network(&self, spec: &RuntimeSpec) -> Result<Ipv4Net, DriverError> {
+    async fn create_network(&self, spec: &RuntimeSpec) -> Result<NetworkState, DriverError> {
         let name = spec.network_name();
-        if let Some(subnet) = self.network_subnet(&name).await? {
-            return Ok(subnet);
+        if let Some(state) = self.network_state(&name).await? {
+            return Ok(state);
         }
         for _ in 0..8 {
             let all = self
@@ -231,7 +238,7 @@ impl DockerDriver {
                 .await
                 .map_err(|e| classify(e, None))?;
             if all.iter().any(|n| n.name.as_deref() == Some(name.as_str())) {
-                return self.existing_subnet(&name).await;
+                return self.existing_network(&name).await;
             }
             let used: Vec<ipnet::IpNet> = all
                 .iter()
@@ -261,8 +268,13 @@ impl DockerDriver {
                 ..Default::default()
             };
             match self.docker.create_network(request).await {
-                Ok(_) => return Ok(subnet),
-                Err(e) if status_of(&e) == Some(409) => return self.existing_subnet(&name).await,
+                Ok(_) => {
+                    return Ok(NetworkState {
+                        subnet,
+                        entry: None,
+                    });
+                }
+                Err(e) if status_of(&e) == Some(409) => return self.existing_network(&name).await,
                 Err(e) if e.to_string().contains("overlaps") => continue,
                 Err(e) => return Err(classify(e, None)),
             }
@@ -272,9 +284,11 @@ impl DockerDriver {
         ))
     }
 
-    async fn existing_subnet(&self, name: &str) -> Result<Ipv4Net, DriverError> {
-        self.network_subnet(name).await?.ok_or_else(|| {
-            DriverError::Docker(format!("the runtime network {name} has no IPv4 subnet"))
+    async fn existing_network(&self, name: &str) -> Result<NetworkState, DriverError> {
+        self.network_state(name).await?.ok_or_else(|| {
+            DriverError::Docker(format!(
+                "the runtime network {name} vanished while it was made"
+            ))
         })
     }
 
@@ -384,8 +398,8 @@ fn exit_code(status: &str) -> i64 {
 #[async_trait]
 impl RuntimeDriver for DockerDriver {
     async fn prepare(&self, spec: &RuntimeSpec) -> Result<Prepared, DriverError> {
-        let subnet = self.create_network(spec).await?;
-        let entry_ip = self.connect_entry(spec, subnet).await?;
+        let network = self.create_network(spec).await?;
+        let entry_ip = self.connect_entry(spec, &network).await?;
         let volume = VolumeCreateRequest {
             name: Some(spec.volume_name()),
             labels: Some(spec.labels()),
@@ -645,6 +659,13 @@ impl RuntimeDriver for DockerDriver {
 }
 
 /// The default pool runtime networks come from.
+/// A runtime network as `prepare` needs it.
+struct NetworkState {
+    subnet: Ipv4Net,
+    /// The entry proxy's address on it (`10.213.0.18/28`), when attached.
+    entry: Option<String>,
+}
+
 /// The entry proxy's address on a runtime network: the second host (the first is the gateway).
 fn entry_address(subnet: Ipv4Net) -> Option<std::net::Ipv4Addr> {
     subnet.hosts().nth(1)

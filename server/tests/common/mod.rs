@@ -177,21 +177,25 @@ impl TestServer {
 
     /// Invites `name` as a plain user and accepts the invitation in a new browser.
     pub async fn user(&self, admin: &Browser, name: &str) -> Browser {
-        let token = admin.invite(&[("form[role]", "user")]).await;
-        let browser = self.browser();
-        let (status, body) = browser
-            .call(
-                "invitations/accept",
-                &[
-                    ("token", &token),
-                    ("username", name),
-                    ("password", PASSWORD),
-                ],
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "accept: {body}");
-        browser
+        join(admin, self.browser(), name).await
     }
+}
+
+/// `admin` invites `name` as a plain user; `guest` accepts and is signed in as them.
+pub async fn join(admin: &Browser, guest: Browser, name: &str) -> Browser {
+    let token = admin.invite(&[("form[role]", "user")]).await;
+    let (status, body) = guest
+        .call(
+            "invitations/accept",
+            &[
+                ("token", &token),
+                ("username", name),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "accept: {body}");
+    guest
 }
 
 /// A client with its own cookie jar.

@@ -1,0 +1,85 @@
+//! A local entry proxy (Traefik in a container) with the repository's configuration, as
+//! `scripts/start.sh` runs it — for the tests and the benchmark, which start their own.
+
+use std::io;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+/// The address the repository's configuration gives the control plane.
+const CONTROL_PLANE: &str = "http://control-plane:3000";
+
+/// `deploy/traefik` in this source tree.
+pub fn repository_config() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/traefik")
+}
+
+/// Copies the repository's configuration into `dir` (made readable for Traefik, which runs as
+/// nobody): only the control plane's port changes, and `trusted_client` — where a test client
+/// arrives from — may claim a client address in `X-Forwarded-For`.
+pub fn write_config(
+    dir: &Path,
+    control_plane_port: u16,
+    trusted_client: Option<IpAddr>,
+) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let root = repository_config();
+    let mut static_file = std::fs::read_to_string(root.join("traefik.yml"))?;
+    if !static_file.contains(CONTROL_PLANE) {
+        return Err(io::Error::other(format!(
+            "deploy/traefik/traefik.yml no longer names {CONTROL_PLANE}"
+        )));
+    }
+    static_file = static_file.replace(
+        CONTROL_PLANE,
+        &format!("http://control-plane:{control_plane_port}"),
+    );
+    if let Some(client) = trusted_client {
+        static_file = static_file.replace(
+            "    address: \":8000\"\n",
+            &format!(
+                "    address: \":8000\"\n    forwardedHeaders:\n      trustedIPs: [\"{client}/32\"]\n"
+            ),
+        );
+    }
+    std::fs::create_dir_all(dir.join("dynamic"))?;
+    std::fs::write(dir.join("traefik.yml"), static_file)?;
+    std::fs::copy(
+        root.join("dynamic/clawloops.yml"),
+        dir.join("dynamic/clawloops.yml"),
+    )?;
+    for path in [dir.to_path_buf(), dir.join("dynamic")] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    Ok(())
+}
+
+/// `docker run` arguments for the proxy container `name`, published on 127.0.0.1:`port`,
+/// reaching the control plane on the Docker host at `control_plane_port`.
+pub fn run_args(
+    name: &str,
+    port: u16,
+    control_plane_port: u16,
+    public_host: &str,
+    dir: &Path,
+    image: &str,
+) -> Vec<String> {
+    [
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--add-host",
+        "control-plane:host-gateway",
+        "-p",
+        &format!("127.0.0.1:{port}:8000"),
+        "-e",
+        &format!("CLAWLOOPS_PUBLIC_HOST={public_host}"),
+        "-e",
+        &format!("CLAWLOOPS_CONTROL_PLANE=http://control-plane:{control_plane_port}"),
+        "-v",
+        &format!("{}:/etc/traefik:ro", dir.display()),
+        image,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
