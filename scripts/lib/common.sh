@@ -22,7 +22,7 @@ as_root() {
 }
 
 ensure_debian_packages() {
-  local wanted=(postgresql chromium git curl ca-certificates pkg-config build-essential)
+  local wanted=(postgresql chromium git curl ca-certificates pkg-config build-essential python3-venv)
   local missing=()
   for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
