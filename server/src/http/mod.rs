@@ -74,7 +74,6 @@ pub fn router(state: ServerState) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::export))
-        .route("/internal/entry/traefik", get(entry::traefik))
         .nest_service(
             "/pkg",
             ServeDir::new(site_root.join("pkg")).precompressed_br(),
@@ -124,6 +123,8 @@ pub fn router(state: ServerState) -> Router {
         // it skips request ids, the per-request log line and the per-route histogram, and
         // counts its decisions instead (`clawloops_entry_decisions_total`).
         .route("/internal/entry/auth", get(entry::auth))
+        // Traefik polls this every second: no log line per poll either.
+        .route("/internal/entry/traefik", get(entry::traefik))
         .with_state(state)
 }
 
