@@ -61,14 +61,14 @@ export DATABASE_URL
 "$BIN" migrate
 
 step "Checking that the committed sqlx query data (.sqlx/) matches the queries"
-cargo sqlx prepare --workspace --check -- -p app -p server -p clawloops-orchestrator --all-targets --features app/ssr
+cargo sqlx prepare --workspace --check -- -p app -p server -p clawloops-orchestrator -p clawloops-models --all-targets --features app/ssr
 
 step "Lints: cargo clippy (server side, then the browser build)"
-cargo clippy -p app -p server -p runtime-stub -p clawloops-driver -p clawloops-orchestrator -p clawloops-bench --all-targets -- -D warnings
+cargo clippy -p app -p server -p runtime-stub -p clawloops-driver -p clawloops-orchestrator -p clawloops-models -p clawloops-bench --all-targets -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 step "Rust tests (cargo test)"
-cargo test -p app -p server -p clawloops-driver -p clawloops-orchestrator 2>&1 | tee "$WORK/cargo-test.log"
+cargo test -p app -p server -p clawloops-driver -p clawloops-orchestrator -p clawloops-models 2>&1 | tee "$WORK/cargo-test.log"
 
 step "Browser tests (Playwright, Chromium), through the entry proxy (Traefik)"
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }

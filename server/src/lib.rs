@@ -6,6 +6,7 @@ pub mod database;
 pub mod embedded_db;
 pub mod entry;
 pub mod entry_proxy;
+pub mod gateway;
 pub mod http;
 pub mod runtime_manager;
 pub mod serve;

@@ -30,6 +30,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     let instance = instance_id(&database.pool).await?;
     let state = server_state(&settings, database.pool.clone(), instance).await?;
     let mut background = spawn_background(&state);
+    let state_gateway = state.gateway.clone();
     background.push(tokio::spawn(delete_expired_sessions(database.pool.clone())));
 
     tracing::info!(url = %settings.public_url, listen = %settings.listen_addr, "ClawLoops is ready");
@@ -41,6 +42,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     .await
     .context("serving HTTP");
     tracing::info!("shutting down");
+    state_gateway.stop();
     for task in background {
         task.abort();
     }
@@ -78,7 +80,17 @@ pub async fn server_state(
     pool: sqlx::PgPool,
     instance: uuid::Uuid,
 ) -> anyhow::Result<ServerState> {
-    let orchestrator = orchestrator(settings, pool.clone(), &instance.to_string()).await?;
+    let sealer = clawloops_models::Sealer::load_or_create(&settings.secret_key_file)?;
+    let orchestrator = orchestrator(
+        settings,
+        pool.clone(),
+        &instance.to_string(),
+        sealer.clone(),
+    )
+    .await?;
+    let gateway =
+        crate::gateway::Gateway::start(pool.clone(), sealer.clone(), settings.gateway.clone())
+            .await?;
     let entry = Arc::new(crate::entry::EntryGate::new(
         pool.clone(),
         orchestrator.clone(),
@@ -98,8 +110,17 @@ pub async fn server_state(
         orchestrator,
         access_changed: Some({
             let entry = entry.clone();
-            Arc::new(move |user| entry.forget_user(user))
+            let gateway = gateway.clone();
+            Arc::new(move |user| {
+                entry.forget_user(user);
+                gateway.invalidate();
+            })
         }),
+        models_changed: Some({
+            let gateway = gateway.clone();
+            Arc::new(move || gateway.invalidate())
+        }),
+        sealer,
     };
     Ok(ServerState {
         app: AppState::new(pool, config),
@@ -112,6 +133,7 @@ pub async fn server_state(
         cookie_secure: settings.cookie_secure,
         cookie_domain: settings.entry.cookie_domain.clone(),
         entry,
+        gateway,
     })
 }
 
@@ -120,6 +142,7 @@ async fn orchestrator(
     settings: &Settings,
     pool: sqlx::PgPool,
     instance: &str,
+    sealer: clawloops_models::Sealer,
 ) -> anyhow::Result<clawloops_orchestrator::Orchestrator> {
     use crate::settings::RuntimeProfile;
     use clawloops_orchestrator::RuntimeSettings as Runtime;
@@ -169,9 +192,10 @@ async fn orchestrator(
         idle_stop_minutes: r.idle_stop_minutes,
         max_lifetime_minutes: r.max_lifetime_hours.map(|h| h * 60),
     };
-    Ok(clawloops_orchestrator::Orchestrator::new(
-        pool, driver, runtime, instance,
-    ))
+    Ok(
+        clawloops_orchestrator::Orchestrator::new(pool, driver, runtime, instance)
+            .with_model_keys(sealer),
+    )
 }
 
 /// Where the in-process driver (or the runtime manager) writes runtime configurations.

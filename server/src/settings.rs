@@ -51,6 +51,11 @@ pub const KEYS: &[&str] = &[
     "entry_proxy_container",
     "runtime_idle_stop_minutes",
     "runtime_max_lifetime_hours",
+    "secret_key_file",
+    "gateway_max_body_bytes",
+    "gateway_connect_timeout_secs",
+    "gateway_first_byte_timeout_secs",
+    "gateway_idle_timeout_secs",
 ];
 
 /// How log lines are written.
@@ -98,6 +103,10 @@ pub struct Settings {
     pub runtime: RuntimeSettings,
     /// The entry layer: workspace hosts behind Traefik.
     pub entry: EntrySettings,
+    /// The installation's key for secrets at rest (made on first start when missing).
+    pub secret_key_file: PathBuf,
+    /// The model gateway's body limit and upstream timeouts.
+    pub gateway: crate::gateway::GatewayConfig,
 }
 
 /// The entry layer (Traefik in front, forward-auth on workspace hosts).
@@ -199,6 +208,11 @@ struct RawSettings {
     entry_proxy_container: Option<String>,
     runtime_idle_stop_minutes: u32,
     runtime_max_lifetime_hours: Option<u32>,
+    secret_key_file: Option<PathBuf>,
+    gateway_max_body_bytes: usize,
+    gateway_connect_timeout_secs: u64,
+    gateway_first_byte_timeout_secs: u64,
+    gateway_idle_timeout_secs: u64,
 }
 
 /// The OpenClaw image `scripts/build-images.sh` builds (and the version it pins).
@@ -240,6 +254,11 @@ impl Default for RawSettings {
             entry_proxy_container: None,
             runtime_idle_stop_minutes: 60,
             runtime_max_lifetime_hours: None,
+            secret_key_file: None,
+            gateway_max_body_bytes: 8 * 1024 * 1024,
+            gateway_connect_timeout_secs: 5,
+            gateway_first_byte_timeout_secs: 120,
+            gateway_idle_timeout_secs: 120,
         }
     }
 }
@@ -401,9 +420,16 @@ impl RawSettings {
                 public_url.scheme()
             ));
         }
+        let gateway = self.gateway_settings()?;
+        let data_dir = self.data_dir.clone().unwrap_or_else(default_data_dir);
         Ok(Settings {
             runtime,
             entry,
+            secret_key_file: self
+                .secret_key_file
+                .clone()
+                .unwrap_or_else(|| data_dir.join("secret.key")),
+            gateway,
             cookie_secure: self.cookie_secure.unwrap_or(public_url.scheme() == "https"),
             session_idle_hours: self.session_idle_hours,
             session_absolute_hours: self.session_absolute_hours,
@@ -411,7 +437,7 @@ impl RawSettings {
             initial_admin_password_file: self.initial_admin_password_file,
             listen_addr: self.listen_addr,
             public_url,
-            data_dir: self.data_dir.unwrap_or_else(default_data_dir),
+            data_dir,
             database_url: self.database_url,
             database_max_connections: self.database_max_connections,
             postgres_bin_dir: self.postgres_bin_dir,
@@ -436,6 +462,40 @@ fn parse_net(setting: &str, text: &str) -> Result<ipnet::IpNet, SettingsError> {
 }
 
 impl RawSettings {
+    fn gateway_settings(&self) -> Result<crate::gateway::GatewayConfig, SettingsError> {
+        use std::time::Duration;
+        if !(1024..=1024 * 1024 * 1024).contains(&self.gateway_max_body_bytes) {
+            return Err(SettingsError::new(
+                "gateway_max_body_bytes",
+                "must be between 1024 and 1073741824",
+            ));
+        }
+        for (name, value) in [
+            (
+                "gateway_connect_timeout_secs",
+                self.gateway_connect_timeout_secs,
+            ),
+            (
+                "gateway_first_byte_timeout_secs",
+                self.gateway_first_byte_timeout_secs,
+            ),
+            ("gateway_idle_timeout_secs", self.gateway_idle_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&value) {
+                return Err(SettingsError::new(
+                    name,
+                    "must be between 1 and 3600 seconds",
+                ));
+            }
+        }
+        Ok(crate::gateway::GatewayConfig {
+            max_body_bytes: self.gateway_max_body_bytes,
+            connect_timeout: Duration::from_secs(self.gateway_connect_timeout_secs),
+            first_byte_timeout: Duration::from_secs(self.gateway_first_byte_timeout_secs),
+            idle_timeout: Duration::from_secs(self.gateway_idle_timeout_secs),
+        })
+    }
+
     fn runtime_settings(&self, public_url: &url::Url) -> Result<RuntimeSettings, SettingsError> {
         let range = |name: &str, ok: bool, rule: &str| {
             if ok {

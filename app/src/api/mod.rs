@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod auth;
 pub mod invitations;
+pub mod models;
 pub mod runtime;
 pub mod status;
 pub mod users;

@@ -1,7 +1,6 @@
 //! The single place where a change to an account reaches the rest of the platform.
 //!
-//! Sessions and the user's runtime today; the model-key issue adds revoking gateway keys here,
-//! inside the same transaction.
+//! Sessions, the user's runtime and its gateway key, inside the caller's transaction.
 
 use super::auth::tokens;
 use super::db::{sessions, users};
@@ -17,7 +16,11 @@ pub async fn user_disabled(
     user: Uuid,
     username: &str,
 ) -> Result<(), AppError> {
-    super::runtimes::stop_for_disabled(tx, user, username).await
+    super::runtimes::stop_for_disabled(tx, user, username).await?;
+    // Personal keys stop working while the account is disabled (the gateway checks the
+    // account); the runtime's key is revoked outright and a new one issued at its next start.
+    clawloops_models::keys::revoke_runtime_key(tx, user, "account disabled").await?;
+    Ok(())
 }
 
 /// The account was enabled again: sessions from before the disable must not come back.

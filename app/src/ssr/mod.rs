@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod db;
 pub mod invitations;
 pub mod lifecycle;
+pub mod models;
 pub mod runtimes;
 mod state;
 pub mod status;

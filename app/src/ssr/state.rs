@@ -25,8 +25,14 @@ pub struct AppState(Arc<Inner>);
 /// notification; this spares the process that made the change from waiting for it.
 pub type AccessChanged = Arc<dyn Fn(uuid::Uuid) + Send + Sync>;
 
+/// Told that the registry, a key or a limit changed (right after the commit), so this
+/// process's gateway drops what it cached; other replicas hear it from PostgreSQL.
+pub type ModelsChanged = Arc<dyn Fn() + Send + Sync>;
+
 struct Inner {
     access_changed: Option<AccessChanged>,
+    models_changed: Option<ModelsChanged>,
+    sealer: clawloops_models::Sealer,
     pool: PgPool,
     build: BuildInfo,
     started_at: OffsetDateTime,
@@ -39,6 +45,9 @@ struct Inner {
 #[derive(Clone)]
 pub struct AppConfig {
     pub access_changed: Option<AccessChanged>,
+    pub models_changed: Option<ModelsChanged>,
+    /// Seals provider credentials.
+    pub sealer: clawloops_models::Sealer,
     /// Build facts of the running binary.
     pub build: BuildInfo,
     /// Session lifetimes.
@@ -54,6 +63,8 @@ impl AppState {
     pub fn new(pool: PgPool, config: AppConfig) -> Self {
         AppState(Arc::new(Inner {
             access_changed: config.access_changed,
+            models_changed: config.models_changed,
+            sealer: config.sealer,
             pool,
             build: config.build,
             started_at: OffsetDateTime::now_utc(),
@@ -78,7 +89,18 @@ impl AppState {
         &self.0.public_url
     }
 
-    /// The database pool.
+    /// The sealer for secrets at rest.
+    pub fn sealer(&self) -> &clawloops_models::Sealer {
+        &self.0.sealer
+    }
+
+    /// Call after committing a change to models, credentials, keys or limits.
+    pub fn models_changed(&self) {
+        if let Some(hook) = &self.0.models_changed {
+            hook();
+        }
+    }
+
     /// Reports a committed change to `user`'s access (see [`AccessChanged`]).
     pub fn access_changed(&self, user: uuid::Uuid) {
         if let Some(hook) = &self.0.access_changed {
@@ -86,6 +108,7 @@ impl AppState {
         }
     }
 
+    /// The database pool.
     pub fn pool(&self) -> &PgPool {
         &self.0.pool
     }

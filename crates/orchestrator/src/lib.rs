@@ -72,6 +72,8 @@ struct Inner {
     instance: String,
     worker_id: String,
     wake: Notify,
+    /// Seals runtime gateway keys (absent: runtimes get a key that unlocks nothing).
+    sealer: Option<clawloops_models::Sealer>,
 }
 
 impl Orchestrator {
@@ -90,8 +92,20 @@ impl Orchestrator {
                 instance: instance.to_owned(),
                 worker_id: format!("{}-{}", hostname(), Uuid::new_v4().simple()),
                 wake: Notify::new(),
+                sealer: None,
             }),
         }
+    }
+
+    /// Issues each runtime its own gateway key, sealed with `sealer` (call before cloning).
+    pub fn with_model_keys(mut self, sealer: clawloops_models::Sealer) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.sealer = Some(sealer),
+            None => tracing::error!(
+                "with_model_keys called on a shared orchestrator; runtimes get no model key"
+            ),
+        }
+        self
     }
 
     pub fn settings(&self) -> &RuntimeSettings {

@@ -97,9 +97,14 @@ impl Orchestrator {
                         continue;
                     }
                     // A recreated entry proxy is joined to the runtime's network again.
-                    let spec =
-                        render::render(&self.inner.settings, &self.inner.instance, binding, None)
-                            .spec;
+                    let spec = render::render(
+                        &self.inner.settings,
+                        &self.inner.instance,
+                        binding,
+                        None,
+                        &render::ModelAccess::default(),
+                    )
+                    .spec;
                     if let Err(err) = self.inner.driver.prepare(&spec).await {
                         tracing::warn!(user = %binding.username, error = %err, "could not join the entry proxy to a runtime network");
                     }

@@ -27,8 +27,19 @@ pub fn browser_url(settings: &RuntimeSettings, username: &str) -> Option<String>
         .map(|t| t.replace("{user}", &crate::Orchestrator::workspace_name(username)))
 }
 
+/// The entry proxy's port (Traefik's `web` entry point).
+pub const ENTRY_PORT: u16 = 8000;
+
 /// The header the entry proxy puts the user's name in (OpenClaw's trusted-proxy mode).
 pub const USER_HEADER: &str = "x-forwarded-user";
+
+/// What the runtime is given to reach models: its gateway key and the models its user may use.
+#[derive(Debug, Clone, Default)]
+pub struct ModelAccess {
+    pub api_key: String,
+    /// Aliases, the default first.
+    pub models: Vec<String>,
+}
 
 /// The rendered configuration and the spec for a binding.
 pub struct Rendered {
@@ -44,6 +55,7 @@ pub fn render(
     instance: &str,
     binding: &RuntimeRow,
     entry_ip: Option<std::net::IpAddr>,
+    access: &ModelAccess,
 ) -> Rendered {
     let origin = browser_url(settings, &binding.username)
         .and_then(|u| u.split('/').take(3).collect::<Vec<_>>().join("/").into());
@@ -60,11 +72,18 @@ pub fn render(
         auth,
         allowed_origins: origin.into_iter().collect(),
         provider: ModelProvider {
-            base_url: settings.model_base_url.clone(),
-            // Until the model layer issues per-user keys, a key that names the runtime and
-            // unlocks nothing.
-            api_key: format!("clawloops-pending-{}", binding.runtime_id),
-            models: settings.models.clone(),
+            // Runtime networks are internal: with an entry proxy the gateway is reached through
+            // it (its `/v1/` route), at its address on the runtime's network.
+            base_url: match entry_ip {
+                Some(ip) => format!("http://{}/v1", std::net::SocketAddr::new(ip, ENTRY_PORT)),
+                None => settings.model_base_url.clone(),
+            },
+            api_key: access.api_key.clone(),
+            models: if access.models.is_empty() {
+                settings.models.clone()
+            } else {
+                access.models.clone()
+            },
         },
     }
     .render();

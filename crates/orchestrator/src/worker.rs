@@ -198,9 +198,16 @@ impl Orchestrator {
         let driver = &self.inner.driver;
         self.observe(task, ObservedState::Creating).await?;
         // The network first: with an entry proxy, its address there goes into the config.
-        let draft = render::render(settings, &self.inner.instance, binding, None);
+        let access = self.model_access(binding.user_id, replace).await?;
+        let draft = render::render(settings, &self.inner.instance, binding, None, &access);
         let prepared = driver.prepare(&draft.spec).await?;
-        let rendered = render::render(settings, &self.inner.instance, binding, prepared.entry_ip);
+        let rendered = render::render(
+            settings,
+            &self.inner.instance,
+            binding,
+            prepared.entry_ip,
+            &access,
+        );
         driver
             .install_config(&rendered.spec, &rendered.config)
             .await?;
@@ -306,7 +313,13 @@ impl Orchestrator {
     async fn delete(&self, task: &TaskRow, binding: &repo::RuntimeRow) -> Result<Outcome, Failure> {
         let settings = &self.inner.settings;
         self.observe(task, ObservedState::Stopping).await?;
-        let rendered = render::render(settings, &self.inner.instance, binding, None);
+        let rendered = render::render(
+            settings,
+            &self.inner.instance,
+            binding,
+            None,
+            &render::ModelAccess::default(),
+        );
         if let Some(c) = self.inner.driver.find(&binding.runtime_id).await? {
             self.inner.driver.stop(&c.id, settings.stop_grace).await?;
             self.inner.driver.remove(&c.id).await?;
@@ -316,8 +329,30 @@ impl Orchestrator {
         self.inner.driver.cleanup(&rendered.spec, wipe).await?;
         self.stage(task, Stage::Removed).await?;
         let mut conn = self.inner.pool.acquire().await?;
-        repo::delete_binding(&mut conn, task.user_id).await?;
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        repo::delete_binding(&mut tx, task.user_id).await?;
+        clawloops_models::keys::revoke_runtime_key(&mut tx, task.user_id, "runtime deleted")
+            .await?;
+        tx.commit().await?;
         Ok(Outcome::Done)
+    }
+
+    /// The runtime's gateway key (a new one when `rotate`) and its user's models. Without a
+    /// sealer (orchestrator tests) the key is a placeholder that unlocks nothing.
+    async fn model_access(
+        &self,
+        user: uuid::Uuid,
+        rotate: bool,
+    ) -> Result<render::ModelAccess, Failure> {
+        let mut conn = self.inner.pool.acquire().await?;
+        let models = clawloops_models::registry::visible_aliases(&mut conn, user).await?;
+        let api_key = match &self.inner.sealer {
+            Some(sealer) => clawloops_models::keys::runtime_key(&mut conn, sealer, user, rotate)
+                .await
+                .map_err(|e| Failure(format!("Could not issue the runtime's model key: {e}")))?,
+            None => format!("clawloops-no-key-{user}"),
+        };
+        Ok(render::ModelAccess { api_key, models })
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod entry;
 mod error_status;
+mod exports;
 mod health;
 pub mod metrics;
 pub mod request_guard;
@@ -42,6 +43,8 @@ pub struct ServerState {
     pub cookie_domain: Option<String>,
     /// Forward-auth and the workspace routes.
     pub entry: Arc<crate::entry::EntryGate>,
+    /// The OpenAI-compatible model gateway.
+    pub gateway: Arc<crate::gateway::Gateway>,
 }
 
 /// The session cookie's name.
@@ -125,7 +128,10 @@ pub fn router(state: ServerState) -> Router {
         .route("/internal/entry/auth", get(entry::auth))
         // Traefik polls this every second: no log line per poll either.
         .route("/internal/entry/traefik", get(entry::traefik))
-        .with_state(state)
+        .with_state(state.clone())
+        // The model gateway: its own log (the usage table) and metrics, no session, no
+        // same-origin check (keys, not cookies).
+        .merge(crate::gateway::router(state.gateway.clone()))
 }
 
 /// The Leptos pages and server functions, behind sessions and the same-origin check.
@@ -156,6 +162,7 @@ fn app_routes(state: &ServerState) -> Router<ServerState> {
         AuthManagerLayerBuilder::new(Backend::new(state.app.pool().clone()), sessions).build();
 
     Router::new()
+        .route("/admin/usage.csv", get(exports::usage_csv))
         .leptos_routes_with_context(state, routes, context.clone(), shell)
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             ServerState,

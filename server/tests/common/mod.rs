@@ -1,6 +1,8 @@
 //! Shared helpers for the server's integration tests (declared `pub mod common` in each test
 //! crate, so helpers one test binary does not use are not dead code).
 
+pub mod upstream;
+
 use app::ssr::bootstrap::{self, InitialPassword};
 use clawloops_server::{http, serve, settings::Settings};
 use reqwest::StatusCode;
@@ -97,8 +99,9 @@ impl TestServer {
         let mut settings = Settings::load(None).expect("default settings");
         settings.listen_addr = addr;
         settings.public_url = format!("http://{addr}").parse().expect("url");
-        adjust(&mut settings);
         settings.data_dir = std::env::temp_dir().join(format!("clawloops-test-{}", addr.port()));
+        settings.secret_key_file = settings.data_dir.join("secret.key");
+        adjust(&mut settings);
         // A server whose database is unreachable (the readiness test) still starts; its
         // runtimes are then labelled with a throwaway installation id.
         let instance = serve::instance_id(&pool)

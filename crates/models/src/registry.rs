@@ -1,0 +1,28 @@
+//! What the registry says about one user (the `user_models` view decides visibility).
+
+/// The aliases of the enabled models the user may use, the default first.
+pub async fn visible_aliases(
+    conn: &mut sqlx::PgConnection,
+    user_id: uuid::Uuid,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "SELECT m.alias FROM user_models um JOIN models m ON m.id = um.model_id
+         WHERE um.user_id = $1 ORDER BY m.is_default DESC, m.alias",
+        user_id
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// The kinds of upstream a model can have, with the words the pages show.
+pub const UPSTREAM_KINDS: &[(&str, &str)] = &[
+    ("openai-compatible", "OpenAI-compatible"),
+    ("litellm", "LiteLLM proxy"),
+    ("vllm", "vLLM"),
+    ("ollama", "Ollama"),
+];
+
+/// Nano-dollars for a request: tokens times micro-dollars per million tokens.
+pub fn cost_nano(prompt: i64, completion: i64, price_in_micro: i64, price_out_micro: i64) -> i64 {
+    (prompt.saturating_mul(price_in_micro) + completion.saturating_mul(price_out_micro)) / 1000
+}

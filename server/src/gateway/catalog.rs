@@ -1,0 +1,192 @@
+//! What the gateway knows without asking the database on each request: the enabled models with
+//! their opened credentials, and each key's caller (user, limits, models it may use). Both are
+//! dropped when the database says something changed (`clawloops_gateway`).
+
+use super::error::ApiError;
+use clawloops_models::Sealer;
+use secrecy::SecretString;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// One enabled model.
+pub struct Model {
+    pub id: Uuid,
+    pub alias: String,
+    /// The upstream's base URL without a trailing slash (ends in `/v1`).
+    pub base_url: String,
+    pub upstream_model: String,
+    pub credential: Option<SecretString>,
+    pub price_in_micro: i64,
+    pub price_out_micro: i64,
+    pub context_window: Option<i32>,
+    pub fallback: Option<Uuid>,
+    pub created: i64,
+}
+
+/// The enabled models, by alias and by id.
+#[derive(Default)]
+pub struct Registry {
+    by_alias: HashMap<String, Arc<Model>>,
+    by_id: HashMap<Uuid, Arc<Model>>,
+    /// Every opened credential, to scrub them out of anything passed back.
+    pub secrets: Vec<SecretString>,
+}
+
+impl Registry {
+    pub async fn load(pool: &sqlx::PgPool, sealer: &Sealer) -> Result<Registry, sqlx::Error> {
+        let rows = sqlx::query!(
+            r#"SELECT m.id, m.alias, m.base_url, m.upstream_model, m.price_input_micro,
+                      m.price_output_micro, m.context_window, m.fallback_id, m.created_at,
+                      c.id AS "credential_id?", c.sealed AS "sealed?"
+               FROM models m LEFT JOIN provider_credentials c ON c.id = m.credential_id
+               WHERE m.enabled"#
+        )
+        .fetch_all(pool)
+        .await?;
+        let mut registry = Registry::default();
+        for row in rows {
+            let credential = match (row.credential_id, row.sealed) {
+                (Some(id), Some(sealed)) => {
+                    match sealer.open(clawloops_models::seal::CREDENTIAL, id, &sealed) {
+                        Ok(secret) => Some(secret),
+                        Err(err) => {
+                            tracing::error!(model = %row.alias, error = %err, "cannot open the model's credential; requests to it will fail upstream");
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            if let Some(secret) = &credential {
+                registry.secrets.push(secret.clone());
+            }
+            let model = Arc::new(Model {
+                id: row.id,
+                alias: row.alias.clone(),
+                base_url: row.base_url.trim_end_matches('/').to_owned(),
+                upstream_model: row.upstream_model,
+                credential,
+                price_in_micro: row.price_input_micro,
+                price_out_micro: row.price_output_micro,
+                context_window: row.context_window,
+                fallback: row.fallback_id,
+                created: row.created_at.unix_timestamp(),
+            });
+            registry.by_id.insert(row.id, model.clone());
+            registry.by_alias.insert(row.alias, model);
+        }
+        Ok(registry)
+    }
+
+    pub fn by_alias(&self, alias: &str) -> Option<&Arc<Model>> {
+        self.by_alias.get(alias)
+    }
+
+    pub fn by_id(&self, id: Uuid) -> Option<&Arc<Model>> {
+        self.by_id.get(&id)
+    }
+}
+
+/// A user's limits (none set: unlimited).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Limits {
+    pub rpm: Option<i64>,
+    pub tpm: Option<i64>,
+    pub budget_tokens: Option<i64>,
+    /// Nano-dollars.
+    pub budget_cost_nano: Option<i64>,
+    pub monthly: bool,
+}
+
+impl Limits {
+    pub fn any(&self) -> bool {
+        self.rpm.is_some()
+            || self.tpm.is_some()
+            || self.budget_tokens.is_some()
+            || self.budget_cost_nano.is_some()
+    }
+}
+
+/// Who a key belongs to and what it may do.
+pub struct Caller {
+    pub key_id: Uuid,
+    pub runtime_key: bool,
+    pub user_id: Uuid,
+    pub username: String,
+    pub expires_at: Option<OffsetDateTime>,
+    /// Why every request with this key is refused (revoked, suspended, disabled).
+    pub refused: Option<&'static str>,
+    pub models: HashSet<Uuid>,
+    pub limits: Limits,
+}
+
+impl Caller {
+    /// The key's caller, or `None` for a key that does not exist.
+    pub async fn load(pool: &sqlx::PgPool, hash: &[u8]) -> Result<Option<Caller>, sqlx::Error> {
+        let Some(row) = sqlx::query!(
+            r#"SELECT k.id, k.kind, k.user_id, k.expires_at, k.revoked_at, k.revoked_reason,
+                      u.username, u.status,
+                      l.rpm AS "rpm?", l.tpm AS "tpm?", l.budget_tokens AS "budget_tokens?",
+                      l.budget_usd_micro AS "budget_usd_micro?", l.budget_period AS "budget_period?",
+                      l.keys_suspended_at AS "keys_suspended_at?"
+               FROM api_keys k JOIN users u ON u.id = k.user_id
+               LEFT JOIN user_limits l ON l.user_id = k.user_id
+               WHERE k.hash = $1"#,
+            hash
+        )
+        .fetch_optional(pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let refused = if row.revoked_at.is_some() {
+            Some(match row.revoked_reason.as_deref() {
+                Some("rotated") => "This runtime key was replaced by a newer one.",
+                _ => "This API key was revoked.",
+            })
+        } else if row.status != "active" {
+            Some("This API key's account is disabled.")
+        } else if row.keys_suspended_at.is_some() {
+            Some("This account's API keys are suspended by an administrator.")
+        } else {
+            None
+        };
+        let models = sqlx::query_scalar!(
+            r#"SELECT model_id AS "model_id!" FROM user_models WHERE user_id = $1"#,
+            row.user_id
+        )
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .collect();
+        Ok(Some(Caller {
+            key_id: row.id,
+            runtime_key: row.kind == "runtime",
+            user_id: row.user_id,
+            username: row.username,
+            expires_at: row.expires_at,
+            refused,
+            models,
+            limits: Limits {
+                rpm: row.rpm.map(i64::from),
+                tpm: row.tpm.map(i64::from),
+                budget_tokens: row.budget_tokens,
+                budget_cost_nano: row.budget_usd_micro.map(|m| m.saturating_mul(1000)),
+                monthly: row.budget_period.as_deref() != Some("day"),
+            },
+        }))
+    }
+
+    /// Refuses a key that may not be used now.
+    pub fn check(&self, now: OffsetDateTime) -> Result<(), ApiError> {
+        if let Some(reason) = self.refused {
+            return Err(ApiError::bad_key(reason));
+        }
+        if self.expires_at.is_some_and(|at| at <= now) {
+            return Err(ApiError::bad_key("This API key has expired."));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,308 @@
+//! The model gateway: an OpenAI-compatible API in front of the registered upstreams. A request
+//! is authenticated by its gateway key, checked against the models the key's user may use,
+//! reserved against the user's limits, forwarded (streams pass through chunk by chunk), and
+//! settled and logged when it ends, however it ends.
+
+pub mod catalog;
+pub mod error;
+pub mod quota;
+mod relay;
+pub mod usage;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use catalog::{Caller, Registry};
+use clawloops_models::Sealer;
+use error::ApiError;
+use quota::Quotas;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use usage::UsageLog;
+
+/// The channel the database announces registry, key and limit changes on.
+pub const CHANNEL: &str = "clawloops_gateway";
+
+/// How the gateway treats bodies and upstreams.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub max_body_bytes: usize,
+    pub connect_timeout: Duration,
+    pub first_byte_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            max_body_bytes: 8 * 1024 * 1024,
+            connect_timeout: Duration::from_secs(5),
+            first_byte_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The gateway's state.
+pub struct Gateway {
+    pool: sqlx::PgPool,
+    sealer: Sealer,
+    config: GatewayConfig,
+    client: reqwest::Client,
+    registry: RwLock<Arc<Registry>>,
+    callers: moka::future::Cache<[u8; 32], Arc<Caller>>,
+    quotas: Arc<Quotas>,
+    usage: UsageLog,
+    tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
+    /// The registry must be read again before it is used.
+    stale: std::sync::atomic::AtomicBool,
+}
+
+impl Gateway {
+    /// The gateway, with its usage writer, quota flusher and change listener running.
+    pub async fn start(
+        pool: sqlx::PgPool,
+        sealer: Sealer,
+        config: GatewayConfig,
+    ) -> anyhow::Result<Arc<Gateway>> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .pool_max_idle_per_host(1024)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        let registry = Registry::load(&pool, &sealer).await?;
+        let (usage, writer) = UsageLog::new(pool.clone());
+        let quotas = Arc::new(Quotas::new(pool.clone()));
+        let gateway = Arc::new(Gateway {
+            callers: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+            registry: RwLock::new(Arc::new(registry)),
+            quotas: quotas.clone(),
+            pool,
+            sealer,
+            config,
+            client,
+            usage,
+            tasks: std::sync::Mutex::default(),
+            stale: std::sync::atomic::AtomicBool::new(false),
+        });
+        let tasks = vec![
+            tokio::spawn(writer).abort_handle(),
+            tokio::spawn(quotas.flush_forever()).abort_handle(),
+            tokio::spawn(gateway.clone().listen()).abort_handle(),
+        ];
+        *gateway
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = tasks;
+        Ok(gateway)
+    }
+
+    /// Stops the background tasks.
+    pub fn stop(&self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+
+    /// The sealer for provider credentials.
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
+    /// The registry, read again first when something changed.
+    async fn registry(&self) -> Arc<Registry> {
+        if self.stale.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            self.reload().await;
+        }
+        self.current()
+    }
+
+    fn current(&self) -> Arc<Registry> {
+        self.registry
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Drops every cached caller; the registry is read again before its next use. Called after
+    /// this process commits a change, and for every change note from the database.
+    pub fn invalidate(&self) {
+        self.callers.invalidate_all();
+        self.stale.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Drops every cached caller and reads the registry again now.
+    pub async fn refresh(&self) {
+        self.callers.invalidate_all();
+        self.reload().await;
+    }
+
+    async fn reload(&self) {
+        match Registry::load(&self.pool, &self.sealer).await {
+            Ok(fresh) => {
+                *self
+                    .registry
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(fresh);
+            }
+            Err(err) => {
+                // Try again at the next request.
+                self.stale.store(true, std::sync::atomic::Ordering::Release);
+                tracing::warn!(error = %err, "could not reload the model registry");
+            }
+        }
+    }
+
+    /// Follows `clawloops_gateway` until the process ends.
+    async fn listen(self: Arc<Self>) {
+        loop {
+            match sqlx::postgres::PgListener::connect_with(&self.pool).await {
+                Ok(mut listener) => match listener.listen(CHANNEL).await {
+                    Ok(()) => {
+                        self.refresh().await;
+                        loop {
+                            match listener.try_recv().await {
+                                Ok(Some(_)) => {
+                                    // Gather a burst of notes into one reload.
+                                    while let Ok(Some(_)) = tokio::time::timeout(
+                                        Duration::from_millis(20),
+                                        listener.try_recv(),
+                                    )
+                                    .await
+                                    .unwrap_or(Ok(None))
+                                    {}
+                                    self.refresh().await;
+                                }
+                                Ok(None) => self.refresh().await,
+                                Err(err) => {
+                                    tracing::warn!(error = %err, "gateway change listener failed");
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not listen for gateway changes")
+                    }
+                },
+                Err(err) => tracing::warn!(error = %err, "could not listen for gateway changes"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// The caller of the request's key, or why there is none.
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Arc<Caller>, ApiError> {
+        let key = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                ApiError::bad_key("Missing API key: send it as `Authorization: Bearer <key>`.")
+            })?;
+        let hash = clawloops_models::keys::hash(key);
+        let caller = match self.callers.get(&hash).await {
+            Some(caller) => caller,
+            None => {
+                let loaded = Caller::load(&self.pool, &hash).await.map_err(|err| {
+                    tracing::error!(error = %err, "cannot read gateway keys");
+                    ApiError::internal(
+                        "The gateway cannot check keys right now; try again shortly.",
+                    )
+                })?;
+                let Some(caller) = loaded else {
+                    return Err(ApiError::bad_key("Incorrect API key provided."));
+                };
+                let caller = Arc::new(caller);
+                self.callers.insert(hash, caller.clone()).await;
+                caller
+            }
+        };
+        caller.check(time::OffsetDateTime::now_utc())?;
+        Ok(caller)
+    }
+
+    /// Replaces every provider credential in `text` (error bodies passed back).
+    fn scrub(&self, text: &[u8]) -> Vec<u8> {
+        use secrecy::ExposeSecret;
+        let mut out = text.to_vec();
+        for secret in &self.current().secrets {
+            let needle = secret.expose_secret().as_bytes();
+            if needle.len() < 4 {
+                continue;
+            }
+            while let Some(at) = out.windows(needle.len()).position(|w| w == needle) {
+                out.splice(at..at + needle.len(), b"[redacted]".iter().copied());
+            }
+        }
+        out
+    }
+}
+
+/// The gateway's routes (its own state; merge into the main router).
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/{*rest}", any(unknown))
+        .with_state(gateway)
+}
+
+async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let caller = match gw.authenticate(&headers).await {
+        Ok(c) => c,
+        Err(e) => return e.into_response(),
+    };
+    let registry = gw.registry().await;
+    let mut data: Vec<_> = caller
+        .models
+        .iter()
+        .filter_map(|id| registry.by_id(*id))
+        .map(|m| {
+            serde_json::json!({
+                "id": m.alias,
+                "object": "model",
+                "created": m.created,
+                "owned_by": "clawloops",
+            })
+        })
+        .collect();
+    data.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    axum::Json(serde_json::json!({ "object": "list", "data": data })).into_response()
+}
+
+async fn chat(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    relay::relay(gw, relay::Endpoint::Chat, headers, body).await
+}
+
+async fn completions(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    relay::relay(gw, relay::Endpoint::Completions, headers, body).await
+}
+
+async fn embeddings(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    relay::relay(gw, relay::Endpoint::Embeddings, headers, body).await
+}
+
+async fn unknown(uri: Uri) -> Response {
+    ApiError::not_found(uri.path()).into_response()
+}
