@@ -9,6 +9,7 @@ cd "$ROOT"
 ensure_tools
 ensure_sqlx_cli
 ensure_docker
+ensure_litellm
 # `docker compose config` for the compose test: Debian 12 has no Compose v2 package, so its
 # docker-compose 1.29 (same schema check) is used when the plugin is absent.
 if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev/null; then
@@ -32,6 +33,7 @@ chmod 711 "$WORK" # as root, PostgreSQL runs as `postgres`, which must traverse 
 export CLAWLOOPS_DATA_DIR="$WORK/data"
 server=""
 entry=""
+litellm=""
 cleanup() {
   # The runtimes the browser tests started (labelled with this run's installation id). psql
   # does not know sqlx's extra URL parameters, hence the URL without its query.
@@ -44,6 +46,7 @@ cleanup() {
     wait "$server" 2>/dev/null || true
   fi
   [ -z "${entry:-}" ] || docker rm -f "$entry" >/dev/null 2>&1 || true
+  [ -z "$litellm" ] || { kill -TERM "$litellm" 2>/dev/null; wait "$litellm" 2>/dev/null || true; }
   if [ -n "$instance" ]; then
     local filter="label=org.clawloops.instance=$instance"
     docker ps -aq --filter "$filter" | xargs -r docker rm -f >/dev/null 2>&1 || true
@@ -88,7 +91,20 @@ if ! wait_for_url "$BASE_URL/readyz" 60; then
   docker logs "$entry" 2>&1 | tail -20
   die "the server did not become ready behind the entry proxy"
 fi
-(cd end2end && BASE_URL="$BASE_URL" SERVER_LOG="$WORK/server.log" npx playwright test) 2>&1 | tee "$WORK/playwright.log"
+# LiteLLM with the deployment's own config (its `mock` model answers without a provider), as the
+# upstream the browser tests register.
+LITELLM_PORT=$(free_port)
+LITELLM_KEY="sk-e2e-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+env -u DATABASE_URL LITELLM_MASTER_KEY="$LITELLM_KEY" LITELLM_LOCAL_MODEL_COST_MAP=True OLLAMA_BASE_URL=http://127.0.0.1:9 \
+  "$LITELLM_BIN" --config "$ROOT/deploy/litellm/config.yaml" --host 127.0.0.1 --port "$LITELLM_PORT" \
+  >"$WORK/litellm.log" 2>&1 &
+litellm=$!
+if ! wait_for_url "http://127.0.0.1:$LITELLM_PORT/health/liveliness" 120; then
+  tail -30 "$WORK/litellm.log"
+  die "LiteLLM did not start"
+fi
+(cd end2end && BASE_URL="$BASE_URL" SERVER_LOG="$WORK/server.log" \
+  LITELLM_URL="http://127.0.0.1:$LITELLM_PORT/v1" LITELLM_KEY="$LITELLM_KEY" npx playwright test) 2>&1 | tee "$WORK/playwright.log"
 
 step "Summary"
 awk '/^test result:/ { n++; passed += $4; failed += $6 } END { printf "cargo test: %d passed, %d failed (%d test binaries)\n", passed, failed, n }' "$WORK/cargo-test.log"

@@ -2,14 +2,17 @@ use crate::components::{auth::provide_auth, layout::AppShell};
 use crate::pages::{
     account::{AccountPage, PasswordPage},
     admin::{
-        AdminHomePage, AuditPage, InvitationDetailPage, InvitationsPage, NewInvitationPage,
-        RuntimesPage, UserDetailPage, UsersPage,
+        AdminHomePage, AuditPage, InvitationDetailPage, InvitationsPage, LimitsPage,
+        ModelsAdminPage, NewInvitationPage, RuntimesPage, UsageAdminPage, UserDetailPage,
+        UsersPage,
     },
     errors::DisabledPage,
     home::HomePage,
     invite::InvitePage,
     login::LoginPage,
+    models::ModelsPage,
     not_found::NotFoundPage,
+    usage::UsagePage,
     workspace::WorkspacePage,
 };
 use leptos::prelude::*;
@@ -79,6 +82,11 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/admin/invitations/:id") view=InvitationDetailPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />
                     <Route path=path!("/admin/runtimes") view=RuntimesPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/models") view=ModelsAdminPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/usage") view=UsageAdminPage ssr=SsrMode::Async />
+                    <Route path=path!("/admin/limits") view=LimitsPage ssr=SsrMode::Async />
+                    <Route path=path!("/models") view=ModelsPage ssr=SsrMode::Async />
+                    <Route path=path!("/usage") view=UsagePage ssr=SsrMode::Async />
                 </Routes>
             </AppShell>
         </Router>

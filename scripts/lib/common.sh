@@ -68,6 +68,22 @@ ensure_sqlx_cli() {
   fi
 }
 
+# The LiteLLM proxy (one of the gateway's tested upstreams), in its own venv, every package pinned
+# by deploy/litellm/requirements.lock. Prints nothing; sets LITELLM_BIN.
+LITELLM_VERSION=1.108.7
+ensure_litellm() {
+  local venv="${CLAWLOOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/clawloops}/litellm-$LITELLM_VERSION"
+  LITELLM_BIN="$venv/bin/litellm"
+  if [ ! -x "$LITELLM_BIN" ] || [ "$ROOT/deploy/litellm/requirements.lock" -nt "$venv/.installed" ]; then
+    step "Installing LiteLLM $LITELLM_VERSION in $venv (about 2 minutes, once)"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/deploy/litellm/requirements.lock"
+    touch "$venv/.installed"
+  fi
+  export LITELLM_BIN
+}
+
 ensure_npm_packages() {
   local dir
   for dir in "$ROOT" "$ROOT/end2end"; do

@@ -6,6 +6,15 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+/// The kinds of upstream a model can have, with the words the pages show. Each speaks the
+/// OpenAI API at its base URL.
+pub const UPSTREAM_KINDS: &[(&str, &str)] = &[
+    ("openai-compatible", "OpenAI-compatible"),
+    ("litellm", "LiteLLM proxy"),
+    ("vllm", "vLLM"),
+    ("ollama", "Ollama"),
+];
+
 /// A registered model, as admins see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelView {

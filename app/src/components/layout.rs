@@ -49,6 +49,8 @@ fn MainNav() -> impl IntoView {
                 me.map(|me| view! {
                     <nav aria-label="Main" class="flex items-center gap-1 text-sm">
                         <A href="/" exact=true attr:class="nav-link">"Home"</A>
+                        <A href="/models" attr:class="nav-link">"Models"</A>
+                        <A href="/usage" attr:class="nav-link">"Usage"</A>
                         {(me.role == Role::Admin).then(|| view! { <A href="/admin" attr:class="nav-link">"Administration"</A> })}
                     </nav>
                 })

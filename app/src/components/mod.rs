@@ -1,6 +1,7 @@
 //! Reusable pieces of the interface.
 
 pub mod auth;
+pub mod chart;
 pub mod format;
 pub mod layout;
 pub mod runtime;

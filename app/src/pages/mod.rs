@@ -6,5 +6,7 @@ pub mod errors;
 pub mod home;
 pub mod invite;
 pub mod login;
+pub mod models;
 pub mod not_found;
+pub mod usage;
 pub mod workspace;

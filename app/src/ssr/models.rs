@@ -187,10 +187,7 @@ pub async fn save(form: ModelForm) -> Result<ModelView, AppError> {
         ));
     }
     let kind = form.upstream_kind.trim();
-    if !clawloops_models::registry::UPSTREAM_KINDS
-        .iter()
-        .any(|(k, _)| *k == kind)
-    {
+    if !UPSTREAM_KINDS.iter().any(|(k, _)| *k == kind) {
         return Err(AppError::field(
             "upstream_kind",
             "Choose the kind of upstream.",

@@ -14,14 +14,6 @@ pub async fn visible_aliases(
     .await
 }
 
-/// The kinds of upstream a model can have, with the words the pages show.
-pub const UPSTREAM_KINDS: &[(&str, &str)] = &[
-    ("openai-compatible", "OpenAI-compatible"),
-    ("litellm", "LiteLLM proxy"),
-    ("vllm", "vLLM"),
-    ("ollama", "Ollama"),
-];
-
 /// Nano-dollars for a request: tokens times micro-dollars per million tokens.
 pub fn cost_nano(prompt: i64, completion: i64, price_in_micro: i64, price_out_micro: i64) -> i64 {
     (prompt.saturating_mul(price_in_micro) + completion.saturating_mul(price_out_micro)) / 1000

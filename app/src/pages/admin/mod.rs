@@ -3,13 +3,17 @@
 mod audit;
 mod home;
 mod invitations;
+mod models;
 mod runtimes;
+mod usage;
 mod users;
 
 pub use audit::AuditPage;
 pub use home::AdminHomePage;
 pub use invitations::{InvitationDetailPage, InvitationsPage, NewInvitationPage};
+pub use models::ModelsAdminPage;
 pub use runtimes::RuntimesPage;
+pub use usage::{LimitsPage, UsageAdminPage};
 pub use users::{UserDetailPage, UsersPage};
 
 use crate::api::admin::AuditEntry;
@@ -26,6 +30,9 @@ fn AdminNav() -> impl IntoView {
             <A href="/admin/users" attr:class="nav-link">"Users"</A>
             <A href="/admin/invitations" attr:class="nav-link">"Invitations"</A>
             <A href="/admin/runtimes" attr:class="nav-link">"Runtimes"</A>
+            <A href="/admin/models" attr:class="nav-link">"Models"</A>
+            <A href="/admin/usage" attr:class="nav-link">"Usage"</A>
+            <A href="/admin/limits" attr:class="nav-link">"Limits"</A>
             <A href="/admin/audit" attr:class="nav-link">"Audit log"</A>
         </nav>
     }
@@ -55,6 +62,16 @@ pub fn action_label(action: &str) -> &'static str {
         "runtime.stop" => "Runtime stopped",
         "runtime.recover" => "Runtime recovered",
         "runtime.delete" => "Runtime deleted",
+        "runtime.limits" => "Runtime limits changed",
+        "model.created" => "Model added",
+        "model.updated" => "Model changed",
+        "model.deleted" => "Model deleted",
+        "credential.created" => "Provider key added",
+        "credential.verified" => "Provider key checked",
+        "credential.deleted" => "Provider key deleted",
+        "key.created" => "API key created",
+        "key.revoked" => "API key revoked",
+        "user.limits" => "Limits changed",
         _ => "Other event",
     }
 }

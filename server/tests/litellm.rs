@@ -1,0 +1,214 @@
+//! The real LiteLLM proxy as a registered upstream: a user's key → ClawLoops' gateway → LiteLLM
+//! → the in-suite fake provider, streamed and not, with usage recorded. LiteLLM is installed by
+//! `scripts/test.sh` (pinned in deploy/litellm/requirements.lock) and named by `LITELLM_BIN`.
+
+pub mod common;
+
+use common::TestServer;
+use common::upstream::{self, COMPLETION_TOKENS, PROMPT_TOKENS};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use std::time::Duration;
+
+const PROVIDER_KEY: &str = "sk-provider-behind-litellm-91ac";
+const MASTER_KEY: &str = "sk-litellm-master-for-tests";
+
+/// LiteLLM on a free loopback port, routing `fake-chat` to `upstream`; killed when dropped.
+struct LiteLlm {
+    _child: tokio::process::Child,
+    _dir: tempfile::TempDir,
+    base_url: String,
+}
+
+async fn start_litellm(upstream: &str) -> LiteLlm {
+    let bin = std::env::var("LITELLM_BIN").expect(
+        "LITELLM_BIN must name the litellm executable: scripts/test.sh installs it (see ensure_litellm)",
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let config = format!(
+        "model_list:\n  - model_name: fake-chat\n    litellm_params:\n      model: openai/ok\n      api_base: {upstream}\n      api_key: {PROVIDER_KEY}\ngeneral_settings:\n  master_key: {MASTER_KEY}\n"
+    );
+    std::fs::write(dir.path().join("config.yaml"), config).expect("config");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let log = std::fs::File::create(dir.path().join("litellm.log")).expect("log");
+    let mut child = tokio::process::Command::new(bin)
+        .args([
+            "--config",
+            "config.yaml",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .current_dir(dir.path())
+        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        // LiteLLM would take the tests' database for its own (and try to download Prisma engines).
+        .env_remove("DATABASE_URL")
+        .stdout(log.try_clone().expect("log"))
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("litellm starts");
+    let client = reqwest::Client::new();
+    let health = format!("http://127.0.0.1:{port}/health/liveliness");
+    for _ in 0..240 {
+        if client
+            .get(&health)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return LiteLlm {
+                _child: child,
+                _dir: dir,
+                base_url: format!("http://127.0.0.1:{port}/v1"),
+            };
+        }
+        if let Ok(Some(exit)) = child.try_wait() {
+            panic!(
+                "LiteLLM exited ({exit}): {}",
+                std::fs::read_to_string(dir.path().join("litellm.log")).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!(
+        "LiteLLM did not become healthy within 120 s: {}",
+        std::fs::read_to_string(dir.path().join("litellm.log")).unwrap_or_default()
+    );
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn a_chat_goes_through_litellm_streamed_and_not_and_its_usage_is_recorded(pool: PgPool) {
+    let provider = upstream::start(Some(PROVIDER_KEY)).await;
+    let litellm = start_litellm(&provider.base_url()).await;
+    let server = TestServer::start(pool.clone()).await;
+    let admin = server.admin("root").await;
+    let alice = server.user(&admin, "alice").await;
+
+    let (status, cred) = admin
+        .call(
+            "admin/credentials/add",
+            &[
+                ("name", "litellm"),
+                ("secret", MASTER_KEY),
+                ("verify_url", &litellm.base_url),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{cred}");
+    let (_, verified) = admin
+        .call(
+            "admin/credentials/verify",
+            &[("id", cred["id"].as_str().expect("id"))],
+        )
+        .await;
+    assert_eq!(
+        verified["verify_ok"], true,
+        "LiteLLM accepted the master key: {verified}"
+    );
+    let (status, model) = admin
+        .call(
+            "admin/models/save",
+            &[
+                ("form[alias]", "team-chat"),
+                ("form[upstream_kind]", "litellm"),
+                ("form[base_url]", &litellm.base_url),
+                ("form[upstream_model]", "fake-chat"),
+                ("form[credential_id]", cred["id"].as_str().expect("id")),
+                ("form[enabled]", "true"),
+                ("form[visibility]", "everyone"),
+                ("form[is_default]", "true"),
+                ("form[price_input]", "1"),
+                ("form[price_output]", "2"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{model}");
+    let (_, key) = alice.call("keys/create", &[("name", "tool")]).await;
+    let key = key["secret"].as_str().expect("secret").to_owned();
+    let chat = |stream: bool| {
+        server
+            .client
+            .post(server.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .json(&json!({"model": "team-chat", "stream": stream, "messages": [{"role": "user", "content": "Say hello"}]}))
+            .send()
+    };
+
+    // Not streamed.
+    let res = chat(false).await.expect("send");
+    assert_eq!(res.status(), StatusCode::OK);
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(
+        body["choices"][0]["message"]["content"], "Hello there",
+        "{body}"
+    );
+
+    // Streamed: the deltas arrive as SSE and end with [DONE].
+    let res = chat(true).await.expect("send");
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .expect("type")
+            .starts_with("text/event-stream")
+    );
+    let text = res.text().await.expect("stream");
+    let content: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(content, "Hello thereünïcødé ✓", "{text}");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+
+    // The provider saw its own key only, never the master key or the user's.
+    let seen = provider.fake.seen();
+    assert_eq!(seen.len(), 2);
+    for s in &seen {
+        assert_eq!(
+            s.authorization.as_deref(),
+            Some(format!("Bearer {PROVIDER_KEY}").as_str())
+        );
+    }
+    assert_eq!(
+        seen[1].body["stream_options"]["include_usage"], true,
+        "the gateway asked for the usage chunk through LiteLLM"
+    );
+
+    // Both requests are in the usage log with the provider's token counts.
+    let mut rows: Vec<(bool, i32, i32, bool, i16, String)> = Vec::new();
+    for _ in 0..100 {
+        rows = sqlx::query_as("SELECT stream, prompt_tokens, completion_tokens, estimated, status, model_alias FROM usage_events ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .expect("rows");
+        if rows.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let expected = |stream| {
+        (
+            stream,
+            PROMPT_TOKENS as i32,
+            COMPLETION_TOKENS as i32,
+            false,
+            200,
+            "team-chat".to_owned(),
+        )
+    };
+    assert_eq!(rows, vec![expected(false), expected(true)]);
+}
