@@ -23,6 +23,8 @@ impl Metric {
 
     /// A value in words.
     pub fn show(self, v: f64) -> String {
+        // An empty float sum is -0.0, which would print as "-0".
+        let v = v + 0.0;
         match self {
             Metric::Cost if v < 0.01 && v > 0.0 => format!("${v:.4}"),
             Metric::Cost => format!("${v:.2}"),

@@ -205,6 +205,18 @@ pub fn ConfirmButton(
 /// Read-only text with a Copy button (for links and one-time passwords shown once).
 #[component]
 pub fn CopyField(label: &'static str, value: String) -> impl IntoView {
+    // One id per label, so several on a page each keep their own label.
+    let id = format!(
+        "copy-{}",
+        label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            })
+            .collect::<String>()
+    );
     let copied = RwSignal::new(false);
     let text = value.clone();
     let copy = move |_| {
@@ -215,9 +227,9 @@ pub fn CopyField(label: &'static str, value: String) -> impl IntoView {
     };
     view! {
         <div class="space-y-1">
-            <label class="block text-sm font-medium" for="copy-field">{label}</label>
+            <label class="block text-sm font-medium" for=id.clone()>{label}</label>
             <div class="flex gap-2">
-                <input id="copy-field" class="input font-mono text-xs" readonly value=value
+                <input id=id class="input font-mono text-xs" readonly value=value
                     on:focus=move |ev| {
                         use wasm_bindgen::JsCast;
                         if let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) {

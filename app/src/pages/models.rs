@@ -19,7 +19,12 @@ pub fn ModelsPage() -> impl IntoView {
     let create = ServerAction::<CreateKey>::new();
     let revoke = ServerAction::<RevokeKey>::new();
     Effect::new(move |_| {
-        if create.value().get().is_some() || revoke.value().get().is_some() {
+        // Both read every time (no short-circuit), so the effect keeps following both.
+        let (created, revoked) = (
+            create.value().get().is_some(),
+            revoke.value().get().is_some(),
+        );
+        if created || revoked {
             refresh.update(|n| *n += 1);
         }
     });

@@ -1085,8 +1085,15 @@ pub async fn usage_query(
     to: &str,
     user: &str,
 ) -> Result<(Date, Date, Option<Uuid>), AppError> {
-    let from = parse_day("from", from)?;
-    let to = parse_day("to", to)?;
+    // Empty dates: the last 30 days (UTC).
+    let to = match to.trim() {
+        "" => OffsetDateTime::now_utc().date(),
+        text => parse_day("to", text)?,
+    };
+    let from = match from.trim() {
+        "" => to - time::Duration::days(29),
+        text => parse_day("from", text)?,
+    };
     if to < from {
         return Err(AppError::field(
             "to",

@@ -25,12 +25,15 @@ pub fn ModelsAdminPage() -> impl IntoView {
     let verify = ServerAction::<VerifyCredential>::new();
     let remove = ServerAction::<DeleteCredential>::new();
     Effect::new(move |_| {
-        let changed = matches!(save.value().get(), Some(Ok(_)))
-            || delete.value().get().is_some()
-            || matches!(add.value().get(), Some(Ok(_)))
-            || verify.value().get().is_some()
-            || remove.value().get().is_some();
-        if changed {
+        // Read every action (no short-circuit), so the effect keeps following all of them.
+        let changed = [
+            matches!(save.value().get(), Some(Ok(_))),
+            delete.value().get().is_some(),
+            matches!(add.value().get(), Some(Ok(_))),
+            verify.value().get().is_some(),
+            remove.value().get().is_some(),
+        ];
+        if changed.contains(&true) {
             refresh.update(|n| *n += 1);
         }
     });
@@ -276,11 +279,10 @@ fn Credentials(
         });
     };
     let action_error = Signal::derive(move || {
-        remove
-            .value()
-            .get()
+        let (removed, verified) = (remove.value().get(), verify.value().get());
+        removed
             .and_then(Result::err)
-            .or_else(|| verify.value().get().and_then(Result::err))
+            .or_else(|| verified.and_then(Result::err))
     });
     view! {
         <section class="card mt-6 space-y-4" aria-labelledby="credentials-heading">

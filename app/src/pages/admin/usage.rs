@@ -12,10 +12,6 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
-fn today() -> time::Date {
-    time::OffsetDateTime::now_utc().date()
-}
-
 /// `/admin/usage?from=YYYY-MM-DD&to=YYYY-MM-DD&user=name`.
 #[component]
 pub fn UsageAdminPage() -> impl IntoView {
@@ -23,11 +19,9 @@ pub fn UsageAdminPage() -> impl IntoView {
     let get = move |k: &str, default: String| {
         query.with(|q| q.get(k).filter(|v| !v.is_empty()).unwrap_or(default))
     };
-    let from = RwSignal::new(get(
-        "from",
-        (today() - time::Duration::days(29)).to_string(),
-    ));
-    let to = RwSignal::new(get("to", today().to_string()));
+    // Empty: the server's last 30 days (the browser's clock is not asked).
+    let from = RwSignal::new(get("from", String::new()));
+    let to = RwSignal::new(get("to", String::new()));
     let user = RwSignal::new(get("user", String::new()));
     let metric = RwSignal::new("tokens".to_owned());
     // Applied filters (the inputs change without reloading until "Show").
@@ -74,7 +68,16 @@ pub fn UsageAdminPage() -> impl IntoView {
                 {move || Suspend::new(async move {
                     let m = match metric.get().as_str() { "cost" => Metric::Cost, "requests" => Metric::Requests, _ => Metric::Tokens };
                     match report.await {
-                        Ok(report) => view! { <Report report metric=m /> }.into_any(),
+                        Ok(report) => {
+                            // Show the period the server chose when none was given.
+                            if from.get_untracked().is_empty() {
+                                from.set(report.from.clone());
+                            }
+                            if to.get_untracked().is_empty() {
+                                to.set(report.to.clone());
+                            }
+                            view! { <Report report metric=m /> }.into_any()
+                        }
                         Err(error) => view! { <ErrorNotice error=Some(error) /> }.into_any(),
                     }
                 })}

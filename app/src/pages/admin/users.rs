@@ -195,9 +195,10 @@ fn UserDetailView(
     let delete = ServerAction::<DeleteUser>::new();
     let navigate = use_navigate();
     Effect::new(move |_| {
-        if matches!(set_status.value().get(), Some(Ok(_)))
-            || matches!(set_role.value().get(), Some(Ok(_)))
-        {
+        // Both read every time (no short-circuit), so the effect keeps following both.
+        let status_saved = matches!(set_status.value().get(), Some(Ok(_)));
+        let role_saved = matches!(set_role.value().get(), Some(Ok(_)));
+        if status_saved || role_saved {
             on_change();
         }
     });
