@@ -571,6 +571,39 @@ async fn only_the_owner_passes_and_the_runtime_gets_identity_not_secrets(pool: P
 }
 
 /// Reads one HTTP/1.1 response head from a raw connection.
+const PROVIDER_KEY: &str = "sk-provider-for-entry-tests-5d1";
+
+/// Registers the fake provider's key and a default model `chat` for everyone.
+async fn register_model(admin: &Browser, base_url: &str) {
+    let (status, cred) = admin
+        .call(
+            "admin/credentials/add",
+            &[
+                ("name", "fake"),
+                ("secret", PROVIDER_KEY),
+                ("verify_url", ""),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{cred}");
+    let (status, model) = admin
+        .call(
+            "admin/models/save",
+            &[
+                ("form[alias]", "chat"),
+                ("form[upstream_kind]", "openai-compatible"),
+                ("form[base_url]", base_url),
+                ("form[upstream_model]", "ok"),
+                ("form[credential_id]", cred["id"].as_str().expect("id")),
+                ("form[enabled]", "true"),
+                ("form[visibility]", "everyone"),
+                ("form[is_default]", "true"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 200, "{model}");
+}
+
 async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
     use tokio::io::AsyncReadExt;
     let mut head = Vec::new();
@@ -592,9 +625,71 @@ async fn openclaw_believes_identity_only_from_the_entry_proxy(pool: PgPool) {
     let admin = entry.admin().await;
     let alice = entry.user(&admin, "alice").await;
     let bob = entry.user(&admin, "bob").await;
+    // A model for everyone, served by the in-suite fake provider behind the gateway.
+    let provider = common::upstream::start(Some(PROVIDER_KEY)).await;
+    register_model(&admin, &provider.base_url()).await;
     entry
         .start_runtime(&alice, "alice", Duration::from_secs(240))
         .await;
+
+    // An agent turn: OpenClaw calls the gateway through Traefik (its internal network has no
+    // other way out) with its own runtime key; the gateway calls the provider with the
+    // provider's key; the answer comes back as the agent's reply.
+    let res = alice
+        .client
+        .post(entry.url("alice", "/v1/chat/completions"))
+        .json(&serde_json::json!({"model": "openclaw", "messages": [{"role": "user", "content": "Say hello"}]}))
+        .timeout(Duration::from_secs(180))
+        .send()
+        .await
+        .expect("agent turn");
+    let status = res.status();
+    let body = res.text().await.expect("body");
+    assert_eq!(status, 200, "agent turn: {body}");
+    assert!(
+        body.contains("Hello there"),
+        "the provider's words came back: {body}"
+    );
+    let seen = provider.fake.seen();
+    assert!(!seen.is_empty(), "the provider was called");
+    assert!(
+        seen.iter()
+            .all(|s| s.authorization.as_deref() == Some(&format!("Bearer {PROVIDER_KEY}"))),
+        "the provider saw only its own key"
+    );
+    assert_eq!(seen[0].body["model"], "ok");
+    let used: Vec<(String, String, String)> = {
+        let mut rows = Vec::new();
+        for _ in 0..100 {
+            rows = sqlx::query_as("SELECT username, key_kind, model_alias FROM usage_events")
+                .fetch_all(&pool)
+                .await
+                .expect("usage");
+            if !rows.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        rows
+    };
+    assert_eq!(
+        used[0],
+        ("alice".into(), "runtime".into(), "chat".into()),
+        "charged to alice's runtime key"
+    );
+    // The runtime's configuration holds its own key, never the provider's.
+    let (_, config) = docker(&[
+        "exec",
+        &entry.container_of("alice"),
+        "cat",
+        "/etc/openclaw/openclaw.json",
+    ]);
+    assert!(config.contains("clk_"), "{config}");
+    assert!(!config.contains(PROVIDER_KEY));
+    assert!(
+        config.contains(":8000/v1"),
+        "the gateway through the entry proxy: {config}"
+    );
 
     // The owner gets the OpenClaw Control UI through Traefik ...
     let res = alice

@@ -364,7 +364,8 @@ async fn a_stream_passes_through_byte_for_byte_and_its_usage_is_read_from_the_la
         .expect("send");
     assert_eq!(res.status(), StatusCode::OK);
     res.text().await.expect("text");
-    assert_eq!(eventually(&pool, "SELECT count(*) FROM usage_events WHERE model_alias = 'quiet' AND estimated AND completion_tokens = 4", 1).await, 1);
+    // Five data events (four pieces and the finish) besides [DONE], about a token each.
+    assert_eq!(eventually(&pool, "SELECT count(*) FROM usage_events WHERE model_alias = 'quiet' AND estimated AND completion_tokens = 5", 1).await, 1);
 }
 
 #[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]

@@ -353,3 +353,96 @@ async fn admins_give_a_user_their_own_limits_and_the_next_start_applies_them(poo
     assert_eq!(audit["total"], 1, "{audit}");
     server.remove_docker_objects().await;
 }
+
+/// The user's runtime keys: (state, revoked reason) oldest first.
+async fn runtime_keys(pool: &PgPool, username: &str) -> Vec<(bool, Option<String>)> {
+    sqlx::query_as(
+        "SELECT k.revoked_at IS NULL, k.revoked_reason FROM api_keys k JOIN users u ON u.id = k.user_id
+         WHERE u.username = $1 AND k.kind = 'runtime' ORDER BY k.created_at",
+    )
+    .bind(username)
+    .fetch_all(pool)
+    .await
+    .expect("keys")
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn each_runtime_gets_its_own_key_rotated_on_recover_and_revoked_on_disable_and_delete(
+    pool: PgPool,
+) {
+    let server = TestServer::with_stub_runtimes(pool.clone()).await;
+    let admin = server.admin("root").await;
+    let ann = server.user(&admin, "ann").await;
+    ann.call("runtime/command", &[("command", "start")]).await;
+    wait_for(&ann, "running", |c| c["observed"] == "running").await;
+    assert_eq!(
+        runtime_keys(&pool, "ann").await,
+        vec![(true, None)],
+        "one live key"
+    );
+
+    // Stop and start again: the same key (the configuration, and the container, stay).
+    ann.call("runtime/command", &[("command", "stop")]).await;
+    wait_for(&ann, "stopped", |c| c["observed"] == "stopped").await;
+    ann.call("runtime/command", &[("command", "start")]).await;
+    wait_for(&ann, "running", |c| c["observed"] == "running").await;
+    assert_eq!(runtime_keys(&pool, "ann").await, vec![(true, None)]);
+
+    // Recover: a new key, the old one revoked.
+    ann.call("runtime/command", &[("command", "recover")]).await;
+    wait_for(&ann, "recovered", |c| {
+        c["observed"] == "running"
+            && c["task_action"] == "recover"
+            && c["task_status"] == "succeeded"
+    })
+    .await;
+    assert_eq!(
+        runtime_keys(&pool, "ann").await,
+        vec![(false, Some("rotated".into())), (true, None)]
+    );
+
+    // Disabled: revoked at once, with the runtime stopping.
+    let id = admin.user_id("ann").await;
+    let (status, body) = admin
+        .call("admin/users/status", &[("id", &id), ("status", "disabled")])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let keys = runtime_keys(&pool, "ann").await;
+    assert!(keys.iter().all(|(live, _)| !live), "{keys:?}");
+    assert_eq!(keys[1].1.as_deref(), Some("account disabled"));
+
+    // Enabled and started again: a fresh key; deleting the runtime revokes it.
+    admin
+        .call("admin/users/status", &[("id", &id), ("status", "active")])
+        .await;
+    ann.login_ok("ann", common::PASSWORD).await;
+    ann.call("runtime/command", &[("command", "start")]).await;
+    wait_for(&ann, "running", |c| c["observed"] == "running").await;
+    assert_eq!(
+        runtime_keys(&pool, "ann")
+            .await
+            .iter()
+            .filter(|(live, _)| *live)
+            .count(),
+        1
+    );
+    let (status, body) = ann
+        .call(
+            "runtime/command",
+            &[("command[delete][wipe_workspace]", "true")],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while binding(&pool, "ann").await.is_some() {
+        assert!(Instant::now() < deadline, "runtime not removed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let keys = runtime_keys(&pool, "ann").await;
+    assert!(keys.iter().all(|(live, _)| !live), "{keys:?}");
+    assert_eq!(
+        keys.last().and_then(|k| k.1.as_deref()),
+        Some("runtime deleted")
+    );
+    server.remove_docker_objects().await;
+}

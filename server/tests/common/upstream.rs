@@ -73,6 +73,11 @@ pub fn stream_events(model: &str, usage: bool) -> Vec<String> {
             )
         })
         .collect();
+    events.push(format!(
+        "data: {}\n\n",
+        json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model,
+               "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    ));
     if usage {
         events.push(format!(
             "data: {}\n\n",
