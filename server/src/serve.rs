@@ -42,7 +42,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     .await
     .context("serving HTTP");
     tracing::info!("shutting down");
-    state_gateway.stop();
+    state_gateway.shutdown().await;
     for task in background {
         task.abort();
     }

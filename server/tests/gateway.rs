@@ -1266,3 +1266,34 @@ async fn the_provider_key_never_appears_in_a_response_or_a_log_line(pool: PgPool
     assert!(!logs.contains(SECRET), "the provider key is in a log line");
     assert!(!logs.contains(&env.key), "a gateway key is in a log line");
 }
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn shutting_down_writes_the_queued_usage_and_gives_leases_back(pool: PgPool) {
+    let env = env(pool.clone()).await;
+    env.set_limits("alice", &[("budget_tokens", "100000")])
+        .await;
+    for _ in 0..5 {
+        let (status, _) = env.chat(&env.key, hello("chat")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // At once, before the writer's next batch: nothing queued is lost.
+    env.server.state.gateway.shutdown().await;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM usage_events")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(rows, 5);
+    let (used, leased): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COALESCE(sum(used), 0)::bigint FROM quota_usage WHERE quota = 'tokens'),
+                (SELECT count(*) FROM quota_leases)",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("quota");
+    assert_eq!(
+        used,
+        5 * (PROMPT_TOKENS + COMPLETION_TOKENS),
+        "settled use written"
+    );
+    assert_eq!(leased, 0, "no lease left behind");
+}

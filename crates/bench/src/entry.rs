@@ -10,14 +10,12 @@
 //! The load generator is oha (`../shared/bench/setup-tools.sh` installs it), one worker thread,
 //! closed loop at 1 and 50 connections and a fixed rate with latency correction.
 
-mod shared;
-
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use clawloops_bench::load::{Figures, OhaLoad, Target, oha as run_oha, precise_fixed_rate};
+use clawloops_bench::shared::{BenchEnv, docker, scratch_database};
 use clawloops_orchestrator::{Action, UserRef};
 use clawloops_server::{http, serve, settings::Settings};
-use serde_json::Value;
-use shared::{docker, scratch_database};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -28,16 +26,8 @@ const PASSWORD: &str = "bench passphrase 1";
 #[derive(Parser)]
 #[command(about = "Forward-auth decisions per second and latency, direct and through Traefik")]
 struct Args {
-    /// PostgreSQL to create the scratch database in.
-    #[arg(long, env = "DATABASE_URL")]
-    database_url: String,
-    /// The oha binary.
-    #[arg(
-        long,
-        env = "OHA",
-        default_value = "/tmp/clawloops-bench/tools/bin/oha"
-    )]
-    oha: PathBuf,
+    #[command(flatten)]
+    env: BenchEnv,
     /// Seconds per measured run.
     #[arg(long, default_value_t = 10)]
     duration: u64,
@@ -52,15 +42,7 @@ struct Args {
     traefik_image: String,
 }
 
-/// One oha run's figures.
-#[derive(Debug, Clone, Copy)]
-struct Figures {
-    rps: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    not_2xx: u64,
-}
-
+/// One oha run against `url` with `headers` ("Name: value").
 async fn oha(
     args: &Args,
     conc: u32,
@@ -68,151 +50,22 @@ async fn oha(
     url: &str,
     headers: &[String],
 ) -> Result<Figures> {
-    let mut cmd = tokio::process::Command::new(&args.oha);
-    cmd.args([
-        "--no-tui",
-        "--output-format",
-        "json",
-        "--worker-threads",
-        "1",
-        "-w",
-    ])
-    .args([
-        "-t",
-        "10s",
-        "-z",
-        &format!("{}s", args.duration),
-        "-c",
-        &conc.to_string(),
-    ]);
-    if let Some(rate) = rate {
-        cmd.args(["-q", &rate.to_string(), "--latency-correction"]);
-    }
-    for header in headers {
-        cmd.args(["-H", header]);
-    }
-    let out = cmd
-        .arg(url)
-        .output()
-        .await
-        .context("running oha (see --oha)")?;
-    if !out.status.success() {
-        bail!("oha failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let doc: Value = serde_json::from_slice(&out.stdout).context("oha's JSON")?;
-    let ms = |key: &str| doc["latencyPercentiles"][key].as_f64().unwrap_or(f64::NAN) * 1000.0;
-    let not_2xx = doc["statusCodeDistribution"]
-        .as_object()
-        .map(|codes| {
-            codes
-                .iter()
-                .filter(|(code, _)| !code.starts_with('2'))
-                .map(|(_, n)| n.as_u64().unwrap_or(0))
-                .sum()
-        })
-        .unwrap_or(0)
-        + doc["errorDistribution"]
-            .as_object()
-            .map(|e| e.values().map(|n| n.as_u64().unwrap_or(0)).sum())
-            .unwrap_or(0);
-    Ok(Figures {
-        rps: doc["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0),
-        p50_ms: ms("p50"),
-        p99_ms: ms("p99"),
-        not_2xx,
-    })
-}
-
-/// An open-loop run at an exactly even fixed rate: a pacing thread wakes at each request's due
-/// time (nanosleep, accurate to tens of microseconds) and hands it to a single-threaded async
-/// client, which sends it over a pool of keep-alive connections. Latency counts from the due
-/// time, so a stalled server cannot hide its queueing. oha's fixed-rate mode sends on a 1 ms
-/// timer instead, i.e. in bursts of rate/1000 requests, and counts from the tick: at 5,000/s
-/// that alone puts half a millisecond of queueing into its figures.
-fn precise_fixed_rate(
-    url: String,
-    headers: Vec<(String, String)>,
-    rate: u32,
-    seconds: u64,
-) -> Result<Figures> {
-    // (due time, counted): the first second warms the connection pool and is not counted.
-    let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, bool)>();
-    let total = u64::from(rate) * seconds;
-    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
-    let client_thread = std::thread::spawn(move || -> Result<Figures> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(async move {
-            let mut header_map = reqwest::header::HeaderMap::new();
-            for (name, value) in &headers {
-                header_map.insert(
-                    reqwest::header::HeaderName::from_bytes(name.as_bytes())?,
-                    reqwest::header::HeaderValue::from_str(value)?,
-                );
-            }
-            let client = reqwest::Client::builder()
-                .default_headers(header_map)
-                .pool_max_idle_per_host(256)
-                .no_proxy()
-                .build()?;
-            let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(u32, bool)>();
-            let mut started = Instant::now();
-            while let Some((due, counted)) = due_rx.recv().await {
-                if !counted {
-                    started = Instant::now();
-                }
-                let (client, url, done) = (client.clone(), url.clone(), done_tx.clone());
-                tokio::spawn(async move {
-                    let ok = match client.get(&url).send().await {
-                        Ok(res) => res.status().is_success() && res.bytes().await.is_ok(),
-                        Err(_) => false,
-                    };
-                    let micros = u32::try_from(due.elapsed().as_micros()).unwrap_or(u32::MAX);
-                    if counted {
-                        let _ = done.send((micros, ok));
-                    }
-                });
-            }
-            drop(done_tx);
-            let mut micros = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
-            let mut failed = 0u64;
-            while let Some((us, ok)) = done_rx.recv().await {
-                micros.push(us);
-                failed += u64::from(!ok);
-            }
-            let elapsed = started.elapsed().as_secs_f64();
-            micros.sort_unstable();
-            let pick = |q: f64| {
-                let i =
-                    ((micros.len() as f64 * q).ceil() as usize).clamp(1, micros.len().max(1)) - 1;
-                micros.get(i).map_or(f64::NAN, |&us| f64::from(us) / 1000.0)
-            };
-            Ok(Figures {
-                rps: micros.len() as f64 / elapsed,
-                p50_ms: pick(0.50),
-                p99_ms: pick(0.99),
-                not_2xx: failed,
-            })
-        })
-    });
-    // The pacer.
-    let warm = u64::from(rate);
-    let start = Instant::now();
-    for i in 0..warm + total {
-        let due = start + interval.mul_f64(i as f64);
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
-        }
-        if due_tx.send((due, i >= warm)).is_err() {
-            break;
-        }
-    }
-    drop(due_tx);
-    client_thread
-        .join()
-        .map_err(|_| anyhow::anyhow!("the load thread panicked"))?
+    let target = Target {
+        url: url.to_owned(),
+        headers: headers
+            .iter()
+            .filter_map(|h| h.split_once(": "))
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect(),
+        body: None,
+    };
+    let load = OhaLoad {
+        conc,
+        seconds: args.duration,
+        rate,
+        requests: None,
+    };
+    run_oha(&args.env.oha, load, &target).await
 }
 
 fn row(label: &str, load: &str, f: Figures) {
@@ -226,11 +79,11 @@ fn row(label: &str, load: &str, f: Figures) {
 async fn main() -> Result<()> {
     let args = Args::parse();
     anyhow::ensure!(
-        args.oha.exists(),
+        args.env.oha.exists(),
         "oha not found at {} (run ../shared/bench/setup-tools.sh or pass --oha)",
-        args.oha.display()
+        args.env.oha.display()
     );
-    let (pool, drop_db) = scratch_database(&args.database_url).await?;
+    let (pool, drop_db) = scratch_database(&args.env.database_url).await?;
     let result = run(&args, pool.clone()).await;
     pool.close().await;
     drop_db.await?;
@@ -460,17 +313,37 @@ async fn measure(args: &Args, addr: SocketAddr, http_port: u16, cookie: &str) ->
     let precise_load = format!("{}/s exact", args.rate);
     let (health_url, auth_url, rate, secs) =
         (health.clone(), auth.clone(), args.rate, args.duration);
-    let base_exact =
-        tokio::task::spawn_blocking(move || precise_fixed_rate(health_url, Vec::new(), rate, secs))
-            .await??;
+    let base_exact = tokio::task::spawn_blocking(move || {
+        precise_fixed_rate(
+            Target {
+                url: health_url,
+                headers: Vec::new(),
+                body: None,
+            },
+            rate,
+            secs,
+        )
+        .map(|f| f.0)
+    })
+    .await??;
     row(
         "direct: /healthz (baseline, no decision)",
         &precise_load,
         base_exact,
     );
-    let fixed =
-        tokio::task::spawn_blocking(move || precise_fixed_rate(auth_url, pairs, rate, secs))
-            .await??;
+    let fixed = tokio::task::spawn_blocking(move || {
+        precise_fixed_rate(
+            Target {
+                url: auth_url,
+                headers: pairs,
+                body: None,
+            },
+            rate,
+            secs,
+        )
+        .map(|f| f.0)
+    })
+    .await??;
     row(
         "direct: forward-auth decision (allow)",
         &precise_load,

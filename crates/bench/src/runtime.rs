@@ -10,16 +10,14 @@
 //! It needs the Docker engine, the images from `scripts/build-images.sh`, and `DATABASE_URL`
 //! pointing at a PostgreSQL where it may create (and then drops) a scratch database.
 
-mod shared;
-
 use anyhow::{Context, Result, bail};
 use clap::Parser;
+use clawloops_bench::shared::{docker, scratch_database};
 use clawloops_driver::docker::DockerDriver;
 use clawloops_driver::{Limits, Profile, RuntimeDriver};
 use clawloops_orchestrator::{
     Action, Orchestrator, READY_POLL, RuntimeSettings, TaskStatus, UserRef, repo,
 };
-use shared::{docker, scratch_database};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -5,6 +5,21 @@ use sqlx::{Connection, PgPool};
 use tokio::process::Command;
 use uuid::Uuid;
 
+/// What every load benchmark needs: a PostgreSQL for its scratch database, and oha.
+#[derive(Debug, clap::Args)]
+pub struct BenchEnv {
+    /// PostgreSQL to create the scratch database in.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    /// The oha binary (../shared/bench/setup-tools.sh installs it).
+    #[arg(
+        long,
+        env = "OHA",
+        default_value = "/tmp/clawloops-bench/tools/bin/oha"
+    )]
+    pub oha: std::path::PathBuf,
+}
+
 /// A fresh database (migrated) and the future that drops it.
 pub async fn scratch_database(
     url: &str,

@@ -57,6 +57,7 @@ pub struct Gateway {
     quotas: Arc<Quotas>,
     usage: UsageLog,
     tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
+    writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The registry must be read again before it is used.
     stale: std::sync::atomic::AtomicBool,
 }
@@ -91,10 +92,12 @@ impl Gateway {
             client,
             usage,
             tasks: std::sync::Mutex::default(),
+            writer: std::sync::Mutex::default(),
             stale: std::sync::atomic::AtomicBool::new(false),
         });
+        let writer = tokio::spawn(writer);
         let tasks = vec![
-            tokio::spawn(writer).abort_handle(),
+            writer.abort_handle(),
             tokio::spawn(quotas.flush_forever()).abort_handle(),
             tokio::spawn(gateway.clone().listen()).abort_handle(),
         ];
@@ -102,11 +105,29 @@ impl Gateway {
             .tasks
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = tasks;
+        *gateway
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(writer);
         Ok(gateway)
     }
 
-    /// Stops the background tasks.
-    pub fn stop(&self) {
+    /// Stops the background tasks after the usage still queued is written and settled quota
+    /// use is moved to PostgreSQL (call once the server accepts no more requests).
+    pub async fn shutdown(&self) {
+        self.usage.close();
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(writer) = writer
+            && tokio::time::timeout(Duration::from_secs(10), writer)
+                .await
+                .is_err()
+        {
+            tracing::warn!("the usage writer did not finish within 10 s");
+        }
         for task in self
             .tasks
             .lock()
@@ -114,6 +135,9 @@ impl Gateway {
             .drain(..)
         {
             task.abort();
+        }
+        if let Err(err) = self.quotas.release_all().await {
+            tracing::warn!(error = %err, "could not write quota use at shutdown");
         }
     }
 

@@ -414,6 +414,15 @@ impl Quotas {
         Ok(())
     }
 
+    /// At shutdown: writes settled use and gives back every lease this replica holds.
+    pub async fn release_all(&self) -> Result<(), sqlx::Error> {
+        self.flush().await?;
+        sqlx::query!("DELETE FROM quota_leases WHERE replica = $1", self.replica)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Flushes every second until the process ends.
     pub async fn flush_forever(self: Arc<Self>) {
         let mut every = tokio::time::interval(Duration::from_secs(1));

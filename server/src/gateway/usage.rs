@@ -33,6 +33,7 @@ pub struct Record {
 #[derive(Clone)]
 pub struct UsageLog {
     tx: mpsc::UnboundedSender<Record>,
+    closing: std::sync::Arc<tokio::sync::Notify>,
 }
 
 /// The most rows one batch writes.
@@ -42,7 +43,19 @@ impl UsageLog {
     /// The log and the task that writes it (spawn the task).
     pub fn new(pool: sqlx::PgPool) -> (UsageLog, impl Future<Output = ()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (UsageLog { tx }, write_forever(pool, rx))
+        let closing = std::sync::Arc::new(tokio::sync::Notify::new());
+        (
+            UsageLog {
+                tx,
+                closing: closing.clone(),
+            },
+            write_until_closed(pool, rx, closing),
+        )
+    }
+
+    /// Tells the writer to write what is queued and stop.
+    pub fn close(&self) {
+        self.closing.notify_one();
     }
 
     pub fn record(&self, record: Record) {
@@ -52,11 +65,40 @@ impl UsageLog {
     }
 }
 
-async fn write_forever(pool: sqlx::PgPool, mut rx: mpsc::UnboundedReceiver<Record>) {
+async fn write_until_closed(
+    pool: sqlx::PgPool,
+    mut rx: mpsc::UnboundedReceiver<Record>,
+    closing: std::sync::Arc<tokio::sync::Notify>,
+) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut closed = false;
     loop {
-        if rx.recv_many(&mut batch, BATCH).await == 0 {
+        if closed {
+            // The server is stopping: write what is queued, in batches, then stop.
+            while let Ok(r) = rx.try_recv() {
+                batch.push(r);
+                if batch.len() == BATCH {
+                    if let Err(err) = write(&pool, &batch).await {
+                        tracing::warn!(error = %err, rows = batch.len(), "could not write usage at shutdown");
+                    }
+                    batch.clear();
+                }
+            }
+            if let Err(err) = write(&pool, &batch).await {
+                tracing::warn!(error = %err, rows = batch.len(), "could not write usage at shutdown");
+            }
             return;
+        }
+        tokio::select! {
+            n = rx.recv_many(&mut batch, BATCH) => {
+                if n == 0 {
+                    return;
+                }
+            }
+            () = closing.notified() => {
+                closed = true;
+                continue;
+            }
         }
         // Let a burst gather into one transaction.
         tokio::time::sleep(Duration::from_millis(50)).await;
