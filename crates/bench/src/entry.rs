@@ -17,7 +17,6 @@ use clawloops_bench::shared::{BenchEnv, docker, scratch_database};
 use clawloops_orchestrator::{Action, UserRef};
 use clawloops_server::{http, serve, settings::Settings};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const DOMAIN: &str = "clawloops.localhost";
