@@ -73,13 +73,16 @@ ensure_sqlx_cli() {
 LITELLM_VERSION=1.108.7
 ensure_litellm() {
   local venv="${CLAWLOOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/clawloops}/litellm-$LITELLM_VERSION"
+  local lock="$ROOT/deploy/litellm/requirements.lock" want
+  want=$(sha256sum "$lock" | cut -d' ' -f1)
   LITELLM_BIN="$venv/bin/litellm"
-  if [ ! -x "$LITELLM_BIN" ] || [ "$ROOT/deploy/litellm/requirements.lock" -nt "$venv/.installed" ]; then
+  # Reinstalled only when the lock file's content changes (not its date: every clone is new).
+  if [ ! -x "$LITELLM_BIN" ] || [ "$(cat "$venv/.installed" 2>/dev/null)" != "$want" ]; then
     step "Installing LiteLLM $LITELLM_VERSION in $venv (about 2 minutes, once)"
     rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$ROOT/deploy/litellm/requirements.lock"
-    touch "$venv/.installed"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$lock"
+    echo "$want" >"$venv/.installed"
   fi
   export LITELLM_BIN
 }

@@ -76,7 +76,15 @@ impl Gateway {
             .tcp_nodelay(true)
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
-        let registry = Registry::load(&pool, &sealer).await?;
+        // Without the database the server still starts (readiness says why); the registry is
+        // then read at the first request.
+        let (registry, stale) = match Registry::load(&pool, &sealer).await {
+            Ok(registry) => (registry, false),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read the model registry; trying again at the first request");
+                (Registry::default(), true)
+            }
+        };
         let (usage, writer) = UsageLog::new(pool.clone());
         let quotas = Arc::new(Quotas::new(pool.clone()));
         let gateway = Arc::new(Gateway {
@@ -93,7 +101,7 @@ impl Gateway {
             usage,
             tasks: std::sync::Mutex::default(),
             writer: std::sync::Mutex::default(),
-            stale: std::sync::atomic::AtomicBool::new(false),
+            stale: std::sync::atomic::AtomicBool::new(stale),
         });
         let writer = tokio::spawn(writer);
         let tasks = vec![

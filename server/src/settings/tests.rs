@@ -251,6 +251,11 @@ fn every_listed_key_is_a_real_setting() {
         ("entry_proxy_container", "\"traefik\""),
         ("runtime_idle_stop_minutes", "30"),
         ("runtime_max_lifetime_hours", "8"),
+        ("secret_key_file", "\"/etc/clawloops/secret.key\""),
+        ("gateway_max_body_bytes", "65536"),
+        ("gateway_connect_timeout_secs", "3"),
+        ("gateway_first_byte_timeout_secs", "60"),
+        ("gateway_idle_timeout_secs", "30"),
     ];
     assert_eq!(fields.len(), KEYS.len());
     let toml: String = fields.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
