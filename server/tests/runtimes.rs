@@ -411,13 +411,26 @@ async fn each_runtime_gets_its_own_key_rotated_on_recover_and_revoked_on_disable
     assert!(keys.iter().all(|(live, _)| !live), "{keys:?}");
     assert_eq!(keys[1].1.as_deref(), Some("account disabled"));
 
-    // Enabled and started again: a fresh key; deleting the runtime revokes it.
+    // Enabled and started again (once the disable's stop is done): a fresh key; deleting the
+    // runtime revokes it.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while binding(&pool, "ann").await != Some(("stopped".into(), "stopped".into())) {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            binding(&pool, "ann").await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     admin
         .call("admin/users/status", &[("id", &id), ("status", "active")])
         .await;
     ann.login_ok("ann", common::PASSWORD).await;
     ann.call("runtime/command", &[("command", "start")]).await;
-    wait_for(&ann, "running", |c| c["observed"] == "running").await;
+    wait_for(&ann, "started again", |c| {
+        c["observed"] == "running" && c["task_action"] == "start" && c["task_status"] == "succeeded"
+    })
+    .await;
     assert_eq!(
         runtime_keys(&pool, "ann")
             .await
