@@ -70,8 +70,8 @@ step "Lints: cargo clippy (server side, then the browser build)"
 cargo clippy -p app -p server -p runtime-stub -p clawloops-driver -p clawloops-orchestrator -p clawloops-models -p clawloops-bench --all-targets -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
-step "Rust tests (cargo test)"
-cargo test -p app -p server -p clawloops-driver -p clawloops-orchestrator -p clawloops-models 2>&1 | tee "$WORK/cargo-test.log"
+step "Rust tests (cargo nextest: each test in its own process; see .config/nextest.toml)"
+cargo nextest run -p app -p server -p clawloops-driver -p clawloops-orchestrator -p clawloops-models 2>&1 | tee "$WORK/cargo-test.log"
 
 step "Browser tests (Playwright, Chromium), through the entry proxy (Traefik)"
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -107,5 +107,5 @@ fi
   LITELLM_URL="http://127.0.0.1:$LITELLM_PORT/v1" LITELLM_KEY="$LITELLM_KEY" npx playwright test) 2>&1 | tee "$WORK/playwright.log"
 
 step "Summary"
-awk '/^test result:/ { n++; passed += $4; failed += $6 } END { printf "cargo test: %d passed, %d failed (%d test binaries)\n", passed, failed, n }' "$WORK/cargo-test.log"
+grep -E '^ +Summary \[' "$WORK/cargo-test.log" | sed 's/^ *Summary/rust tests:/'
 grep -E '^\s+[0-9]+ (passed|failed|flaky|skipped)' "$WORK/playwright.log" | sed 's/^ */playwright: /'

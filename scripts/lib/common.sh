@@ -4,6 +4,7 @@
 
 CARGO_LEPTOS_VERSION=0.3.10 # 0.3.11 needs rustc 1.96; 0.3.10 builds Leptos 0.8 on stable 1.95
 SQLX_CLI_VERSION=0.8.6      # same as the sqlx in Cargo.lock
+CARGO_NEXTEST_VERSION=0.9.143 # the version this project's machines come with
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -58,6 +59,12 @@ ensure_rust_tools() {
     step "Installing wasm-bindgen-cli $wbg (about 3 minutes, once)"
     # Not --locked: the registry mirror lacks one of its pinned dependency versions.
     cargo install wasm-bindgen-cli --version "=$wbg"
+  fi
+  # The Rust tests run under cargo-nextest (each test in its own process, hung tests stopped).
+  # Debian 12 machines of this project's kind come with it; any version from 0.9.100 will do.
+  if ! cargo nextest --version >/dev/null 2>&1; then
+    step "Installing cargo-nextest $CARGO_NEXTEST_VERSION (about 6 minutes, once)"
+    cargo install cargo-nextest --version "=$CARGO_NEXTEST_VERSION" --locked
   fi
 }
 

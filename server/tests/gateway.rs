@@ -1057,59 +1057,27 @@ async fn credentials_are_write_only_verified_and_not_deleted_while_in_use(pool: 
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // Bad model input is refused with the field named.
-    let (status, body) = env
-        .try_model(&[("alias", "chat"), ("upstream_model", "ok")])
-        .await;
-    assert_eq!(
-        (status, body["field"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("alias")),
-        "{body}"
-    );
-    let (status, body) = env
-        .try_model(&[("alias", "x y"), ("upstream_model", "ok")])
-        .await;
-    assert_eq!(
-        (status, body["field"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("alias")),
-        "{body}"
-    );
-    let (status, body) = env
-        .try_model(&[
-            ("alias", "z"),
-            ("upstream_model", "ok"),
-            ("base_url", "ftp://x"),
-        ])
-        .await;
-    assert_eq!(
-        (status, body["field"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("base_url")),
-        "{body}"
-    );
-    let (status, body) = env
-        .try_model(&[
-            ("alias", "z"),
-            ("upstream_model", "ok"),
-            ("price_input", "-1"),
-        ])
-        .await;
-    assert_eq!(
-        (status, body["field"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("price_input")),
-        "{body}"
-    );
-    let (status, body) = env
-        .try_model(&[
+    for (field, value, refused) in [
+        ("alias", "chat", "alias"),
+        ("alias", "x y", "alias"),
+        ("base_url", "ftp://x", "base_url"),
+        ("price_input", "-1", "price_input"),
+        ("visible_users", "nobody", "visible_users"),
+    ] {
+        let form = [
             ("alias", "z"),
             ("upstream_model", "ok"),
             ("visibility", "users"),
-            ("visible_users", "nobody"),
-        ])
-        .await;
-    assert_eq!(
-        (status, body["field"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("visible_users")),
-        "{body}"
-    );
+            ("visible_users", "alice"),
+            (field, value),
+        ];
+        let (status, body) = env.try_model(&form).await;
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(refused)),
+            "{field}={value}: {body}"
+        );
+    }
     let models: i64 = sqlx::query_scalar("SELECT count(*) FROM models")
         .fetch_one(&pool)
         .await

@@ -125,6 +125,12 @@ pub fn SuccessNotice(children: Children) -> impl IntoView {
     view! { <div role="status" class="notice notice-ok">{children()}</div> }
 }
 
+/// What an empty list or chart shows instead: one quiet, centred line.
+#[component]
+pub fn Empty(text: &'static str) -> impl IntoView {
+    view! { <p class="py-4 text-center text-sm text-slate-500">{text}</p> }
+}
+
 /// A centred "loading" line for suspense fallbacks.
 #[component]
 pub fn Loading() -> impl IntoView {

@@ -5,7 +5,7 @@ use crate::api::models::{CreateKey, KeyView, MyModels, RevokeKey, get_my_models}
 use crate::components::auth::RequireUser;
 use crate::components::format;
 use crate::components::ui::{
-    ConfirmButton, CopyField, ErrorNotice, Field, Loading, PageHeader, Select, field_error,
+    ConfirmButton, CopyField, Empty, ErrorNotice, Field, Loading, PageHeader, Select, field_error,
     form_error,
 };
 use leptos::prelude::*;
@@ -74,7 +74,7 @@ fn Content(
         <section class="card space-y-3" aria-labelledby="models-heading">
             <h2 id="models-heading" class="text-lg font-semibold">"Your models"</h2>
             {if page.models.is_empty() {
-                view! { <p class="text-sm text-slate-500">"No model is available to you yet. Ask an administrator to give you access."</p> }.into_any()
+                view! { <Empty text="No model is available to you yet. Ask an administrator to give you access." /> }.into_any()
             } else {
                 view! {
                     <div class="overflow-x-auto">
@@ -150,7 +150,7 @@ fn NewKey(create: ServerAction<CreateKey>) -> impl IntoView {
 fn KeyTable(keys: Vec<KeyView>, revoke: ServerAction<RevokeKey>) -> impl IntoView {
     let error = Signal::derive(move || revoke.value().get().and_then(Result::err));
     if keys.is_empty() {
-        return view! { <p class="text-sm text-slate-500">"You have no keys yet."</p> }.into_any();
+        return view! { <Empty text="You have no keys yet." /> }.into_any();
     }
     view! {
         <ErrorNotice error=error />

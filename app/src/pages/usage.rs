@@ -5,7 +5,7 @@ use crate::api::models::{BudgetView, UsageReport, UsageTotal, get_my_usage};
 use crate::components::auth::RequireUser;
 use crate::components::chart::{Metric, UsageChart, compact};
 use crate::components::format;
-use crate::components::ui::{ErrorNotice, Loading, PageHeader, Select};
+use crate::components::ui::{Empty, ErrorNotice, Loading, PageHeader, Select};
 use leptos::prelude::*;
 use leptos_meta::Title;
 
@@ -51,7 +51,7 @@ fn Report(report: UsageReport) -> impl IntoView {
         <section class="card space-y-3" aria-labelledby="chart-heading">
             <h2 id="chart-heading" class="text-lg font-semibold">"Tokens per day"</h2>
             {if report.days.is_empty() {
-                view! { <p class="text-sm text-slate-500">"No use in this period."</p> }.into_any()
+                view! { <Empty text="No use in this period." /> }.into_any()
             } else {
                 view! { <UsageChart days=report.days from=report.from to=report.to metric=Metric::Tokens /> }.into_any()
             }}
@@ -114,7 +114,7 @@ pub fn BudgetBar(budget: BudgetView) -> impl IntoView {
 #[component]
 pub fn TotalsTable(rows: Vec<UsageTotal>, first: &'static str) -> impl IntoView {
     if rows.is_empty() {
-        return view! { <p class="text-sm text-slate-500">"Nothing yet."</p> }.into_any();
+        return view! { <Empty text="Nothing yet." /> }.into_any();
     }
     view! {
         <div class="overflow-x-auto">

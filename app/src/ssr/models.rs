@@ -75,6 +75,30 @@ fn model_error(err: sqlx::Error) -> AppError {
     }
 }
 
+/// A change to a registry, key or limit row, made in `tx` by `caller`: records it in the audit
+/// log and commits (both or neither).
+async fn commit_audited(
+    mut tx: sqlx::Transaction<'_, sqlx::Postgres>,
+    caller: &gate::Caller,
+    action: &str,
+    (kind, id, name): (&str, Uuid, &str),
+    details: Option<serde_json::Value>,
+) -> Result<(), AppError> {
+    let id = id.to_string();
+    let subject = Subject {
+        kind,
+        id: &id,
+        name: Some(name),
+    };
+    audit::by_caller(&mut *tx, caller, action, Some(subject), details).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn not_found(what: &str) -> AppError {
+    AppError::NotFound { what: what.into() }
+}
+
 async fn load_models(conn: &mut sqlx::PgConnection) -> Result<Vec<ModelView>, AppError> {
     let rows = sqlx::query!(
         r#"SELECT m.id, m.alias, m.upstream_kind, m.base_url, m.upstream_model, m.credential_id,
@@ -318,7 +342,7 @@ pub async fn save(form: ModelForm) -> Result<ModelView, AppError> {
         .fetch_optional(&mut *tx)
         .await
         .map_err(model_error)?
-        .ok_or_else(|| AppError::NotFound { what: "Model".into() })?,
+        .ok_or_else(|| not_found("Model"))?,
     };
     if let Some(f) = fallback {
         let exists = sqlx::query_scalar!("SELECT count(*) AS \"n!\" FROM models WHERE id = $1", f)
@@ -344,16 +368,14 @@ pub async fn save(form: ModelForm) -> Result<ModelView, AppError> {
         .execute(&mut *tx)
         .await?;
     }
-    audit::by_caller(
-        &mut *tx,
-        &caller,
-        if id.is_some() { "model.updated" } else { "model.created" },
-        Some(Subject { kind: "model", id: &saved.to_string(), name: Some(alias) }),
-        Some(serde_json::json!({ "upstream": kind, "base_url": base_url, "upstream_model": upstream_model,
-                                 "enabled": form.enabled, "visibility": visibility, "default": form.is_default })),
-    )
-    .await?;
-    tx.commit().await?;
+    let action = if id.is_some() {
+        "model.updated"
+    } else {
+        "model.created"
+    };
+    let details = serde_json::json!({ "upstream": kind, "base_url": base_url, "upstream_model": upstream_model,
+                                      "enabled": form.enabled, "visibility": visibility, "default": form.is_default });
+    commit_audited(tx, &caller, action, ("model", saved, alias), Some(details)).await?;
     state.models_changed();
     let mut conn = state.pool().acquire().await?;
     load_models(&mut conn)
@@ -372,22 +394,8 @@ pub async fn delete(id: &str) -> Result<(), AppError> {
     let alias = sqlx::query_scalar!("DELETE FROM models WHERE id = $1 RETURNING alias", id)
         .fetch_optional(&mut *tx)
         .await?
-        .ok_or_else(|| AppError::NotFound {
-            what: "Model".into(),
-        })?;
-    audit::by_caller(
-        &mut *tx,
-        &caller,
-        "model.deleted",
-        Some(Subject {
-            kind: "model",
-            id: &id.to_string(),
-            name: Some(&alias),
-        }),
-        None,
-    )
-    .await?;
-    tx.commit().await?;
+        .ok_or_else(|| not_found("Model"))?;
+    commit_audited(tx, &caller, "model.deleted", ("model", id, &alias), None).await?;
     state.models_changed();
     Ok(())
 }
@@ -438,19 +446,14 @@ pub async fn add_credential(
     .execute(&mut *tx)
     .await
     .map_err(model_error)?;
-    audit::by_caller(
-        &mut *tx,
+    commit_audited(
+        tx,
         &caller,
         "credential.created",
-        Some(Subject {
-            kind: "credential",
-            id: &id.to_string(),
-            name: Some(name),
-        }),
+        ("credential", id, name),
         None,
     )
     .await?;
-    tx.commit().await?;
     state.models_changed();
     credential(id).await
 }
@@ -462,9 +465,7 @@ async fn credential(id: Uuid) -> Result<CredentialView, AppError> {
         .await?
         .into_iter()
         .find(|c| c.id == id.to_string())
-        .ok_or_else(|| AppError::NotFound {
-            what: "Credential".into(),
-        })
+        .ok_or_else(|| not_found("Credential"))
 }
 
 /// See [`crate::api::models::verify_credential`]: lists the upstream's models with the secret.
@@ -480,7 +481,7 @@ pub async fn verify_credential(id: &str) -> Result<CredentialView, AppError> {
     )
     .fetch_optional(state.pool())
     .await?
-    .ok_or_else(|| AppError::NotFound { what: "Credential".into() })?;
+    .ok_or_else(|| not_found("Credential"))?;
     let Some(url) = row.url else {
         return Err(AppError::Validation {
             field: None,
@@ -544,19 +545,14 @@ pub async fn verify_credential(id: &str) -> Result<CredentialView, AppError> {
     )
     .execute(&mut *tx)
     .await?;
-    audit::by_caller(
-        &mut *tx,
+    commit_audited(
+        tx,
         &caller,
         "credential.verified",
-        Some(Subject {
-            kind: "credential",
-            id: &id.to_string(),
-            name: Some(&row.name),
-        }),
+        ("credential", id, &row.name),
         Some(serde_json::json!({ "ok": ok })),
     )
     .await?;
-    tx.commit().await?;
     credential(id).await
 }
 
@@ -586,22 +582,15 @@ pub async fn delete_credential(id: &str) -> Result<(), AppError> {
     )
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or_else(|| AppError::NotFound {
-        what: "Credential".into(),
-    })?;
-    audit::by_caller(
-        &mut *tx,
+    .ok_or_else(|| not_found("Credential"))?;
+    commit_audited(
+        tx,
         &caller,
         "credential.deleted",
-        Some(Subject {
-            kind: "credential",
-            id: &id.to_string(),
-            name: Some(&name),
-        }),
+        ("credential", id, &name),
         None,
     )
     .await?;
-    tx.commit().await?;
     state.models_changed();
     Ok(())
 }
@@ -731,19 +720,14 @@ pub async fn create_key(name: &str, expires_days: Option<u32>) -> Result<Created
     )
     .execute(&mut *tx)
     .await?;
-    audit::by_caller(
-        &mut *tx,
+    commit_audited(
+        tx,
         &caller,
         "key.created",
-        Some(Subject {
-            kind: "key",
-            id: &key.id.to_string(),
-            name: Some(name),
-        }),
+        ("key", key.id, name),
         Some(serde_json::json!({ "prefix": key.prefix, "expires_days": expires_days })),
     )
     .await?;
-    tx.commit().await?;
     let mut conn = state.pool().acquire().await?;
     let view = load_keys(&mut conn, caller.user.id)
         .await?
@@ -769,20 +753,8 @@ pub async fn revoke_key(id: &str) -> Result<(), AppError> {
     )
     .fetch_optional(&mut *tx)
     .await?
-    .ok_or_else(|| AppError::NotFound { what: "Key".into() })?;
-    audit::by_caller(
-        &mut *tx,
-        &caller,
-        "key.revoked",
-        Some(Subject {
-            kind: "key",
-            id: &id.to_string(),
-            name: Some(&name),
-        }),
-        None,
-    )
-    .await?;
-    tx.commit().await?;
+    .ok_or_else(|| not_found("Key"))?;
+    commit_audited(tx, &caller, "key.revoked", ("key", id, &name), None).await?;
     state.models_changed();
     Ok(())
 }
@@ -903,9 +875,7 @@ pub async fn set_limits(form: LimitsForm) -> Result<LimitsView, AppError> {
     let username = sqlx::query_scalar!("SELECT username FROM users WHERE id = $1", id)
         .fetch_optional(&mut *tx)
         .await?
-        .ok_or_else(|| AppError::NotFound {
-            what: "User".into(),
-        })?;
+        .ok_or_else(|| not_found("User"))?;
     sqlx::query!(
         "INSERT INTO user_limits (user_id, rpm, tpm, budget_tokens, budget_usd_micro, budget_period, keys_suspended_at)
          VALUES ($1, $2, $3, $4, $5, $6, CASE WHEN $7 THEN now() END)
@@ -917,10 +887,16 @@ pub async fn set_limits(form: LimitsForm) -> Result<LimitsView, AppError> {
     )
     .execute(&mut *tx)
     .await?;
-    audit::by_caller(&mut *tx, &caller, "user.limits", Some(Subject::user(&id.to_string(), &username)),
-        Some(serde_json::json!({ "rpm": rpm, "tpm": tpm, "budget_tokens": tokens, "budget_usd": usd.map(show_usd),
-                                 "budget_period": period, "keys_suspended": form.keys_suspended }))).await?;
-    tx.commit().await?;
+    let details = serde_json::json!({ "rpm": rpm, "tpm": tpm, "budget_tokens": tokens, "budget_usd": usd.map(show_usd),
+                                      "budget_period": period, "keys_suspended": form.keys_suspended });
+    commit_audited(
+        tx,
+        &caller,
+        "user.limits",
+        ("user", id, &username),
+        Some(details),
+    )
+    .await?;
     state.models_changed();
     list_limits()
         .await?

@@ -13,7 +13,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use clawloops_bench::load::{Figures, OhaLoad, Target, oha as run_oha, precise_fixed_rate};
-use clawloops_bench::shared::{BenchEnv, docker, scratch_database};
+use clawloops_bench::shared::{BenchEnv, docker, remove_labelled, scratch_database};
 use clawloops_orchestrator::{Action, UserRef};
 use clawloops_server::{http, serve, settings::Settings};
 use std::net::SocketAddr;
@@ -175,26 +175,7 @@ async fn run(args: &Args, pool: sqlx::PgPool) -> Result<()> {
     .await;
 
     let _ = docker(&["rm", "-f", &proxy]).await;
-    for kind in [["ps", "-aq"], ["network", "ls"], ["volume", "ls"]] {
-        let mut list = kind.to_vec();
-        if kind[0] == "network" || kind[0] == "volume" {
-            list.push("-q");
-        }
-        let filter = format!("label=org.clawloops.instance={instance}");
-        list.extend(["--filter", &filter]);
-        if let Ok(ids) = docker(&list).await {
-            for id in ids.lines() {
-                let rm: &[&str] = match kind[0] {
-                    "ps" => &["rm", "-f"],
-                    "network" => &["network", "rm"],
-                    _ => &["volume", "rm", "-f"],
-                };
-                let mut argv = rm.to_vec();
-                argv.push(id);
-                let _ = docker(&argv).await;
-            }
-        }
-    }
+    remove_labelled("org.clawloops.instance", &instance.to_string()).await;
     for task in background {
         task.abort();
     }

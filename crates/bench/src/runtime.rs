@@ -12,7 +12,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use clawloops_bench::shared::{docker, scratch_database};
+use clawloops_bench::shared::{docker, remove_labelled, scratch_database};
 use clawloops_driver::docker::DockerDriver;
 use clawloops_driver::{Limits, Profile, RuntimeDriver};
 use clawloops_orchestrator::{
@@ -407,7 +407,7 @@ impl Bench {
             "   ratio clawloops/plain: {:.2}",
             ours.as_secs_f64() / plain_time.as_secs_f64()
         );
-        self.remove_labelled("org.clawloops.bench").await;
+        remove_labelled("org.clawloops.bench", &self.instance.to_string()).await;
         if failed > 0 || healthy < users {
             bail!("the burst was not clean: {failed} failed, {healthy} of {users} running");
         }
@@ -456,36 +456,8 @@ impl Bench {
     /// Removes every container, network and volume the run made.
     async fn remove_everything(&self) {
         for label in ["org.clawloops.instance", "org.clawloops.bench"] {
-            self.remove_labelled(label).await;
+            remove_labelled(label, &self.instance.to_string()).await;
         }
         let _ = docker(&["network", "rm", &plain_network(self)]).await;
-    }
-
-    /// Removes the containers, networks and volumes whose `label` is this run's id.
-    async fn remove_labelled(&self, label: &str) {
-        let filter = format!("label={label}={}", self.instance);
-        for (ls, rm) in [
-            (vec!["ps", "-aq", "--filter"], vec!["rm", "-f"]),
-            (
-                vec!["network", "ls", "-q", "--filter"],
-                vec!["network", "rm"],
-            ),
-            (
-                vec!["volume", "ls", "-q", "--filter"],
-                vec!["volume", "rm", "-f"],
-            ),
-        ] {
-            let mut list = ls;
-            list.push(&filter);
-            let Ok(ids) = docker(&list).await else {
-                continue;
-            };
-            let ids: Vec<&str> = ids.lines().collect();
-            if !ids.is_empty() {
-                let mut args = rm;
-                args.extend(ids);
-                let _ = docker(&args).await;
-            }
-        }
     }
 }

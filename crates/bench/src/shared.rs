@@ -58,3 +58,28 @@ pub async fn docker(args: &[&str]) -> Result<String> {
     }
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
+
+/// Removes the containers, networks and volumes labelled `label=value` (best effort).
+pub async fn remove_labelled(label: &str, value: &str) {
+    let filter = format!("label={label}={value}");
+    for (ls, rm) in [
+        (
+            ["ps", "-aq", "--filter"].as_slice(),
+            ["rm", "-f"].as_slice(),
+        ),
+        (&["network", "ls", "-q", "--filter"], &["network", "rm"]),
+        (&["volume", "ls", "-q", "--filter"], &["volume", "rm", "-f"]),
+    ] {
+        let mut list = ls.to_vec();
+        list.push(&filter);
+        let Ok(ids) = docker(&list).await else {
+            continue;
+        };
+        let ids: Vec<&str> = ids.lines().collect();
+        if !ids.is_empty() {
+            let mut args = rm.to_vec();
+            args.extend(ids);
+            let _ = docker(&args).await;
+        }
+    }
+}

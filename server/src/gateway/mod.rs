@@ -136,6 +136,15 @@ impl Gateway {
         {
             tracing::warn!("the usage writer did not finish within 10 s");
         }
+        self.abort();
+        if let Err(err) = self.quotas.release_all().await {
+            tracing::warn!(error = %err, "could not write quota use at shutdown");
+        }
+    }
+
+    /// Stops the background tasks at once, writing nothing (for an owner that goes away without
+    /// a shutdown, such as a test's server).
+    pub fn abort(&self) {
         for task in self
             .tasks
             .lock()
@@ -143,9 +152,6 @@ impl Gateway {
             .drain(..)
         {
             task.abort();
-        }
-        if let Err(err) = self.quotas.release_all().await {
-            tracing::warn!(error = %err, "could not write quota use at shutdown");
         }
     }
 

@@ -19,6 +19,7 @@ use std::time::Duration;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     services::{ServeDir, ServeFile},
+    timeout::TimeoutLayer,
     trace::TraceLayer,
 };
 use tower_sessions::{Expiry, SessionManagerLayer, cookie::SameSite};
@@ -46,6 +47,9 @@ pub struct ServerState {
     /// The OpenAI-compatible model gateway.
     pub gateway: Arc<crate::gateway::Gateway>,
 }
+
+/// How long a page or server function may take to start its answer.
+const APP_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "clawloops_session";
@@ -173,5 +177,11 @@ fn app_routes(state: &ServerState) -> Router<ServerState> {
         .layer(axum::middleware::from_fn_with_state(
             state.guard.clone(),
             request_guard::same_origin,
+        ))
+        // A page or call that has not started answering within a minute is abandoned with a
+        // 503 rather than holding its connection and tasks for ever.
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            APP_REQUEST_TIMEOUT,
         ))
 }

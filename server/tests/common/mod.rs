@@ -22,6 +22,55 @@ pub struct TestServer {
     pub client: reqwest::Client,
     /// The server's state (tests reach the entry gate and the orchestrator through it).
     pub state: http::ServerState,
+    /// The HTTP server and the background tasks, stopped when the test's server is dropped so
+    /// that nothing of it (connections, listeners) outlives the test.
+    tasks: Vec<tokio::task::AbortHandle>,
+    /// The installation id that labels this server's Docker objects.
+    instance: uuid::Uuid,
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.state.gateway.abort();
+        // A failed assertion skips the test's own clean-up: leave no container behind.
+        if std::thread::panicking() {
+            remove_docker_objects(self.instance);
+        }
+    }
+}
+
+/// Removes every Docker object labelled with installation `instance` (the docker CLI, so that
+/// it also works while a failing test unwinds).
+fn remove_docker_objects(instance: uuid::Uuid) {
+    let filter = format!("label=org.clawloops.instance={instance}");
+    for (list, remove) in [
+        (&["ps", "-aq", "--filter"][..], &["rm", "-f"][..]),
+        (
+            &["network", "ls", "-q", "--filter"][..],
+            &["network", "rm"][..],
+        ),
+        (
+            &["volume", "ls", "-q", "--filter"][..],
+            &["volume", "rm", "-f"][..],
+        ),
+    ] {
+        let Ok(out) = std::process::Command::new("docker")
+            .args(list)
+            .arg(&filter)
+            .output()
+        else {
+            return;
+        };
+        for id in String::from_utf8_lossy(&out.stdout).lines() {
+            let _ = std::process::Command::new("docker")
+                .args(remove)
+                .arg(id)
+                .output();
+        }
+    }
 }
 
 /// Runtimes with the tiny stub image (fast to start, little memory).
@@ -44,33 +93,7 @@ impl TestServer {
 
     /// Removes every Docker object this server's installation made.
     pub async fn remove_docker_objects(&self) {
-        let instance: uuid::Uuid = sqlx::query_scalar("SELECT id FROM instance")
-            .fetch_one(&self.pool)
-            .await
-            .expect("instance");
-        let filter = format!("label=org.clawloops.instance={instance}");
-        for (kind, list) in [
-            ("container", vec!["ps", "-aq", "--filter"]),
-            ("network", vec!["network", "ls", "-q", "--filter"]),
-            ("volume", vec!["volume", "ls", "-q", "--filter"]),
-        ] {
-            let out = std::process::Command::new("docker")
-                .args(list)
-                .arg(&filter)
-                .output()
-                .expect("docker");
-            for id in String::from_utf8_lossy(&out.stdout).lines() {
-                let rm: &[&str] = match kind {
-                    "container" => &["rm", "-f"],
-                    "network" => &["network", "rm"],
-                    _ => &["volume", "rm", "-f"],
-                };
-                let _ = std::process::Command::new("docker")
-                    .args(rm)
-                    .arg(id)
-                    .output();
-            }
-        }
+        remove_docker_objects(self.instance);
     }
 
     /// Starts with settings adjusted by `adjust`.
@@ -112,11 +135,12 @@ impl TestServer {
             .expect("server state");
         // The orchestrator's workers and reconciler and the entry gate's tasks, as in
         // `clawloops serve`.
-        for task in serve::spawn_background(&state) {
-            drop(task);
-        }
+        let mut tasks: Vec<_> = serve::spawn_background(&state)
+            .iter()
+            .map(tokio::task::JoinHandle::abort_handle)
+            .collect();
         let served = state.clone();
-        tokio::spawn(async move {
+        let server = tokio::spawn(async move {
             axum::serve(
                 listener,
                 http::router(served).into_make_service_with_connect_info::<SocketAddr>(),
@@ -124,11 +148,14 @@ impl TestServer {
             .await
             .expect("server runs");
         });
+        tasks.push(server.abort_handle());
         TestServer {
             addr,
             pool,
             client: reqwest::Client::new(),
             state,
+            tasks,
+            instance,
         }
     }
 

@@ -6,7 +6,7 @@ use crate::api::invitations::{
 use crate::components::auth::RequireUser;
 use crate::components::format;
 use crate::components::ui::{
-    ConfirmButton, CopyField, ErrorNotice, Field, Loading, PageHeader, Pager, Pill, Select,
+    ConfirmButton, CopyField, Empty, ErrorNotice, Field, Loading, PageHeader, Pager, Pill, Select,
     field_error, form_error,
 };
 use crate::model::{InvitationStatus, Role, USERNAME_POLICY};
@@ -82,7 +82,7 @@ pub fn InvitationsPage() -> impl IntoView {
 #[component]
 fn InvitationTable(rows: Vec<InvitationSummary>) -> impl IntoView {
     if rows.is_empty() {
-        return view! { <p class="py-6 text-center text-sm text-slate-500">"No invitations here."</p> }.into_any();
+        return view! { <Empty text="No invitations here." /> }.into_any();
     }
     view! {
         <table class="table">

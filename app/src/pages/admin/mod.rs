@@ -18,6 +18,7 @@ pub use users::{UserDetailPage, UsersPage};
 
 use crate::api::admin::AuditEntry;
 use crate::components::format;
+use crate::components::ui::Empty;
 use leptos::prelude::*;
 
 /// The admin section's own navigation.
@@ -80,8 +81,7 @@ pub fn action_label(action: &str) -> &'static str {
 #[component]
 fn AuditTable(rows: Vec<AuditEntry>) -> impl IntoView {
     if rows.is_empty() {
-        return view! { <p class="py-6 text-center text-sm text-slate-500">"No events."</p> }
-            .into_any();
+        return view! { <Empty text="No events." /> }.into_any();
     }
     view! {
         <div class="overflow-x-auto">

@@ -8,8 +8,8 @@ use crate::api::models::{
 use crate::components::auth::RequireUser;
 use crate::components::format;
 use crate::components::ui::{
-    ConfirmButton, ErrorNotice, Field, Loading, PageHeader, Select, SuccessNotice, field_error,
-    form_error,
+    ConfirmButton, Empty, ErrorNotice, Field, Loading, PageHeader, Select, SuccessNotice,
+    field_error, form_error,
 };
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -85,7 +85,7 @@ fn Content(
         <ErrorNotice error=delete_error />
         <section class="card overflow-x-auto" aria-label="Registered models">
             {if page.models.is_empty() {
-                view! { <p class="py-4 text-center text-sm text-slate-500">"No model yet. Add one (for example your LiteLLM proxy's model) so users and runtimes can use it."</p> }.into_any()
+                view! { <Empty text="No model yet. Add one (for example your LiteLLM proxy's model) so users and runtimes can use it." /> }.into_any()
             } else {
                 view! {
                     <table class="table">
@@ -289,7 +289,7 @@ fn Credentials(
             <h2 id="credentials-heading" class="text-lg font-semibold">"Provider keys"</h2>
             <ErrorNotice error=action_error />
             {if credentials.is_empty() {
-                view! { <p class="text-sm text-slate-500">"No provider key yet."</p> }.into_any()
+                view! { <Empty text="No provider key yet." /> }.into_any()
             } else {
                 view! {
                     <div class="overflow-x-auto">

@@ -5,7 +5,7 @@ use crate::api::models::{LimitsForm, LimitsView, SetLimits, UsageReport, get_usa
 use crate::components::auth::RequireUser;
 use crate::components::chart::{Metric, UsageChart, compact};
 use crate::components::ui::{
-    ErrorNotice, Field, Loading, PageHeader, Select, SuccessNotice, field_error, form_error,
+    Empty, ErrorNotice, Field, Loading, PageHeader, Select, SuccessNotice, field_error, form_error,
 };
 use crate::pages::usage::TotalsTable;
 use leptos::prelude::*;
@@ -103,7 +103,7 @@ fn Report(report: UsageReport, metric: Metric) -> impl IntoView {
         </div>
         <section class="card" aria-label="By day">
             {if report.days.is_empty() {
-                view! { <p class="text-sm text-slate-500">"No use in this period."</p> }.into_any()
+                view! { <Empty text="No use in this period." /> }.into_any()
             } else {
                 view! { <UsageChart days=report.days from=report.from to=report.to metric /> }.into_any()
             }}

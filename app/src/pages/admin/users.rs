@@ -7,7 +7,7 @@ use crate::api::users::{
 use crate::components::auth::{RequireUser, urlencode};
 use crate::components::format;
 use crate::components::ui::{
-    ConfirmButton, CopyField, ErrorNotice, Field, Loading, PageHeader, Pager, Pill, Select,
+    ConfirmButton, CopyField, Empty, ErrorNotice, Field, Loading, PageHeader, Pager, Pill, Select,
 };
 use crate::model::{Role, UserStatus};
 use leptos::prelude::*;
@@ -136,8 +136,7 @@ fn UserList() -> impl IntoView {
 #[component]
 fn UserTable(rows: Vec<UserSummary>) -> impl IntoView {
     if rows.is_empty() {
-        return view! { <p class="py-6 text-center text-sm text-slate-500">"Nobody matches."</p> }
-            .into_any();
+        return view! { <Empty text="Nobody matches." /> }.into_any();
     }
     view! {
         <table class="table">
