@@ -42,12 +42,14 @@ start_entry_proxy "$CLAWLOOPS_ENTRY_PROXY_CONTAINER" "$HTTP_PUBLISH" "${LISTEN##
 step "Starting ClawLoops"
 "$BIN" serve &
 server=$!
+# On Ctrl-C the whole process group gets SIGINT; the server may already be gone (and its exit
+# status must not end this script before the proxy is removed).
 stop_all() {
-  kill -TERM $server 2>/dev/null
-  wait $server
+  kill -TERM $server 2>/dev/null || true
+  wait $server 2>/dev/null || true
   docker rm -f "$CLAWLOOPS_ENTRY_PROXY_CONTAINER" >/dev/null 2>&1 || true
 }
-trap stop_all INT TERM
+trap 'stop_all; exit 130' INT TERM
 if ! wait_for_url "http://$LISTEN/readyz" 120; then
   kill -TERM $server 2>/dev/null || true
   wait $server || true
@@ -59,4 +61,6 @@ if ! wait_for_url "${CLAWLOOPS_PUBLIC_URL%/}/readyz" 30; then
 fi
 URL=$CLAWLOOPS_PUBLIC_URL
 printf '\n\033[1mClawLoops is running at %s\033[0m  (Ctrl-C to stop)\n\n' "$URL"
-wait $server
+# `|| true`: a failing `wait` would end the script (set -e) before the INT trap runs.
+wait $server || true
+stop_all
