@@ -99,7 +99,7 @@ pub async fn server_state(
         time::Duration::hours(i64::from(settings.session_absolute_hours)),
     ));
     let build = crate::build_info();
-    let metrics = Arc::new(HttpMetrics::new(&build));
+    let metrics = Arc::new(HttpMetrics::new(&build, &gateway.metrics));
     let config = AppConfig {
         build,
         session_policy: SessionPolicy {

@@ -1265,3 +1265,52 @@ async fn shutting_down_writes_the_queued_usage_and_gives_leases_back(pool: PgPoo
     );
     assert_eq!(leased, 0, "no lease left behind");
 }
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn prometheus_counts_requests_tokens_streams_and_refusals_by_model(pool: PgPool) {
+    let env = env(pool.clone()).await;
+    for _ in 0..2 {
+        let (status, body) = env.chat(&env.key, hello("chat")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let mut body = hello("chat");
+    body["stream"] = json!(true);
+    let streamed = env
+        .gw(&env.key, "/v1/chat/completions")
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(streamed.status(), StatusCode::OK);
+    streamed.bytes().await.expect("the whole stream");
+    // Refused before a model is chosen: counted under model "-".
+    let (status, _) = env.chat("clk_not-a-key", hello("chat")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = env.chat(&env.key, hello("no-such-model")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Every usage row is written before the counters are read.
+    assert_eq!(
+        eventually(&pool, "SELECT count(*) FROM usage_events", 3).await,
+        3
+    );
+
+    let text = env.server.get("/metrics").await.text().await.expect("body");
+    let has = |line: &str| assert!(text.contains(line), "missing `{line}` in:\n{text}");
+    has(r#"clawloops_gateway_requests_total{model="chat",endpoint="chat",status="200"} 3"#);
+    has(r#"clawloops_gateway_requests_total{model="-",endpoint="chat",status="401"} 1"#);
+    has(r#"clawloops_gateway_requests_total{model="-",endpoint="chat",status="404"} 1"#);
+    // The fake upstream reports its usage for each of the three answers.
+    has(&format!(
+        r#"clawloops_gateway_tokens_total{{model="chat",kind="prompt"}} {}"#,
+        3 * upstream::PROMPT_TOKENS
+    ));
+    has(&format!(
+        r#"clawloops_gateway_tokens_total{{model="chat",kind="completion"}} {}"#,
+        3 * upstream::COMPLETION_TOKENS
+    ));
+    has(r#"clawloops_gateway_streams_total{model="chat",outcome="done"} 1"#);
+    has(r#"clawloops_gateway_answer_seconds_count{model="chat"} 3"#);
+    has(r#"clawloops_gateway_upstream_first_byte_seconds_count{model="chat"} 3"#);
+    has("clawloops_gateway_usage_rows_written_total 3");
+    has("clawloops_gateway_usage_write_failures_total 0");
+}

@@ -5,6 +5,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod metrics;
 pub mod quota;
 mod relay;
 pub mod usage;
@@ -56,6 +57,8 @@ pub struct Gateway {
     callers: moka::future::Cache<[u8; 32], Arc<Caller>>,
     quotas: Arc<Quotas>,
     usage: UsageLog,
+    /// Its Prometheus series.
+    pub metrics: metrics::GatewayMetrics,
     tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
     writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The registry must be read again before it is used.
@@ -85,7 +88,8 @@ impl Gateway {
                 (Registry::default(), true)
             }
         };
-        let (usage, writer) = UsageLog::new(pool.clone());
+        let metrics = metrics::GatewayMetrics::default();
+        let (usage, writer) = UsageLog::new(pool.clone(), metrics.clone());
         let quotas = Arc::new(Quotas::new(pool.clone()));
         let gateway = Arc::new(Gateway {
             callers: moka::future::Cache::builder()
@@ -99,6 +103,7 @@ impl Gateway {
             config,
             client,
             usage,
+            metrics,
             tasks: std::sync::Mutex::default(),
             writer: std::sync::Mutex::default(),
             stale: std::sync::atomic::AtomicBool::new(stale),

@@ -24,6 +24,15 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// The endpoint's name in usage rows and metrics.
+    fn label(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
+
     fn path(self) -> &'static str {
         match self {
             Endpoint::Chat => "/chat/completions",
@@ -47,10 +56,19 @@ pub async fn relay(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match relay_inner(&gw, endpoint, &headers, body).await {
+    let started = Instant::now();
+    let mut model = None;
+    let response = match relay_inner(&gw, endpoint, &headers, body, &mut model).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
-    }
+    };
+    gw.metrics.answered(
+        model.as_deref(),
+        endpoint.label(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 async fn relay_inner(
@@ -58,6 +76,7 @@ async fn relay_inner(
     endpoint: Endpoint,
     headers: &HeaderMap,
     body: Body,
+    answered_by: &mut Option<String>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let caller = gw.authenticate(headers).await?;
@@ -98,6 +117,7 @@ async fn relay_inner(
     if !caller.models.contains(&model.id) {
         return Err(ApiError::not_allowed(&alias));
     }
+    *answered_by = Some(model.alias.clone());
     let stream = endpoint != Endpoint::Embeddings
         && doc.get("stream").and_then(serde_json::Value::as_bool) == Some(true);
 
@@ -216,6 +236,7 @@ async fn relay_inner(
             (true, Some(next)) => {
                 tracing::info!(model = %current.alias, fallback = %next.alias, "upstream failed; trying the fallback");
                 hops += 1;
+                *answered_by = Some(next.alias.clone());
                 current = next;
                 ticket.model = current.clone();
             }
@@ -565,6 +586,16 @@ impl Drop for Ticket {
                 cost_nano: cost,
             });
         }
+        let metrics = &self.gw.metrics;
+        metrics.used(&self.model.alias, prompt, completion, self.first_byte);
+        if self.streaming {
+            let outcome = match self.status {
+                499 => "client_closed",
+                400.. => "broken",
+                _ => "done",
+            };
+            metrics.stream_ended(&self.model.alias, outcome);
+        }
         let elapsed = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         self.gw.usage.record(Record {
             at: time::OffsetDateTime::now_utc(),
@@ -573,11 +604,7 @@ impl Drop for Ticket {
             key_id: self.caller.key_id,
             runtime_key: self.caller.runtime_key,
             model_alias: self.model.alias.clone(),
-            endpoint: match self.endpoint {
-                Endpoint::Chat => "chat",
-                Endpoint::Completions => "completions",
-                Endpoint::Embeddings => "embeddings",
-            },
+            endpoint: self.endpoint.label(),
             stream: self.stream,
             status: self.status,
             error_code: self.error_code.take(),

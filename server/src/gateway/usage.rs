@@ -2,6 +2,7 @@
 //! day's `usage_daily` row. Requests only hand their record to a channel; one task writes them in
 //! batches, so the response path never waits for the database.
 
+use super::metrics::GatewayMetrics;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -41,7 +42,10 @@ const BATCH: usize = 2000;
 
 impl UsageLog {
     /// The log and the task that writes it (spawn the task).
-    pub fn new(pool: sqlx::PgPool) -> (UsageLog, impl Future<Output = ()>) {
+    pub fn new(
+        pool: sqlx::PgPool,
+        metrics: GatewayMetrics,
+    ) -> (UsageLog, impl Future<Output = ()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let closing = std::sync::Arc::new(tokio::sync::Notify::new());
         (
@@ -49,7 +53,7 @@ impl UsageLog {
                 tx,
                 closing: closing.clone(),
             },
-            write_until_closed(pool, rx, closing),
+            write_until_closed(pool, rx, closing, metrics),
         )
     }
 
@@ -69,7 +73,16 @@ async fn write_until_closed(
     pool: sqlx::PgPool,
     mut rx: mpsc::UnboundedReceiver<Record>,
     closing: std::sync::Arc<tokio::sync::Notify>,
+    metrics: GatewayMetrics,
 ) {
+    let write_batch = |batch: Vec<Record>| {
+        let (pool, metrics) = (pool.clone(), metrics.clone());
+        async move {
+            let result = write(&pool, &batch).await;
+            metrics.usage_batch(batch.len(), result.is_ok());
+            (batch, result)
+        }
+    };
     let mut batch = Vec::with_capacity(BATCH);
     let mut closed = false;
     loop {
@@ -78,15 +91,10 @@ async fn write_until_closed(
             while let Ok(r) = rx.try_recv() {
                 batch.push(r);
                 if batch.len() == BATCH {
-                    if let Err(err) = write(&pool, &batch).await {
-                        tracing::warn!(error = %err, rows = batch.len(), "could not write usage at shutdown");
-                    }
-                    batch.clear();
+                    batch = written_at_shutdown(write_batch(batch).await);
                 }
             }
-            if let Err(err) = write(&pool, &batch).await {
-                tracing::warn!(error = %err, rows = batch.len(), "could not write usage at shutdown");
-            }
+            written_at_shutdown(write_batch(batch).await);
             return;
         }
         tokio::select! {
@@ -110,7 +118,9 @@ async fn write_until_closed(
         }
         let mut delay = Duration::from_millis(200);
         loop {
-            match write(&pool, &batch).await {
+            let (back, result) = write_batch(batch).await;
+            batch = back;
+            match result {
                 Ok(()) => break,
                 Err(err) => {
                     tracing::warn!(error = %err, rows = batch.len(), "could not write usage; retrying");
@@ -121,6 +131,15 @@ async fn write_until_closed(
         }
         batch.clear();
     }
+}
+
+/// The batch back, emptied, after a last write that is not tried again.
+fn written_at_shutdown((mut batch, result): (Vec<Record>, Result<(), sqlx::Error>)) -> Vec<Record> {
+    if let Err(err) = result {
+        tracing::warn!(error = %err, rows = batch.len(), "could not write usage at shutdown");
+    }
+    batch.clear();
+    batch
 }
 
 /// Writes one batch: the events, their days' totals and the keys' last use, in one transaction.

@@ -64,9 +64,13 @@ fn latency_histogram() -> Histogram {
 }
 
 impl HttpMetrics {
-    /// A fresh registry with every metric registered.
-    pub fn new(build: &app::ssr::BuildInfo) -> Self {
+    /// A fresh registry with every metric registered, the gateway's included.
+    pub fn new(
+        build: &app::ssr::BuildInfo,
+        gateway: &crate::gateway::metrics::GatewayMetrics,
+    ) -> Self {
         let mut registry = Registry::with_prefix("clawloops");
+        gateway.register(&mut registry);
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = HistogramFamily::new_with_constructor(latency_histogram);
         let in_flight = Gauge::default();
