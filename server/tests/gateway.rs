@@ -140,6 +140,15 @@ impl Env {
             .bearer_auth(key)
     }
 
+    /// Sends a chat completion with the usual key and hands back the raw response (streams).
+    async fn send_chat(&self, body: &Value) -> reqwest::Response {
+        self.gw(&self.key, "/v1/chat/completions")
+            .json(body)
+            .send()
+            .await
+            .expect("send")
+    }
+
     async fn chat(&self, key: &str, body: Value) -> (StatusCode, Value) {
         let res = self
             .gw(key, "/v1/chat/completions")
@@ -280,12 +289,7 @@ async fn a_stream_passes_through_byte_for_byte_and_its_usage_is_read_from_the_la
     let mut body = hello("chat");
     body["stream"] = json!(true);
     body["stream_options"] = json!({"include_usage": true});
-    let res = env
-        .gw(&env.key, "/v1/chat/completions")
-        .json(&body)
-        .send()
-        .await
-        .expect("send");
+    let res = env.send_chat(&body).await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-type"], "text/event-stream");
     let mut chunks = 0;
@@ -330,12 +334,7 @@ async fn a_stream_passes_through_byte_for_byte_and_its_usage_is_read_from_the_la
     // A client that did not ask for usage still gets it counted: the gateway asks the upstream.
     let mut plain = hello("chat");
     plain["stream"] = json!(true);
-    let res = env
-        .gw(&env.key, "/v1/chat/completions")
-        .json(&plain)
-        .send()
-        .await
-        .expect("send");
+    let res = env.send_chat(&plain).await;
     assert_eq!(res.status(), StatusCode::OK);
     let text = res.text().await.expect("text");
     assert!(text.ends_with("data: [DONE]\n\n"));
@@ -356,12 +355,7 @@ async fn a_stream_passes_through_byte_for_byte_and_its_usage_is_read_from_the_la
         .await;
     let mut quiet = hello("quiet");
     quiet["stream"] = json!(true);
-    let res = env
-        .gw(&env.key, "/v1/chat/completions")
-        .json(&quiet)
-        .send()
-        .await
-        .expect("send");
+    let res = env.send_chat(&quiet).await;
     assert_eq!(res.status(), StatusCode::OK);
     res.text().await.expect("text");
     // Five data events (four pieces and the finish) besides [DONE], about a token each.
@@ -767,12 +761,7 @@ async fn a_client_that_disconnects_cancels_the_upstream_request(pool: PgPool) {
         .await;
     let mut body = hello("slow");
     body["stream"] = json!(true);
-    let res = env
-        .gw(&env.key, "/v1/chat/completions")
-        .json(&body)
-        .send()
-        .await
-        .expect("send");
+    let res = env.send_chat(&body).await;
     assert_eq!(res.status(), StatusCode::OK);
     let mut stream = res.bytes_stream();
     let first = stream.next().await.expect("a chunk").expect("bytes");
@@ -905,12 +894,7 @@ async fn bad_input_and_bad_upstreams_get_clear_errors(pool: PgPool) {
         .await;
     let mut body = hello("cut");
     body["stream"] = json!(true);
-    let res = env
-        .gw(&env.key, "/v1/chat/completions")
-        .json(&body)
-        .send()
-        .await
-        .expect("send");
+    let res = env.send_chat(&body).await;
     assert_eq!(res.status(), StatusCode::OK);
     let text = res.text().await.expect("the stream ends cleanly");
     assert!(
@@ -1189,12 +1173,7 @@ async fn the_provider_key_never_appears_in_a_response_or_a_log_line(pool: PgPool
         for stream in [false, true] {
             let mut body = hello(model);
             body["stream"] = json!(stream);
-            let res = env
-                .gw(&env.key, "/v1/chat/completions")
-                .json(&body)
-                .send()
-                .await
-                .expect("send");
+            let res = env.send_chat(&body).await;
             let headers = format!("{:?}", res.headers());
             bodies.push(headers + &res.text().await.expect("text"));
         }
@@ -1275,12 +1254,7 @@ async fn prometheus_counts_requests_tokens_streams_and_refusals_by_model(pool: P
     }
     let mut body = hello("chat");
     body["stream"] = json!(true);
-    let streamed = env
-        .gw(&env.key, "/v1/chat/completions")
-        .json(&body)
-        .send()
-        .await
-        .expect("send");
+    let streamed = env.send_chat(&body).await;
     assert_eq!(streamed.status(), StatusCode::OK);
     streamed.bytes().await.expect("the whole stream");
     // Refused before a model is chosen: counted under model "-".

@@ -21,6 +21,19 @@ async fn wait_for(browser: &common::Browser, what: &str, done: impl Fn(&Value) -
     }
 }
 
+/// Waits (at most 40 s) until `username`'s runtime is wanted and seen stopped.
+async fn wait_stopped(pool: &PgPool, username: &str) {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while binding(pool, username).await != Some(("stopped".into(), "stopped".into())) {
+        assert!(
+            Instant::now() < deadline,
+            "{:?}",
+            binding(pool, username).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn binding(pool: &PgPool, username: &str) -> Option<(String, String)> {
     sqlx::query_as("SELECT desired_state, observed_state FROM runtimes WHERE username = $1")
         .bind(username)
@@ -108,18 +121,11 @@ async fn disabling_a_user_stops_their_runtime_and_deleting_removes_it(pool: PgPo
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while binding(&pool, "eve").await != Some(("stopped".into(), "stopped".into())) {
-        assert!(
-            Instant::now() < deadline,
-            "{:?}",
-            binding(&pool, "eve").await
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_stopped(&pool, "eve").await;
 
     let (status, body) = admin.call("admin/users/delete", &[("id", &eve_id)]).await;
     assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(40);
     while binding(&pool, "eve").await.is_some() {
         assert!(
             Instant::now() < deadline,
@@ -413,15 +419,7 @@ async fn each_runtime_gets_its_own_key_rotated_on_recover_and_revoked_on_disable
 
     // Enabled and started again (once the disable's stop is done): a fresh key; deleting the
     // runtime revokes it.
-    let deadline = Instant::now() + Duration::from_secs(40);
-    while binding(&pool, "ann").await != Some(("stopped".into(), "stopped".into())) {
-        assert!(
-            Instant::now() < deadline,
-            "{:?}",
-            binding(&pool, "ann").await
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_stopped(&pool, "ann").await;
     admin
         .call("admin/users/status", &[("id", &id), ("status", "active")])
         .await;
