@@ -25,7 +25,7 @@ if [ "$(id -u)" = 0 ]; then DATA=${CLAWLOOPS_DATA_DIR:-/var/lib/clawloops}; else
 # Browsers reach everything through Traefik (in its own container) on HTTP_PORT: the control
 # plane at clawloops.localhost, each workspace at <name>.clawloops.localhost. The control plane
 # listens on the Docker host's bridge address, where the proxy reaches it.
-HOST_IP=$(docker_host_ip)
+HOST_IP=$(docker_host_ip "$BIN")
 HTTP_PUBLISH=${CLAWLOOPS_HTTP_PUBLISH:-127.0.0.1:8080}
 HTTP_PORT=${HTTP_PUBLISH##*:}
 export CLAWLOOPS_WORKSPACE_DOMAIN=${CLAWLOOPS_WORKSPACE_DOMAIN:-clawloops.localhost}

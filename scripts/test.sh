@@ -77,7 +77,7 @@ step "Browser tests (Playwright, Chromium), through the entry proxy (Traefik)"
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
 HTTP_PORT=$(free_port)
-HOST_IP=$(docker_host_ip)
+HOST_IP=$(docker_host_ip "$BIN")
 entry="clawloops-e2e-entry-$$"
 start_entry_proxy "$entry" "127.0.0.1:$HTTP_PORT" "$PORT" clawloops.localhost "$WORK/traefik"
 BASE_URL="http://clawloops.localhost:$HTTP_PORT"

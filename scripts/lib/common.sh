@@ -138,9 +138,15 @@ wait_for_url() {
   return 1
 }
 
-# The default bridge's gateway: the host's address as containers see it (`host-gateway`).
+# The Docker host's address on the default bridge: where the entry proxy's container reaches the
+# control plane (`host-gateway`). `clawloops docker-host-address` reads Docker's gateway field
+# and, where an engine leaves it out (Debian's docker.io 20.10), the bridge interface's address.
+#   docker_host_ip BIN
 docker_host_ip() {
-  docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}'
+  local ip
+  ip=$("$1" docker-host-address bridge) || die "cannot find the Docker host's address on the default bridge"
+  [ -n "$ip" ] || die "cannot find the Docker host's address on the default bridge"
+  printf '%s\n' "$ip"
 }
 
 # Starts the entry proxy (Traefik, clawloops/traefik) in its own container with the repository's

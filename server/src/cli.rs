@@ -38,6 +38,20 @@ pub enum Command {
         /// What to ask, e.g. http://127.0.0.1:3000/readyz.
         url: String,
     },
+    /// Print the Docker host's IPv4 address on a bridge network of the local engine (where a
+    /// container on that network reaches a process on the host), e.g. to listen there.
+    DockerHostAddress {
+        /// The network.
+        #[arg(default_value = "bridge")]
+        network: String,
+    },
+    /// The host firewall that keeps runtimes to the entry proxy (the runtime manager installs
+    /// it by itself; this is for operators and for a separate firewall service).
+    RuntimeFirewall {
+        /// What to do.
+        #[command(subcommand)]
+        action: FirewallAction,
+    },
     /// Manage admin accounts from the command line.
     Admin {
         /// What to do.
@@ -65,6 +79,22 @@ pub enum AdminAction {
         #[arg(long)]
         username: String,
     },
+}
+
+/// Runtime firewall actions.
+#[derive(Debug, Subcommand)]
+pub enum FirewallAction {
+    /// Print the installed rules (exit 1 when they are missing or changed).
+    Status,
+    /// Install the rules, or repair them; with --watch, check again every 5 seconds until
+    /// stopped.
+    Install {
+        /// Keep checking (a firewall service beside a runtime manager that does not manage it).
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Remove the rules (the installation is being removed).
+    Remove,
 }
 
 /// Embedded database actions.

@@ -8,6 +8,15 @@ use std::path::{Path, PathBuf};
 /// The address the repository's configuration gives the control plane.
 const CONTROL_PLANE: &str = "http://control-plane:3000";
 
+/// Where a local entry proxy (in a container on Docker's default bridge, reaching the host as
+/// `host-gateway`) finds the control plane: the Docker host's address on that bridge.
+pub async fn control_plane_ip() -> io::Result<IpAddr> {
+    clawloops_driver::host::local_host_address("bridge")
+        .await
+        .map(IpAddr::V4)
+        .map_err(io::Error::other)
+}
+
 /// `deploy/traefik` in this source tree.
 pub fn repository_config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/traefik")

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use clawloops_server::{
-    cli::{AdminAction, Cli, Command, DbAction},
+    cli::{AdminAction, Cli, Command, DbAction, FirewallAction},
     database, embedded_db, runtime_manager, serve,
     settings::Settings,
     telemetry,
@@ -54,6 +54,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             anyhow::ensure!(status.is_success(), "{url} answered {status}");
             Ok(())
         }
+        Command::DockerHostAddress { network } => {
+            let address = clawloops_driver::host::local_host_address(&network)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{address}");
+            Ok(())
+        }
+        Command::RuntimeFirewall { action } => runtime_firewall(action).await,
         Command::Db { action } => {
             let embedded = embedded_db::EmbeddedPostgres::locate(&settings)?;
             match action {
@@ -109,4 +117,39 @@ async fn admin(action: AdminAction, settings: &Settings) -> anyhow::Result<()> {
     };
     db.close().await?;
     result.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// `clawloops runtime-firewall …`.
+async fn runtime_firewall(action: FirewallAction) -> anyhow::Result<()> {
+    use clawloops_driver::firewall::{Firewall, FirewallMode, Outcome};
+    let firewall = Firewall::new(FirewallMode::Managed);
+    let error = |e: clawloops_driver::DriverError| anyhow::anyhow!("{e}");
+    match action {
+        FirewallAction::Status => {
+            for line in firewall.installed().await.map_err(error)? {
+                println!("{line}");
+            }
+            anyhow::ensure!(
+                firewall.is_installed().await.map_err(error)?,
+                "the runtime firewall is missing or changed (`clawloops runtime-firewall install` repairs it)"
+            );
+            Ok(())
+        }
+        FirewallAction::Install { watch } => loop {
+            match firewall.ensure().await {
+                Ok(Outcome::Installed) => tracing::info!("runtime firewall installed"),
+                Ok(_) => {}
+                Err(err) if watch => tracing::error!(error = %err, "runtime firewall"),
+                Err(err) => return Err(error(err)),
+            }
+            if !watch {
+                return Ok(());
+            }
+            tokio::select! {
+                () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                () = serve::shutdown_signal() => return Ok(()),
+            }
+        },
+        FirewallAction::Remove => firewall.remove().await.map_err(error),
+    }
 }

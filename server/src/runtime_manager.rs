@@ -46,7 +46,13 @@ pub async fn router(settings: &Settings, secret: &str) -> anyhow::Result<axum::R
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .with_subnet_pool(settings.runtime.network_pool)
+        .with_firewall(settings.runtime.firewall)
         .with_entry_proxy(settings.entry.proxy_container.clone());
+    // Fence runtimes off before the first call: a host this manager serves never has runtime
+    // networks without the rules (a failure is reported to every caller and retried).
+    if let Err(err) = driver.firewall().ensure().await {
+        tracing::error!(error = %err, "the runtime firewall could not be installed");
+    }
     service::router(
         driver,
         service::Access {

@@ -164,6 +164,7 @@ async fn orchestrator(
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?
             .with_subnet_pool(r.network_pool)
+            .with_firewall(r.firewall)
             .with_entry_proxy(settings.entry.proxy_container.clone()),
         ),
     };
@@ -191,6 +192,7 @@ async fn orchestrator(
         browser_url_template: r.browser_url.clone(),
         idle_stop_minutes: r.idle_stop_minutes,
         max_lifetime_minutes: r.max_lifetime_hours.map(|h| h * 60),
+        egress: r.egress,
     };
     Ok(
         clawloops_orchestrator::Orchestrator::new(pool, driver, runtime, instance)

@@ -6,6 +6,7 @@ use figment::{
     Figment,
     providers::{Env, Format, Serialized, Toml},
 };
+use clawloops_driver::firewall::{Egress, FirewallMode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::{
@@ -42,6 +43,8 @@ pub const KEYS: &[&str] = &[
     "runtime_browser_url",
     "model_gateway_url",
     "runtime_network_pool",
+    "runtime_egress",
+    "runtime_firewall",
     "runtime_manager_url",
     "runtime_manager_secret",
     "runtime_manager_listen",
@@ -147,6 +150,12 @@ pub struct RuntimeSettings {
     pub model_gateway_url: String,
     /// The IPv4 range runtime networks take their /28 subnets from.
     pub network_pool: ipnet::Ipv4Net,
+    /// What runtimes may reach beyond the entry proxy: `none` (default) or `public` internet
+    /// addresses (private ranges and the host stay blocked either way).
+    pub egress: Egress,
+    /// Whether the runtime manager installs the host firewall that enforces it (`managed`,
+    /// default) or someone else does (`external`).
+    pub firewall: FirewallMode,
     /// Split mode: where `clawloops runtime-manager` listens, and who may call it.
     pub manager: ManagerSettings,
     /// Minutes without workspace traffic before a runtime is stopped (0 = never).
@@ -198,6 +207,8 @@ struct RawSettings {
     runtime_browser_url: Option<String>,
     model_gateway_url: Option<String>,
     runtime_network_pool: String,
+    runtime_egress: Egress,
+    runtime_firewall: FirewallMode,
     runtime_manager_url: Option<String>,
     #[serde(skip_serializing)]
     runtime_manager_secret: Option<SecretString>,
@@ -245,6 +256,8 @@ impl Default for RawSettings {
             runtime_browser_url: None,
             model_gateway_url: None,
             runtime_network_pool: "10.213.0.0/16".into(),
+            runtime_egress: Egress::None,
+            runtime_firewall: FirewallMode::Managed,
             runtime_manager_url: None,
             runtime_manager_secret: None,
             runtime_manager_listen: SocketAddr::from(([127, 0, 0, 1], 3001)),
@@ -583,6 +596,8 @@ impl RawSettings {
         Ok(RuntimeSettings {
             manager,
             network_pool,
+            egress: self.runtime_egress,
+            firewall: self.runtime_firewall,
             profile: self.runtime_profile,
             image,
             memory_mb: self.runtime_memory_mb,

@@ -5,6 +5,7 @@
 pub mod common;
 
 use common::TestServer;
+use common::litellm::LiteLlm;
 use common::upstream::{self, COMPLETION_TOKENS, PROMPT_TOKENS};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -14,79 +15,10 @@ use std::time::Duration;
 const PROVIDER_KEY: &str = "sk-provider-behind-litellm-91ac";
 const MASTER_KEY: &str = "sk-litellm-master-for-tests";
 
-/// LiteLLM on a free loopback port, routing `fake-chat` to `upstream`; killed when dropped.
-struct LiteLlm {
-    _child: tokio::process::Child,
-    _dir: tempfile::TempDir,
-    base_url: String,
-}
-
-async fn start_litellm(upstream: &str) -> LiteLlm {
-    let bin = std::env::var("LITELLM_BIN").expect(
-        "LITELLM_BIN must name the litellm executable: scripts/test.sh installs it (see ensure_litellm)",
-    );
-    let dir = tempfile::tempdir().expect("dir");
-    let config = format!(
-        "model_list:\n  - model_name: fake-chat\n    litellm_params:\n      model: openai/ok\n      api_base: {upstream}\n      api_key: {PROVIDER_KEY}\ngeneral_settings:\n  master_key: {MASTER_KEY}\n"
-    );
-    std::fs::write(dir.path().join("config.yaml"), config).expect("config");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let log = std::fs::File::create(dir.path().join("litellm.log")).expect("log");
-    let mut child = tokio::process::Command::new(bin)
-        .args([
-            "--config",
-            "config.yaml",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-        ])
-        .current_dir(dir.path())
-        .env("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-        // LiteLLM would take the tests' database for its own (and try to download Prisma engines).
-        .env_remove("DATABASE_URL")
-        .stdout(log.try_clone().expect("log"))
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("litellm starts");
-    let client = reqwest::Client::new();
-    let health = format!("http://127.0.0.1:{port}/health/liveliness");
-    for _ in 0..240 {
-        if client
-            .get(&health)
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
-        {
-            return LiteLlm {
-                _child: child,
-                _dir: dir,
-                base_url: format!("http://127.0.0.1:{port}/v1"),
-            };
-        }
-        if let Ok(Some(exit)) = child.try_wait() {
-            panic!(
-                "LiteLLM exited ({exit}): {}",
-                std::fs::read_to_string(dir.path().join("litellm.log")).unwrap_or_default()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    panic!(
-        "LiteLLM did not become healthy within 120 s: {}",
-        std::fs::read_to_string(dir.path().join("litellm.log")).unwrap_or_default()
-    );
-}
-
 #[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
 async fn a_chat_goes_through_litellm_streamed_and_not_and_its_usage_is_recorded(pool: PgPool) {
     let provider = upstream::start(Some(PROVIDER_KEY)).await;
-    let litellm = start_litellm(&provider.base_url()).await;
+    let litellm = LiteLlm::start(&provider.base_url(), PROVIDER_KEY, MASTER_KEY, "127.0.0.1").await;
     let server = TestServer::start(pool.clone()).await;
     let admin = server.admin("root").await;
     let alice = server.user(&admin, "alice").await;

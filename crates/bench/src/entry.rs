@@ -90,15 +90,7 @@ async fn main() -> Result<()> {
 }
 
 async fn run(args: &Args, pool: sqlx::PgPool) -> Result<()> {
-    let gateway: std::net::IpAddr = docker(&[
-        "network",
-        "inspect",
-        "bridge",
-        "-f",
-        "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
-    ])
-    .await?
-    .parse()?;
+    let gateway = clawloops_server::entry_proxy::control_plane_ip().await?;
     let listener = tokio::net::TcpListener::bind((gateway, 0)).await?;
     let addr = listener.local_addr()?;
     let http_port = std::net::TcpListener::bind("127.0.0.1:0")?

@@ -1,9 +1,10 @@
 //! The Docker implementation of [`RuntimeDriver`], through bollard. Docker's 404 and 409
 //! answers are outcomes here (already gone, already there), not failures.
 
+use crate::firewall::{self, Firewall, FirewallMode};
 use crate::{
-    ContainerInfo, ContainerState, DriverError, Prepared, Profile, RuntimeDriver, RuntimeSpec,
-    Stats, labels,
+    ContainerInfo, ContainerState, DriverError, Isolation, Prepared, Profile, RuntimeDriver,
+    RuntimeSpec, Stats, labels,
 };
 use async_trait::async_trait;
 use bollard::Docker;
@@ -22,6 +23,7 @@ use futures_util::StreamExt;
 use ipnet::Ipv4Net;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The Docker driver. Cheap to clone.
@@ -37,6 +39,8 @@ pub struct DockerDriver {
     subnet_pool: Ipv4Net,
     /// The entry proxy's container (Traefik), joined to every runtime's network.
     entry_proxy: Option<String>,
+    /// The host firewall that keeps runtimes to the entry proxy (shared by every clone).
+    firewall: Arc<Firewall>,
 }
 
 impl DockerDriver {
@@ -86,6 +90,7 @@ impl DockerDriver {
                 .map_err(|e| DriverError::Config(e.to_string()))?,
             subnet_pool: default_subnet_pool(),
             entry_proxy: None,
+            firewall: Arc::new(Firewall::new(FirewallMode::Managed)),
         })
     }
 
@@ -122,6 +127,18 @@ impl DockerDriver {
         self
     }
 
+    /// Who keeps the host firewall for runtimes: this driver ([`FirewallMode::Managed`], the
+    /// default) or someone else.
+    pub fn with_firewall(mut self, mode: FirewallMode) -> Self {
+        self.firewall = Arc::new(Firewall::new(mode));
+        self
+    }
+
+    /// The host firewall this driver keeps.
+    pub fn firewall(&self) -> &Firewall {
+        &self.firewall
+    }
+
     /// Joins `container` (the entry proxy, Traefik) to every runtime's network, at a fixed
     /// address: the runtime trusts identity headers from that address only.
     pub fn with_entry_proxy(mut self, container: Option<String>) -> Self {
@@ -148,6 +165,11 @@ impl DockerDriver {
                 "the runtime network {name} has no IPv4 subnet"
             )));
         };
+        let bridge = network
+            .options
+            .as_ref()
+            .and_then(|o| o.get(BRIDGE_NAME))
+            .cloned();
         let entry = self.entry_proxy.as_ref().and_then(|proxy| {
             network
                 .containers
@@ -156,7 +178,11 @@ impl DockerDriver {
                 .find(|e| e.name.as_deref() == Some(proxy.as_str()))
                 .and_then(|e| e.ipv4_address)
         });
-        Ok(Some(NetworkState { subnet, entry }))
+        Ok(Some(NetworkState {
+            subnet,
+            entry,
+            bridge,
+        }))
     }
 
     /// Connects the entry proxy to the runtime's network at the subnet's second host address
@@ -224,12 +250,28 @@ impl DockerDriver {
         }
     }
 
-    /// The runtime's own internal network, on a free /28 of the pool. Concurrent creations that
-    /// pick the same subnet are told so by Docker ("overlaps") and try again.
+    /// The runtime's own network, on a free /28 of the pool, with a bridge the host firewall
+    /// recognises ([`firewall::bridge_name`]); internal unless the runtime may reach the public
+    /// internet. A network of another egress class (the setting changed) or from before the
+    /// firewall is replaced, with the runtime's container. Concurrent creations that pick the
+    /// same subnet are told so by Docker ("overlaps") and try again.
     async fn create_network(&self, spec: &RuntimeSpec) -> Result<NetworkState, DriverError> {
         let name = spec.network_name();
+        let bridge = firewall::bridge_name(spec.egress, &name);
         if let Some(state) = self.network_state(&name).await? {
-            return Ok(state);
+            if state.bridge.as_deref() == Some(bridge.as_str()) {
+                return Ok(state);
+            }
+            tracing::info!(network = %name, egress = spec.egress.as_str(), "replacing a runtime network of another egress class");
+            if let Some(old) = self.find(&spec.runtime_id).await? {
+                self.remove(&old.id).await?;
+            }
+            self.disconnect_entry(&name).await?;
+            match self.docker.remove_network(&name).await {
+                Ok(()) => {}
+                Err(e) if status_of(&e) == Some(404) => {}
+                Err(e) => return Err(classify(e, None)),
+            }
         }
         for _ in 0..8 {
             let all = self
@@ -252,11 +294,13 @@ impl DockerDriver {
                     self.subnet_pool
                 )));
             };
-            // Internal: no route out, and other runtimes are on other networks.
+            // Internal (no route out) unless public egress is allowed; other runtimes are on
+            // other networks either way, and the host firewall has the last word.
             let request = NetworkCreateRequest {
                 name: name.clone(),
                 driver: Some("bridge".into()),
-                internal: Some(true),
+                internal: Some(spec.egress == firewall::Egress::None),
+                options: Some(HashMap::from([(BRIDGE_NAME.to_owned(), bridge.clone())])),
                 labels: Some(spec.labels()),
                 ipam: Some(Ipam {
                     config: Some(vec![IpamConfig {
@@ -272,6 +316,7 @@ impl DockerDriver {
                     return Ok(NetworkState {
                         subnet,
                         entry: None,
+                        bridge: Some(bridge),
                     });
                 }
                 Err(e) if status_of(&e) == Some(409) => return self.existing_network(&name).await,
@@ -397,7 +442,29 @@ fn exit_code(status: &str) -> i64 {
 
 #[async_trait]
 impl RuntimeDriver for DockerDriver {
+    async fn ensure_isolation(&self) -> Result<Isolation, DriverError> {
+        match self.firewall.ensure().await? {
+            firewall::Outcome::External => Ok(Isolation::External),
+            firewall::Outcome::Unchanged => Ok(Isolation::Enforced),
+            firewall::Outcome::Installed => {
+                tracing::info!("runtime firewall installed (runtimes reach the entry proxy only)");
+                Ok(Isolation::Enforced)
+            }
+        }
+    }
+
     async fn prepare(&self, spec: &RuntimeSpec) -> Result<Prepared, DriverError> {
+        // No runtime network without the rules that fence it off.
+        self.ensure_isolation().await?;
+        if self.firewall.mode() == FirewallMode::Managed && spec.profile.port != firewall::RUNTIME_PORT
+        {
+            return Err(DriverError::Isolation(format!(
+                "the runtime profile's port is {}, but the runtime firewall lets the entry proxy \
+                 reach runtimes on port {} only",
+                spec.profile.port,
+                firewall::RUNTIME_PORT
+            )));
+        }
         let network = self.create_network(spec).await?;
         let entry_ip = self.connect_entry(spec, &network).await?;
         let volume = VolumeCreateRequest {
@@ -478,6 +545,11 @@ impl RuntimeDriver for DockerDriver {
             tmpfs: Some(profile.tmpfs.iter().cloned().collect()),
             mounts: Some(mounts),
             network_mode: Some(spec.network_name()),
+            // No IPv6 inside (the host firewall refuses it anyway; where the host has none,
+            // the setting does not exist).
+            sysctls: host_has_ipv6().then(|| {
+                HashMap::from([("net.ipv6.conf.all.disable_ipv6".to_owned(), "1".to_owned())])
+            }),
             ..Default::default()
         };
         let body = ContainerCreateBody {
@@ -664,6 +736,15 @@ struct NetworkState {
     subnet: Ipv4Net,
     /// The entry proxy's address on it (`10.213.0.18/28`), when attached.
     entry: Option<String>,
+    /// Its bridge interface's name, when ClawLoops chose it.
+    bridge: Option<String>,
+}
+
+/// The network option that names a bridge network's interface.
+const BRIDGE_NAME: &str = "com.docker.network.bridge.name";
+
+fn host_has_ipv6() -> bool {
+    Path::new("/proc/sys/net/ipv6/conf/all/disable_ipv6").exists()
 }
 
 /// The entry proxy's address on a runtime network: the second host (the first is the gateway).

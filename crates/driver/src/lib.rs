@@ -5,12 +5,14 @@
 
 pub mod config;
 pub mod docker;
+pub mod firewall;
+pub mod host;
 pub mod remote;
 mod spec;
 
 pub use spec::{
-    ContainerInfo, ContainerState, DriverError, Limits, Prepared, Profile, RuntimeSpec, Stats,
-    labels,
+    ContainerInfo, ContainerState, DriverError, Isolation, Limits, Prepared, Profile, RuntimeSpec,
+    Stats, labels,
 };
 
 use async_trait::async_trait;
@@ -19,6 +21,11 @@ use std::time::Duration;
 /// What the orchestrator can ask of a container runtime.
 #[async_trait]
 pub trait RuntimeDriver: Send + Sync + 'static {
+    /// Makes sure runtimes on this host reach nothing but the entry proxy (the host firewall:
+    /// see [`firewall`]), installing or repairing the rules. Called before every runtime
+    /// network is made and by the reconciler on every pass; an error means no runtime may
+    /// start.
+    async fn ensure_isolation(&self) -> Result<Isolation, DriverError>;
     /// Creates the runtime's private network and workspace volume when missing, and connects
     /// the entry proxy (when there is one) to that network. Idempotent; the reconciler calls it
     /// for running runtimes so a recreated entry proxy is connected again.

@@ -7,7 +7,9 @@
 //! secret as a bearer token; the installation it acts for is named in
 //! [`INSTANCE_HEADER`], and the manager only touches that installation's objects.
 
-use crate::{ContainerInfo, DriverError, Prepared, Profile, RuntimeDriver, RuntimeSpec, Stats};
+use crate::{
+    ContainerInfo, DriverError, Isolation, Prepared, Profile, RuntimeDriver, RuntimeSpec, Stats,
+};
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -23,6 +25,7 @@ pub const MIN_SECRET_LEN: usize = 32;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Call {
+    EnsureIsolation,
     Prepare {
         spec: RuntimeSpec,
     },
@@ -71,6 +74,7 @@ impl Call {
     /// The operation's name, for logs (never the arguments: configurations hold tokens).
     pub fn op(&self) -> &'static str {
         match self {
+            Call::EnsureIsolation => "ensure_isolation",
             Call::Prepare { .. } => "prepare",
             Call::ImagePresent { .. } => "image_present",
             Call::Find { .. } => "find",
@@ -182,6 +186,10 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[async_trait]
 impl RuntimeDriver for RemoteDriver {
+    async fn ensure_isolation(&self) -> Result<Isolation, DriverError> {
+        self.call(&Call::EnsureIsolation, CALL_TIMEOUT).await
+    }
+
     async fn prepare(&self, spec: &RuntimeSpec) -> Result<Prepared, DriverError> {
         let call = Call::Prepare { spec: spec.clone() };
         self.call(&call, CALL_TIMEOUT).await
@@ -438,6 +446,7 @@ pub mod service {
             serde_json::to_value(v).map_err(|e| DriverError::Docker(e.to_string()))
         }
         match call {
+            Call::EnsureIsolation => to_value(driver.ensure_isolation().await?),
             Call::Prepare { spec } => to_value(driver.prepare(&spec).await?),
             Call::ImagePresent { image } => to_value(driver.image_present(&image).await?),
             Call::Find { runtime_id } => to_value(driver.find(&runtime_id).await?),

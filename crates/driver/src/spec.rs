@@ -58,6 +58,9 @@ pub struct RuntimeSpec {
     pub limits: Limits,
     /// Hash of configuration + image + limits: a change means the container is replaced.
     pub config_hash: String,
+    /// What the runtime may reach beyond the entry proxy.
+    #[serde(default)]
+    pub egress: crate::firewall::Egress,
 }
 
 impl RuntimeSpec {
@@ -96,6 +99,16 @@ impl RuntimeSpec {
             (labels::OWNER.to_owned(), self.owner.clone()),
         ])
     }
+}
+
+/// How runtimes are fenced off on their host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Isolation {
+    /// The runtime manager's firewall rules are in place (checked just now).
+    Enforced,
+    /// Left to someone else by configuration (`runtime_firewall = "external"`).
+    External,
 }
 
 /// What [`crate::RuntimeDriver::prepare`] made ready.
@@ -161,6 +174,8 @@ pub enum DriverError {
     DiskFull(String),
     #[error("the entry proxy container {0} does not exist")]
     EntryProxyMissing(String),
+    #[error("runtimes cannot be isolated on this host: {0}")]
+    Isolation(String),
     #[error("a container with this name already exists")]
     Conflict,
     #[error("Docker refused: {0}")]

@@ -18,7 +18,7 @@ pub use repo::{RuntimeRow, TaskRow};
 pub use settings::RuntimeSettings;
 pub use worker::READY_POLL;
 
-use clawloops_driver::{RuntimeDriver, Stats};
+use clawloops_driver::{Isolation, RuntimeDriver, Stats};
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -59,6 +59,16 @@ pub struct RuntimeView {
     pub queue_position: Option<i64>,
 }
 
+/// The host firewall for runtimes as the reconciler last found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsolationStatus {
+    /// `Ok` when runtimes are fenced off (or left to someone else by configuration); the
+    /// driver's words otherwise.
+    pub result: Result<Isolation, String>,
+    /// When it was checked (None: not yet).
+    pub checked_at: Option<time::OffsetDateTime>,
+}
+
 /// The orchestrator. Cheap to clone.
 #[derive(Clone)]
 pub struct Orchestrator {
@@ -74,6 +84,8 @@ struct Inner {
     wake: Notify,
     /// Seals runtime gateway keys (absent: runtimes get a key that unlocks nothing).
     sealer: Option<clawloops_models::Sealer>,
+    /// The last isolation check (the reconciler's).
+    isolation: std::sync::Mutex<IsolationStatus>,
 }
 
 impl Orchestrator {
@@ -93,6 +105,10 @@ impl Orchestrator {
                 worker_id: format!("{}-{}", hostname(), Uuid::new_v4().simple()),
                 wake: Notify::new(),
                 sealer: None,
+                isolation: std::sync::Mutex::new(IsolationStatus {
+                    result: Err("not checked yet".into()),
+                    checked_at: None,
+                }),
             }),
         }
     }
@@ -114,6 +130,37 @@ impl Orchestrator {
 
     pub fn driver(&self) -> &Arc<dyn RuntimeDriver> {
         &self.inner.driver
+    }
+
+    /// Checks (and repairs) the host firewall that keeps runtimes to the entry proxy, and
+    /// remembers the answer for the admin pages.
+    pub async fn check_isolation(&self) -> IsolationStatus {
+        let result = self
+            .inner
+            .driver
+            .ensure_isolation()
+            .await
+            .map_err(|e| e.to_string());
+        if let Err(err) = &result {
+            tracing::error!(error = %err, "runtimes are not isolated: no runtime will start");
+        }
+        let status = IsolationStatus {
+            result,
+            checked_at: Some(time::OffsetDateTime::now_utc()),
+        };
+        if let Ok(mut last) = self.inner.isolation.lock() {
+            *last = status.clone();
+        }
+        status
+    }
+
+    /// The last isolation check's answer.
+    pub fn isolation(&self) -> IsolationStatus {
+        self.inner
+            .isolation
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
     }
 
     /// The runtime id of a user: `rt-<username>` (usernames are unique and DNS-safe).

@@ -27,9 +27,6 @@ pub fn browser_url(settings: &RuntimeSettings, username: &str) -> Option<String>
         .map(|t| t.replace("{user}", &crate::Orchestrator::workspace_name(username)))
 }
 
-/// The entry proxy's port (Traefik's `web` entry point).
-pub const ENTRY_PORT: u16 = 8000;
-
 /// The header the entry proxy puts the user's name in (OpenClaw's trusted-proxy mode).
 pub const USER_HEADER: &str = "x-forwarded-user";
 
@@ -72,10 +69,14 @@ pub fn render(
         auth,
         allowed_origins: origin.into_iter().collect(),
         provider: ModelProvider {
-            // Runtime networks are internal: with an entry proxy the gateway is reached through
-            // it (its `/v1/` route), at its address on the runtime's network.
+            // Runtimes reach nothing but the entry proxy: with one, the gateway is reached
+            // through its runtime entry point (`/v1/` only), at its address on the runtime's
+            // network.
             base_url: match entry_ip {
-                Some(ip) => format!("http://{}/v1", std::net::SocketAddr::new(ip, ENTRY_PORT)),
+                Some(ip) => format!(
+                    "http://{}/v1",
+                    std::net::SocketAddr::new(ip, clawloops_driver::firewall::ENTRY_RUNTIME_PORT)
+                ),
                 None => settings.model_base_url.clone(),
             },
             api_key: access.api_key.clone(),
@@ -104,6 +105,7 @@ pub fn render(
         &binding.image,
         &limits_text,
         &settings.profile_name,
+        settings.egress.as_str(),
     ]);
     Rendered {
         spec: RuntimeSpec {
@@ -114,6 +116,7 @@ pub fn render(
             profile: settings.profile.clone(),
             limits,
             config_hash,
+            egress: settings.egress,
         },
         config,
     }

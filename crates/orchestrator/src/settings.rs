@@ -1,5 +1,6 @@
 //! What the orchestrator needs to know about this deployment.
 
+use clawloops_driver::firewall::Egress;
 use clawloops_driver::{Limits, Profile};
 use std::time::Duration;
 
@@ -33,6 +34,8 @@ pub struct RuntimeSettings {
     pub idle_stop_minutes: u32,
     /// The longest a runtime may run at a time, busy or not (None = no limit).
     pub max_lifetime_minutes: Option<u32>,
+    /// What runtimes may reach beyond the entry proxy (applied when a runtime starts).
+    pub egress: Egress,
 }
 
 impl Default for RuntimeSettings {
@@ -56,6 +59,7 @@ impl Default for RuntimeSettings {
             browser_url_template: None,
             idle_stop_minutes: 60,
             max_lifetime_minutes: None,
+            egress: Egress::None,
         }
     }
 }

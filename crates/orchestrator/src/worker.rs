@@ -32,7 +32,10 @@ impl From<DriverError> for Failure {
             DriverError::EntryProxyMissing(_) => {
                 " Start the entry proxy (Traefik) on the runtime host; scripts/start.sh starts it."
             }
-            DriverError::Config(_) | DriverError::Conflict | DriverError::Docker(_) => "",
+            DriverError::Config(_)
+            | DriverError::Conflict
+            | DriverError::Docker(_)
+            | DriverError::Isolation(_) => "",
         };
         let text = err.to_string();
         let mut chars = text.chars();

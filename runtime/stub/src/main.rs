@@ -1,8 +1,11 @@
 //! A stand-in for the OpenClaw gateway in tests and benchmarks: it listens where OpenClaw does
 //! (port 18789), answers the same health endpoints (`/healthz`, `/readyz`), becomes ready after
 //! `STUB_READY_AFTER_MS`, and exits at once on SIGTERM. `/echo` answers with the request's
-//! headers, so entry-layer tests can see exactly what reached a runtime. Built as a static binary into a
-//! `FROM scratch` image by `scripts/build-images.sh`.
+//! headers, so entry-layer tests can see exactly what reached a runtime. `runtime-stub probe …`
+//! tries addresses from inside the container instead ([`probe`]). Built as a static binary
+//! into a `FROM scratch` image by `scripts/build-images.sh`.
+
+mod probe;
 
 use axum::{
     Json, Router,
@@ -14,6 +17,12 @@ use std::time::{Duration, Instant};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some("probe") {
+        let timeout_ms = args.next().and_then(|t| t.parse().ok()).unwrap_or(2000);
+        probe::run(timeout_ms, args.collect()).await;
+        return;
+    }
     let port: u16 = std::env::var("STUB_PORT")
         .ok()
         .and_then(|p| p.parse().ok())

@@ -239,6 +239,8 @@ fn every_listed_key_is_a_real_setting() {
         ("runtime_browser_url", "\"http://{user}.localhost/\""),
         ("model_gateway_url", "\"http://gw/v1\""),
         ("runtime_network_pool", "\"10.99.0.0/20\""),
+        ("runtime_egress", "\"public\""),
+        ("runtime_firewall", "\"external\""),
         ("runtime_manager_url", "\"http://10.0.0.5:3001/\""),
         (
             "runtime_manager_secret",

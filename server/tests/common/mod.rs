@@ -1,6 +1,8 @@
 //! Shared helpers for the server's integration tests (declared `pub mod common` in each test
 //! crate, so helpers one test binary does not use are not dead code).
 
+pub mod entry;
+pub mod litellm;
 pub mod upstream;
 
 use app::ssr::bootstrap::{self, InitialPassword};
