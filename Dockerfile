@@ -19,17 +19,20 @@ RUN npm ci --no-audit --no-fund
 COPY . .
 ENV PATH=/src/node_modules/.bin:$PATH \
     SQLX_OFFLINE=true
-RUN cargo leptos build --release \
+RUN cargo leptos build --release --precompress --split \
  && install -D target/release/clawloops /out/clawloops \
+ && cp target/release/hash.txt /out/hash.txt \
  && cp -r target/site /out/site
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates \
+ && apt-get install -y --no-install-recommends ca-certificates iptables \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/clawloops clawloops \
  && mkdir -p /var/lib/clawloops && chown clawloops /var/lib/clawloops
 COPY --from=build /out/clawloops /usr/local/bin/clawloops
+# The hashed names of the dashboard's files, read beside the binary.
+COPY --from=build /out/hash.txt /usr/local/bin/hash.txt
 COPY --from=build /out/site /usr/share/clawloops/site
 ENV CLAWLOOPS_SITE_ROOT=/usr/share/clawloops/site \
     CLAWLOOPS_DATA_DIR=/var/lib/clawloops \

@@ -1,30 +1,28 @@
 #!/usr/bin/env bash
 # Starts ClawLoops on this machine: installs what is missing, starts Docker, builds the OpenClaw
-# runtime image locally (once), builds ClawLoops (release), starts the embedded PostgreSQL and
-# serves on http://127.0.0.1:3000 (CLAWLOOPS_LISTEN_ADDR to change).
-# Stop it with Ctrl-C. Data lives in CLAWLOOPS_DATA_DIR (default ./data, or
-# /var/lib/clawloops when run as root).
+# runtime image locally (once), builds ClawLoops (release), starts the embedded PostgreSQL, the
+# entry proxy (Traefik) and the server, and prints the address. Stop it with Ctrl-C (or SIGTERM).
+# Data lives in CLAWLOOPS_DATA_DIR (default ./data, or /var/lib/clawloops when run as root).
+# `scripts/test.sh` runs this very script in a fresh data directory and signs in through it.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 cd "$ROOT"
 
 ensure_tools
 ensure_docker
+ensure_images openclaw
+ensure_images traefik
+build_release
 
-step "Runtime and entry proxy images (built locally once; see scripts/build-images.sh)"
-scripts/build-images.sh openclaw
-scripts/build-images.sh traefik
-
-step "Building ClawLoops (release)"
-cargo leptos build --release
-
-BIN="$CARGO_TARGET_DIR/release/clawloops"
+BIN=$RELEASE_BIN
 export CLAWLOOPS_SITE_ROOT=${CLAWLOOPS_SITE_ROOT:-$ROOT/target/site}
 # The same default as `clawloops serve`: /var/lib/clawloops as root, ./data otherwise.
 if [ "$(id -u)" = 0 ]; then DATA=${CLAWLOOPS_DATA_DIR:-/var/lib/clawloops}; else DATA=${CLAWLOOPS_DATA_DIR:-$ROOT/data}; fi
+export CLAWLOOPS_DATA_DIR=$DATA
 # Browsers reach everything through Traefik (in its own container) on HTTP_PORT: the control
 # plane at clawloops.localhost, each workspace at <name>.clawloops.localhost. The control plane
-# listens on the Docker host's bridge address, where the proxy reaches it.
+# listens on the Docker host's bridge address, where the proxy reaches it; runtimes cannot (the
+# runtime firewall refuses them every address of this host).
 HOST_IP=$(docker_host_ip "$BIN")
 HTTP_PUBLISH=${CLAWLOOPS_HTTP_PUBLISH:-127.0.0.1:8080}
 HTTP_PORT=${HTTP_PUBLISH##*:}
@@ -59,6 +57,7 @@ if ! wait_for_url "${CLAWLOOPS_PUBLIC_URL%/}/readyz" 30; then
   stop_all
   die "the entry proxy does not reach ClawLoops; see: docker logs $CLAWLOOPS_ENTRY_PROXY_CONTAINER"
 fi
+print_timings
 URL=$CLAWLOOPS_PUBLIC_URL
 printf '\n\033[1mClawLoops is running at %s\033[0m  (Ctrl-C to stop)\n\n' "$URL"
 # `|| true`: a failing `wait` would end the script (set -e) before the INT trap runs.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints (server and WASM), the sqlx query data check, the Rust
-# tests against a real PostgreSQL (its own throwaway cluster), and the Playwright suite in
-# Debian's Chromium against the real server. Installs what is missing first.
+# Runs every test: formatting, the dashboard bundle's size budget, README command 1
+# (scripts/start.sh) for real, the sqlx query data check, lints (server and WASM), the Rust tests
+# against a real PostgreSQL (its own throwaway cluster), Docker and Traefik, and the Playwright
+# suite in Debian's Chromium against the real server. Installs what is missing first.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 cd "$ROOT"
@@ -20,12 +21,11 @@ fi
 step "Formatting: cargo fmt --check"
 cargo fmt --all --check
 
-step "Runtime images (built locally once; see scripts/build-images.sh)"
-scripts/build-images.sh all
-
-step "Building the app: cargo leptos build"
-cargo leptos build
-BIN="$CARGO_TARGET_DIR/debug/clawloops"
+ensure_images all
+# One release build serves README command 1 (checked below), the browser tests and the bundle
+# size report; the Rust tests build their own test profile.
+build_release
+BIN=$RELEASE_BIN
 
 # Everything this run creates lives here and is removed at the end.
 WORK=$(mktemp -d /tmp/clawloops-test.XXXXXX)
@@ -34,7 +34,10 @@ export CLAWLOOPS_DATA_DIR="$WORK/data"
 server=""
 entry=""
 litellm=""
+start_pid=""
 cleanup() {
+  # README command 1, if its check stopped half-way: its whole process group.
+  [ -z "$start_pid" ] || kill -INT -- "-$start_pid" 2>/dev/null || true
   # The runtimes the browser tests started (labelled with this run's installation id). psql
   # does not know sqlx's extra URL parameters, hence the URL without its query.
   local instance=""
@@ -58,6 +61,58 @@ cleanup() {
 }
 trap cleanup EXIT
 
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# README command 1, for real: scripts/start.sh in a fresh data directory (its own PostgreSQL,
+# Traefik and server), the seeded admin signs in through Traefik with the one-time password it
+# printed, then Ctrl-C stops everything it started.
+check_start_command() {
+  local port cp_port log="$WORK/start.log" proxy="clawloops-start-check-$$" url="" i
+  port=$(free_port)
+  cp_port=$(free_port)
+  # Its own process group (set -m), so that Ctrl-C reaches it as it would from a terminal.
+  set -m
+  CLAWLOOPS_DATA_DIR="$WORK/start-data" CLAWLOOPS_HTTP_PUBLISH="127.0.0.1:$port" \
+    CLAWLOOPS_LISTEN_ADDR="$(docker_host_ip "$BIN"):$cp_port" CLAWLOOPS_ENTRY_PROXY_CONTAINER="$proxy" \
+    scripts/start.sh >"$log" 2>&1 &
+  start_pid=$!
+  set +m
+  for ((i = 0; i < 600; i++)); do
+    url=$(sed -n 's/.*ClawLoops is running at \(http[^ ]*\).*/\1/p' "$log" | head -1)
+    [ -n "$url" ] && break
+    kill -0 "$start_pid" 2>/dev/null || { cat "$log"; die "scripts/start.sh stopped before printing its address"; }
+    sleep 1
+  done
+  [ -n "$url" ] || { cat "$log"; die "scripts/start.sh printed no address within 10 minutes"; }
+  local password
+  password=$(sed -n 's/.*One-time password (shown only now[^)]*): \([^ ]*\).*/\1/p' "$log" | sed 's/\x1b\[[0-9;]*m//g' | head -1)
+  [ -n "$password" ] || { cat "$log"; die "scripts/start.sh printed no one-time admin password"; }
+  local jar="$WORK/start-cookies" answer
+  answer=$(curl -sS -c "$jar" -w ' %{http_code}' -H "Origin: ${url%/}" \
+    --data-urlencode username=admin --data-urlencode "password=$password" "${url}api/auth/login")
+  [[ "$answer" == *' 200' ]] || { cat "$log"; die "the seeded admin could not sign in through Traefik: $answer"; }
+  answer=$(curl -sS -b "$jar" -w ' %{http_code}' -H "Origin: ${url%/}" -X POST "${url}api/auth/me")
+  [[ "$answer" == *'"username":"admin"'* && "$answer" == *' 200' ]] ||
+    die "signed in, yet the session is not the admin's: $answer"
+  echo "README command 1: $url answered through Traefik; admin signed in with the one-time password"
+  kill -INT -- "-$start_pid"
+  for ((i = 0; i < 60; i++)); do
+    kill -0 "$start_pid" 2>/dev/null || break
+    sleep 0.5
+  done
+  ! kill -0 "$start_pid" 2>/dev/null || die "scripts/start.sh did not stop on Ctrl-C"
+  start_pid=""
+  [ -z "$(docker ps -aq --filter "name=^$proxy\$")" ] || die "Ctrl-C left the entry proxy container $proxy"
+  ! pgrep -f "$WORK/start-data/postgres" >/dev/null || die "Ctrl-C left the embedded PostgreSQL running"
+  ! curl -s -o /dev/null "$url" || die "something still answers at $url after Ctrl-C"
+  echo "README command 1: Ctrl-C stopped the server, its PostgreSQL and the entry proxy"
+}
+step "Dashboard bundle: what a signed-in user downloads first, at most 500 KB gzipped"
+scripts/bundle-size.sh --max-gz 500000 | tee "$WORK/bundle.log"
+
+step "README command 1 (scripts/start.sh) in a fresh data directory, through Traefik"
+check_start_command
+
 step "Starting a private PostgreSQL for the tests"
 DATABASE_URL=$("$BIN" db up)
 export DATABASE_URL
@@ -74,7 +129,6 @@ step "Rust tests (cargo nextest: each test in its own process; see .config/nexte
 cargo nextest run -p app -p server -p clawloops-driver -p clawloops-orchestrator -p clawloops-models 2>&1 | tee "$WORK/cargo-test.log"
 
 step "Browser tests (Playwright, Chromium), through the entry proxy (Traefik)"
-free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
 HTTP_PORT=$(free_port)
 HOST_IP=$(docker_host_ip "$BIN")
@@ -109,3 +163,5 @@ fi
 step "Summary"
 grep -E '^ +Summary \[' "$WORK/cargo-test.log" | sed 's/^ *Summary/rust tests:/'
 grep -E '^\s+[0-9]+ (passed|failed|flaky|skipped)' "$WORK/playwright.log" | sed 's/^ */playwright: /'
+grep -E '^first load, total' "$WORK/bundle.log" | sed 's/^/dashboard bundle, /'
+print_timings

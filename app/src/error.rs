@@ -33,6 +33,13 @@ pub enum AppError {
         /// Seconds until the next attempt is allowed.
         retry_after_secs: i64,
     },
+    /// The server is checking as many passwords as it has CPUs and the queue did not move in
+    /// time; trying again shortly works.
+    #[error("Too many sign-ins at once. Try again in {retry_after_secs} seconds.")]
+    Busy {
+        /// Seconds to wait before trying again.
+        retry_after_secs: i64,
+    },
     /// No invitation has this link.
     #[error("This invitation link is not valid. Check that you copied all of it.")]
     InvitationNotFound,
@@ -92,6 +99,7 @@ impl AppError {
             AppError::PasswordChangeRequired => "PASSWORD_CHANGE_REQUIRED",
             AppError::InvalidCredentials => "INVALID_CREDENTIALS",
             AppError::TooManyAttempts { .. } => "TOO_MANY_ATTEMPTS",
+            AppError::Busy { .. } => "BUSY",
             AppError::InvitationNotFound => "INVITATION_NOT_FOUND",
             AppError::InvitationExpired => "INVITATION_EXPIRED",
             AppError::InvitationRevoked => "INVITATION_REVOKED",
@@ -112,7 +120,7 @@ impl AppError {
             AppError::AccessDenied | AppError::UserDisabled | AppError::PasswordChangeRequired => {
                 403
             }
-            AppError::TooManyAttempts { .. } => 429,
+            AppError::TooManyAttempts { .. } | AppError::Busy { .. } => 429,
             AppError::NotFound { .. } | AppError::InvitationNotFound => 404,
             AppError::InvitationExpired => 410,
             AppError::InvitationRevoked | AppError::InvitationAlreadyConsumed => 409,
@@ -120,6 +128,15 @@ impl AppError {
             AppError::Conflict { .. } => 409,
             AppError::Unavailable => 503,
             AppError::Internal { .. } | AppError::Transport { .. } => 500,
+        }
+    }
+
+    /// Seconds after which trying again makes sense (`Retry-After`), for 429 answers.
+    pub fn retry_after_secs(&self) -> Option<i64> {
+        match self {
+            AppError::TooManyAttempts { retry_after_secs }
+            | AppError::Busy { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
         }
     }
 
@@ -198,6 +215,13 @@ mod tests {
                     retry_after_secs: 3,
                 },
                 "TOO_MANY_ATTEMPTS",
+                429,
+            ),
+            (
+                AppError::Busy {
+                    retry_after_secs: 2,
+                },
+                "BUSY",
                 429,
             ),
             (AppError::InvitationNotFound, "INVITATION_NOT_FOUND", 404),

@@ -1,3 +1,4 @@
+#![recursion_limit = "256"]
 //! The ClawLoops web application: pages, components, the types shared by browser and server,
 //! and the `#[server]` functions the pages call.
 //!

@@ -16,11 +16,11 @@ use crate::pages::{
     workspace::WorkspacePage,
 };
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
 use leptos_router::{
-    SsrMode, StaticSegment,
+    Lazy, LazyRoute, SsrMode, StaticSegment,
     components::{Route, Router, Routes},
-    path,
+    lazy_route, path,
 };
 
 /// Runs before first paint so a dark-mode user never sees a white flash. It mirrors
@@ -41,6 +41,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
                 <script>{THEME_BOOT}</script>
                 <AutoReload options=options.clone() />
+                <HashedStylesheet options=options.clone() id="leptos" />
                 <HydrationScripts options />
                 <MetaTags />
             </head>
@@ -60,35 +61,78 @@ pub fn App() -> impl IntoView {
     // redirect (sign-in, disabled, forced password change) is then a real HTTP redirect, and
     // pages read fine before the WASM bundle arrives.
     view! {
-        <Stylesheet id="leptos" href="/pkg/clawloops.css" />
         <Title formatter=|page: String| {
             if page.is_empty() { "ClawLoops".to_owned() } else { format!("{page} · ClawLoops") }
         } />
         <Router>
             <AppShell>
                 <Routes fallback=NotFoundPage>
+                    // The dashboard and sign-in come with the first download; every other page
+                    // is its own piece of the bundle, fetched when first opened (admin pages
+                    // only ever by admins). See `lazy_pages!` below.
                     <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async />
                     <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
-                    <Route path=path!("/invite/:token") view=InvitePage ssr=SsrMode::Async />
-                    <Route path=path!("/account") view=AccountPage ssr=SsrMode::Async />
-                    <Route path=path!("/workspace") view=WorkspacePage ssr=SsrMode::Async />
-                    <Route path=path!("/account/password") view=PasswordPage ssr=SsrMode::Async />
                     <Route path=path!("/disabled") view=DisabledPage ssr=SsrMode::Async />
-                    <Route path=path!("/admin") view=AdminHomePage ssr=SsrMode::Async />
-                    <Route path=path!("/admin/users") view=UsersPage ssr=SsrMode::Async />
-                    <Route path=path!("/admin/users/:id") view=UserDetailPage ssr=SsrMode::Async />
-                    <Route path=path!("/admin/invitations") view=InvitationsPage ssr=SsrMode::Async />
-                    <Route path=path!("/admin/invitations/new") view=NewInvitationPage ssr=SsrMode::Async />
-                    <Route path=path!("/admin/invitations/:id") view=InvitationDetailPage ssr=SsrMode::Async />
-                    <Route path=path!("/admin/audit") view=AuditPage ssr=SsrMode::Async />
-                    <Route path=path!("/admin/runtimes") view=RuntimesPage ssr=SsrMode::Async />
-                    <Route path=path!("/admin/models") view=ModelsAdminPage ssr=SsrMode::Async />
-                    <Route path=path!("/admin/usage") view=UsageAdminPage ssr=SsrMode::Async />
-                    <Route path=path!("/admin/limits") view=LimitsPage ssr=SsrMode::Async />
-                    <Route path=path!("/models") view=ModelsPage ssr=SsrMode::Async />
-                    <Route path=path!("/usage") view=UsagePage ssr=SsrMode::Async />
+                    <Route path=path!("/invite/:token") view={Lazy::<Invite>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/account") view={Lazy::<Account>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/workspace") view={Lazy::<Workspace>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/account/password") view={Lazy::<Password>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin") view={Lazy::<AdminHome>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/users") view={Lazy::<Users>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/users/:id") view={Lazy::<UserDetail>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/invitations") view={Lazy::<Invitations>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/invitations/new") view={Lazy::<NewInvitation>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/invitations/:id") view={Lazy::<InvitationDetail>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/audit") view={Lazy::<Audit>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/runtimes") view={Lazy::<Runtimes>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/models") view={Lazy::<ModelsAdmin>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/usage") view={Lazy::<UsageAdmin>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/admin/limits") view={Lazy::<Limits>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/models") view={Lazy::<Models>::new()} ssr=SsrMode::Async />
+                    <Route path=path!("/usage") view={Lazy::<Usage>::new()} ssr=SsrMode::Async />
                 </Routes>
             </AppShell>
         </Router>
     }
+}
+
+/// A route whose page is split off the first download (`cargo leptos build --split`): the
+/// browser fetches its piece of the bundle the first time the page opens. On the server, and in
+/// builds without `--split`, it is an ordinary route.
+macro_rules! lazy_pages {
+    ($($route:ident => $page:ident),* $(,)?) => {$(
+        #[derive(Debug)]
+        struct $route;
+
+        #[lazy_route]
+        impl LazyRoute for $route {
+            fn data() -> Self {
+                $route
+            }
+
+            fn view(_this: Self) -> AnyView {
+                view! { <$page /> }.into_any()
+            }
+        }
+    )*};
+}
+
+lazy_pages! {
+    Invite => InvitePage,
+    Account => AccountPage,
+    Workspace => WorkspacePage,
+    Password => PasswordPage,
+    AdminHome => AdminHomePage,
+    Users => UsersPage,
+    UserDetail => UserDetailPage,
+    Invitations => InvitationsPage,
+    NewInvitation => NewInvitationPage,
+    InvitationDetail => InvitationDetailPage,
+    Audit => AuditPage,
+    Runtimes => RuntimesPage,
+    ModelsAdmin => ModelsAdminPage,
+    UsageAdmin => UsageAdminPage,
+    Limits => LimitsPage,
+    Models => ModelsPage,
+    Usage => UsagePage,
 }

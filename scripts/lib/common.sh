@@ -13,6 +13,24 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/clawloops-target}
 
 # Each step shows the time since the script started, so slow steps are easy to spot.
 step() { printf '\n\033[1m==> [%02d:%02d] %s\033[0m\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
+
+# The long steps of a first run say what they cost on a 2-core machine beforehand and are timed;
+# print_timings lists them with the total at the end.
+TIMINGS=()
+#   timed "what" "first-run estimate" command...
+timed() {
+  local what=$1 estimate=$2 start=$SECONDS
+  shift 2
+  step "$what (on 2 cores the first time: about $estimate)"
+  "$@"
+  TIMINGS+=("$(printf '%-64s %3dm%02ds' "$what" $(((SECONDS - start) / 60)) $(((SECONDS - start) % 60)))")
+}
+print_timings() {
+  step "Time taken"
+  local line
+  for line in "${TIMINGS[@]}"; do printf '  %s\n' "$line"; done
+  printf '  %-64s %3dm%02ds\n' "total" $((SECONDS / 60)) $((SECONDS % 60))
+}
 die() {
   printf 'error: %s\n' "$*" >&2
   exit 1
@@ -29,7 +47,10 @@ ensure_debian_packages() {
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
   [ ${#missing[@]} -eq 0 ] && return
-  step "Installing Debian packages: ${missing[*]}"
+  timed "Installing Debian packages: ${missing[*]}" "2 minutes" install_debian_packages "${missing[@]}"
+}
+
+install_debian_packages() {
   # ClawLoops runs its own private cluster; Debian's default system cluster is not wanted.
   if [ ! -e /etc/postgresql-common/createcluster.conf ]; then
     as_root mkdir -p /etc/postgresql-common
@@ -37,7 +58,7 @@ ensure_debian_packages() {
   fi
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}"
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "$@"
 }
 
 ensure_rust_tools() {
@@ -48,30 +69,30 @@ ensure_rust_tools() {
     (cd "$ROOT" && rustup target add wasm32-unknown-unknown)
   fi
   if [ "$(cargo leptos --version 2>/dev/null)" != "cargo-leptos $CARGO_LEPTOS_VERSION" ]; then
-    step "Installing cargo-leptos $CARGO_LEPTOS_VERSION (about 12 minutes on 2 cores, once)"
-    cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
+    timed "Installing cargo-leptos $CARGO_LEPTOS_VERSION (once)" "15 minutes" \
+      cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked
   fi
   # wasm-bindgen-cli must match the wasm-bindgen crate exactly, or the bundle will not load.
   local wbg
   wbg=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/"/, "", $3); print $3 }' "$ROOT/Cargo.lock")
   [ -n "$wbg" ] || die "wasm-bindgen not found in Cargo.lock"
   if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $wbg" ]; then
-    step "Installing wasm-bindgen-cli $wbg (about 3 minutes, once)"
     # Not --locked: the registry mirror lacks one of its pinned dependency versions.
-    cargo install wasm-bindgen-cli --version "=$wbg"
+    timed "Installing wasm-bindgen-cli $wbg (once)" "3 minutes" \
+      cargo install wasm-bindgen-cli --version "=$wbg"
   fi
   # The Rust tests run under cargo-nextest (each test in its own process, hung tests stopped).
   # Debian 12 machines of this project's kind come with it; any version from 0.9.100 will do.
   if ! cargo nextest --version >/dev/null 2>&1; then
-    step "Installing cargo-nextest $CARGO_NEXTEST_VERSION (about 6 minutes, once)"
-    cargo install cargo-nextest --version "=$CARGO_NEXTEST_VERSION" --locked
+    timed "Installing cargo-nextest $CARGO_NEXTEST_VERSION (once)" "6 minutes" \
+      cargo install cargo-nextest --version "=$CARGO_NEXTEST_VERSION" --locked
   fi
 }
 
 ensure_sqlx_cli() {
   if [ "$(sqlx --version 2>/dev/null)" != "sqlx-cli $SQLX_CLI_VERSION" ]; then
-    step "Installing sqlx-cli $SQLX_CLI_VERSION (about 4 minutes, once)"
-    cargo install sqlx-cli --version "=$SQLX_CLI_VERSION" --no-default-features --features postgres,rustls --locked
+    timed "Installing sqlx-cli $SQLX_CLI_VERSION (once)" "3 minutes" \
+      cargo install sqlx-cli --version "=$SQLX_CLI_VERSION" --no-default-features --features postgres,rustls --locked
   fi
 }
 
@@ -85,13 +106,16 @@ ensure_litellm() {
   LITELLM_BIN="$venv/bin/litellm"
   # Reinstalled only when the lock file's content changes (not its date: every clone is new).
   if [ ! -x "$LITELLM_BIN" ] || [ "$(cat "$venv/.installed" 2>/dev/null)" != "$want" ]; then
-    step "Installing LiteLLM $LITELLM_VERSION in $venv (about 2 minutes, once)"
     rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$lock"
+    timed "Installing LiteLLM $LITELLM_VERSION in $venv (once)" "2 minutes" install_litellm "$venv" "$lock"
     echo "$want" >"$venv/.installed"
   fi
   export LITELLM_BIN
+}
+
+install_litellm() {
+  python3 -m venv "$1"
+  "$1/bin/pip" install --quiet --disable-pip-version-check -r "$2"
 }
 
 ensure_npm_packages() {
@@ -107,9 +131,7 @@ ensure_npm_packages() {
 # Debian's Docker engine, started in the background when it is not running (no systemd needed).
 ensure_docker() {
   if ! command -v dockerd >/dev/null; then
-    step "Installing Debian's Docker engine"
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io
+    timed "Installing Debian's Docker engine" "1 minute" install_debian_packages docker.io
   fi
   docker info >/dev/null 2>&1 && return
   step "Starting dockerd"
@@ -126,6 +148,21 @@ ensure_tools() {
   ensure_debian_packages
   ensure_rust_tools
   ensure_npm_packages
+}
+
+# The runtime images, built locally once (scripts/build-images.sh skips an image whose recipe is
+# unchanged): $1 = openclaw, stub, traefik or all.
+ensure_images() {
+  timed "Runtime and entry proxy images ($1; skipped when up to date)" "4 minutes" \
+    "$ROOT/scripts/build-images.sh" "$1"
+}
+
+# The release build both commands run (server and WASM bundle, pre-compressed), shared through
+# CARGO_TARGET_DIR: after one command built it, the other finds it up to date.
+RELEASE_BIN="$CARGO_TARGET_DIR/release/clawloops"
+build_release() {
+  timed "Building ClawLoops (release: server and dashboard; quick when up to date)" "12 minutes" \
+    cargo leptos build --release --precompress --split
 }
 
 # Waits until $1 answers 200, or fails after $2 seconds.

@@ -246,15 +246,25 @@ async fn delete_expired_sessions(pool: sqlx::PgPool) {
 }
 
 /// Leptos' options from our settings (not from LEPTOS_* variables, so the binary runs the
-/// same whether or not cargo-leptos started it).
+/// same whether or not cargo-leptos started it). Asset names are hashed when the build wrote
+/// `hash.txt` beside this binary (release builds: `hash-files` in Cargo.toml).
 pub fn leptos_options(settings: &Settings) -> LeptosOptions {
+    let hashed = std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join(HASH_FILE)))
+        .is_some_and(|file| file.is_file());
     LeptosOptions::builder()
         .output_name("clawloops")
         .site_root(settings.site_root.display().to_string())
         .site_pkg_dir("pkg")
         .site_addr(settings.listen_addr)
+        .hash_files(hashed)
+        .hash_file(HASH_FILE.into())
         .build()
 }
+
+/// The file naming the hashed assets, beside the binary (cargo-leptos writes it there).
+const HASH_FILE: &str = "hash.txt";
 
 pub async fn shutdown_signal() {
     let ctrl_c = async {

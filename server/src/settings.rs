@@ -2,11 +2,11 @@
 //! environment variables (which win), then validated. A bad value stops the program with a
 //! message naming the setting and where it came from.
 
+use clawloops_driver::firewall::{Egress, FirewallMode};
 use figment::{
     Figment,
     providers::{Env, Format, Serialized, Toml},
 };
-use clawloops_driver::firewall::{Egress, FirewallMode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use std::{

@@ -74,6 +74,7 @@ fn the_compose_stack_is_valid_and_keeps_its_boundaries() {
             "control-plane",
             "litellm",
             "postgres",
+            "runtime-firewall",
             "runtime-manager",
             "traefik"
         ]
@@ -123,6 +124,20 @@ fn the_compose_stack_is_valid_and_keeps_its_boundaries() {
         Some(vec!["backend".to_owned()]),
         "the runtime manager is reachable only on the internal network"
     );
+    // The host firewall for runtimes: kept by a service of its own in the host's network
+    // namespace, with network administration and nothing else; the runtime manager leaves it
+    // to that service.
+    let firewall = &services["runtime-firewall"];
+    assert_eq!(firewall["network_mode"], "host");
+    assert_eq!(firewall["cap_drop"], serde_json::json!(["ALL"]));
+    assert_eq!(
+        firewall["cap_add"],
+        serde_json::json!(["NET_ADMIN", "NET_RAW"])
+    );
+    assert_eq!(
+        services["runtime-manager"]["environment"]["CLAWLOOPS_RUNTIME_FIREWALL"],
+        "external"
+    );
     // The driver joins Traefik to runtime networks by this name.
     assert_eq!(
         services["traefik"]["container_name"],
@@ -149,4 +164,23 @@ fn traefik_exposes_no_dashboard_and_trusts_no_client_headers() {
         );
     }
     assert!(dynamic.contains("!PathPrefix(`/internal/`)"));
+    // Runtimes have a door of their own (never published): the model gateway's /v1/ only.
+    assert!(
+        traefik.contains("runtime:\n    address: \":8001\""),
+        "{traefik}"
+    );
+    let gateway = dynamic
+        .split("model-gateway:")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("the model-gateway router");
+    assert!(
+        gateway.contains("entryPoints: [runtime]") && gateway.contains("PathPrefix(`/v1/`)"),
+        "{gateway}"
+    );
+    let compose = std::fs::read_to_string(root().join("docker-compose.yml")).expect("compose");
+    assert!(
+        !compose.contains(":8001"),
+        "the runtime entry point is never published"
+    );
 }

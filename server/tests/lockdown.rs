@@ -159,7 +159,9 @@ async fn lockdown(pool: PgPool, egress: Egress) {
     entry
         .start_runtime(&alice, "alice", Duration::from_secs(60))
         .await;
-    entry.start_runtime(&bob, "bob", Duration::from_secs(60)).await;
+    entry
+        .start_runtime(&bob, "bob", Duration::from_secs(60))
+        .await;
     let alice_box = entry.container_of("alice");
 
     // Every address of this host but loopback (which, inside a container, is the container).
@@ -170,7 +172,8 @@ async fn lockdown(pool: PgPool, egress: Egress) {
         .filter(|ip| !ip.is_loopback())
         .collect();
     assert!(
-        host.iter().any(|ip| ip.to_string() == entry.server.addr.ip().to_string()),
+        host.iter()
+            .any(|ip| ip.to_string() == entry.server.addr.ip().to_string()),
         "the control plane's address is among the host's: {host:?}"
     );
     let mut ports = vec![
@@ -208,7 +211,13 @@ async fn lockdown(pool: PgPool, egress: Egress) {
     assert_eq!(v4.accepted.load(Ordering::SeqCst), 0);
     assert_eq!(v6.accepted.load(Ordering::SeqCst), 0);
     // The same listeners answer from the host itself: the probes above could have succeeded.
-    for port in [v4.port, v6.port, entry.server.addr.port(), manager_port, litellm.port] {
+    for port in [
+        v4.port,
+        v6.port,
+        entry.server.addr.port(),
+        manager_port,
+        litellm.port,
+    ] {
         let ip = entry.server.addr.ip();
         tokio::net::TcpStream::connect((ip, port))
             .await
@@ -230,8 +239,14 @@ async fn lockdown(pool: PgPool, egress: Egress) {
     for (target, outcome) in &results {
         println!("  {target:<48} {outcome}");
     }
-    assert_eq!(results[0].1, "http 401", "the model gateway through the proxy");
-    assert_eq!(results[1].1, "http 404", "no page on the runtime entry point");
+    assert_eq!(
+        results[0].1, "http 401",
+        "the model gateway through the proxy"
+    );
+    assert_eq!(
+        results[1].1, "http 404",
+        "no page on the runtime entry point"
+    );
     for (target, outcome) in &results[2..] {
         assert!(blocked(outcome), "{target} answered a runtime: {outcome}");
     }
@@ -242,15 +257,25 @@ async fn lockdown(pool: PgPool, egress: Egress) {
         .await
         .expect("rules readable");
     let has = |rule: &str| installed.iter().any(|l| l == &format!("ipv4 {rule}"));
-    assert!(has("-A INPUT -i clr+ -j CLAWLOOPS-RUNTIMES-IN"), "{installed:#?}");
-    assert!(has("-A DOCKER-USER -j CLAWLOOPS-RUNTIMES-FWD"), "{installed:#?}");
+    assert!(
+        has("-A INPUT -i clr+ -j CLAWLOOPS-RUNTIMES-IN"),
+        "{installed:#?}"
+    );
+    assert!(
+        has("-A DOCKER-USER -j CLAWLOOPS-RUNTIMES-FWD"),
+        "{installed:#?}"
+    );
     for range in BLOCKED_V4 {
         assert!(
-            has(&format!("-A CLAWLOOPS-RUNTIMES-FWD -d {range} -i clrp-+ -j DROP")),
+            has(&format!(
+                "-A CLAWLOOPS-RUNTIMES-FWD -d {range} -i clrp-+ -j DROP"
+            )),
             "{range} blocked for public egress: {installed:#?}"
         );
     }
-    assert!(has("-A CLAWLOOPS-RUNTIMES-FWD -i clrp-+ ! -o clr+ -j RETURN"));
+    assert!(has(
+        "-A CLAWLOOPS-RUNTIMES-FWD -i clrp-+ ! -o clr+ -j RETURN"
+    ));
     assert_eq!(
         installed
             .iter()
@@ -314,7 +339,10 @@ async fn lockdown(pool: PgPool, egress: Egress) {
     println!("IPv6 from a container with IPv6 on, on alice's network:");
     for (target, outcome) in &results {
         println!("  {target:<48} {outcome}");
-        assert_eq!(outcome, "refused", "{target}: the host's reset, nothing else");
+        assert_eq!(
+            outcome, "refused",
+            "{target}: the host's reset, nothing else"
+        );
     }
     assert_eq!(v6.accepted.load(Ordering::SeqCst), accepted_before);
 
@@ -346,19 +374,41 @@ async fn the_reconciler_puts_lost_rules_back(pool: PgPool) {
     // Only the jump goes (the chains stay, so other tests on this host keep their fence).
     let (ok, out) = {
         let out = std::process::Command::new("iptables")
-            .args(["-w", "-D", "INPUT", "-i", "clr+", "-j", firewall::INPUT_CHAIN])
+            .args([
+                "-w",
+                "-D",
+                "INPUT",
+                "-i",
+                "clr+",
+                "-j",
+                firewall::INPUT_CHAIN,
+            ])
             .output()
             .expect("iptables");
-        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     assert!(ok, "{out}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !firewall.is_installed().await.expect("readable") {
-        assert!(Instant::now() < deadline, "the reconciler did not repair the rules");
+        assert!(
+            Instant::now() < deadline,
+            "the reconciler did not repair the rules"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let status = entry.server.state.app.orchestrator().isolation();
     assert_eq!(status.result, Ok(clawloops_driver::Isolation::Enforced));
+    // The admin runtimes page says so, with the egress setting.
+    let (code, policy) = admin.call("admin/runtimes/policy", &[]).await;
+    assert_eq!(code, 200, "{policy}");
+    assert_eq!(policy["egress"], "none");
+    assert_eq!(policy["firewall"], "enforced");
+    assert!(policy["checked_at"].is_string(), "{policy}");
+    let (code, _) = alice.call("admin/runtimes/policy", &[]).await;
+    assert_eq!(code, 403, "admins only");
     let control_plane = target(entry.server.addr.ip(), entry.server.addr.port());
     let results = probe(&entry.container_of("alice"), &[control_plane]).await;
     assert!(blocked(&results[0].1), "{results:?}");

@@ -137,6 +137,28 @@ pub async fn list_runtimes() -> Result<Vec<AdminRuntime>, AppError> {
     respond(runtimes::list().await)
 }
 
+/// How runtimes are fenced off, as the admin runtimes page shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkPolicyView {
+    /// `none` (the entry proxy only) or `public` (public internet addresses too).
+    pub egress: String,
+    /// `enforced` (the runtime manager's firewall rules are in place), `external` (left to
+    /// the operator by configuration) or `failing` (no runtime starts; see `problem`).
+    pub firewall: String,
+    /// What is wrong, when the firewall is failing.
+    pub problem: Option<String>,
+    /// When the reconciler last checked.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub checked_at: Option<OffsetDateTime>,
+}
+
+/// What runtimes may reach, and whether the host firewall enforces it right now (admins).
+#[server(endpoint = "admin/runtimes/policy")]
+pub async fn runtime_network_policy() -> Result<NetworkPolicyView, AppError> {
+    use crate::ssr::{respond, runtimes};
+    respond(runtimes::network_policy().await)
+}
+
 /// Acts on someone's runtime (admins).
 #[server(endpoint = "admin/runtimes/command")]
 pub async fn admin_runtime_command(

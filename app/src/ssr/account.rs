@@ -29,7 +29,7 @@ pub async fn change_password(current: String, new_password: String) -> Result<()
     let row = users::find(pool, user.id)
         .await?
         .ok_or(AppError::Unauthenticated)?;
-    if !password::verify(current.clone(), Some(row.password_hash)).await {
+    if !password::verify(current.clone(), Some(row.password_hash)).await? {
         let failures = throttle::record_failure(pool, &key).await?;
         throttle::apply_lock(pool, &key, failures).await?;
         return Err(AppError::field(

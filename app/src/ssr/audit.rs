@@ -10,6 +10,7 @@ pub mod action {
     pub const LOGIN_SUCCEEDED: &str = "login.succeeded";
     pub const LOGIN_FAILED: &str = "login.failed";
     pub const LOGIN_THROTTLED: &str = "login.throttled";
+    pub const LOGIN_LOCKED: &str = "login.locked";
     pub const LOGIN_DENIED: &str = "login.denied";
     pub const LOGOUT: &str = "logout";
     pub const SESSIONS_ENDED: &str = "sessions.ended";

@@ -50,6 +50,9 @@ pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
             http::StatusCode::from_u16(err.status())
                 .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
         );
+        if let Some(secs) = err.retry_after_secs() {
+            options.insert_header(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
+        }
     }
     result
 }

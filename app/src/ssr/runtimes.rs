@@ -166,6 +166,25 @@ pub async fn command_for(
 }
 
 /// See [`crate::api::runtime::list_runtimes`].
+/// See [`crate::api::runtime::runtime_network_policy`].
+pub async fn network_policy() -> Result<crate::api::runtime::NetworkPolicyView, AppError> {
+    gate::require(gate::Access::Admin).await?;
+    let state = app_state()?;
+    let orchestrator = state.orchestrator();
+    let status = orchestrator.isolation();
+    let (firewall, problem) = match status.result {
+        Ok(clawloops_orchestrator::Isolation::Enforced) => ("enforced", None),
+        Ok(clawloops_orchestrator::Isolation::External) => ("external", None),
+        Err(problem) => ("failing", Some(problem)),
+    };
+    Ok(crate::api::runtime::NetworkPolicyView {
+        egress: orchestrator.settings().egress.as_str().to_owned(),
+        firewall: firewall.to_owned(),
+        problem,
+        checked_at: status.checked_at,
+    })
+}
+
 pub async fn list() -> Result<Vec<AdminRuntime>, AppError> {
     gate::require(gate::Access::Admin).await?;
     let state = app_state()?;

@@ -456,7 +456,8 @@ impl RuntimeDriver for DockerDriver {
     async fn prepare(&self, spec: &RuntimeSpec) -> Result<Prepared, DriverError> {
         // No runtime network without the rules that fence it off.
         self.ensure_isolation().await?;
-        if self.firewall.mode() == FirewallMode::Managed && spec.profile.port != firewall::RUNTIME_PORT
+        if self.firewall.mode() == FirewallMode::Managed
+            && spec.profile.port != firewall::RUNTIME_PORT
         {
             return Err(DriverError::Isolation(format!(
                 "the runtime profile's port is {}, but the runtime firewall lets the entry proxy \

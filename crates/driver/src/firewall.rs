@@ -97,7 +97,9 @@ impl std::str::FromStr for Egress {
         match text {
             "none" => Ok(Egress::None),
             "public" => Ok(Egress::Public),
-            other => Err(format!("runtime egress must be none or public, not {other:?}")),
+            other => Err(format!(
+                "runtime egress must be none or public, not {other:?}"
+            )),
         }
     }
 }
@@ -151,22 +153,31 @@ pub fn chain_rules(family: Family) -> Vec<String> {
     let all = format!("{BRIDGE_PREFIX}+");
     let input = |rule: &str| format!("-A {INPUT_CHAIN} {rule}");
     let forward = |rule: &str| format!("-A {FORWARD_CHAIN} {rule}");
-    let mut rules = vec![input("-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT")];
+    let mut rules = vec![input(
+        "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+    )];
     if family == Family::V6 {
         // Neighbour discovery (IPv6's ARP) only, so that what follows is refused at once
         // rather than left to time out.
         for kind in [135, 136] {
-            rules.push(input(&format!("-p ipv6-icmp -m icmp6 --icmpv6-type {kind} -j ACCEPT")));
+            rules.push(input(&format!(
+                "-p ipv6-icmp -m icmp6 --icmpv6-type {kind} -j ACCEPT"
+            )));
         }
     }
     rules.extend([
         input("-p tcp -j REJECT --reject-with tcp-reset"),
-        input(&format!("-j REJECT --reject-with {}", family.reject_other())),
+        input(&format!(
+            "-j REJECT --reject-with {}",
+            family.reject_other()
+        )),
         forward(&format!("! -i {all} ! -o {all} -j RETURN")),
     ]);
     match family {
         Family::V4 => {
-            rules.push(forward("-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"));
+            rules.push(forward(
+                "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+            ));
             for port in [ENTRY_RUNTIME_PORT, RUNTIME_PORT] {
                 rules.push(forward(&format!(
                     "-p tcp -m physdev --physdev-is-bridged -m tcp --dport {port} -j RETURN"
@@ -223,11 +234,10 @@ fn forward_hook(saved: &str) -> &'static str {
 /// them back.
 pub fn plan(saved: &str, want: &[String]) -> Option<String> {
     let hook = forward_hook(saved);
-    let jumps = [
-        ("INPUT", input_jump()),
-        (hook, forward_jump(hook)),
-    ];
-    let chains_ok = [INPUT_CHAIN, FORWARD_CHAIN].iter().all(|c| has_chain(saved, c))
+    let jumps = [("INPUT", input_jump()), (hook, forward_jump(hook))];
+    let chains_ok = [INPUT_CHAIN, FORWARD_CHAIN]
+        .iter()
+        .all(|c| has_chain(saved, c))
         && rules_of(saved, INPUT_CHAIN)
             .into_iter()
             .chain(rules_of(saved, FORWARD_CHAIN))
@@ -247,7 +257,10 @@ pub fn plan(saved: &str, want: &[String]) -> Option<String> {
         script.push('\n');
     }
     for (chain, jump) in &jumps {
-        let copies = rules_of(saved, chain).iter().filter(|r| **r == jump).count();
+        let copies = rules_of(saved, chain)
+            .iter()
+            .filter(|r| **r == jump)
+            .count();
         let spec = jump.trim_start_matches(&format!("-A {chain} "));
         for _ in 0..copies {
             script.push_str(&format!("-D {chain} {spec}\n"));
@@ -401,9 +414,10 @@ impl Firewall {
                 Family::V4 => "ipv4",
                 Family::V6 => "ipv6",
             };
-            for line in saved.lines().filter(|l| {
-                l.contains(INPUT_CHAIN) || l.contains(FORWARD_CHAIN)
-            }) {
+            for line in saved
+                .lines()
+                .filter(|l| l.contains(INPUT_CHAIN) || l.contains(FORWARD_CHAIN))
+            {
                 lines.push(format!("{tag} {line}"));
             }
         }
@@ -426,9 +440,13 @@ async fn save(family: Family) -> Result<String, DriverError> {
 }
 
 async fn restore(family: Family, script: &str) -> Result<(), DriverError> {
-    run(&family.tool("-restore"), &["--noflush", "--wait"], Some(script))
-        .await
-        .map(drop)
+    run(
+        &family.tool("-restore"),
+        &["--noflush", "--wait"],
+        Some(script),
+    )
+    .await
+    .map(drop)
 }
 
 /// Runs an iptables tool; its failure becomes an error that says what to do.
@@ -496,7 +514,10 @@ COMMIT
             input_jump()
         );
         if hook == "DOCKER-USER" {
-            text.push_str(&format!("{}\n-A DOCKER-USER -j RETURN\n", forward_jump(hook)));
+            text.push_str(&format!(
+                "{}\n-A DOCKER-USER -j RETURN\n",
+                forward_jump(hook)
+            ));
         }
         for rule in chain_rules(family) {
             text.push_str(&rule);
@@ -552,12 +573,20 @@ COMMIT
                 .unwrap_or_else(|| panic!("no rule with {needle}"))
         };
         let allow_public = position("-i clrp-+ ! -o clr+ -j RETURN");
-        for range in ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"] {
+        for range in [
+            "10.0.0.0/8",
+            "172.16.0.0/12",
+            "192.168.0.0/16",
+            "169.254.0.0/16",
+        ] {
             assert!(position(&format!("-d {range} -i clrp-+ -j DROP")) < allow_public);
         }
         // Egress none has no allowing rule at all: it falls to the final DROP.
         assert!(!rules.iter().any(|r| r.contains("clrn")));
-        assert_eq!(rules.last().map(String::as_str), Some("-A CLAWLOOPS-RUNTIMES-FWD -j DROP"));
+        assert_eq!(
+            rules.last().map(String::as_str),
+            Some("-A CLAWLOOPS-RUNTIMES-FWD -j DROP")
+        );
         // Input from runtimes: replies only, then refused.
         assert_eq!(
             rules_of(&rules.join("\n"), INPUT_CHAIN).len(),
@@ -567,7 +596,10 @@ COMMIT
         // IPv6: nothing forwarded at all.
         let v6 = chain_rules(Family::V6);
         assert!(v6.iter().any(|r| r.ends_with("icmp6-adm-prohibited")));
-        assert_eq!(v6.last().map(String::as_str), Some("-A CLAWLOOPS-RUNTIMES-FWD -j DROP"));
+        assert_eq!(
+            v6.last().map(String::as_str),
+            Some("-A CLAWLOOPS-RUNTIMES-FWD -j DROP")
+        );
     }
 
     #[test]
@@ -588,7 +620,10 @@ COMMIT
         assert_eq!(none.len(), 15);
         assert!(none.starts_with("clrn-") && public.starts_with("clrp-"));
         assert_eq!(none[5..], public[5..]);
-        assert_ne!(none, bridge_name(Egress::None, "clawloops-0123abcd-rt-bob-net"));
+        assert_ne!(
+            none,
+            bridge_name(Egress::None, "clawloops-0123abcd-rt-bob-net")
+        );
         assert_eq!("public".parse(), Ok(Egress::Public));
         assert!("open".parse::<Egress>().is_err());
     }

@@ -59,8 +59,9 @@ pub fn host_address_from(
         .iter()
         .filter_map(|c| c.subnet.as_deref()?.parse().ok())
         .collect();
-    let bridge = bridge_interface(network)
-        .ok_or_else(|| format!("network {name} names no bridge interface (is it a bridge network?)"))?;
+    let bridge = bridge_interface(network).ok_or_else(|| {
+        format!("network {name} names no bridge interface (is it a bridge network?)")
+    })?;
     interfaces
         .iter()
         .filter(|(iface, _)| *iface == bridge)
@@ -160,7 +161,10 @@ mod tests {
         // An address outside the subnet is not the gateway (a stale or foreign interface).
         let wrong = ifaces(&[("docker0", "10.9.9.9")]);
         let err = host_address_from(&fixture(DOCKER_20_10), &wrong).expect_err("no address");
-        assert!(err.contains("docker0") && err.contains("Docker host"), "{err}");
+        assert!(
+            err.contains("docker0") && err.contains("Docker host"),
+            "{err}"
+        );
         assert!(host_address_from(&fixture(DOCKER_20_10), &[]).is_err());
     }
 

@@ -10,6 +10,8 @@ pub mod repo;
 mod settings;
 mod worker;
 
+/// How runtimes are fenced off on their host (the driver's answer).
+pub use clawloops_driver::Isolation;
 pub use idle::{PlannedStop, StopKind, span as duration_words};
 pub use model::{Action, DesiredState, ObservedState, Stage, TaskStatus};
 pub use reconcile::ReconcileReport;
@@ -18,7 +20,7 @@ pub use repo::{RuntimeRow, TaskRow};
 pub use settings::RuntimeSettings;
 pub use worker::READY_POLL;
 
-use clawloops_driver::{Isolation, RuntimeDriver, Stats};
+use clawloops_driver::{RuntimeDriver, Stats};
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 use tokio::sync::Notify;

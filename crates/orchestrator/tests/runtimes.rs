@@ -40,6 +40,7 @@ fn settings() -> RuntimeSettings {
         browser_url_template: Some("http://{user}.localhost:8080/".into()),
         idle_stop_minutes: 0,
         max_lifetime_minutes: None,
+        egress: Default::default(),
     }
 }
 

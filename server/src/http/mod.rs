@@ -19,6 +19,7 @@ use std::time::Duration;
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     services::{ServeDir, ServeFile},
+    set_header::SetResponseHeaderLayer,
     timeout::TimeoutLayer,
     trace::TraceLayer,
 };
@@ -75,16 +76,30 @@ pub fn router(state: ServerState) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     let site_root = std::path::PathBuf::from(state.leptos.site_root.as_ref());
 
+    // The dashboard's files: pre-compressed by the build (brotli, then gzip, by what the
+    // browser accepts). With hashed names (release builds) a name never changes content, so
+    // browsers keep them for a year; unhashed (development) they are checked every time.
+    let assets = Router::new()
+        .fallback_service(
+            ServeDir::new(site_root.join("pkg"))
+                .precompressed_br()
+                .precompressed_gzip(),
+        )
+        .layer(SetResponseHeaderLayer::overriding(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static(if state.leptos.hash_files {
+                "public, max-age=31536000, immutable"
+            } else {
+                "no-cache"
+            }),
+        ));
     // Probes, metrics and static files need no session: they skip the session layers (which
     // load the session and its user from the database).
     let plain = Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/metrics", get(metrics::export))
-        .nest_service(
-            "/pkg",
-            ServeDir::new(site_root.join("pkg")).precompressed_br(),
-        )
+        .nest("/pkg", assets)
         .route_service(
             "/favicon.svg",
             ServeFile::new(site_root.join("favicon.svg")),
@@ -177,6 +192,12 @@ fn app_routes(state: &ServerState) -> Router<ServerState> {
         .layer(axum::middleware::from_fn_with_state(
             state.guard.clone(),
             request_guard::same_origin,
+        ))
+        // Pages carry the signed-in person's data and change with every action: never cached
+        // (a year-long cache is for the hashed assets above).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
         ))
         // A page or call that has not started answering within a minute is abandoned with a
         // 503 rather than holding its connection and tasks for ever.

@@ -303,4 +303,3 @@ pub async fn json_of(res: reqwest::Response) -> Value {
 pub fn session_of(browser: &Browser) -> String {
     browser.session_cookie().expect("session cookie")
 }
-

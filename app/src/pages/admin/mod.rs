@@ -45,6 +45,7 @@ pub fn action_label(action: &str) -> &'static str {
         "login.succeeded" => "Signed in",
         "login.failed" => "Failed sign-in",
         "login.throttled" => "Sign-in blocked (too many attempts)",
+        "login.locked" => "Sign-ins slowed down (too many failures)",
         "login.denied" => "Sign-in refused (account disabled)",
         "logout" => "Signed out",
         "sessions.ended" => "Signed out everywhere",

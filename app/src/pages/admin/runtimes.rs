@@ -1,7 +1,7 @@
 use super::AdminNav;
 use crate::api::runtime::{
-    AdminRuntime, AdminRuntimeCommand, RuntimeCommand, RuntimeLimits, SetRuntimeLimits,
-    get_runtime_details, list_runtimes,
+    AdminRuntime, AdminRuntimeCommand, NetworkPolicyView, RuntimeCommand, RuntimeLimits,
+    SetRuntimeLimits, get_runtime_details, list_runtimes, runtime_network_policy,
 };
 use crate::components::auth::RequireUser;
 use crate::components::runtime::phase;
@@ -15,6 +15,7 @@ use std::time::Duration;
 pub fn RuntimesPage() -> impl IntoView {
     let refresh = RwSignal::new(0u32);
     let runtimes = Resource::new(move || refresh.get(), |_| list_runtimes());
+    let policy = Resource::new(move || refresh.get(), |_| runtime_network_policy());
     let command = ServerAction::<AdminRuntimeCommand>::new();
     Effect::new(move |_| {
         if command.value().get().is_some() {
@@ -38,6 +39,11 @@ pub fn RuntimesPage() -> impl IntoView {
             <PageHeader title="Runtimes".into() subtitle="Every user's OpenClaw runtime. Updates every 5 seconds." />
             <AdminNav />
             <ErrorNotice error=error />
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    policy.await.ok().map(|p| view! { <NetworkPolicy policy=p /> })
+                })}
+            </Transition>
             <Transition fallback=Loading>
                 {move || Suspend::new(async move {
                     match runtimes.await {
@@ -69,6 +75,52 @@ pub fn RuntimesPage() -> impl IntoView {
                 </section>
             })}
         </RequireUser>
+    }
+}
+
+/// What runtimes may reach, and whether the host firewall holds them to it.
+#[component]
+fn NetworkPolicy(policy: NetworkPolicyView) -> impl IntoView {
+    let egress = match policy.egress.as_str() {
+        "public" => {
+            "Runtimes reach the model gateway and public internet addresses. Private \
+                     networks, this host and the cloud metadata address stay blocked."
+        }
+        _ => {
+            "Runtimes reach the model gateway and nothing else: no internet, no private \
+              networks, nothing on this host."
+        }
+    };
+    let (badge, state) = match policy.firewall.as_str() {
+        "enforced" => ("badge badge-ok", "Runtime firewall active"),
+        "external" => (
+            "badge badge-neutral",
+            "Runtime firewall left to the operator",
+        ),
+        _ => (
+            "badge badge-bad",
+            "Runtime firewall failing: no runtime can start",
+        ),
+    };
+    let checked = policy
+        .checked_at
+        .map(|at| format!("checked {} UTC", at.time().truncate_to_second()));
+    view! {
+        <section class="card mb-4 space-y-1" aria-label="Runtime network">
+            <div class="flex flex-wrap items-center gap-2">
+                <h2 class="text-base font-semibold">"Network"</h2>
+                <span class=badge>{state}</span>
+                <span class="text-xs text-slate-500">{checked}</span>
+            </div>
+            <p class="text-sm">
+                {egress}" "
+                <span class="text-slate-500">
+                    "Internet egress: "<code>{policy.egress.clone()}</code>
+                    " (setting "<code>"runtime_egress"</code>", applied when a runtime starts)."
+                </span>
+            </p>
+            {policy.problem.map(|p| view! { <p class="text-sm text-red-700 dark:text-red-400">{p}</p> })}
+        </section>
     }
 }
 

@@ -1,16 +1,16 @@
-//! Signing in: throttling, constant-time refusal, the disabled check after the password,
-//! a fresh session, and an audit record for every outcome.
+//! Signing in: throttling (see [`throttle`]), constant-time refusal, the disabled check after
+//! the password, a fresh session, and an audit record for every outcome.
 
+use super::throttle::{self, Keys};
 use super::{AuthSession, ClientInfo, SessionUser, gate, password};
 use crate::AppError;
 use crate::model::UserStatus;
 use crate::ssr::audit::{Subject, action};
 use crate::ssr::db::{
     audit::{self, NewAuditEvent},
-    throttle, users,
+    users,
 };
 use sqlx::PgPool;
-use time::OffsetDateTime;
 
 /// Longest username or password accepted at the door (anything longer cannot match).
 const MAX_INPUT: usize = 1024;
@@ -34,28 +34,30 @@ pub async fn sign_in(
         return Err(AppError::InvalidCredentials);
     }
 
-    let keys = throttle_keys(&name, client);
-    if let Some(until) = throttle::locked_until(pool, &keys).await? {
-        let retry_after_secs = (until - OffsetDateTime::now_utc()).whole_seconds().max(1);
-        record(pool, action::LOGIN_THROTTLED, &name, client, None).await?;
-        return Err(AppError::TooManyAttempts { retry_after_secs });
+    let keys = Keys::new(&name, client.addr.as_deref());
+    if let Some(lock) = throttle::locked(pool, &name, &keys).await? {
+        let details = lock_details(&lock, &keys);
+        record(pool, action::LOGIN_THROTTLED, &name, client, Some(details)).await?;
+        return Err(AppError::TooManyAttempts {
+            retry_after_secs: lock.retry_after_secs(),
+        });
     }
 
     let row = users::find_by_username(pool, &name).await?;
     let stored = row.as_ref().map(|r| r.password_hash.clone());
-    if !password::verify(password, stored).await {
-        for key in &keys {
-            let failures = throttle::record_failure(pool, key).await?;
-            throttle::apply_lock(pool, key, failures).await?;
-        }
+    if !password::verify(password, stored).await? {
         record(pool, action::LOGIN_FAILED, &name, client, None).await?;
+        for lock in throttle::failed(pool, &name, &keys).await? {
+            let details = lock_details(&lock, &keys);
+            record(pool, action::LOGIN_LOCKED, &name, client, Some(details)).await?;
+        }
         return Err(AppError::InvalidCredentials);
     }
     // The password was right, so saying the account is disabled reveals nothing new.
     let Some(row) = row else {
         return Err(AppError::InvalidCredentials);
     };
-    throttle::clear(pool, &keys[0]).await?;
+    throttle::succeeded(pool, &name, &keys).await?;
     let user = SessionUser::from(row);
     if user.status == UserStatus::Disabled {
         let id = user.id.to_string();
@@ -78,13 +80,14 @@ pub async fn sign_in(
     Ok(user)
 }
 
-/// One key per username and one per client address (when known).
-fn throttle_keys(name: &str, client: &ClientInfo) -> Vec<String> {
-    let mut keys = vec![format!("user:{name}")];
-    if let Some(addr) = &client.addr {
-        keys.push(format!("addr:{addr}"));
-    }
-    keys
+/// What the audit log says about a lock: its scope, why, and until when.
+fn lock_details(lock: &throttle::Lock, keys: &Keys) -> serde_json::Value {
+    serde_json::json!({
+        "scope": lock.scope.as_str(),
+        "reason": lock.scope.reason(&keys.group),
+        "address_group": keys.group,
+        "retry_after_secs": lock.retry_after_secs(),
+    })
 }
 
 /// An event about a sign-in attempt for a name that may not exist.

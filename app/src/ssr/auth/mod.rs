@@ -6,6 +6,7 @@ pub mod gate;
 pub mod login;
 pub mod password;
 pub mod store;
+pub mod throttle;
 pub mod tokens;
 
 pub use backend::{AuthSession, Backend, SessionUser};
