@@ -63,6 +63,9 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
+# A log file without its colours.
+plain() { sed 's/\x1b\[[0-9;]*m//g' "$1"; }
+
 # README command 1, for real: scripts/start.sh in a fresh data directory (its own PostgreSQL,
 # Traefik and server), the seeded admin signs in through Traefik with the one-time password it
 # printed, then Ctrl-C stops everything it started.
@@ -70,6 +73,7 @@ check_start_command() {
   local port cp_port log="$WORK/start.log" proxy="clawloops-start-check-$$" url="" i
   port=$(free_port)
   cp_port=$(free_port)
+  : >"$log"
   # Its own process group (set -m), so that Ctrl-C reaches it as it would from a terminal.
   set -m
   CLAWLOOPS_DATA_DIR="$WORK/start-data" CLAWLOOPS_HTTP_PUBLISH="127.0.0.1:$port" \
@@ -78,14 +82,14 @@ check_start_command() {
   start_pid=$!
   set +m
   for ((i = 0; i < 600; i++)); do
-    url=$(sed -n 's/.*ClawLoops is running at \(http[^ ]*\).*/\1/p' "$log" | head -1)
+    url=$(plain "$log" | sed -n 's/.*ClawLoops is running at \(http[^ ]*\).*/\1/p' | head -1)
     [ -n "$url" ] && break
     kill -0 "$start_pid" 2>/dev/null || { cat "$log"; die "scripts/start.sh stopped before printing its address"; }
     sleep 1
   done
   [ -n "$url" ] || { cat "$log"; die "scripts/start.sh printed no address within 10 minutes"; }
   local password
-  password=$(sed -n 's/.*One-time password (shown only now[^)]*): \([^ ]*\).*/\1/p' "$log" | sed 's/\x1b\[[0-9;]*m//g' | head -1)
+  password=$(plain "$log" | sed -n 's/.*One-time password (shown only now[^)]*): \([^ ]*\).*/\1/p' | head -1)
   [ -n "$password" ] || { cat "$log"; die "scripts/start.sh printed no one-time admin password"; }
   local jar="$WORK/start-cookies" answer
   answer=$(curl -sS -c "$jar" -w ' %{http_code}' -H "Origin: ${url%/}" \
@@ -95,6 +99,8 @@ check_start_command() {
   [[ "$answer" == *'"username":"admin"'* && "$answer" == *' 200' ]] ||
     die "signed in, yet the session is not the admin's: $answer"
   echo "README command 1: $url answered through Traefik; admin signed in with the one-time password"
+  plain "$log" | sed -n '/Time taken/,/total/p'
+
   kill -INT -- "-$start_pid"
   for ((i = 0; i < 60; i++)); do
     kill -0 "$start_pid" 2>/dev/null || break

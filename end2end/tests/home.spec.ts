@@ -84,3 +84,46 @@ test("an unknown address shows a styled 404 page with a way back", async ({ page
   await page.getByRole("link", { name: "Back to the overview" }).click();
   await expect(page).toHaveURL(/\/login/);
 });
+
+test.describe("the dashboard's files", () => {
+  test.use({ storageState: ADMIN_STATE });
+
+  test("arrive compressed, under 500 KB, cached for a year; pages are never cached; admin pages load their own part", async ({ page, consoleErrors }) => {
+    const assets: { url: string; encoding?: string; cache?: string; bytes: number }[] = [];
+    page.on("response", async (response) => {
+      if (!new URL(response.url()).pathname.startsWith("/pkg/")) return;
+      const headers = await response.allHeaders();
+      const sizes = await response.request().sizes();
+      assets.push({
+        url: response.url(),
+        encoding: headers["content-encoding"],
+        cache: headers["cache-control"],
+        bytes: sizes.responseBodySize,
+      });
+    });
+    const document = await page.goto("/");
+    expect(document?.headers()["cache-control"]).toBe("no-store");
+    await waitForHydration(page);
+    const firstLoad = assets.filter((a) => /\/pkg\/(clawloops|__wasm_split)\./.test(a.url));
+    expect(firstLoad.map((a) => new URL(a.url).pathname.replace(/\.[A-Za-z0-9_-]{22}\./, ".<hash>.")).sort()).toEqual([
+      "/pkg/__wasm_split.<hash>.js",
+      "/pkg/clawloops.<hash>.css",
+      "/pkg/clawloops.<hash>.js",
+      "/pkg/clawloops.<hash>.wasm",
+    ]);
+    for (const asset of firstLoad) {
+      expect(asset.encoding, asset.url).toMatch(/^(br|gzip)$/);
+      expect(asset.cache, asset.url).toBe("public, max-age=31536000, immutable");
+    }
+    const total = firstLoad.reduce((sum, a) => sum + a.bytes, 0);
+    expect(total).toBeLessThan(500_000);
+    // No admin page's code came with the dashboard; opening one fetches its part.
+    expect(assets.some((a) => a.url.includes("split___users_view"))).toBe(false);
+    await page.getByRole("link", { name: "Administration" }).first().click();
+    await page.getByRole("link", { name: "Users", exact: true }).first().click();
+    await expect(page).toHaveURL(/\/admin\/users$/);
+    await expect(page.getByRole("heading", { name: "Users" })).toBeVisible();
+    await expect.poll(() => assets.some((a) => a.url.includes("split___users_view"))).toBe(true);
+    expect(consoleErrors).toEqual([]);
+  });
+});

@@ -161,8 +161,29 @@ ensure_images() {
 # CARGO_TARGET_DIR: after one command built it, the other finds it up to date.
 RELEASE_BIN="$CARGO_TARGET_DIR/release/clawloops"
 build_release() {
-  timed "Building ClawLoops (release: server and dashboard; quick when up to date)" "12 minutes" \
+  # cargo-leptos redoes wasm-bindgen, wasm-opt and compression of every bundle part in each new
+  # process, even when nothing changed (minutes): skip it when the sources are those of the
+  # last build, both of the binary (shared by clones) and of this clone's site directory.
+  local want stamps=("$CARGO_TARGET_DIR/release/.clawloops-sources" "$ROOT/target/site/.clawloops-sources")
+  want=$(release_sources_hash)
+  if [ -n "$want" ] && [ -x "$RELEASE_BIN" ] && [ -d "$ROOT/target/site/pkg" ] &&
+    [ "$(cat "${stamps[0]}" 2>/dev/null)" = "$want" ] && [ "$(cat "${stamps[1]}" 2>/dev/null)" = "$want" ]; then
+    step "ClawLoops (release) is up to date with the sources"
+    return
+  fi
+  timed "Building ClawLoops (release: server and dashboard)" "12 minutes" \
     cargo leptos build --release --precompress --split
+  [ -z "$want" ] || for stamp in "${stamps[@]}"; do echo "$want" >"$stamp"; done
+}
+
+# A hash of everything the release build reads (tests and benchmarks are not part of it; empty
+# outside a git checkout: always build).
+release_sources_hash() {
+  (cd "$ROOT" && git rev-parse --git-dir >/dev/null 2>&1 || exit 0
+    git ls-files -co --exclude-standard -- Cargo.toml Cargo.lock rust-toolchain.toml .cargo \
+      package.json package-lock.json app frontend server crates style public migrations .sqlx \
+      ':!:*/tests/*' ':!:crates/bench' |
+      sort | xargs -d '\n' sha256sum | sha256sum | cut -c1-32)
 }
 
 # Waits until $1 answers 200, or fails after $2 seconds.

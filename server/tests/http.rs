@@ -163,3 +163,49 @@ async fn a_malformed_server_function_call_is_a_client_error(pool: PgPool) {
         .expect("sent");
     assert!(res.status().is_client_error(), "{}", res.status());
 }
+
+/// The dashboard's files come pre-compressed, by what the browser accepts; pages are never
+/// cached. (Without the release build's hash file beside the binary, names are not hashed and
+/// files are revalidated every time; the browser tests check the year-long lifetime of hashed
+/// names against the release build.)
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn assets_are_sent_pre_compressed_and_pages_are_not_cached(pool: PgPool) {
+    let site = tempfile::tempdir().expect("site");
+    let pkg = site.path().join("pkg");
+    std::fs::create_dir_all(&pkg).expect("pkg");
+    std::fs::write(pkg.join("clawloops.css"), "body{color:red}").expect("css");
+    std::fs::write(pkg.join("clawloops.css.br"), b"brotli bytes").expect("br");
+    std::fs::write(pkg.join("clawloops.css.gz"), b"gzip bytes").expect("gz");
+    let root = site.path().to_path_buf();
+    let server = TestServer::start_with(pool, move |s| s.site_root = root).await;
+    let client = reqwest::Client::builder()
+        .no_gzip()
+        .no_brotli()
+        .build()
+        .expect("client");
+    for (accept, encoding, body) in [
+        ("gzip, deflate, br", Some("br"), "brotli bytes"),
+        ("gzip", Some("gzip"), "gzip bytes"),
+        ("identity", None, "body{color:red}"),
+    ] {
+        let res = client
+            .get(server.url("/pkg/clawloops.css"))
+            .header("accept-encoding", accept)
+            .send()
+            .await
+            .expect("asset");
+        assert_eq!(res.status(), 200);
+        assert_eq!(
+            res.headers()
+                .get("content-encoding")
+                .and_then(|v| v.to_str().ok()),
+            encoding,
+            "{accept}"
+        );
+        assert_eq!(res.headers()["cache-control"], "no-cache");
+        assert_eq!(res.text().await.expect("body"), body);
+    }
+    let page = server.get("/login").await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["cache-control"], "no-store");
+}

@@ -279,8 +279,7 @@ async fn lockdown(pool: PgPool, egress: Egress) {
     assert_eq!(
         installed
             .iter()
-            .filter(|l| l.starts_with("ipv4 -A CLAWLOOPS-RUNTIMES-FWD"))
-            .last()
+            .rfind(|l| l.starts_with("ipv4 -A CLAWLOOPS-RUNTIMES-FWD"))
             .map(String::as_str),
         Some("ipv4 -A CLAWLOOPS-RUNTIMES-FWD -j DROP"),
         "everything else from a runtime network is dropped"

@@ -229,7 +229,8 @@ async fn many_addresses_guessing_one_account_slow_down_only_new_addresses(pool: 
 
 /// The answer for an unknown username is the same as for a wrong password, and so is the time
 /// it takes (both check a password hash); compared over interleaved samples from fresh
-/// addresses, with a wide margin for a shared machine.
+/// addresses, with a wide margin for a shared machine (skipping the hash would make the
+/// missing account a hundred times faster).
 #[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
 async fn answers_do_not_tell_whether_a_username_exists(pool: PgPool) {
     let server = server(pool).await;
@@ -249,7 +250,7 @@ async fn answers_do_not_tell_whether_a_username_exists(pool: PgPool) {
     unknown.sort();
     let (k, u) = (known[4].as_secs_f64(), unknown[4].as_secs_f64());
     assert!(
-        k / u < 1.5 && u / k < 1.5,
+        k / u < 2.0 && u / k < 2.0,
         "median {k:.3}s for an existing account, {u:.3}s for a missing one"
     );
     assert!(known[0] > Duration::from_millis(1), "a hash was checked");

@@ -87,6 +87,7 @@ fn settings(
         browser_url_template: None,
         idle_stop_minutes: 0,
         max_lifetime_minutes: None,
+        egress: Default::default(),
     }
 }
 

@@ -61,6 +61,7 @@ impl Fixture {
                 pids: 64,
             },
             config_hash: "hash-1".into(),
+            egress: Default::default(),
         }
     }
 
