@@ -23,6 +23,11 @@ test("the runtime card starts a real OpenClaw runtime with live progress, then s
   // The admin runtimes page shows it, with its logs and memory.
   await page.goto("/admin/runtimes");
   await waitForHydration(page);
+  // What runtimes may reach, and the host firewall holding them to it.
+  const network = page.getByRole("region", { name: "Runtime network" });
+  await expect(network).toContainText("Runtime firewall active");
+  await expect(network).toContainText("Internet egress: none");
+  await page.screenshot({ path: "test-results/screenshots/admin-runtimes.png", fullPage: true });
   const row = page.locator('tr[data-runtime-user="admin"]');
   await expect(row.getByText("Running")).toBeVisible();
   await row.getByRole("button", { name: "Details" }).click();

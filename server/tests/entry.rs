@@ -391,6 +391,18 @@ async fn openclaw_believes_identity_only_from_the_entry_proxy(pool: PgPool) {
         config.contains(":8001/v1"),
         "the gateway through the entry proxy's runtime entry point: {config}"
     );
+    // ... and that is all it reaches: the control plane's own listener, at the address the
+    // entry proxy uses, refuses the real OpenClaw runtime (the runtime firewall).
+    let control_plane = entry.server.addr;
+    let direct = format!(
+        "fetch('http://{control_plane}/healthz',{{signal:AbortSignal.timeout(3000)}})\
+         .then(r=>console.log('status',r.status)).catch(e=>console.log('unreachable',String(e.cause&&e.cause.code||e.name)))"
+    );
+    let (_, out) = docker(&["exec", &entry.container_of("alice"), "node", "-e", &direct]);
+    assert!(
+        out.contains("unreachable"),
+        "runtime to control plane: {out}"
+    );
 
     // The owner gets the OpenClaw Control UI through Traefik ...
     let res = alice

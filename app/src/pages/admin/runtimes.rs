@@ -102,9 +102,14 @@ fn NetworkPolicy(policy: NetworkPolicyView) -> impl IntoView {
             "Runtime firewall failing: no runtime can start",
         ),
     };
-    let checked = policy
-        .checked_at
-        .map(|at| format!("checked {} UTC", at.time().truncate_to_second()));
+    let checked = policy.checked_at.map(|at| {
+        format!(
+            "checked {:02}:{:02}:{:02} UTC",
+            at.hour(),
+            at.minute(),
+            at.second()
+        )
+    });
     view! {
         <section class="card mb-4 space-y-1" aria-label="Runtime network">
             <div class="flex flex-wrap items-center gap-2">
