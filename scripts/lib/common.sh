@@ -41,7 +41,8 @@ as_root() {
 }
 
 ensure_debian_packages() {
-  local wanted=(postgresql chromium git curl ca-certificates pkg-config build-essential python3-venv)
+  # iptables: the runtime manager fences runtimes off with it (docs/runtime-network-isolation.md).
+  local wanted=(postgresql chromium git curl ca-certificates pkg-config build-essential python3-venv iptables)
   local missing=()
   for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
