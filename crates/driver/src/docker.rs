@@ -454,8 +454,11 @@ impl RuntimeDriver for DockerDriver {
     }
 
     async fn prepare(&self, spec: &RuntimeSpec) -> Result<Prepared, DriverError> {
-        // No runtime network without the rules that fence it off.
-        self.ensure_isolation().await?;
+        // No runtime network without the rules that fence it off (checked now, or by the
+        // reconciler within the last few seconds).
+        if self.firewall.ensure_within(FIREWALL_FRESH).await? == firewall::Outcome::Installed {
+            tracing::info!("runtime firewall installed (runtimes reach the entry proxy only)");
+        }
         if self.firewall.mode() == FirewallMode::Managed
             && spec.profile.port != firewall::RUNTIME_PORT
         {
@@ -740,6 +743,9 @@ struct NetworkState {
     /// Its bridge interface's name, when ClawLoops chose it.
     bridge: Option<String>,
 }
+
+/// How recent a firewall check a runtime start relies on (the reconciler checks every 5 s).
+const FIREWALL_FRESH: Duration = Duration::from_secs(10);
 
 /// The network option that names a bridge network's interface.
 const BRIDGE_NAME: &str = "com.docker.network.bridge.name";

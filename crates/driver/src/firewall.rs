@@ -22,8 +22,9 @@
 //! per host, shared by every installation on it, replaced atomically (`iptables-restore
 //! --noflush`) and hooked first into INPUT and into Docker's `DOCKER-USER` chain (which Docker
 //! keeps, and keeps first in FORWARD, across restarts; plain FORWARD where it does not exist).
-//! [`Firewall::ensure`] installs the rules when missing or changed, and the reconciler calls it
-//! on every pass; [`Firewall::remove`] takes them away when the installation goes.
+//! [`Firewall::ensure`] installs the rules when missing or changed; the orchestrator calls it at
+//! start and every reconciler period (5 s); [`Firewall::remove`] takes them away when the
+//! installation goes.
 
 use crate::DriverError;
 use serde::{Deserialize, Serialize};
@@ -320,6 +321,8 @@ pub struct Firewall {
     /// iptables' own atomic transactions and a retry). Holds the rules per family as this
     /// host's iptables prints them back, once seen (it may spell a match differently).
     printed: tokio::sync::Mutex<[Option<Vec<String>>; 2]>,
+    /// When the rules were last found (or made) right.
+    last_ok: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Firewall {
@@ -327,7 +330,23 @@ impl Firewall {
         Firewall {
             mode,
             printed: tokio::sync::Mutex::new([None, None]),
+            last_ok: std::sync::Mutex::new(None),
         }
+    }
+
+    /// As [`Firewall::ensure`], but a check that succeeded within `max_age` stands (a runtime
+    /// start need not read the whole filter table when the reconciler did a moment ago).
+    pub async fn ensure_within(&self, max_age: Duration) -> Result<Outcome, DriverError> {
+        let fresh = self
+            .last_ok
+            .lock()
+            .ok()
+            .and_then(|last| *last)
+            .is_some_and(|at| at.elapsed() < max_age);
+        if fresh {
+            return Ok(Outcome::Unchanged);
+        }
+        self.ensure().await
     }
 
     pub fn mode(&self) -> FirewallMode {
@@ -348,12 +367,13 @@ impl Firewall {
             // Another process may change the rules between our read and our write (the
             // transaction then fails on a jump it no longer finds): read again and retry.
             let mut attempt = 0;
+            let mut written = false;
             loop {
                 let saved = save(family).await?;
                 let Some(script) = plan(&saved, &want) else {
                     break;
                 };
-                if outcome == Outcome::Installed && slot.is_none() {
+                if written && slot.is_none() {
                     // Just written, yet read back differently: this iptables prints a rule
                     // in other words. Its own words are the reference from now on.
                     let spelled: Vec<String> = [INPUT_CHAIN, FORWARD_CHAIN]
@@ -367,7 +387,10 @@ impl Firewall {
                     }
                 }
                 match restore(family, &script).await {
-                    Ok(()) => outcome = Outcome::Installed,
+                    Ok(()) => {
+                        outcome = Outcome::Installed;
+                        written = true;
+                    }
                     Err(err) if attempt < 4 => {
                         tracing::debug!(error = %err, "retrying the runtime firewall");
                         attempt += 1;
@@ -376,6 +399,9 @@ impl Firewall {
                     Err(err) => return Err(err),
                 }
             }
+        }
+        if let Ok(mut last) = self.last_ok.lock() {
+            *last = Some(std::time::Instant::now());
         }
         Ok(outcome)
     }
@@ -611,6 +637,25 @@ COMMIT
         let chains = chains.expect("chains");
         assert!(chains.contains("-X CLAWLOOPS-RUNTIMES-IN\n"));
         assert_eq!(removal(DOCKER_ONLY), [None, None]);
+    }
+
+    #[tokio::test]
+    async fn a_recent_check_stands_for_a_runtime_start() {
+        let firewall = Firewall::new(FirewallMode::Managed);
+        let checked = std::time::Instant::now();
+        *firewall.last_ok.lock().expect("lock") = Some(checked);
+        let outcome = firewall
+            .ensure_within(Duration::from_secs(10))
+            .await
+            .expect("fresh");
+        assert_eq!(outcome, Outcome::Unchanged);
+        // Not checked again: the time of the last check did not move.
+        assert_eq!(*firewall.last_ok.lock().expect("lock"), Some(checked));
+        let external = Firewall::new(FirewallMode::External);
+        assert_eq!(
+            external.ensure().await.expect("external"),
+            Outcome::External
+        );
     }
 
     #[test]

@@ -23,8 +23,8 @@ use std::time::Duration;
 pub trait RuntimeDriver: Send + Sync + 'static {
     /// Makes sure runtimes on this host reach nothing but the entry proxy (the host firewall:
     /// see [`firewall`]), installing or repairing the rules. Called before every runtime
-    /// network is made and by the reconciler on every pass; an error means no runtime may
-    /// start.
+    /// network is made and by the orchestrator every reconciler period; an error means no
+    /// runtime may start.
     async fn ensure_isolation(&self) -> Result<Isolation, DriverError>;
     /// Creates the runtime's private network and workspace volume when missing, and connects
     /// the entry proxy (when there is one) to that network. Idempotent; the reconciler calls it

@@ -422,7 +422,21 @@ impl Orchestrator {
             .collect();
         let this = self.clone();
         handles.push(tokio::spawn(async move { this.reconcile_forever().await }));
+        let this = self.clone();
+        handles.push(tokio::spawn(async move { this.isolation_forever().await }));
         handles
+    }
+
+    /// The host firewall for runtimes, checked (and repaired) at start and then at the
+    /// reconciler's pace: rules lost to a reboot, a flush or another tool come back within a
+    /// period. Its own loop, so neither waits for the other.
+    async fn isolation_forever(&self) {
+        let mut every = tokio::time::interval(self.inner.settings.reconcile_every);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            self.check_isolation().await;
+        }
     }
 
     async fn reconcile_forever(&self) {

@@ -48,9 +48,6 @@ impl Orchestrator {
     /// One reconciliation pass.
     pub async fn reconcile(&self) -> Result<ReconcileReport, OrchestratorError> {
         let mut report = ReconcileReport::default();
-        // The firewall first: rules lost to a reboot, a flush or another tool come back within
-        // a pass.
-        self.check_isolation().await;
         let mut conn = self.inner.pool.acquire().await?;
         let (resumed, failed) = repo::recover_abandoned(&mut conn, MAX_ATTEMPTS).await?;
         report.tasks_resumed = resumed;

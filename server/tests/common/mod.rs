@@ -29,6 +29,8 @@ pub struct TestServer {
     tasks: Vec<tokio::task::AbortHandle>,
     /// The installation id that labels this server's Docker objects.
     instance: uuid::Uuid,
+    /// The server's data directory (secret key, runtime configurations), removed at the end.
+    data_dir: std::path::PathBuf,
 }
 
 impl Drop for TestServer {
@@ -41,6 +43,7 @@ impl Drop for TestServer {
         if std::thread::panicking() {
             remove_docker_objects(self.instance);
         }
+        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 
@@ -158,6 +161,7 @@ impl TestServer {
             state,
             tasks,
             instance,
+            data_dir: settings.data_dir.clone(),
         }
     }
 
