@@ -128,11 +128,11 @@ step "Checking that the committed sqlx query data (.sqlx/) matches the queries"
 cargo sqlx prepare --workspace --check -- -p app -p server -p clawloops-orchestrator -p clawloops-models --all-targets --features app/ssr
 
 step "Lints: cargo clippy (server side, then the browser build)"
-cargo clippy -p app -p server -p runtime-stub -p clawloops-driver -p clawloops-orchestrator -p clawloops-models -p clawloops-bench --all-targets -- -D warnings
+cargo clippy -p app -p server -p runtime-stub -p clawloops-driver -p clawloops-orchestrator -p clawloops-models -p clawloops-wire -p clawloops-bench --all-targets -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 step "Rust tests (cargo nextest: each test in its own process; see .config/nextest.toml)"
-cargo nextest run -p app -p server -p clawloops-driver -p clawloops-orchestrator -p clawloops-models 2>&1 | tee "$WORK/cargo-test.log"
+cargo nextest run -p app -p server -p clawloops-driver -p clawloops-orchestrator -p clawloops-models -p clawloops-wire 2>&1 | tee "$WORK/cargo-test.log"
 
 step "Browser tests (Playwright, Chromium), through the entry proxy (Traefik)"
 PORT=$(free_port)

@@ -40,6 +40,22 @@ test.describe("as the admin", () => {
     expect(consoleErrors).toEqual([]);
   });
 
+  test("a sign-in link cannot send anyone to another site", async ({ page, context }) => {
+    // Browsers drop tabs and line breaks from URLs and read `\` as `/`: each `next` below would
+    // have become `//evil.example`. Requests to that host are stopped here, never sent.
+    const offSite: string[] = [];
+    await context.route(/evil\.example/, (route) => {
+      offSite.push(route.request().url());
+      return route.abort();
+    });
+    for (const next of ["/%09/evil.example", "/%0A/evil.example", "/%5Cevil.example", "//evil.example", "https://evil.example/"]) {
+      await page.goto(`/login?next=${next}`);
+      await waitForHydration(page);
+      await expect(page).toHaveURL((url) => url.pathname === "/" && url.hostname !== "evil.example");
+      expect(offSite, `next=${next}`).toEqual([]);
+    }
+  });
+
   test("the page hydrates: Refresh asks the server again", async ({ page, consoleErrors }) => {
     await page.goto("/admin");
     await waitForHydration(page);

@@ -2,7 +2,7 @@
 
 pub mod common;
 
-use common::{PASSWORD, TestServer, code};
+use common::{PASSWORD, TestServer, captured_logs, code};
 use sqlx::PgPool;
 
 async fn count(pool: &PgPool, sql: &str) -> i64 {
@@ -14,6 +14,7 @@ async fn count(pool: &PgPool, sql: &str) -> i64 {
 
 #[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
 async fn an_invitation_previews_creates_the_account_with_its_role_and_signs_in(pool: PgPool) {
+    let logs = captured_logs();
     let server = TestServer::start(pool.clone()).await;
     let admin = server.admin("root").await;
     let token = admin
@@ -29,6 +30,14 @@ async fn an_invitation_previews_creates_the_account_with_its_role_and_signs_in(p
     assert_ne!(hash, token.as_bytes(), "only a hash is stored");
 
     let guest = server.browser();
+    // The link as the invitee opens it: the token is in the path.
+    let page = guest
+        .client
+        .get(server.url(&format!("/invite/{token}")))
+        .send()
+        .await
+        .expect("invitation page");
+    assert_eq!(page.status(), 200);
     let (status, preview) = guest
         .call("invitations/preview", &[("token", &token)])
         .await;
@@ -56,6 +65,14 @@ async fn an_invitation_previews_creates_the_account_with_its_role_and_signs_in(p
     let (_, list) = admin.call("admin/invitations/list", &[("page", "1")]).await;
     assert_eq!(list["rows"][0]["status"], "consumed");
     assert_eq!(list["rows"][0]["consumed_by"], "carol");
+
+    // The whole flow was logged, the token nowhere (the page's request line says where it was).
+    let logs = String::from_utf8_lossy(&logs.lock().expect("logs")).into_owned();
+    assert!(
+        logs.contains("/invite/[redacted]"),
+        "the page request is logged"
+    );
+    assert!(!logs.contains(&token), "the invitation token is in the log");
 }
 
 #[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]

@@ -188,6 +188,21 @@ async fn only_the_owner_passes_and_the_runtime_gets_identity_not_secrets(pool: P
         .await
         .expect("request");
     assert_eq!(res.status(), 404, "the main router excludes /internal/");
+    // Nor the metrics (the control plane's own address serves them).
+    let res = alice
+        .client
+        .get(entry.url("", "/metrics"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 404, "the main router excludes /metrics");
+    let res = alice
+        .client
+        .get(entry.server.url("/metrics"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200, "the control plane serves its metrics");
 
     // Workspace traffic is recorded for idle stop.
     sqlx::query(

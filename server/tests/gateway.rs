@@ -4,42 +4,17 @@
 pub mod common;
 
 use common::upstream::{self, COMPLETION_TOKENS, PROMPT_TOKENS, Upstream};
-use common::{Browser, TestServer, code};
+use common::{Browser, TestServer, captured_logs, code};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// The provider credential the fake upstream demands; it must never come back out.
 const SECRET: &str = "sk-provider-SECRET-7f3a9c1e5b";
-
-/// Every log line of this test binary, to scan for secrets.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Sink {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().expect("lock").extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let sink = logs.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("debug,sqlx=warn,hyper=info,reqwest=debug")
-            .with_writer(move || Sink(sink.clone()))
-            .try_init();
-        logs
-    })
-    .clone()
-}
 
 struct Env {
     server: TestServer,
@@ -222,9 +197,9 @@ async fn a_chat_completion_is_relayed_with_the_provider_key_and_its_usage_record
         "the alias became the upstream's model name"
     );
     assert_eq!(
-        seen[0].body["some_new_field"],
-        json!({"kept": true}),
-        "unknown fields pass through"
+        seen[0].body.get("some_new_field"),
+        None,
+        "fields the endpoint does not define stay behind"
     );
     assert_eq!(seen[0].body["messages"][0]["content"], "Say hello");
 
@@ -407,25 +382,26 @@ async fn models_are_listed_and_allowed_by_visibility(pool: PgPool) {
     assert_eq!(list(env.key.clone()).await, vec!["chat"]);
     assert_eq!(list(bob_key.clone()).await, vec!["chat", "for-bob"]);
 
-    let (status, body) = env.chat(&env.key, hello("for-bob")).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(body["error"]["code"], "model_not_allowed");
-    assert_eq!(body["error"]["type"], "permission_error");
-    let (status, body) = env.chat(&env.key, hello("admins-only")).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("model_not_allowed"))
-    );
-    let (status, body) = env.chat(&env.key, hello("switched-off")).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("model_not_found"))
-    );
-    let (status, body) = env.chat(&env.key, hello("no-such-model")).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("model_not_found"))
-    );
+    // A model the key may not use, one switched off and one that never existed get the same
+    // answer (but for the name): a key learns nothing about other users' models.
+    let answer = |alias: &'static str| {
+        let env = &env;
+        async move {
+            let (status, body) = env.chat(&env.key, hello(alias)).await;
+            let text = body.to_string().replace(alias, "<alias>");
+            (status, text)
+        }
+    };
+    let (status, unknown) = answer("no-such-model").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{unknown}");
+    assert!(unknown.contains("\"model_not_found\""), "{unknown}");
+    for alias in ["for-bob", "admins-only", "switched-off"] {
+        assert_eq!(
+            answer(alias).await,
+            (StatusCode::NOT_FOUND, unknown.clone()),
+            "{alias}"
+        );
+    }
     let (status, _) = env.chat(&bob_key, hello("for-bob")).await;
     assert_eq!(status, StatusCode::OK);
 
@@ -574,9 +550,10 @@ async fn concurrent_requests_on_two_replicas_never_overshoot_the_token_budget(po
         .join("secret.key");
     let second = TestServer::start_with(pool.clone(), |s| s.secret_key_file = shared.clone()).await;
 
-    // Each request reserves its body/4 + 1 + max_tokens (50) tokens and uses 16.
+    // Each request reserves its body's bytes (the most prompt tokens it can hold) + max_tokens
+    // (50) tokens and uses 16.
     let body = hello("chat");
-    let reservation = (serde_json::to_vec(&body).expect("json").len() / 4 + 1 + 50) as i64;
+    let reservation = (serde_json::to_vec(&body).expect("json").len() + 50) as i64;
     let budget = 1000;
     env.set_limits(
         "alice",
@@ -1118,8 +1095,8 @@ async fn a_runtime_key_is_its_own_users_and_rotation_revokes_the_old_one(pool: P
     let (status, _) = env.chat(&alice_rt, hello("for-bob")).await;
     assert_eq!(
         status,
-        StatusCode::FORBIDDEN,
-        "alice's runtime cannot use bob's model"
+        StatusCode::NOT_FOUND,
+        "alice's runtime cannot use bob's model (nor learn that it exists)"
     );
     let (status, _) = env.chat(&bob_rt, hello("for-bob")).await;
     assert_eq!(status, StatusCode::OK);
@@ -1287,4 +1264,228 @@ async fn prometheus_counts_requests_tokens_streams_and_refusals_by_model(pool: P
     has(r#"clawloops_gateway_upstream_first_byte_seconds_count{model="chat"} 3"#);
     has("clawloops_gateway_usage_rows_written_total 3");
     has("clawloops_gateway_usage_write_failures_total 0");
+}
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn the_gateway_decides_what_reaches_the_upstream_and_reserves_all_it_may_spend(pool: PgPool) {
+    let env = env(pool.clone()).await;
+    env.set_limits(
+        "alice",
+        &[("budget_tokens", "20000"), ("budget_period", "day")],
+    )
+    .await;
+    let refused = |body: Value| {
+        let env = &env;
+        async move {
+            let (status, answer) = env.chat(&env.key, body).await;
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+            assert_eq!(answer["error"]["code"], "budget_exceeded", "{answer}");
+        }
+    };
+    // A max_tokens near i64::MAX must not wrap to a negative worst case (it did: the request
+    // passed the budget check); neither may a u64 beyond it.
+    for max in [json!(i64::MAX), json!(i64::MAX - 3), json!(u64::MAX)] {
+        let mut body = hello("chat");
+        body["max_tokens"] = max;
+        refused(body).await;
+    }
+    // n answers cost n times the output: 128 × 200 tokens is over the budget.
+    let mut body = hello("chat");
+    body["max_tokens"] = json!(200);
+    body["n"] = json!(128);
+    refused(body).await;
+    assert!(
+        env.upstream.fake.seen().is_empty(),
+        "nothing over the budget reached the upstream"
+    );
+
+    // Without a context window or a limit of its own, a request is limited to 4096 output
+    // tokens, written into the body; `max_completion_tokens: null` is no limit.
+    let (status, _) = env
+        .chat(
+            &env.key,
+            json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": null}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Routing, billing and unknown fields stay behind; the stream options are the gateway's.
+    let (status, _) = env
+        .chat(
+            &env.key,
+            json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}],
+                   "max_completion_tokens": 77, "max_tokens": 9000, "temperature": 0.5,
+                   "fallbacks": ["other"], "api_base": "http://127.0.0.1:1", "metadata": {"a": 1},
+                   "mock_response": "free", "service_tier": "priority", "user": "alice-tool"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let res = env
+        .send_chat(
+            &json!({"model": "chat", "messages": [{"role": "user", "content": "hi"}],
+                           "stream": true, "stream_options": {"include_usage": false, "x": 1}}),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    res.text().await.expect("stream");
+    let seen = env.upstream.fake.seen();
+    assert_eq!(seen.len(), 3, "{seen:?}");
+    assert_eq!(
+        seen[0].body,
+        json!({"model": "ok", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4096})
+    );
+    assert_eq!(
+        seen[1].body,
+        json!({"model": "ok", "messages": [{"role": "user", "content": "hi"}],
+               "max_completion_tokens": 77, "max_tokens": 77, "temperature": 0.5, "user": "alice-tool"})
+    );
+    assert_eq!(
+        seen[2].body["stream_options"],
+        json!({"include_usage": true})
+    );
+    assert_eq!(seen[2].body["max_tokens"], json!(4096));
+
+    // With a context window, a larger limit is cut to it; without a limit none is written
+    // (the upstream stops at the window) and the whole window is reserved per answer.
+    env.model(&[
+        ("alias", "windowed"),
+        ("upstream_model", "ok"),
+        ("context_window", "8192"),
+    ])
+    .await;
+    let mut body = hello("windowed");
+    body["max_tokens"] = json!(1_000_000);
+    let (status, _) = env.chat(&env.key, body).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut body = hello("windowed");
+    body.as_object_mut().expect("object").remove("max_tokens");
+    body["n"] = json!(2);
+    let (status, _) = env.chat(&env.key, body).await;
+    assert_eq!(status, StatusCode::OK);
+    let mut body = hello("windowed");
+    body.as_object_mut().expect("object").remove("max_tokens");
+    body["n"] = json!(3);
+    refused(body).await; // 3 × 8192 > 20000
+    let seen = env.upstream.fake.seen();
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert_eq!(seen[3].body["max_tokens"], json!(8192));
+    assert_eq!(seen[4].body.get("max_tokens"), None);
+    assert_eq!(seen[4].body["n"], json!(2));
+
+    // Bad accounting fields are the client's mistake: 400 with a message, nothing forwarded.
+    for (field, value) in [
+        ("max_tokens", json!(-5)),
+        ("max_tokens", json!(0)),
+        ("max_tokens", json!("many")),
+        ("n", json!(0)),
+        ("n", json!(1000)),
+        ("stream", json!("yes")),
+    ] {
+        let mut body = hello("chat");
+        body[field] = value.clone();
+        let (status, answer) = env.chat(&env.key, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}={value}: {answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(field)),
+            "{answer}"
+        );
+    }
+    assert_eq!(env.upstream.fake.seen().len(), 5);
+}
+
+/// The quota layer, as a property over random mixes of concurrent requests on two replicas
+/// (real PostgreSQL; cases are generated by proptest, without shrinking, since each runs async):
+/// settled use never exceeds the limit by more than what admitted requests used beyond their
+/// reservations, every settlement reaches the database, and negative amounts are refused.
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn quota_totals_stay_within_the_limit_for_any_mix_of_concurrent_requests(pool: PgPool) {
+    use clawloops_server::gateway::catalog::Limits;
+    use clawloops_server::gateway::quota::{Amount, QuotaError, Quotas};
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::TestRunner;
+
+    let replicas = [
+        Arc::new(Quotas::new(pool.clone())),
+        Arc::new(Quotas::new(pool.clone())),
+    ];
+    // (limit, requests: (worst, share of it used — above 1 is a request that used more than
+    // it reserved —, replica))
+    let strategy = (
+        1i64..4000,
+        proptest::collection::vec((1i64..700, 0u32..=120, 0usize..2), 1..48),
+    );
+    let mut runner = TestRunner::deterministic();
+    for case in 0..20 {
+        let (limit, requests) = strategy.new_tree(&mut runner).expect("case").current();
+        let user = uuid::Uuid::new_v4();
+        let limits = Limits {
+            budget_tokens: Some(limit),
+            monthly: false,
+            ..Limits::default()
+        };
+        let mut tasks = Vec::new();
+        for (i, (worst, share, replica)) in requests.iter().copied().enumerate() {
+            let quotas = replicas[replica].clone();
+            let limits = limits.clone();
+            tasks.push(tokio::spawn(async move {
+                let amount = Amount {
+                    tokens: worst,
+                    cost_nano: 0,
+                };
+                match quotas.reserve(user, &limits, amount).await {
+                    Ok(reservation) => {
+                        // Requests overlap: some settle at once, some a little later.
+                        tokio::time::sleep(Duration::from_millis((i % 4) as u64)).await;
+                        let used = worst * i64::from(share) / 100;
+                        reservation.settle(Amount {
+                            tokens: used,
+                            cost_nano: 0,
+                        });
+                        Some((used, (used - worst).max(0)))
+                    }
+                    Err(QuotaError::Denied(_)) => None,
+                    Err(err) => panic!("reserve: {err}"),
+                }
+            }));
+        }
+        let mut used = 0;
+        let mut beyond = 0;
+        for task in tasks {
+            if let Some((u, b)) = task.await.expect("task") {
+                used += u;
+                beyond += b;
+            }
+        }
+        for quotas in &replicas {
+            quotas.flush().await.expect("flush");
+        }
+        let settled: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(sum(used), 0)::bigint FROM quota_usage WHERE user_id = $1 AND quota = 'tokens'",
+        )
+        .bind(user)
+        .fetch_one(&pool)
+        .await
+        .expect("settled");
+        let what = format!("case {case}: limit {limit}, {requests:?}");
+        assert_eq!(settled, used, "every settlement is written: {what}");
+        assert!(
+            settled <= limit + beyond,
+            "settled {settled} > limit {limit} + overuse {beyond}: {what}"
+        );
+    }
+    let negative = Amount {
+        tokens: -1,
+        cost_nano: 0,
+    };
+    let limits = Limits {
+        budget_tokens: Some(10),
+        ..Limits::default()
+    };
+    assert!(matches!(
+        replicas[0]
+            .reserve(uuid::Uuid::new_v4(), &limits, negative)
+            .await,
+        Err(QuotaError::Negative)
+    ));
 }

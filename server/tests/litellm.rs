@@ -143,4 +143,54 @@ async fn a_chat_goes_through_litellm_streamed_and_not_and_its_usage_is_recorded(
         )
     };
     assert_eq!(rows, vec![expected(false), expected(true)]);
+
+    // LiteLLM honours request-level routing for the credential it is called with: a client
+    // naming fallbacks would, when its model fails, get an answer from a deployment no ClawLoops
+    // model names (and no price covers). The gateway forwards only the endpoint's own fields.
+    let (status, flaky) = admin
+        .call(
+            "admin/models/save",
+            &[
+                ("form[alias]", "team-flaky"),
+                ("form[upstream_kind]", "litellm"),
+                ("form[base_url]", &litellm.base_url),
+                ("form[upstream_model]", "flaky-chat"),
+                ("form[credential_id]", cred["id"].as_str().expect("id")),
+                ("form[enabled]", "true"),
+                ("form[visibility]", "everyone"),
+                ("form[is_default]", "false"),
+                ("form[price_input]", "1"),
+                ("form[price_output]", "2"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{flaky}");
+    let res = server
+        .client
+        .post(server.url("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .json(&json!({"model": "team-flaky", "messages": [{"role": "user", "content": "Say hello"}],
+                      "fallbacks": ["pricey-chat"], "context_window_fallback_dict": {"flaky-chat": "pricey-chat"},
+                      "metadata": {"tags": ["x"]}, "num_retries": 0}))
+        .send()
+        .await
+        .expect("send");
+    let status = res.status();
+    let body = res.text().await.expect("body");
+    assert_eq!(
+        status,
+        StatusCode::BAD_GATEWAY,
+        "the model failed, nothing else answered: {body}"
+    );
+    let models: Vec<String> = provider
+        .fake
+        .seen()
+        .iter()
+        .map(|s| s.body["model"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(models.contains(&"fail500".to_owned()), "{models:?}");
+    assert!(
+        !models.contains(&"pricey".to_owned()),
+        "a client-side fallback was honoured: {models:?}"
+    );
 }

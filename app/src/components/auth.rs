@@ -30,8 +30,20 @@ pub fn use_auth() -> Auth {
 /// A local path to return to after signing in; anything else (other sites, `//host`) is
 /// replaced by the home page.
 pub fn safe_next(next: Option<String>) -> String {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\"))
+    next.filter(|n| is_local_path(n))
         .unwrap_or_else(|| "/".to_owned())
+}
+
+/// A path on this site: one leading `/` not followed by `/` or `\`, and no backslash, control
+/// character or whitespace anywhere (browsers drop tabs and line breaks from URLs and read `\`
+/// as `/`, so `/\t/evil.example` would become `//evil.example`).
+pub fn is_local_path(path: &str) -> bool {
+    let mut chars = path.chars();
+    chars.next() == Some('/')
+        && !matches!(chars.next(), Some('/' | '\\'))
+        && !path
+            .chars()
+            .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
 }
 
 /// Full page load of `path` (after sign-in or sign-out every resource must be fetched again).
@@ -105,6 +117,21 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example".into())), "/");
         assert_eq!(safe_next(Some("/\\evil.example".into())), "/");
         assert_eq!(safe_next(None), "/");
+        // Browsers drop tabs and line breaks: each of these would lead off the site.
+        for sneaky in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "\t//evil.example",
+            " //evil.example",
+            "/\u{0}/evil.example",
+            "/a\\..\\\\evil.example",
+            "/\u{2028}/evil.example",
+        ] {
+            assert_eq!(safe_next(Some(sneaky.into())), "/", "{sneaky:?}");
+        }
+        assert_eq!(safe_next(Some("/usage?days=7".into())), "/usage?days=7");
+        assert_eq!(safe_next(Some("/".into())), "/");
     }
 
     #[test]

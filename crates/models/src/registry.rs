@@ -13,8 +13,3 @@ pub async fn visible_aliases(
     .fetch_all(conn)
     .await
 }
-
-/// Nano-dollars for a request: tokens times micro-dollars per million tokens.
-pub fn cost_nano(prompt: i64, completion: i64, price_in_micro: i64, price_out_micro: i64) -> i64 {
-    (prompt.saturating_mul(price_in_micro) + completion.saturating_mul(price_out_micro)) / 1000
-}

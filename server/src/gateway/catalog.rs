@@ -25,6 +25,17 @@ pub struct Model {
     pub created: i64,
 }
 
+impl Model {
+    /// What planning a request needs to know of the model.
+    pub fn bounds(&self) -> clawloops_wire::request::ModelBounds {
+        clawloops_wire::request::ModelBounds {
+            context_window: self.context_window.map(i64::from),
+            price_in_micro: self.price_in_micro,
+            price_out_micro: self.price_out_micro,
+        }
+    }
+}
+
 /// The enabled models, by alias and by id.
 #[derive(Default)]
 pub struct Registry {

@@ -49,23 +49,14 @@ impl ApiError {
         )
     }
 
-    pub fn not_allowed(alias: &str) -> Self {
-        Self::new(
-            StatusCode::FORBIDDEN,
-            "permission_error",
-            "model_not_allowed",
-            format!(
-                "This key may not use the model `{alias}`. GET /v1/models lists the models it may use."
-            ),
-        )
-    }
-
     pub fn unknown_model(alias: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
             "invalid_request_error",
             "model_not_found",
-            format!("The model `{alias}` does not exist or is switched off."),
+            format!(
+                "The model `{alias}` does not exist or you do not have access to it. GET /v1/models lists the models this key may use."
+            ),
         )
     }
 

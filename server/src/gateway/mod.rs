@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use catalog::{Caller, Registry};
 use clawloops_models::Sealer;
+use clawloops_wire::request::Endpoint;
 use error::ApiError;
 use quota::Quotas;
 use std::sync::{Arc, RwLock};
@@ -335,15 +336,15 @@ async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response 
 }
 
 async fn chat(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
-    relay::relay(gw, relay::Endpoint::Chat, headers, body).await
+    relay::relay(gw, Endpoint::Chat, headers, body).await
 }
 
 async fn completions(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
-    relay::relay(gw, relay::Endpoint::Completions, headers, body).await
+    relay::relay(gw, Endpoint::Completions, headers, body).await
 }
 
 async fn embeddings(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
-    relay::relay(gw, relay::Endpoint::Embeddings, headers, body).await
+    relay::relay(gw, Endpoint::Embeddings, headers, body).await
 }
 
 async fn unknown(uri: Uri) -> Response {

@@ -36,12 +36,7 @@ impl Quota {
     }
 }
 
-/// A request's worst case (or its real use, when settling).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Amount {
-    pub tokens: i64,
-    pub cost_nano: i64,
-}
+pub use clawloops_wire::Amount;
 
 /// Why a request was refused, and when trying again makes sense.
 #[derive(Debug, Clone)]
@@ -101,7 +96,9 @@ struct SlotState {
 
 impl SlotState {
     fn free(&self) -> i64 {
-        self.lease - self.reserved - self.settled
+        self.lease
+            .saturating_sub(self.reserved)
+            .saturating_sub(self.settled)
     }
 }
 
@@ -140,7 +137,7 @@ impl Reservation {
             };
             let mut s = lock(&slot.state);
             s.reserved -= reserved;
-            s.settled += actual.max(0);
+            s.settled = s.settled.saturating_add(actual.max(0));
         }
     }
 }
@@ -174,6 +171,9 @@ impl Quotas {
         limits: &Limits,
         worst: Amount,
     ) -> Result<Reservation, QuotaError> {
+        if worst.tokens < 0 || worst.cost_nano < 0 {
+            return Err(QuotaError::Negative);
+        }
         let mut reservation = Reservation::none();
         if !limits.any() {
             return Ok(reservation);
@@ -241,10 +241,10 @@ impl Quotas {
             }
             s.last_used = Some(Instant::now());
             if s.free() >= amount {
-                s.reserved += amount;
+                s.reserved = s.reserved.saturating_add(amount);
                 Local::Done
             } else {
-                Local::Need(amount - s.free())
+                Local::Need(amount.saturating_sub(s.free()))
             }
         };
         loop {
@@ -268,7 +268,9 @@ impl Quotas {
             if granted == 0 {
                 return Ok(None);
             }
-            lock(&slot.state).lease += granted;
+            let mut state = lock(&slot.state);
+            state.lease = state.lease.saturating_add(granted);
+            drop(state);
             if let Local::Done = try_local(&slot) {
                 return Ok(Some(slot));
             }
@@ -312,7 +314,7 @@ impl Quotas {
         )
         .fetch_one(&mut *tx)
         .await?;
-        let room = limit - used - leased;
+        let room = limit.saturating_sub(used).saturating_sub(leased);
         let grant = chunk.min(room);
         if grant < need {
             return Ok(0);
@@ -441,6 +443,9 @@ impl Quotas {
 pub enum QuotaError {
     #[error("over a limit")]
     Denied(Denied),
+    /// A negative amount (a caller's arithmetic error): nothing is reserved for it.
+    #[error("a negative amount cannot be reserved")]
+    Negative,
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
 }

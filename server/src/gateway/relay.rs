@@ -2,48 +2,21 @@
 //! any byte went back), pass the answer through, settle and log.
 
 use super::Gateway;
-use super::catalog::{Caller, Model};
+use super::catalog::{Caller, Model, Registry};
 use super::error::ApiError;
 use super::quota::{Amount, Quota, QuotaError, Reservation};
 use super::usage::Record;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use clawloops_models::registry::cost_nano;
+use clawloops_wire::cost_nano;
+use clawloops_wire::request::{self, Endpoint};
+use clawloops_wire::usage::{SseScanner, answer_usage};
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The OpenAI endpoints the gateway relays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    Chat,
-    Completions,
-    Embeddings,
-}
-
-impl Endpoint {
-    /// The endpoint's name in usage rows and metrics.
-    fn label(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "chat",
-            Endpoint::Completions => "completions",
-            Endpoint::Embeddings => "embeddings",
-        }
-    }
-
-    fn path(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "/chat/completions",
-            Endpoint::Completions => "/completions",
-            Endpoint::Embeddings => "/embeddings",
-        }
-    }
-}
-
-/// Completion tokens reserved when a request names no maximum and its model no context window.
-const DEFAULT_MAX_OUTPUT: i64 = 4096;
 /// The most hops along fallbacks.
 const MAX_HOPS: usize = 3;
 /// The largest non-streamed answer read from an upstream.
@@ -92,58 +65,30 @@ async fn relay_inner(
     let bytes = axum::body::to_bytes(body, limit)
         .await
         .map_err(|_| ApiError::too_large(limit))?;
-    let mut doc: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes)
-        .map_err(|e| {
-            ApiError::bad_request(format!("The request body is not a JSON object: {e}."))
-        })?;
-    let alias = match doc.get("model") {
-        Some(serde_json::Value::String(m)) if !m.is_empty() => m.clone(),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "`model` must be a model name (a string).",
-            ));
-        }
-        None => {
-            return Err(ApiError::bad_request(
-                "You must provide a model parameter (`model`).",
-            ));
-        }
-    };
-    let registry = gw.registry().await;
-    let model = registry
-        .by_alias(&alias)
-        .ok_or_else(|| ApiError::unknown_model(&alias))?
-        .clone();
-    if !caller.models.contains(&model.id) {
-        return Err(ApiError::not_allowed(&alias));
+    let parsed = request::parse(endpoint, &bytes).map_err(|e| ApiError::bad_request(e.0))?;
+    if !parsed.dropped.is_empty() {
+        tracing::debug!(dropped = ?parsed.dropped, "fields the endpoint does not define were not forwarded");
     }
+    let registry = gw.registry().await;
+    // One answer for a model that does not exist and one the key may not use: a key learns
+    // nothing about models beyond its own.
+    let model = registry
+        .by_alias(&parsed.alias)
+        .filter(|m| caller.models.contains(&m.id))
+        .ok_or_else(|| ApiError::unknown_model(&parsed.alias))?
+        .clone();
     *answered_by = Some(model.alias.clone());
-    let stream = endpoint != Endpoint::Embeddings
-        && doc.get("stream").and_then(serde_json::Value::as_bool) == Some(true);
-
-    // The worst case: the whole body as prompt (about four bytes a token) and the most output.
-    let prompt_estimate = i64::try_from(bytes.len() / 4 + 1).unwrap_or(i64::MAX);
-    let max_output = if endpoint == Endpoint::Embeddings {
-        0
-    } else {
-        doc.get("max_completion_tokens")
-            .or_else(|| doc.get("max_tokens"))
-            .and_then(serde_json::Value::as_i64)
-            .filter(|n| *n >= 0)
-            .unwrap_or_else(|| match model.context_window {
-                Some(w) => (i64::from(w) - prompt_estimate).max(1),
-                None => DEFAULT_MAX_OUTPUT,
-            })
-    };
-    let worst = Amount {
-        tokens: prompt_estimate + max_output,
-        cost_nano: cost_nano(
-            prompt_estimate,
-            max_output,
-            model.price_in_micro,
-            model.price_out_micro,
-        ),
-    };
+    let stream = parsed.stream;
+    // The worst case along the fallback chain: a fallback may be dearer or have a larger window.
+    let chain = fallback_chain(&registry, &model);
+    let worst = chain
+        .iter()
+        .map(|m| request::plan(&parsed, &m.upstream_model, m.bounds()).worst)
+        .fold(Amount::default(), |a, b| Amount {
+            tokens: a.tokens.max(b.tokens),
+            cost_nano: a.cost_nano.max(b.cost_nano),
+        });
+    let prompt_estimate = request::prompt_estimate(parsed.bytes);
     let mut ticket = Ticket {
         gw: gw.clone(),
         caller: caller.clone(),
@@ -198,6 +143,12 @@ async fn relay_inner(
             };
             return Err(ticket.fail(ApiError::limited(code, message, d.retry_after)));
         }
+        Err(QuotaError::Negative) => {
+            tracing::error!(?worst, "a request's worst case came out negative");
+            return Err(ticket.fail(ApiError::internal(
+                "The gateway cannot work out this request's cost; try again shortly.",
+            )));
+        }
         Err(QuotaError::Database(err)) => {
             tracing::error!(error = %err, "cannot reserve quota");
             return Err(ticket.fail(ApiError::internal(
@@ -205,37 +156,19 @@ async fn relay_inner(
             )));
         }
     }
-    if stream {
-        // Ask for the usage chunk at the end of the stream.
-        let options = doc
-            .entry("stream_options")
-            .or_insert_with(|| serde_json::json!({}));
-        if let Some(options) = options.as_object_mut() {
-            options.insert("include_usage".into(), serde_json::Value::Bool(true));
-        }
-    }
-
     // Forward, moving along fallbacks on connection failures, timeouts and 5xx.
-    let mut current = model;
-    let mut hops = 0;
+    let mut hops = chain.into_iter();
+    let mut current = hops.next().unwrap_or(model);
     let response = loop {
-        doc.insert(
-            "model".into(),
-            serde_json::Value::String(current.upstream_model.clone()),
-        );
-        let fallback = current
-            .fallback
-            .and_then(|id| registry.by_id(id).cloned())
-            .filter(|_| hops < MAX_HOPS);
-        let outcome = send(gw, &current, endpoint, &doc).await;
+        let planned = request::plan(&parsed, &current.upstream_model, current.bounds());
+        let outcome = send(gw, &current, endpoint, &planned.body).await;
         let retry = match &outcome {
             Ok(resp) => resp.status().is_server_error(),
             Err(_) => true,
         };
-        match (retry, fallback) {
+        match (retry, hops.next()) {
             (true, Some(next)) => {
                 tracing::info!(model = %current.alias, fallback = %next.alias, "upstream failed; trying the fallback");
-                hops += 1;
                 *answered_by = Some(next.alias.clone());
                 current = next;
                 ticket.model = current.clone();
@@ -290,13 +223,13 @@ async fn relay_inner(
         Ok(text) => text,
         Err(err) => return Err(ticket.fail(err)),
     };
-    let Ok(parsed) = serde_json::from_slice::<WithUsage>(&text) else {
+    let Ok(reported) = answer_usage(&text) else {
         return Err(ticket.fail(ApiError::upstream(format!(
             "The upstream of `{}` sent an answer that is not JSON.",
             ticket.model.alias
         ))));
     };
-    ticket.reported = parsed.usage.map(Usage::pair);
+    ticket.reported = reported;
     if ticket.reported.is_none() {
         ticket.counted_output = i64::try_from(text.len() / 4).unwrap_or(0);
     }
@@ -307,6 +240,23 @@ async fn relay_inner(
         HeaderValue::from_static("application/json"),
     );
     Ok(out)
+}
+
+/// The model and its fallbacks, in order (at most [`MAX_HOPS`] of them, each once).
+fn fallback_chain(registry: &Registry, model: &Arc<Model>) -> Vec<Arc<Model>> {
+    let mut chain = vec![model.clone()];
+    while chain.len() <= MAX_HOPS {
+        let Some(next) = chain
+            .last()
+            .and_then(|m| m.fallback)
+            .and_then(|id| registry.by_id(id))
+            .filter(|next| !chain.iter().any(|m| m.id == next.id))
+        else {
+            break;
+        };
+        chain.push(next.clone());
+    }
+    chain
 }
 
 /// Sends the request to the model's upstream, up to its response headers.
@@ -433,84 +383,6 @@ fn stream_through(gw: &Arc<Gateway>, response: reqwest::Response, mut ticket: Ti
     out
 }
 
-/// Reads `data:` lines of an SSE stream for the usage object (and counts events as a fallback).
-#[derive(Default)]
-pub struct SseScanner {
-    line: Vec<u8>,
-    pub usage: Option<(i64, i64)>,
-    pub events: i64,
-    pub saw_done: bool,
-}
-
-/// The longest line kept while looking for usage (longer lines are content, passed through).
-const MAX_LINE: usize = 1024 * 1024;
-
-impl SseScanner {
-    pub fn feed(&mut self, chunk: &[u8]) {
-        let mut rest = chunk;
-        while let Some(end) = rest.iter().position(|b| *b == b'\n') {
-            if self.line.len() + end <= MAX_LINE {
-                self.line.extend_from_slice(&rest[..end]);
-                let line = std::mem::take(&mut self.line);
-                self.line(&line);
-            } else {
-                self.line.clear();
-            }
-            rest = &rest[end + 1..];
-        }
-        if self.line.len() + rest.len() <= MAX_LINE {
-            self.line.extend_from_slice(rest);
-        }
-    }
-
-    pub fn finish(&mut self) {
-        let line = std::mem::take(&mut self.line);
-        self.line(&line);
-    }
-
-    fn line(&mut self, line: &[u8]) {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let Some(data) = line.strip_prefix(b"data:") else {
-            return;
-        };
-        let data = data.strip_prefix(b" ").unwrap_or(data);
-        if data == b"[DONE]" {
-            self.saw_done = true;
-            return;
-        }
-        self.events += 1;
-        if memchr_usage(data)
-            && let Ok(parsed) = serde_json::from_slice::<WithUsage>(data)
-            && let Some(usage) = parsed.usage
-        {
-            self.usage = Some(usage.pair());
-        }
-    }
-}
-
-fn memchr_usage(data: &[u8]) -> bool {
-    data.windows(8).any(|w| w == b"\"usage\":")
-}
-
-#[derive(serde::Deserialize)]
-struct WithUsage {
-    usage: Option<Usage>,
-}
-
-#[derive(serde::Deserialize)]
-struct Usage {
-    #[serde(default)]
-    prompt_tokens: i64,
-    #[serde(default)]
-    completion_tokens: i64,
-}
-
-impl Usage {
-    fn pair(self) -> (i64, i64) {
-        (self.prompt_tokens.max(0), self.completion_tokens.max(0))
-    }
-}
-
 /// One request's accounting: settled and logged when dropped, however the request ended.
 struct Ticket {
     gw: Arc<Gateway>,
@@ -582,7 +454,7 @@ impl Drop for Ticket {
         );
         if let Some(reservation) = self.reservation.take() {
             reservation.settle(Amount {
-                tokens: prompt + completion,
+                tokens: prompt.saturating_add(completion),
                 cost_nano: cost,
             });
         }
@@ -615,32 +487,5 @@ impl Drop for Ticket {
             latency_ms: elapsed(self.started.elapsed()),
             ttfb_ms: self.first_byte.map(elapsed),
         });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scanner_finds_usage_across_chunk_boundaries() {
-        let stream = b"data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":3}}\n\ndata: [DONE]\n\n";
-        for split in 1..stream.len() {
-            let mut s = SseScanner::default();
-            s.feed(&stream[..split]);
-            s.feed(&stream[split..]);
-            s.finish();
-            assert_eq!(s.usage, Some((7, 3)), "split at {split}");
-            assert_eq!(s.events, 2);
-            assert!(s.saw_done);
-        }
-    }
-
-    #[test]
-    fn scanner_counts_events_without_usage() {
-        let mut s = SseScanner::default();
-        s.feed(b"data: {\"a\":1}\r\n\r\ndata: {\"a\":2}\n\n: comment\n\n");
-        s.finish();
-        assert_eq!((s.usage, s.events, s.saw_done), (None, 2, false));
     }
 }

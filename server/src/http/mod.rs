@@ -124,7 +124,8 @@ pub fn router(state: ServerState) -> Router {
                         .get("x-request-id")
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("-");
-                    tracing::info_span!("request", id, method = %req.method(), path = req.uri().path())
+                    let path = crate::telemetry::loggable_path(req.uri().path());
+                    tracing::info_span!("request", id, method = %req.method(), path = %path)
                 })
                 .on_request(())
                 .on_response(

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-/// The LiteLLM proxy on a free port of `host`, routing `fake-chat` to `upstream` with
+/// The LiteLLM proxy on a free port of `host`, routing `fake-chat` (with `pricey-chat`, a
+/// deployment no ClawLoops model names, and `flaky-chat`, one that always fails) to `upstream` with
 /// `provider_key` and taking `master_key`; killed when dropped.
 pub struct LiteLlm {
     _child: tokio::process::Child,
@@ -25,7 +26,7 @@ impl LiteLlm {
     );
         let dir = tempfile::tempdir().expect("dir");
         let config = format!(
-            "model_list:\n  - model_name: fake-chat\n    litellm_params:\n      model: openai/ok\n      api_base: {upstream}\n      api_key: {provider_key}\ngeneral_settings:\n  master_key: {master_key}\n"
+            "model_list:\n  - model_name: fake-chat\n    litellm_params:\n      model: openai/ok\n      api_base: {upstream}\n      api_key: {provider_key}\n  - model_name: pricey-chat\n    litellm_params:\n      model: openai/pricey\n      api_base: {upstream}\n      api_key: {provider_key}\n  - model_name: flaky-chat\n    litellm_params:\n      model: openai/fail500\n      api_base: {upstream}\n      api_key: {provider_key}\ngeneral_settings:\n  master_key: {master_key}\n"
         );
         std::fs::write(dir.path().join("config.yaml"), config).expect("config");
         let port = std::net::TcpListener::bind("127.0.0.1:0")

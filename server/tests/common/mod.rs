@@ -337,3 +337,31 @@ impl Browser {
 pub fn code(body: &Value) -> &str {
     body["code"].as_str().unwrap_or("<no code>")
 }
+
+/// Log output collected in memory.
+pub type Logs = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
+
+/// Every log line of this test binary (from the first call on), to scan for secrets.
+pub fn captured_logs() -> Logs {
+    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Logs::new(std::sync::Mutex::new(Vec::new()));
+        struct Sink(Logs);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("lock").extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let sink = logs.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug,sqlx=warn,hyper=info,reqwest=debug")
+            .with_writer(move || Sink(sink.clone()))
+            .try_init();
+        logs
+    })
+    .clone()
+}

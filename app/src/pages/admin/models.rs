@@ -231,7 +231,7 @@ fn ModelEditor(
                 <Select name="fallback_id" label="Fallback when the upstream fails" value=fallback options=fallback_options error=field_error(result, "fallback_id") hint="Tried on connection errors, timeouts and 5xx, before anything was sent back." />
                 <Field name="price_input" label="Price per 1M input tokens ($)" value=price_in error=field_error(result, "price_input") />
                 <Field name="price_output" label="Price per 1M output tokens ($)" value=price_out error=field_error(result, "price_output") />
-                <Field name="context_window" label="Context window (tokens)" value=context hint="Optional; bounds what a request without max_tokens reserves." error=field_error(result, "context_window") />
+                <Field name="context_window" label="Context window (tokens)" value=context hint="Optional. Requests may ask for at most this much output; without it, a request that names no max_tokens is limited to 4,096 output tokens." error=field_error(result, "context_window") />
                 <Select name="visibility" label="Who may use it" value=visibility error=field_error(result, "visibility")
                     options=vec![("everyone".into(), "Everyone".into()), ("roles".into(), "Some roles".into()), ("users".into(), "Some users".into())] />
                 <Show when=move || visibility.get() == "roles">
