@@ -2,7 +2,8 @@
 # Runs every test: formatting, the dashboard bundle's size budget, README command 1
 # (scripts/start.sh) for real, the sqlx query data check, lints (server and WASM), the Rust tests
 # against a real PostgreSQL (its own throwaway cluster), Docker and Traefik, and the Playwright
-# suite in Debian's Chromium against the real server. Installs what is missing first.
+# suite in Debian's Chromium against the real server, then a bounded fuzzing run of every fuzz
+# target (scripts/fuzz.sh). Installs what is missing first.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 cd "$ROOT"
@@ -133,6 +134,10 @@ cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 step "Rust tests (cargo nextest: each test in its own process; see .config/nextest.toml)"
 cargo nextest run -p app -p server -p clawloops-driver -p clawloops-orchestrator -p clawloops-models -p clawloops-wire 2>&1 | tee "$WORK/cargo-test.log"
+
+# The parsers that read what clients and upstreams send, fuzzed for a bounded time each
+# (docs/security.md); a crash fails the run.
+"$ROOT/scripts/fuzz.sh"
 
 step "Browser tests (Playwright, Chromium), through the entry proxy (Traefik)"
 PORT=$(free_port)

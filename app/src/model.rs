@@ -81,8 +81,7 @@ text_enum!(InvitationStatus {
     Revoked => "revoked" / "Revoked",
 });
 
-/// Shortest and longest allowed username.
-pub const USERNAME_LEN: (usize, usize) = (3, 32);
+pub use clawloops_wire::names::{USERNAME_LEN, normalize_username};
 /// Shortest and longest allowed password, in characters.
 pub const PASSWORD_LEN: (usize, usize) = (10, 128);
 /// The password rules in words, shown next to every password field.
@@ -92,28 +91,6 @@ pub const PASSWORD_POLICY: &str =
 pub const USERNAME_POLICY: &str = "3 to 32 characters: lower-case letters, digits, dots, dashes or underscores, starting with a letter or digit.";
 /// Longest accepted e-mail address.
 pub const EMAIL_MAX: usize = 254;
-
-/// Normalises and checks a username: trimmed, lower-cased, then the rules of [`USERNAME_POLICY`].
-pub fn normalize_username(input: &str) -> Result<String, String> {
-    let name = input.trim().to_lowercase();
-    let (min, max) = USERNAME_LEN;
-    let len = name.chars().count();
-    if len < min || len > max {
-        return Err(format!("A username has {min} to {max} characters."));
-    }
-    let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest_ok = name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_'));
-    if !first_ok || !rest_ok {
-        return Err(
-            "Use lower-case letters, digits, dots, dashes or underscores, starting with a letter or digit."
-                .into(),
-        );
-    }
-    Ok(name)
-}
 
 /// Checks a new password against [`PASSWORD_POLICY`].
 pub fn check_password(password: &str, username: &str) -> Result<(), String> {

@@ -5,6 +5,7 @@
 CARGO_LEPTOS_VERSION=0.3.10 # 0.3.11 needs rustc 1.96; 0.3.10 builds Leptos 0.8 on stable 1.95
 SQLX_CLI_VERSION=0.8.6      # same as the sqlx in Cargo.lock
 CARGO_NEXTEST_VERSION=0.9.143 # the version this project's machines come with
+CARGO_FUZZ_VERSION=0.13.2     # libFuzzer driver for fuzz/ (scripts/fuzz.sh)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -87,6 +88,13 @@ ensure_rust_tools() {
   if ! cargo nextest --version >/dev/null 2>&1; then
     timed "Installing cargo-nextest $CARGO_NEXTEST_VERSION (once)" "6 minutes" \
       cargo install cargo-nextest --version "=$CARGO_NEXTEST_VERSION" --locked
+  fi
+}
+
+ensure_cargo_fuzz() {
+  if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
+    timed "Installing cargo-fuzz $CARGO_FUZZ_VERSION (once)" "1 minute" \
+      cargo install cargo-fuzz --version "=$CARGO_FUZZ_VERSION" --locked
   fi
 }
 

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use time::OffsetDateTime;
-use tower_sessions::cookie::Cookie;
 use uuid::Uuid;
 
 /// The PostgreSQL channel the access triggers notify (payload: a user id).
@@ -154,25 +153,7 @@ impl EntryGate {
     /// The workspace name in a host (`alice.clawloops.localhost:8080` → `alice`), when the host
     /// is one of this installation's workspace hosts.
     fn workspace_of<'h>(&self, host: &'h str) -> Option<&'h str> {
-        let domain = self.workspace_domain.as_deref()?;
-        let host = host.rsplit_once(':').map_or(host, |(h, port)| {
-            if port.chars().all(|c| c.is_ascii_digit()) {
-                h
-            } else {
-                host
-            }
-        });
-        let name = host.len().checked_sub(domain.len() + 1).and_then(|cut| {
-            let (name, rest) = host.split_at_checked(cut)?;
-            (rest.as_bytes().first() == Some(&b'.') && rest[1..].eq_ignore_ascii_case(domain))
-                .then_some(name)
-        })?;
-        let ok = !name.is_empty()
-            && name.len() <= 63
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        ok.then_some(name)
+        clawloops_wire::edge::workspace_of(host, self.workspace_domain.as_deref()?)
     }
 
     /// Decides one forwarded request.
@@ -218,23 +199,9 @@ impl EntryGate {
     /// The session id from a `Cookie` header, and the header without it. A malformed id counts
     /// as none (no database round trip for garbage).
     fn split_cookie(&self, header: &str) -> Option<(String, Option<String>)> {
-        let mut session = None;
-        let mut rest: Vec<&str> = Vec::new();
-        for part in header.split(';') {
-            let part = part.trim();
-            match part.split_once('=') {
-                Some((name, value)) if name.trim() == self.session_cookie => {
-                    let value = value.trim().trim_matches('"');
-                    if value.parse::<tower_sessions::session::Id>().is_ok() {
-                        session = Some(value.to_owned());
-                    }
-                }
-                _ if !part.is_empty() && Cookie::parse(part).is_ok() => rest.push(part),
-                _ => {}
-            }
-        }
-        let rest = (!rest.is_empty()).then(|| rest.join("; "));
-        session.map(|s| (s, rest))
+        clawloops_wire::edge::split_cookie(header, self.session_cookie, |value| {
+            value.parse::<tower_sessions::session::Id>().is_ok()
+        })
     }
 
     async fn pass(&self, session: &str) -> Result<Option<Arc<Pass>>, sqlx::Error> {

@@ -105,10 +105,30 @@ async fn a_foreign_origin_is_refused_and_our_own_is_not(pool: PgPool) {
             .form(&[("username", "root"), ("password", PASSWORD)])
             .send()
     };
+    // Another site, an opaque origin (a sandboxed frame or `data:` page, which a workspace
+    // page could open: it was let through), and lenient URL forms of our own host.
+    let own_host = server.addr.to_string();
+    for origin in [
+        "https://evil.example".to_owned(),
+        "null".to_owned(),
+        format!("http:/{own_host}"),
+        format!("http://{own_host}/"),
+        format!("http://user@{own_host}"),
+    ] {
+        let res = server
+            .client
+            .post(server.url("/api/auth/login"))
+            .header("origin", &origin)
+            .form(&[("username", "root"), ("password", PASSWORD)])
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(res.status(), 403, "{origin}");
+        let body: serde_json::Value = res.json().await.expect("json");
+        assert_eq!(code(&body), "FOREIGN_ORIGIN", "{origin}");
+    }
     let res = login("https://evil.example").await.expect("sent");
     assert_eq!(res.status(), 403);
-    let body: serde_json::Value = res.json().await.expect("json");
-    assert_eq!(code(&body), "FOREIGN_ORIGIN");
 
     let own = format!("http://{}", server.addr);
     let res = server

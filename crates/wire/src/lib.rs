@@ -1,8 +1,11 @@
-//! Pure functions over untrusted input, shared by the server and the fuzz targets (`fuzz/`):
-//! what a gateway request may ask an upstream for and what it may cost ([`request`]), and the
-//! usage read from an upstream's answer or stream ([`usage`]). Nothing here does I/O, so every
-//! function can be fuzzed and property-tested as the server calls it.
+//! Pure functions over untrusted input, shared by the server, the dashboard and the fuzz
+//! targets (`fuzz/`): what a gateway request may ask an upstream for and what it may cost
+//! ([`request`]), the usage read from an upstream's answer or stream ([`usage`]), the entry's
+//! reading of hosts, cookies and origins ([`edge`]) and usernames ([`names`]). Nothing here does
+//! I/O, so every function can be fuzzed and property-tested as the product calls it.
 
+pub mod edge;
+pub mod names;
 pub mod request;
 pub mod usage;
 

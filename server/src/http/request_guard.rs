@@ -5,10 +5,11 @@ use app::ssr::auth::ClientInfo;
 use axum::{
     Json,
     extract::{ConnectInfo, Request, State},
-    http::{HeaderMap, Method, StatusCode, header},
+    http::{HeaderMap, HeaderValue, Method, StatusCode, header},
     middleware::Next,
     response::{IntoResponse, Response},
 };
+use clawloops_wire::edge::{Claimed, claimed_origin, is_own_origin};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -66,27 +67,27 @@ pub fn client_addr(peer: IpAddr, headers: &HeaderMap, trusted: &[ipnet::IpNet]) 
 }
 
 /// Refuses state-changing requests whose `Origin` (or, without one, `Referer`) names another
-/// site: 403 `FOREIGN_ORIGIN`. Requests naming no origin at all (non-browser clients) pass;
+/// site, or is `null` (an opaque origin: a sandboxed frame, a `data:` page): 403
+/// `FOREIGN_ORIGIN`. Requests naming no origin at all (non-browser clients) pass;
 /// SameSite=Lax cookies already keep those from riding on a browser session.
 pub async fn same_origin(State(config): State<GuardConfig>, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
     let headers = req.headers();
-    let claimed = headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| *v != "null")
-        .map(str::to_owned)
-        .or_else(|| {
-            headers
-                .get(header::REFERER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|r| url::Url::parse(r).ok())
-                .map(|u| u.origin().ascii_serialization())
-        });
-    match claimed {
-        Some(origin) if !is_own(&origin, headers, &config) => {
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let foreign = match claimed_origin(text(header::ORIGIN), text(header::REFERER)) {
+        Claimed::Site(origin) => (!is_own(&origin, headers, &config)).then_some(origin),
+        // A sandboxed frame or a `data:` page (a workspace could make one): never ours.
+        Claimed::Opaque => Some("null".to_owned()),
+        Claimed::Unstated => None,
+    };
+    match foreign {
+        Some(origin) => {
             tracing::warn!(%origin, "refused a cross-site request");
             (
                 StatusCode::FORBIDDEN,
@@ -97,26 +98,14 @@ pub async fn same_origin(State(config): State<GuardConfig>, req: Request, next: 
             )
                 .into_response()
         }
-        _ => next.run(req).await,
+        None => next.run(req).await,
     }
 }
 
 /// Our own origin: the public URL's, or the one the request itself was addressed to.
 fn is_own(origin: &str, headers: &HeaderMap, config: &GuardConfig) -> bool {
-    if origin == config.public_origin {
-        return true;
-    }
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    match (url::Url::parse(origin), host) {
-        (Ok(url), Some(host)) => {
-            let authority = match url.port() {
-                Some(port) => format!("{}:{port}", url.host_str().unwrap_or_default()),
-                None => url.host_str().unwrap_or_default().to_owned(),
-            };
-            authority.eq_ignore_ascii_case(host)
-        }
-        _ => false,
-    }
+    is_own_origin(origin, &config.public_origin, host)
 }
 
 #[cfg(test)]
