@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, the dashboard bundle's size budget, README command 1
 # (scripts/start.sh) for real, the sqlx query data check, lints (server and WASM), the Rust tests
-# against a real PostgreSQL (its own throwaway cluster), Docker and Traefik, and the Playwright
-# suite in Debian's Chromium against the real server, then a bounded fuzzing run of every fuzz
-# target (scripts/fuzz.sh). Installs what is missing first.
+# against a real PostgreSQL (its own throwaway cluster), Docker and Traefik, a bounded fuzzing
+# run of every fuzz target (scripts/fuzz.sh), and the Playwright suite in Debian's Chromium
+# against the real server. Installs what is missing first.
 set -euo pipefail
 source "$(dirname "$0")/lib/common.sh"
 cd "$ROOT"
