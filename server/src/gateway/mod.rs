@@ -142,8 +142,7 @@ impl Gateway {
         {
             tracing::warn!("the usage writer did not finish within 10 s");
         }
-        self.abort();
-        if let Err(err) = self.quotas.release_all().await {
+        if let Err(err) = self.quotas.release_all(|| self.abort()).await {
             tracing::warn!(error = %err, "could not write quota use at shutdown");
         }
     }

@@ -114,6 +114,8 @@ pub struct Quotas {
     pool: sqlx::PgPool,
     replica: Uuid,
     slots: Mutex<HashMap<SlotKey, Arc<Slot>>>,
+    /// One flush at a time; held by a shutdown so that no flush is cut off mid-write.
+    flushing: tokio::sync::Mutex<()>,
 }
 
 /// What one request holds; settle it (or drop it: the reservation is then returned).
@@ -160,6 +162,7 @@ impl Quotas {
             pool,
             replica: Uuid::new_v4(),
             slots: Mutex::new(HashMap::new()),
+            flushing: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -339,6 +342,11 @@ impl Quotas {
     /// Moves settled use into `quota_usage`, returns idle leases, renews this replica's leases
     /// and reclaims those of replicas that stopped.
     pub async fn flush(&self) -> Result<(), sqlx::Error> {
+        let _one_flush = self.flushing.lock().await;
+        self.flush_now().await
+    }
+
+    async fn flush_now(&self) -> Result<(), sqlx::Error> {
         let slots: Vec<(SlotKey, Arc<Slot>)> = lock(&self.slots)
             .iter()
             .map(|(k, v)| (*k, v.clone()))
@@ -352,7 +360,8 @@ impl Quotas {
                 let idle = s.reserved == 0
                     && s.last_used
                         .is_none_or(|t| t.elapsed() > Duration::from_secs(2));
-                let settled = std::mem::take(&mut s.settled);
+                // Taken out only once written (below): a failed write keeps it for the next.
+                let settled = s.settled;
                 let before = s.lease;
                 // An idle window gives back what it holds; a busy one keeps what is not used.
                 s.lease = if idle { 0 } else { (s.lease - settled).max(0) };
@@ -384,6 +393,7 @@ impl Quotas {
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
+                lock(&slot.state).settled -= settled;
             }
             let ended = match quota {
                 Quota::Rpm | Quota::Tpm => now - slot.window_start > time::Duration::minutes(2),
@@ -416,9 +426,13 @@ impl Quotas {
         Ok(())
     }
 
-    /// At shutdown: writes settled use and gives back every lease this replica holds.
-    pub async fn release_all(&self) -> Result<(), sqlx::Error> {
-        self.flush().await?;
+    /// At shutdown: waits for a flush under way, calls `stop` (which stops the periodic flush
+    /// while it waits for its turn, never mid-write), then writes settled use and gives back
+    /// every lease this replica holds.
+    pub async fn release_all(&self, stop: impl FnOnce()) -> Result<(), sqlx::Error> {
+        let _one_flush = self.flushing.lock().await;
+        stop();
+        self.flush_now().await?;
         sqlx::query!("DELETE FROM quota_leases WHERE replica = $1", self.replica)
             .execute(&self.pool)
             .await?;
