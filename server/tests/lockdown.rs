@@ -234,7 +234,7 @@ async fn lockdown(pool: PgPool, egress: Egress) {
     let web = format!("{proxy}:8000");
     let ping = format!("{proxy}:8082");
     let other = format!("{bob_ip}:{}", firewall::RUNTIME_PORT);
-    let results = probe(&alice_box, &[gateway, pages, web, ping, other]).await;
+    let results = probe(&alice_box, &[gateway, pages, web.clone(), ping, other]).await;
     println!("entry proxy and another runtime, from alice's runtime:");
     for (target, outcome) in &results {
         println!("  {target:<48} {outcome}");
@@ -250,19 +250,63 @@ async fn lockdown(pool: PgPool, egress: Egress) {
     for (target, outcome) in &results[2..] {
         assert!(blocked(outcome), "{target} answered a runtime: {outcome}");
     }
+    if egress == Egress::None {
+        // Docker re-creates its jump into DOCKER-USER (delete, then insert) whenever it creates
+        // a network; rules hooked there had a gap each time, and connections to the proxy's
+        // other ports got through. While networks come and go, hundreds of attempts must fail.
+        let churn = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let churning = churn.clone();
+        let networks = std::thread::spawn(move || {
+            let mut made = 0;
+            while churning.load(Ordering::SeqCst) && made < 200 {
+                let name = format!("clawloops-test-churn-{}-{made}", std::process::id());
+                docker(&["network", "create", &name]);
+                docker(&["network", "rm", &name]);
+                made += 1;
+            }
+            made
+        });
+        let attempts: Vec<String> = (0..150).map(|_| web.clone()).collect();
+        let mut connected = 0;
+        for _ in 0..4 {
+            connected += probe(&alice_box, &attempts)
+                .await
+                .iter()
+                .filter(|(_, outcome)| !blocked(outcome))
+                .count();
+        }
+        churn.store(false, Ordering::SeqCst);
+        let made = networks.join().expect("network churn");
+        println!(
+            "  {web}, 600 attempts while {made} networks came and went: {connected} connected"
+        );
+        assert!(made > 0, "networks were made meanwhile");
+        assert_eq!(
+            connected, 0,
+            "the proxy's web port answered during Docker's rule changes"
+        );
+    }
 
     // Ranges no host of ours lives in: the rules as installed.
     let installed = Firewall::new(FirewallMode::Managed)
         .installed()
         .await
         .expect("rules readable");
-    let has = |rule: &str| installed.iter().any(|l| l == &format!("ipv4 {rule}"));
+    let has = |rule: &str| {
+        installed
+            .iter()
+            .any(|l| l == &format!("ipv4 filter {rule}") || l == &format!("ipv4 mangle {rule}"))
+    };
     assert!(
-        has("-A INPUT -i clr+ -j CLAWLOOPS-RUNTIMES-IN"),
+        installed.contains(&"ipv4 filter -A INPUT -i clr+ -j CLAWLOOPS-RUNTIMES-IN".to_owned()),
         "{installed:#?}"
     );
     assert!(
-        has("-A DOCKER-USER -j CLAWLOOPS-RUNTIMES-FWD"),
+        installed.contains(&"ipv4 mangle -A FORWARD -j CLAWLOOPS-RUNTIMES-FWD".to_owned()),
+        "forwarded traffic is filtered in the mangle table, where Docker never writes: {installed:#?}"
+    );
+    assert!(
+        !installed.iter().any(|l| l.contains("DOCKER-USER")),
         "{installed:#?}"
     );
     for range in BLOCKED_V4 {
@@ -279,9 +323,9 @@ async fn lockdown(pool: PgPool, egress: Egress) {
     assert_eq!(
         installed
             .iter()
-            .rfind(|l| l.starts_with("ipv4 -A CLAWLOOPS-RUNTIMES-FWD"))
+            .rfind(|l| l.starts_with("ipv4 mangle -A CLAWLOOPS-RUNTIMES-FWD"))
             .map(String::as_str),
-        Some("ipv4 -A CLAWLOOPS-RUNTIMES-FWD -j DROP"),
+        Some("ipv4 mangle -A CLAWLOOPS-RUNTIMES-FWD -j DROP"),
         "everything else from a runtime network is dropped"
     );
     // The runtime's network is of its egress class, internal without egress; no IPv6 inside.

@@ -20,11 +20,16 @@
 //! Runtime bridges are named by egress class (`clrn-…`, `clrp-…`; see [`bridge_name`]) so the
 //! rules match them by prefix and never change as runtimes come and go: one static rule set
 //! per host, shared by every installation on it, replaced atomically (`iptables-restore
-//! --noflush`) and hooked first into INPUT and into Docker's `DOCKER-USER` chain (which Docker
-//! keeps, and keeps first in FORWARD, across restarts; plain FORWARD where it does not exist).
-//! [`Firewall::ensure`] installs the rules when missing or changed; the orchestrator calls it at
-//! start and every reconciler period (5 s); [`Firewall::remove`] takes them away when the
-//! installation goes.
+//! --noflush`) and hooked first into the filter table's INPUT and the **mangle** table's
+//! FORWARD. Not Docker's `DOCKER-USER` chain: Docker re-creates its jump from FORWARD into
+//! `DOCKER-USER` by deleting it and inserting it again each time it creates a network, and in
+//! that window forwarded traffic met only Docker's own rules (which let containers on one bridge
+//! talk freely): a runtime's connection to the entry proxy's other ports got through now and
+//! then. Docker never touches the mangle table, whose FORWARD chain every forwarded packet
+//! (bridged ones too) passes before the filter table's.
+//! [`Firewall::ensure`] installs the rules when missing or changed (and takes away the old
+//! layout's chain in the filter table); the orchestrator calls it at start and every reconciler
+//! period (5 s); [`Firewall::remove`] takes them away when the installation goes.
 
 use crate::DriverError;
 use serde::{Deserialize, Serialize};
@@ -197,17 +202,26 @@ pub fn chain_rules(family: Family) -> Vec<String> {
     rules
 }
 
-/// The jump into the input chain (first rule of INPUT).
+/// The jump into the input chain (first rule of the filter table's INPUT).
 fn input_jump() -> String {
     format!("-A INPUT -i {BRIDGE_PREFIX}+ -j {INPUT_CHAIN}")
 }
 
-/// The jump into the forward chain (first rule of `hook`).
-fn forward_jump(hook: &str) -> String {
-    format!("-A {hook} -j {FORWARD_CHAIN}")
+/// The jump into the forward chain (first rule of the mangle table's FORWARD).
+fn forward_jump() -> String {
+    format!("-A FORWARD -j {FORWARD_CHAIN}")
 }
 
-/// The rules of `chain` in an `iptables-save -t filter` text.
+/// `iptables-save` of the two tables the rules live in.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Saved {
+    /// `-t filter`: the input chain (and, from before, perhaps the old forward chain).
+    pub filter: String,
+    /// `-t mangle`: the forward chain.
+    pub mangle: String,
+}
+
+/// The rules of `chain` in one table's `iptables-save` text.
 fn rules_of<'a>(saved: &'a str, chain: &str) -> Vec<&'a str> {
     let prefix = format!("-A {chain} ");
     saved
@@ -221,85 +235,118 @@ fn has_chain(saved: &str, chain: &str) -> bool {
     saved.lines().any(|line| line.starts_with(&head))
 }
 
-/// Docker's chain for the administrator's rules when it exists, else FORWARD itself.
-fn forward_hook(saved: &str) -> &'static str {
-    if has_chain(saved, "DOCKER-USER") {
-        "DOCKER-USER"
-    } else {
-        "FORWARD"
+/// The lines that make one table's chain `chain` hold `want` with `jump` (in `hook`) first and
+/// once, or nothing when it already does. Declaring a chain under `--noflush` empties it.
+fn chain_plan(saved: &str, chain: &str, hook: &str, jump: &str, want: &[&str]) -> Option<String> {
+    let chain_ok = has_chain(saved, chain) && rules_of(saved, chain) == want;
+    let hooked = rules_of(saved, hook);
+    let jump_ok =
+        hooked.first() == Some(&jump) && hooked.iter().filter(|r| **r == jump).count() == 1;
+    if chain_ok && jump_ok {
+        return None;
     }
+    let mut lines = format!(":{chain} - [0:0]\n");
+    for rule in want {
+        lines.push_str(rule);
+        lines.push('\n');
+    }
+    let spec = jump.trim_start_matches(&format!("-A {hook} "));
+    for _ in hooked.iter().filter(|r| **r == jump) {
+        lines.push_str(&format!("-D {hook} {spec}\n"));
+    }
+    lines.push_str(&format!("-I {hook} 1 {spec}\n"));
+    Some(lines)
+}
+
+/// The lines that take away every jump into `chain` (from any chain of the table) and then
+/// the chain itself, or nothing when the table has neither.
+fn chain_removal(saved: &str, chain: &str) -> (String, String) {
+    let mut jumps = String::new();
+    for line in saved.lines() {
+        if line.starts_with("-A ") && line.ends_with(&format!(" -j {chain}")) {
+            jumps.push_str(&line.replacen("-A ", "-D ", 1));
+            jumps.push('\n');
+        }
+    }
+    let drop = if has_chain(saved, chain) {
+        format!("-F {chain}\n-X {chain}\n")
+    } else {
+        String::new()
+    };
+    (jumps, drop)
+}
+
+/// A restore script of the given tables' lines (empty ones left out), or nothing.
+fn script(tables: &[(&str, &str)]) -> Option<String> {
+    let mut out = String::new();
+    for (table, lines) in tables {
+        if !lines.is_empty() {
+            out.push_str(&format!("*{table}\n{lines}COMMIT\n"));
+        }
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// What [`plan`] found: the `iptables-restore --noflush` input that makes the rules right, or
 /// nothing when they already are. `want` is [`chain_rules`], or how this host's iptables prints
-/// them back.
-pub fn plan(saved: &str, want: &[String]) -> Option<String> {
-    let hook = forward_hook(saved);
-    let jumps = [("INPUT", input_jump()), (hook, forward_jump(hook))];
-    let chains_ok = [INPUT_CHAIN, FORWARD_CHAIN]
-        .iter()
-        .all(|c| has_chain(saved, c))
-        && rules_of(saved, INPUT_CHAIN)
-            .into_iter()
-            .chain(rules_of(saved, FORWARD_CHAIN))
-            .eq(want.iter().map(String::as_str));
-    let jumps_ok = jumps.iter().all(|(chain, jump)| {
-        let rules = rules_of(saved, chain);
-        rules.first() == Some(&jump.as_str()) && rules.iter().filter(|r| **r == jump).count() == 1
-    });
-    if chains_ok && jumps_ok {
+/// them back. The mangle table comes first, so that moving from the old layout (the forward
+/// chain in the filter table, hooked from `DOCKER-USER`) never leaves forwarded traffic
+/// unfiltered in between.
+pub fn plan(saved: &Saved, want: &[String]) -> Option<String> {
+    let of = |chain: &str| -> Vec<&str> {
+        let prefix = format!("-A {chain} ");
+        want.iter()
+            .map(String::as_str)
+            .filter(|r| r.starts_with(&prefix))
+            .collect()
+    };
+    let mangle = chain_plan(
+        &saved.mangle,
+        FORWARD_CHAIN,
+        "FORWARD",
+        &forward_jump(),
+        &of(FORWARD_CHAIN),
+    );
+    let input = chain_plan(
+        &saved.filter,
+        INPUT_CHAIN,
+        "INPUT",
+        &input_jump(),
+        &of(INPUT_CHAIN),
+    );
+    let (old_jumps, old_chain) = chain_removal(&saved.filter, FORWARD_CHAIN);
+    if mangle.is_none() && input.is_none() && old_jumps.is_empty() && old_chain.is_empty() {
         return None;
     }
-    // One transaction: both chains flushed and refilled (declaring a chain under --noflush
-    // empties it), every old copy of the jumps removed and one put back first.
-    let mut script = format!("*filter\n:{INPUT_CHAIN} - [0:0]\n:{FORWARD_CHAIN} - [0:0]\n");
-    for rule in want {
-        script.push_str(rule);
-        script.push('\n');
-    }
-    for (chain, jump) in &jumps {
-        let copies = rules_of(saved, chain)
-            .iter()
-            .filter(|r| **r == jump)
-            .count();
-        let spec = jump.trim_start_matches(&format!("-A {chain} "));
-        for _ in 0..copies {
-            script.push_str(&format!("-D {chain} {spec}\n"));
-        }
-        script.push_str(&format!("-I {chain} 1 {spec}\n"));
-    }
-    script.push_str("COMMIT\n");
-    Some(script)
+    let filter = format!("{}{old_jumps}{old_chain}", input.unwrap_or_default());
+    script(&[("mangle", &mangle.unwrap_or_default()), ("filter", &filter)])
 }
 
 /// The `iptables-restore --noflush` inputs that take the rules away: the jumps first (a chain
 /// in use cannot be deleted), then the chains.
-pub fn removal(saved: &str) -> [Option<String>; 2] {
-    let mut jumps = String::new();
-    for chain in ["INPUT", "DOCKER-USER", "FORWARD"] {
-        for rule in rules_of(saved, chain) {
-            if rule.ends_with(&format!("-j {INPUT_CHAIN}"))
-                || rule.ends_with(&format!("-j {FORWARD_CHAIN}"))
-            {
-                jumps.push_str(&rule.replacen("-A ", "-D ", 1));
-                jumps.push('\n');
-            }
-        }
-    }
-    let chains: Vec<&str> = [INPUT_CHAIN, FORWARD_CHAIN]
+pub fn removal(saved: &Saved) -> [Option<String>; 2] {
+    let (in_jumps, in_chain) = chain_removal(&saved.filter, INPUT_CHAIN);
+    let (old_jumps, old_chain) = chain_removal(&saved.filter, FORWARD_CHAIN);
+    let (fwd_jumps, fwd_chain) = chain_removal(&saved.mangle, FORWARD_CHAIN);
+    [
+        script(&[
+            ("mangle", &fwd_jumps),
+            ("filter", &format!("{in_jumps}{old_jumps}")),
+        ]),
+        script(&[
+            ("mangle", &fwd_chain),
+            ("filter", &format!("{in_chain}{old_chain}")),
+        ]),
+    ]
+}
+
+/// Both chains' rules as they are in `saved`, in [`chain_rules`]' order.
+fn installed_rules(saved: &Saved) -> Vec<String> {
+    rules_of(&saved.filter, INPUT_CHAIN)
         .into_iter()
-        .filter(|c| has_chain(saved, c))
-        .collect();
-    let jumps = (!jumps.is_empty()).then(|| format!("*filter\n{jumps}COMMIT\n"));
-    let chains = (!chains.is_empty()).then(|| {
-        let mut script = String::from("*filter\n");
-        for chain in chains {
-            script.push_str(&format!("-F {chain}\n-X {chain}\n"));
-        }
-        script.push_str("COMMIT\n");
-        script
-    });
-    [jumps, chains]
+        .chain(rules_of(&saved.mangle, FORWARD_CHAIN))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// What [`Firewall::ensure`] did.
@@ -376,11 +423,7 @@ impl Firewall {
                 if written && slot.is_none() {
                     // Just written, yet read back differently: this iptables prints a rule
                     // in other words. Its own words are the reference from now on.
-                    let spelled: Vec<String> = [INPUT_CHAIN, FORWARD_CHAIN]
-                        .iter()
-                        .flat_map(|c| rules_of(&saved, c))
-                        .map(str::to_owned)
-                        .collect();
+                    let spelled = installed_rules(&saved);
                     if spelled.len() == want.len() {
                         *slot = Some(spelled);
                         break;
@@ -440,11 +483,13 @@ impl Firewall {
                 Family::V4 => "ipv4",
                 Family::V6 => "ipv6",
             };
-            for line in saved
-                .lines()
-                .filter(|l| l.contains(INPUT_CHAIN) || l.contains(FORWARD_CHAIN))
-            {
-                lines.push(format!("{tag} {line}"));
+            for (table, text) in [("filter", &saved.filter), ("mangle", &saved.mangle)] {
+                for line in text
+                    .lines()
+                    .filter(|l| l.contains(INPUT_CHAIN) || l.contains(FORWARD_CHAIN))
+                {
+                    lines.push(format!("{tag} {table} {line}"));
+                }
             }
         }
         Ok(lines)
@@ -460,9 +505,12 @@ fn families() -> Vec<Family> {
     all
 }
 
-async fn save(family: Family) -> Result<String, DriverError> {
-    let out = run(&family.tool("-save"), &["-t", "filter"], None).await?;
-    Ok(out)
+async fn save(family: Family) -> Result<Saved, DriverError> {
+    let tool = family.tool("-save");
+    Ok(Saved {
+        filter: run(&tool, &["-t", "filter"], None).await?,
+        mangle: run(&tool, &["-t", "mangle"], None).await?,
+    })
 }
 
 async fn restore(family: Family, script: &str) -> Result<(), DriverError> {
@@ -532,55 +580,128 @@ mod tests {
 COMMIT
 ";
 
-    fn installed(family: Family, hook: &str) -> String {
-        let mut text = format!(
-            "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:{INPUT_CHAIN} - [0:0]\n\
-             :{FORWARD_CHAIN} - [0:0]\n:DOCKER-USER - [0:0]\n{}\n-A INPUT -i lo -j ACCEPT\n\
-             -A FORWARD -j DOCKER-USER\n",
-            input_jump()
-        );
-        if hook == "DOCKER-USER" {
-            text.push_str(&format!(
-                "{}\n-A DOCKER-USER -j RETURN\n",
-                forward_jump(hook)
-            ));
+    /// `iptables-save -t mangle` of such a host (Docker leaves it empty).
+    const MANGLE_EMPTY: &str = "*mangle
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+COMMIT
+";
+
+    fn fresh() -> Saved {
+        Saved {
+            filter: DOCKER_ONLY.into(),
+            mangle: MANGLE_EMPTY.into(),
         }
-        for rule in chain_rules(family) {
-            text.push_str(&rule);
-            text.push('\n');
+    }
+
+    /// Both tables with the rules in place (and another rule of someone else's in each hook).
+    fn installed(family: Family) -> Saved {
+        let rules = chain_rules(family);
+        let of = |chain: &str| {
+            rules
+                .iter()
+                .filter(|r| r.starts_with(&format!("-A {chain} ")))
+                .map(|r| format!("{r}\n"))
+                .collect::<String>()
+        };
+        Saved {
+            filter: format!(
+                "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:{INPUT_CHAIN} - [0:0]\n\
+                 :DOCKER-USER - [0:0]\n{}\n-A INPUT -i lo -j ACCEPT\n-A FORWARD -j DOCKER-USER\n\
+                 -A DOCKER-USER -j RETURN\n{}COMMIT\n",
+                input_jump(),
+                of(INPUT_CHAIN)
+            ),
+            mangle: format!(
+                "*mangle\n:FORWARD ACCEPT [0:0]\n:{FORWARD_CHAIN} - [0:0]\n{}\n\
+                 -A FORWARD -o eth0 -j MARK --set-xmark 0x1/0xffffffff\n{}COMMIT\n",
+                forward_jump(),
+                of(FORWARD_CHAIN)
+            ),
         }
-        text + "COMMIT\n"
     }
 
     #[test]
     fn a_fresh_host_gets_both_chains_and_both_jumps_first() {
-        let script = plan(DOCKER_ONLY, &chain_rules(Family::V4)).expect("something to install");
-        assert!(script.starts_with("*filter\n:CLAWLOOPS-RUNTIMES-IN - [0:0]\n"));
+        let script = plan(&fresh(), &chain_rules(Family::V4)).expect("something to install");
+        assert!(
+            script.starts_with("*mangle\n:CLAWLOOPS-RUNTIMES-FWD - [0:0]\n"),
+            "{script}"
+        );
+        assert!(script.contains("-I FORWARD 1 -j CLAWLOOPS-RUNTIMES-FWD\nCOMMIT\n*filter\n"));
+        assert!(script.contains(":CLAWLOOPS-RUNTIMES-IN - [0:0]\n"));
         assert!(script.contains("-I INPUT 1 -i clr+ -j CLAWLOOPS-RUNTIMES-IN\n"));
-        assert!(script.contains("-I DOCKER-USER 1 -j CLAWLOOPS-RUNTIMES-FWD\n"));
+        assert!(
+            !script.contains("DOCKER-USER"),
+            "Docker's chain is not used"
+        );
         assert!(!script.contains("-D "), "nothing to delete on a fresh host");
         assert!(script.ends_with("COMMIT\n"));
-        // Without Docker's chain the forward rules hook into FORWARD itself.
-        let bare = "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\nCOMMIT\n";
-        let script = plan(bare, &chain_rules(Family::V6)).expect("something to install");
-        assert!(script.contains("-I FORWARD 1 -j CLAWLOOPS-RUNTIMES-FWD\n"));
+    }
+
+    #[test]
+    fn the_old_layout_in_docker_user_is_replaced_by_the_mangle_table() {
+        // Before: the forward chain in the filter table, hooked from DOCKER-USER, which Docker
+        // deletes and re-inserts whenever it creates a network.
+        let mut old = fresh();
+        old.filter = old.filter.replace(
+            ":DOCKER-USER - [0:0]\n",
+            &format!(":DOCKER-USER - [0:0]\n:{FORWARD_CHAIN} - [0:0]\n"),
+        ).replace(
+            "-A DOCKER-USER -j RETURN\n",
+            &format!("-A DOCKER-USER -j {FORWARD_CHAIN}\n-A DOCKER-USER -j RETURN\n-A {FORWARD_CHAIN} -j DROP\n"),
+        );
+        let script = plan(&old, &chain_rules(Family::V4)).expect("move");
+        let mangle = script.find("*mangle").expect("mangle part");
+        let filter = script.find("*filter").expect("filter part");
+        assert!(
+            mangle < filter,
+            "the new rules are in before the old go: {script}"
+        );
+        assert!(script.contains("-D DOCKER-USER -j CLAWLOOPS-RUNTIMES-FWD\n"));
+        assert!(script.contains("-F CLAWLOOPS-RUNTIMES-FWD\n-X CLAWLOOPS-RUNTIMES-FWD\n"));
+        // With the old chain gone and the new one in place, nothing is left to do.
+        let mut done = installed(Family::V4);
+        assert_eq!(plan(&done, &chain_rules(Family::V4)), None);
+        done.filter = done
+            .filter
+            .replace("COMMIT", &format!(":{FORWARD_CHAIN} - [0:0]\nCOMMIT"));
+        assert!(
+            plan(&done, &chain_rules(Family::V4))
+                .expect("leftover")
+                .contains("-X CLAWLOOPS-RUNTIMES-FWD")
+        );
     }
 
     #[test]
     fn rules_in_place_need_nothing_and_any_change_is_repaired() {
-        let good = installed(Family::V4, "DOCKER-USER");
+        let good = installed(Family::V4);
         assert_eq!(plan(&good, &chain_rules(Family::V4)), None);
         // A rule removed from our chain, our jump pushed down by another rule, or a second
         // copy of a jump: each is put right in one transaction.
-        let missing = good.replace("-A CLAWLOOPS-RUNTIMES-FWD -j DROP\n", "");
+        let mut missing = good.clone();
+        missing.mangle = missing
+            .mangle
+            .replace("-A CLAWLOOPS-RUNTIMES-FWD -j DROP\n", "");
         assert!(plan(&missing, &chain_rules(Family::V4)).is_some());
-        let pushed = good.replace(
-            "-A INPUT -i clr+",
-            "-A INPUT -p tcp -j ACCEPT\n-A INPUT -i clr+",
+        let mut pushed = good.clone();
+        pushed.mangle = pushed.mangle.replace(
+            "-A FORWARD -j CLAWLOOPS",
+            "-A FORWARD -j ACCEPT\n-A FORWARD -j CLAWLOOPS",
         );
         let script = plan(&pushed, &chain_rules(Family::V4)).expect("repair");
-        assert!(script.contains("-D INPUT -i clr+ -j CLAWLOOPS-RUNTIMES-IN\n-I INPUT 1 -i clr+"));
-        let twice = good.replace(
+        assert!(script.contains(
+            "-D FORWARD -j CLAWLOOPS-RUNTIMES-FWD\n-I FORWARD 1 -j CLAWLOOPS-RUNTIMES-FWD\n"
+        ));
+        assert!(
+            !script.contains("*filter"),
+            "the input side was fine: {script}"
+        );
+        let mut twice = good.clone();
+        twice.filter = twice.filter.replace(
             "-A INPUT -i lo -j ACCEPT\n",
             "-A INPUT -i lo -j ACCEPT\n-A INPUT -i clr+ -j CLAWLOOPS-RUNTIMES-IN\n",
         );
@@ -630,13 +751,14 @@ COMMIT
 
     #[test]
     fn removal_takes_the_jumps_before_the_chains() {
-        let [jumps, chains] = removal(&installed(Family::V4, "DOCKER-USER"));
+        let [jumps, chains] = removal(&installed(Family::V4));
         let jumps = jumps.expect("jumps");
         assert!(jumps.contains("-D INPUT -i clr+ -j CLAWLOOPS-RUNTIMES-IN\n"));
-        assert!(jumps.contains("-D DOCKER-USER -j CLAWLOOPS-RUNTIMES-FWD\n"));
+        assert!(jumps.contains("*mangle\n-D FORWARD -j CLAWLOOPS-RUNTIMES-FWD\n"));
         let chains = chains.expect("chains");
         assert!(chains.contains("-X CLAWLOOPS-RUNTIMES-IN\n"));
-        assert_eq!(removal(DOCKER_ONLY), [None, None]);
+        assert!(chains.contains("-X CLAWLOOPS-RUNTIMES-FWD\n"));
+        assert_eq!(removal(&fresh()), [None, None]);
     }
 
     #[tokio::test]
