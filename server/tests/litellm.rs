@@ -44,24 +44,33 @@ async fn a_chat_goes_through_litellm_streamed_and_not_and_its_usage_is_recorded(
         verified["verify_ok"], true,
         "LiteLLM accepted the master key: {verified}"
     );
-    let (status, model) = admin
-        .call(
-            "admin/models/save",
-            &[
-                ("form[alias]", "team-chat"),
-                ("form[upstream_kind]", "litellm"),
-                ("form[base_url]", &litellm.base_url),
-                ("form[upstream_model]", "fake-chat"),
-                ("form[credential_id]", cred["id"].as_str().expect("id")),
-                ("form[enabled]", "true"),
-                ("form[visibility]", "everyone"),
-                ("form[is_default]", "true"),
-                ("form[price_input]", "1"),
-                ("form[price_output]", "2"),
-            ],
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{model}");
+    // A ClawLoops model in front of one of LiteLLM's deployments.
+    let save_model = |alias: &'static str, deployment: &'static str, default: &'static str| {
+        let admin = &admin;
+        let base_url = litellm.base_url.clone();
+        let credential = cred["id"].as_str().expect("id").to_owned();
+        async move {
+            let (status, model) = admin
+                .call(
+                    "admin/models/save",
+                    &[
+                        ("form[alias]", alias),
+                        ("form[upstream_kind]", "litellm"),
+                        ("form[base_url]", &base_url),
+                        ("form[upstream_model]", deployment),
+                        ("form[credential_id]", &credential),
+                        ("form[enabled]", "true"),
+                        ("form[visibility]", "everyone"),
+                        ("form[is_default]", default),
+                        ("form[price_input]", "1"),
+                        ("form[price_output]", "2"),
+                    ],
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{model}");
+        }
+    };
+    save_model("team-chat", "fake-chat", "true").await;
     let (_, key) = alice.call("keys/create", &[("name", "tool")]).await;
     let key = key["secret"].as_str().expect("secret").to_owned();
     let chat = |stream: bool| {
@@ -147,24 +156,7 @@ async fn a_chat_goes_through_litellm_streamed_and_not_and_its_usage_is_recorded(
     // LiteLLM honours request-level routing for the credential it is called with: a client
     // naming fallbacks would, when its model fails, get an answer from a deployment no ClawLoops
     // model names (and no price covers). The gateway forwards only the endpoint's own fields.
-    let (status, flaky) = admin
-        .call(
-            "admin/models/save",
-            &[
-                ("form[alias]", "team-flaky"),
-                ("form[upstream_kind]", "litellm"),
-                ("form[base_url]", &litellm.base_url),
-                ("form[upstream_model]", "flaky-chat"),
-                ("form[credential_id]", cred["id"].as_str().expect("id")),
-                ("form[enabled]", "true"),
-                ("form[visibility]", "everyone"),
-                ("form[is_default]", "false"),
-                ("form[price_input]", "1"),
-                ("form[price_output]", "2"),
-            ],
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{flaky}");
+    save_model("team-flaky", "flaky-chat", "false").await;
     let res = server
         .client
         .post(server.url("/v1/chat/completions"))
