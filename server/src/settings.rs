@@ -59,6 +59,7 @@ pub const KEYS: &[&str] = &[
     "gateway_connect_timeout_secs",
     "gateway_first_byte_timeout_secs",
     "gateway_idle_timeout_secs",
+    "gateway_key_lookups",
 ];
 
 /// How log lines are written.
@@ -224,6 +225,7 @@ struct RawSettings {
     gateway_connect_timeout_secs: u64,
     gateway_first_byte_timeout_secs: u64,
     gateway_idle_timeout_secs: u64,
+    gateway_key_lookups: usize,
 }
 
 /// The OpenClaw image `scripts/build-images.sh` builds (and the version it pins).
@@ -272,6 +274,7 @@ impl Default for RawSettings {
             gateway_connect_timeout_secs: 5,
             gateway_first_byte_timeout_secs: 120,
             gateway_idle_timeout_secs: 120,
+            gateway_key_lookups: 4,
         }
     }
 }
@@ -501,8 +504,15 @@ impl RawSettings {
                 ));
             }
         }
+        if !(1..=256).contains(&self.gateway_key_lookups) {
+            return Err(SettingsError::new(
+                "gateway_key_lookups",
+                "must be between 1 and 256",
+            ));
+        }
         Ok(crate::gateway::GatewayConfig {
             max_body_bytes: self.gateway_max_body_bytes,
+            key_lookups: self.gateway_key_lookups,
             connect_timeout: Duration::from_secs(self.gateway_connect_timeout_secs),
             first_byte_timeout: Duration::from_secs(self.gateway_first_byte_timeout_secs),
             idle_timeout: Duration::from_secs(self.gateway_idle_timeout_secs),

@@ -1489,3 +1489,90 @@ async fn quota_totals_stay_within_the_limit_for_any_mix_of_concurrent_requests(p
         Err(QuotaError::Negative)
     ));
 }
+
+/// Junk keys cost the database as little as possible: a key of the wrong shape none, the same
+/// unknown key once (until keys change), and a key made meanwhile works at once.
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn junk_keys_are_refused_with_at_most_one_query_each(pool: PgPool) {
+    let env = env(pool.clone()).await;
+    for junk in [
+        "sk-not-ours",
+        "clk_short",
+        "clk_has spaces and is far too long to be any key",
+    ] {
+        let (status, body) = env.chat(junk, hello("chat")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(body["error"]["code"], "invalid_api_key");
+    }
+    // The shape of a real key, but no such key: looked up once, then answered from memory.
+    let unknown = format!("clk_{}", "A".repeat(43));
+    for _ in 0..3 {
+        let (status, _) = env.chat(&unknown, hello("chat")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // The user's real key: looked up once, then cached.
+    for _ in 0..2 {
+        let (status, _) = env.chat(&env.key, hello("chat")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let text = env.server.get("/metrics").await.text().await.expect("body");
+    let count = |outcome: &str| {
+        let prefix = format!("clawloops_gateway_key_checks_total{{outcome=\"{outcome}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map_or(0, |n| n.parse::<u64>().expect("count"))
+    };
+    assert_eq!(count("malformed"), 3, "{text}");
+    assert_eq!(count("unknown"), 1, "{text}");
+    assert_eq!(count("cached_unknown"), 2, "{text}");
+    assert_eq!(count("looked_up"), 1, "{text}");
+    assert_eq!(count("cached"), 1, "{text}");
+    // A key made now works at once (a key change clears what was remembered).
+    let fresh = create_key(&env.alice, "new", None).await;
+    let (status, _) = env.chat(&fresh, hello("chat")).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// Uncached key lookups take a slot each (`gateway_key_lookups`); with every slot held, a junk
+/// key waits at most 2 s and is told to come back (503 with Retry-After) instead of queueing on
+/// the database pool.
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn key_lookups_beyond_their_slots_are_told_to_come_back(pool: PgPool) {
+    let server = TestServer::start_with(pool.clone(), |s| s.gateway.key_lookups = 1).await;
+    // Hold the keys table so that the one lookup in flight cannot finish.
+    let mut lock = pool.begin().await.expect("tx");
+    sqlx::query("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .expect("lock");
+    let ask = |key: String| {
+        server
+            .client
+            .post(server.url("/v1/chat/completions"))
+            .bearer_auth(key)
+            .json(&hello("chat"))
+            .send()
+    };
+    let first = tokio::spawn(ask(format!("clk_{}", "B".repeat(43))));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let res = ask(format!("clk_{}", "C".repeat(43))).await.expect("send");
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(res.headers()["retry-after"], "1");
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "gateway_busy", "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "answered after its wait"
+    );
+    // A key of the wrong shape needs no slot at all.
+    let res = ask("sk-junk".into()).await.expect("send");
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    lock.rollback().await.expect("unlock");
+    let res = first.await.expect("task").expect("send");
+    assert_eq!(
+        res.status(),
+        StatusCode::UNAUTHORIZED,
+        "the held lookup ends normally"
+    );
+}

@@ -50,6 +50,17 @@ pub fn generate() -> Result<NewKey, SealError> {
     })
 }
 
+/// Whether `secret` has the shape of a key this installation issues (`clk_` and 43 base64url
+/// characters): anything else is refused without a database lookup.
+pub fn well_formed(secret: &str) -> bool {
+    secret.strip_prefix(KEY_PREFIX).is_some_and(|rest| {
+        rest.len() == 43
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    })
+}
+
 /// The stored form of a key.
 pub fn hash(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
@@ -128,5 +139,18 @@ mod tests {
         assert!(a.secret.starts_with(&a.prefix));
         assert_eq!(a.hash, hash(&a.secret).to_vec());
         assert!(!format!("{a:?}").contains(&a.secret));
+        assert!(well_formed(&a.secret));
+        for junk in [
+            "clk_short",
+            "",
+            "sk-anything",
+            &a.secret.replacen("clk_", "clx_", 1),
+        ] {
+            assert!(!well_formed(junk), "{junk}");
+        }
+        assert!(!well_formed(&format!(
+            "{}=",
+            &a.secret[..a.secret.len() - 1]
+        )));
     }
 }

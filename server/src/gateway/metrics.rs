@@ -29,6 +29,11 @@ struct ModelLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KeyLabels {
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StreamLabels {
     model: String,
     outcome: &'static str,
@@ -51,6 +56,7 @@ pub struct GatewayMetrics {
     answer: Histograms,
     upstream: Histograms,
     streams: Family<StreamLabels, Counter>,
+    keys: Family<KeyLabels, Counter>,
     usage_written: Counter,
     usage_failed: Counter,
 }
@@ -63,6 +69,7 @@ impl Default for GatewayMetrics {
             answer: Histograms::new_with_constructor(latency),
             upstream: Histograms::new_with_constructor(latency),
             streams: Family::default(),
+            keys: Family::default(),
             usage_written: Counter::default(),
             usage_failed: Counter::default(),
         }
@@ -96,6 +103,11 @@ impl GatewayMetrics {
             "gateway_streams",
             "Streamed answers by model and how they ended (done, broken, client_closed)",
             self.streams.clone(),
+        );
+        registry.register(
+            "gateway_key_checks",
+            "Gateway keys checked, by how: cached (known), cached_unknown, malformed (no database), looked_up, unknown (looked up, not found), busy (no lookup slot)",
+            self.keys.clone(),
         );
         registry.register(
             "gateway_usage_rows_written",
@@ -151,6 +163,11 @@ impl GatewayMetrics {
                 })
                 .observe(took.as_secs_f64());
         }
+    }
+
+    /// How a key was checked.
+    pub fn key_check(&self, outcome: &'static str) {
+        self.keys.get_or_create(&KeyLabels { outcome }).inc();
     }
 
     /// How a streamed answer ended.

@@ -25,6 +25,11 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use usage::UsageLog;
 
+/// How long a key found unknown is answered from memory (any key change clears it at once).
+const UNKNOWN_KEY_TTL: Duration = Duration::from_secs(60);
+/// How long a request waits for a lookup slot before it is told to come back.
+const LOOKUP_WAIT: Duration = Duration::from_secs(2);
+
 /// The channel the database announces registry, key and limit changes on.
 pub const CHANNEL: &str = "clawloops_gateway";
 
@@ -35,6 +40,9 @@ pub struct GatewayConfig {
     pub connect_timeout: Duration,
     pub first_byte_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Database lookups of uncached keys at once (a flood of junk keys waits for these instead
+    /// of taking the pool from sign-in and forward-auth).
+    pub key_lookups: usize,
 }
 
 impl Default for GatewayConfig {
@@ -44,6 +52,7 @@ impl Default for GatewayConfig {
             connect_timeout: Duration::from_secs(5),
             first_byte_timeout: Duration::from_secs(120),
             idle_timeout: Duration::from_secs(120),
+            key_lookups: 4,
         }
     }
 }
@@ -56,6 +65,11 @@ pub struct Gateway {
     client: reqwest::Client,
     registry: RwLock<Arc<Registry>>,
     callers: moka::future::Cache<[u8; 32], Arc<Caller>>,
+    /// Keys looked up and not found, so that a client repeating one costs no query.
+    unknown: moka::sync::Cache<[u8; 32], ()>,
+    /// Database lookups of keys not in a cache, at most this many at once: a flood of junk
+    /// keys waits here instead of taking the pool from sign-in and forward-auth.
+    lookups: tokio::sync::Semaphore,
     quotas: Arc<Quotas>,
     usage: UsageLog,
     /// Its Prometheus series.
@@ -97,6 +111,11 @@ impl Gateway {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(60))
                 .build(),
+            unknown: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(UNKNOWN_KEY_TTL)
+                .build(),
+            lookups: tokio::sync::Semaphore::new(config.key_lookups),
             registry: RwLock::new(Arc::new(registry)),
             quotas: quotas.clone(),
             pool,
@@ -184,12 +203,14 @@ impl Gateway {
     /// this process commits a change, and for every change note from the database.
     pub fn invalidate(&self) {
         self.callers.invalidate_all();
+        self.unknown.invalidate_all();
         self.stale.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// Drops every cached caller and reads the registry again now.
     pub async fn refresh(&self) {
         self.callers.invalidate_all();
+        self.unknown.invalidate_all();
         self.reload().await;
     }
 
@@ -261,23 +282,39 @@ impl Gateway {
             .ok_or_else(|| {
                 ApiError::bad_key("Missing API key: send it as `Authorization: Bearer <key>`.")
             })?;
+        let wrong = || ApiError::bad_key("Incorrect API key provided.");
+        if !clawloops_models::keys::well_formed(key) {
+            self.metrics.key_check("malformed");
+            return Err(wrong());
+        }
         let hash = clawloops_models::keys::hash(key);
-        let caller = match self.callers.get(&hash).await {
-            Some(caller) => caller,
-            None => {
-                let loaded = Caller::load(&self.pool, &hash).await.map_err(|err| {
-                    tracing::error!(error = %err, "cannot read gateway keys");
-                    ApiError::internal(
-                        "The gateway cannot check keys right now; try again shortly.",
-                    )
-                })?;
-                let Some(caller) = loaded else {
-                    return Err(ApiError::bad_key("Incorrect API key provided."));
-                };
-                let caller = Arc::new(caller);
-                self.callers.insert(hash, caller.clone()).await;
-                caller
-            }
+        let caller = if let Some(caller) = self.callers.get(&hash).await {
+            self.metrics.key_check("cached");
+            caller
+        } else if self.unknown.contains_key(&hash) {
+            self.metrics.key_check("cached_unknown");
+            return Err(wrong());
+        } else {
+            let Ok(Ok(_slot)) = tokio::time::timeout(LOOKUP_WAIT, self.lookups.acquire()).await
+            else {
+                self.metrics.key_check("busy");
+                return Err(ApiError::busy(
+                    "The gateway is checking many keys right now; try again in a moment.",
+                ));
+            };
+            let loaded = Caller::load(&self.pool, &hash).await.map_err(|err| {
+                tracing::error!(error = %err, "cannot read gateway keys");
+                ApiError::internal("The gateway cannot check keys right now; try again shortly.")
+            })?;
+            let Some(caller) = loaded else {
+                self.metrics.key_check("unknown");
+                self.unknown.insert(hash, ());
+                return Err(wrong());
+            };
+            self.metrics.key_check("looked_up");
+            let caller = Arc::new(caller);
+            self.callers.insert(hash, caller.clone()).await;
+            caller
         };
         caller.check(time::OffsetDateTime::now_utc())?;
         Ok(caller)

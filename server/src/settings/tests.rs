@@ -112,6 +112,23 @@ fn a_bad_env_value_names_the_setting_and_the_variable() {
 }
 
 #[test]
+fn key_lookup_slots_are_bounded() {
+    for bad in ["0", "257"] {
+        jailed(|jail| {
+            jail.set_env("CLAWLOOPS_GATEWAY_KEY_LOOKUPS", bad);
+            let err = load_in(jail, None).expect_err("must fail");
+            assert_eq!(err.setting, "gateway_key_lookups");
+            Ok(())
+        });
+    }
+    jailed(|jail| {
+        jail.set_env("CLAWLOOPS_GATEWAY_KEY_LOOKUPS", "16");
+        assert_eq!(load_in(jail, None).expect("valid").gateway.key_lookups, 16);
+        Ok(())
+    });
+}
+
+#[test]
 fn a_bad_file_value_names_the_setting_and_the_file() {
     jailed(|jail| {
         jail.create_file("clawloops.toml", "log_format = \"xml\"\n")?;
@@ -258,6 +275,7 @@ fn every_listed_key_is_a_real_setting() {
         ("gateway_connect_timeout_secs", "3"),
         ("gateway_first_byte_timeout_secs", "60"),
         ("gateway_idle_timeout_secs", "30"),
+        ("gateway_key_lookups", "8"),
     ];
     assert_eq!(fields.len(), KEYS.len());
     let toml: String = fields.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
