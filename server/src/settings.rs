@@ -60,6 +60,7 @@ pub const KEYS: &[&str] = &[
     "gateway_first_byte_timeout_secs",
     "gateway_idle_timeout_secs",
     "gateway_key_lookups",
+    "gateway_key_concurrency",
 ];
 
 /// How log lines are written.
@@ -226,6 +227,7 @@ struct RawSettings {
     gateway_first_byte_timeout_secs: u64,
     gateway_idle_timeout_secs: u64,
     gateway_key_lookups: usize,
+    gateway_key_concurrency: usize,
 }
 
 /// The OpenClaw image `scripts/build-images.sh` builds (and the version it pins).
@@ -275,6 +277,7 @@ impl Default for RawSettings {
             gateway_first_byte_timeout_secs: 120,
             gateway_idle_timeout_secs: 120,
             gateway_key_lookups: 4,
+            gateway_key_concurrency: 64,
         }
     }
 }
@@ -510,9 +513,16 @@ impl RawSettings {
                 "must be between 1 and 256",
             ));
         }
+        if !(1..=100_000).contains(&self.gateway_key_concurrency) {
+            return Err(SettingsError::new(
+                "gateway_key_concurrency",
+                "must be between 1 and 100000",
+            ));
+        }
         Ok(crate::gateway::GatewayConfig {
             max_body_bytes: self.gateway_max_body_bytes,
             key_lookups: self.gateway_key_lookups,
+            key_concurrency: self.gateway_key_concurrency,
             connect_timeout: Duration::from_secs(self.gateway_connect_timeout_secs),
             first_byte_timeout: Duration::from_secs(self.gateway_first_byte_timeout_secs),
             idle_timeout: Duration::from_secs(self.gateway_idle_timeout_secs),

@@ -27,9 +27,17 @@ struct Env {
 }
 
 async fn env(pool: PgPool) -> Env {
+    env_with(pool, |_| {}).await
+}
+
+/// As [`env`], with the server's settings adjusted by `adjust`.
+async fn env_with(
+    pool: PgPool,
+    adjust: impl FnOnce(&mut clawloops_server::settings::Settings),
+) -> Env {
     captured_logs();
     let upstream = upstream::start(Some(SECRET)).await;
-    let server = TestServer::start(pool).await;
+    let server = TestServer::start_with(pool, adjust).await;
     let admin = server.admin("root").await;
     let alice = server.user(&admin, "alice").await;
     let (status, cred) = admin
@@ -1575,4 +1583,44 @@ async fn key_lookups_beyond_their_slots_are_told_to_come_back(pool: PgPool) {
         StatusCode::UNAUTHORIZED,
         "the held lookup ends normally"
     );
+}
+
+/// One key may have `gateway_key_concurrency` requests in flight (streams until they end); the
+/// next gets 429 at once, and a place frees as soon as a request ends, however it ends.
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn a_key_has_a_bounded_number_of_requests_in_flight(pool: PgPool) {
+    let env = env_with(pool.clone(), |s| s.gateway.key_concurrency = 2).await;
+    env.model(&[("alias", "slow"), ("upstream_model", "slow")])
+        .await;
+    let mut body = hello("slow");
+    body["stream"] = json!(true);
+    let first = env.send_chat(&body).await;
+    let second = env.send_chat(&body).await;
+    assert_eq!(
+        (first.status(), second.status()),
+        (StatusCode::OK, StatusCode::OK)
+    );
+    let (status, answer) = env.chat(&env.key, hello("chat")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+    assert_eq!(answer["error"]["code"], "too_many_concurrent_requests");
+    // Another key of the same user is not held back by this one.
+    let other = create_key(&env.alice, "other", None).await;
+    let (status, _) = env.chat(&other, hello("chat")).await;
+    assert_eq!(status, StatusCode::OK);
+    // A stream the client leaves frees its place.
+    drop(first);
+    let mut freed = StatusCode::TOO_MANY_REQUESTS;
+    for _ in 0..60 {
+        freed = env.chat(&env.key, hello("chat")).await.0;
+        if freed == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        freed,
+        StatusCode::OK,
+        "the place of the stream that went away was freed"
+    );
+    drop(second);
 }

@@ -333,6 +333,9 @@ async fn run(args: &Args, clawloops: &Path, pool: sqlx::PgPool) -> Result<()> {
             ("CLAWLOOPS_SECRET_KEY_FILE", key_file.display().to_string()),
             ("CLAWLOOPS_LOG_LEVEL", "warn".into()),
             ("CLAWLOOPS_RUNTIME_PROFILE", "stub".into()),
+            // One key drives up to 256 connections here: the per-key cap is a policy, not part
+            // of what this measures.
+            ("CLAWLOOPS_GATEWAY_KEY_CONCURRENCY", "1024".into()),
         ],
     )?;
     let ours = format!("http://127.0.0.1:{port}/v1");

@@ -43,6 +43,8 @@ pub struct GatewayConfig {
     /// Database lookups of uncached keys at once (a flood of junk keys waits for these instead
     /// of taking the pool from sign-in and forward-auth).
     pub key_lookups: usize,
+    /// Requests one key may have in flight at once (streams count until they end).
+    pub key_concurrency: usize,
 }
 
 impl Default for GatewayConfig {
@@ -53,6 +55,7 @@ impl Default for GatewayConfig {
             first_byte_timeout: Duration::from_secs(120),
             idle_timeout: Duration::from_secs(120),
             key_lookups: 4,
+            key_concurrency: 64,
         }
     }
 }
@@ -70,6 +73,8 @@ pub struct Gateway {
     /// Database lookups of keys not in a cache, at most this many at once: a flood of junk
     /// keys waits here instead of taking the pool from sign-in and forward-auth.
     lookups: tokio::sync::Semaphore,
+    /// Requests in flight per key.
+    in_flight: Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>>,
     quotas: Arc<Quotas>,
     usage: UsageLog,
     /// Its Prometheus series.
@@ -116,6 +121,7 @@ impl Gateway {
                 .time_to_live(UNKNOWN_KEY_TTL)
                 .build(),
             lookups: tokio::sync::Semaphore::new(config.key_lookups),
+            in_flight: Arc::default(),
             registry: RwLock::new(Arc::new(registry)),
             quotas: quotas.clone(),
             pool,
@@ -320,6 +326,31 @@ impl Gateway {
         Ok(caller)
     }
 
+    /// Counts a request of `caller`'s key in flight until the returned guard is dropped, or
+    /// refuses it (429) when the key already has `key_concurrency` requests in flight.
+    fn enter(&self, caller: &Caller) -> Result<InFlight, ApiError> {
+        let mut counts = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = counts.entry(caller.key_id).or_insert(0);
+        if *count >= self.config.key_concurrency {
+            return Err(ApiError::limited(
+                "too_many_concurrent_requests",
+                format!(
+                    "This key already has {} requests in flight; wait for one to finish.",
+                    self.config.key_concurrency
+                ),
+                1,
+            ));
+        }
+        *count += 1;
+        Ok(InFlight {
+            counts: self.in_flight.clone(),
+            key: caller.key_id,
+        })
+    }
+
     /// Replaces every provider credential in `text` (error bodies passed back).
     fn scrub(&self, text: &[u8]) -> Vec<u8> {
         use secrecy::ExposeSecret;
@@ -334,6 +365,27 @@ impl Gateway {
             }
         }
         out
+    }
+}
+
+/// One request of a key in flight; dropping it (the request ended, however) frees its place.
+pub(crate) struct InFlight {
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>>,
+    key: uuid::Uuid,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                counts.remove(&self.key);
+            }
+        }
     }
 }
 

@@ -53,6 +53,7 @@ async fn relay_inner(
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let caller = gw.authenticate(headers).await?;
+    let in_flight = gw.enter(&caller)?;
     let limit = gw.config.max_body_bytes;
     if headers
         .get(header::CONTENT_LENGTH)
@@ -90,6 +91,7 @@ async fn relay_inner(
         });
     let prompt_estimate = request::prompt_estimate(parsed.bytes);
     let mut ticket = Ticket {
+        _in_flight: in_flight,
         gw: gw.clone(),
         caller: caller.clone(),
         model: model.clone(),
@@ -385,6 +387,8 @@ fn stream_through(gw: &Arc<Gateway>, response: reqwest::Response, mut ticket: Ti
 
 /// One request's accounting: settled and logged when dropped, however the request ended.
 struct Ticket {
+    /// The key's place among its requests in flight, freed with the ticket.
+    _in_flight: super::InFlight,
     gw: Arc<Gateway>,
     caller: Arc<Caller>,
     model: Arc<Model>,

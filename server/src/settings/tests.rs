@@ -276,6 +276,7 @@ fn every_listed_key_is_a_real_setting() {
         ("gateway_first_byte_timeout_secs", "60"),
         ("gateway_idle_timeout_secs", "30"),
         ("gateway_key_lookups", "8"),
+        ("gateway_key_concurrency", "32"),
     ];
     assert_eq!(fields.len(), KEYS.len());
     let toml: String = fields.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
