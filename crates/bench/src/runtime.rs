@@ -275,7 +275,13 @@ impl Bench {
             },
         }
         .render();
-        clawloops_driver::config::write_atomically(self.plain_dir.path(), &config_dir, &config)?;
+        let owner = clawloops_driver::config::numeric_owner(&settings.profile.user);
+        clawloops_driver::config::write_atomically(
+            self.plain_dir.path(),
+            &config_dir,
+            &config,
+            owner,
+        )?;
         let container = format!("{}-plain-{name}", self.instance);
         let network = plain_network(self);
         let mut args: Vec<String> = ["run", "-d", "--name", &container, "--network", &network]

@@ -77,11 +77,7 @@ impl DockerDriver {
                 docker
             }
         };
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(2))
-            .no_proxy()
-            .build()
-            .map_err(|e| DriverError::Docker(e.to_string()))?;
+        let http = probe_client().map_err(|e| DriverError::Docker(e.to_string()))?;
         Ok(DockerDriver {
             docker,
             instance: instance.to_owned(),
@@ -623,12 +619,12 @@ impl RuntimeDriver for DockerDriver {
     }
 
     async fn install_config(&self, spec: &RuntimeSpec, text: &str) -> Result<(), DriverError> {
-        crate::config::write_atomically(&self.config_root, &self.config_dir(spec), text).map_err(
-            |e| match e.raw_os_error() {
+        let owner = crate::config::numeric_owner(&spec.profile.user);
+        crate::config::write_atomically(&self.config_root, &self.config_dir(spec), text, owner)
+            .map_err(|e| match e.raw_os_error() {
                 Some(28) => DriverError::DiskFull(e.to_string()),
                 _ => DriverError::Config(e.to_string()),
-            },
-        )
+            })
     }
 
     async fn cleanup(&self, spec: &RuntimeSpec, wipe_workspace: bool) -> Result<(), DriverError> {
@@ -744,6 +740,17 @@ struct NetworkState {
     bridge: Option<String>,
 }
 
+/// The client for readiness probes. It follows no redirect: the runtime answering is
+/// untrusted, and the prober runs on the host, outside the runtime firewall, so a redirect
+/// would make it fetch any address the runtime names (a 3xx is simply "not ready").
+fn probe_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+}
+
 /// How recent a firewall check a runtime start relies on (the reconciler checks every 5 s).
 const FIREWALL_FRESH: Duration = Duration::from_secs(10);
 
@@ -804,6 +811,51 @@ pub async fn managed_volumes(driver: &DockerDriver) -> Result<Vec<String>, Drive
 #[cfg(test)]
 mod tests {
     use super::exit_code;
+
+    /// A runtime that answers its readiness probe with a redirect to another address must not
+    /// get the prober (on the host, outside the firewall) to go there.
+    #[tokio::test]
+    async fn the_readiness_probe_follows_no_redirect() {
+        use std::io::{Read, Write};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let target = elsewhere.local_addr().expect("addr");
+        elsewhere.set_nonblocking(true).expect("nonblocking");
+        let runtime = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = runtime.local_addr().expect("addr");
+        let answered = std::sync::Arc::new(AtomicUsize::new(0));
+        let count = answered.clone();
+        std::thread::spawn(move || {
+            for stream in runtime.incoming().take(1) {
+                let mut stream = stream.expect("connection");
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                let reply = format!(
+                    "HTTP/1.1 302 Found\r\nLocation: http://{target}/internal\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                stream.write_all(reply.as_bytes()).expect("reply");
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let res = super::probe_client()
+            .expect("client")
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .expect("an answer");
+        assert_eq!(
+            res.status(),
+            reqwest::StatusCode::FOUND,
+            "the redirect itself is the answer"
+        );
+        assert!(!res.status().is_success(), "and it does not count as ready");
+        assert_eq!(answered.load(Ordering::SeqCst), 1);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            elsewhere.accept().is_err(),
+            "the address the runtime named was never contacted"
+        );
+    }
 
     #[test]
     fn docker_answers_are_sorted_into_kinds_people_can_act_on() {
