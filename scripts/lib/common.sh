@@ -232,8 +232,13 @@ start_entry_proxy() {
   cp "$ROOT/deploy/traefik/dynamic/clawloops.yml" "$dir/dynamic/"
   chmod 755 "$dir" "$dir/dynamic" && chmod 644 "$dir/traefik.yml" "$dir/dynamic/clawloops.yml"
   docker rm -f "$name" >/dev/null 2>&1 || true
+  # The per-client limits (deploy/traefik/dynamic/clawloops.yml), when set in our environment.
+  local limits=() var
+  for var in CLAWLOOPS_ENTRY_IN_FLIGHT_PER_CLIENT CLAWLOOPS_ENTRY_RATE_PER_CLIENT CLAWLOOPS_ENTRY_BURST_PER_CLIENT; do
+    [ -z "${!var:-}" ] || limits+=(-e "$var=${!var}")
+  done
   docker run -d --name "$name" --restart unless-stopped \
     --add-host control-plane:host-gateway -p "$publish:8000" \
     -e "CLAWLOOPS_PUBLIC_HOST=$host" -e "CLAWLOOPS_CONTROL_PLANE=http://control-plane:$cp_port" \
-    -v "$dir:/etc/traefik:ro" clawloops/traefik:3.7.15 >/dev/null
+    "${limits[@]}" -v "$dir:/etc/traefik:ro" clawloops/traefik:3.7.15 >/dev/null
 }

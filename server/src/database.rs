@@ -76,6 +76,55 @@ pub async fn connect(options: PgConnectOptions, max_connections: u32) -> anyhow:
     Ok(pool)
 }
 
+/// Lookups any stranger can cause (API keys at the gateway, session ids at forward-auth), on
+/// a small pool of their own to the same database as the main one: at most `size` at once,
+/// each waiting at most `wait` for its turn. A flood of made-up keys or session ids queues
+/// here and is told to come back ([`LookupError::Busy`]); it never takes the main pool's
+/// connections, which stay free for sign-in, pages and the background work.
+pub struct Lookups {
+    turns: tokio::sync::Semaphore,
+    pool: PgPool,
+    wait: Duration,
+}
+
+/// Why a lookup was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    /// Every turn is taken (and stayed taken for the whole wait).
+    #[error("every lookup is taken")]
+    Busy,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl Lookups {
+    pub fn new(main: &PgPool, size: u32, wait: Duration) -> Lookups {
+        Lookups {
+            // One turn per connection: whoever has a turn finds a connection (or the database
+            // is unreachable, which is then told apart from being busy).
+            turns: tokio::sync::Semaphore::new(usize::try_from(size).unwrap_or(usize::MAX)),
+            pool: PgPoolOptions::new()
+                .max_connections(size)
+                .min_connections(0)
+                .idle_timeout(Duration::from_secs(60))
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_lazy_with((*main.connect_options()).clone()),
+            wait,
+        }
+    }
+
+    /// Runs `lookup` on the lookups' own pool once a turn is free.
+    pub async fn run<T, F>(&self, lookup: impl FnOnce(PgPool) -> F) -> Result<T, LookupError>
+    where
+        F: std::future::Future<Output = Result<T, sqlx::Error>>,
+    {
+        let Ok(Ok(_turn)) = tokio::time::timeout(self.wait, self.turns.acquire()).await else {
+            return Err(LookupError::Busy);
+        };
+        Ok(lookup(self.pool.clone()).await?)
+    }
+}
+
 /// The pool settings used everywhere (tests included).
 pub fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()

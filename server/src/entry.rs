@@ -25,6 +25,9 @@ pub const ACCESS_CHANNEL: &str = "clawloops_access";
 /// arrive sooner by notification; this bounds what a lost notification could cost.
 const PASS_TTL: Duration = Duration::from_secs(10);
 
+/// How long a decision waits for one of the session lookup connections.
+const LOOKUP_WAIT: Duration = Duration::from_secs(2);
+
 /// Workspace activity is noted at most this often per user (seconds).
 const MARK_EVERY: i64 = 5;
 
@@ -49,6 +52,8 @@ pub enum Decision {
     Deny(Deny),
     /// The decision could not be made (database unreachable): refuse, and say so.
     Unavailable,
+    /// Every session lookup is taken (a flood of unknown session ids): come back in a moment.
+    Busy,
 }
 
 /// Why a request was refused.
@@ -111,6 +116,9 @@ pub struct EntryRequest<'a> {
 /// The entry gate. One per process; cheap to share.
 pub struct EntryGate {
     pool: PgPool,
+    /// Lookups of sessions not in the cache, on a pool of their own: a flood of made-up
+    /// session ids waits here, never for the connections of sign-in and pages.
+    lookups: crate::database::Lookups,
     orchestrator: Orchestrator,
     /// `clawloops.localhost`: workspaces are `<name>.clawloops.localhost`.
     workspace_domain: Option<String>,
@@ -129,8 +137,10 @@ impl EntryGate {
         workspace_domain: Option<String>,
         session_cookie: &'static str,
         absolute: time::Duration,
+        session_lookups: u32,
     ) -> Self {
         EntryGate {
+            lookups: crate::database::Lookups::new(&pool, session_lookups, LOOKUP_WAIT),
             pool,
             orchestrator,
             workspace_domain,
@@ -167,6 +177,7 @@ impl EntryGate {
         let pass = match self.pass(&session).await {
             Ok(Some(pass)) => pass,
             Ok(None) => return Decision::SignIn,
+            Err(crate::database::LookupError::Busy) => return Decision::Busy,
             Err(err) => {
                 tracing::error!(error = %err, "forward-auth could not read the session");
                 return Decision::Unavailable;
@@ -204,12 +215,12 @@ impl EntryGate {
         })
     }
 
-    async fn pass(&self, session: &str) -> Result<Option<Arc<Pass>>, sqlx::Error> {
+    async fn pass(&self, session: &str) -> Result<Option<Arc<Pass>>, crate::database::LookupError> {
         if let Some(cached) = self.passes.get(session) {
             return Ok(cached);
         }
         let epoch = self.epoch.load(Ordering::Acquire);
-        let loaded = self.load(session).await?;
+        let loaded = self.lookups.run(|pool| self.load(pool, session)).await?;
         // A change reported while this was read may not be in it: use it, don't keep it.
         if self.epoch.load(Ordering::Acquire) == epoch {
             self.passes.insert(session.to_owned(), loaded.clone());
@@ -217,7 +228,7 @@ impl EntryGate {
         Ok(loaded)
     }
 
-    async fn load(&self, session: &str) -> Result<Option<Arc<Pass>>, sqlx::Error> {
+    async fn load(&self, pool: PgPool, session: &str) -> Result<Option<Arc<Pass>>, sqlx::Error> {
         let row = sqlx::query!(
             r#"SELECT u.id, u.username, u.status, u.must_change_password, s.expires_at,
                       (s.data->>'clawloops.login_at')::bigint AS login_at,
@@ -228,7 +239,7 @@ impl EntryGate {
                 WHERE s.id = $1"#,
             session
         )
-        .fetch_optional(&self.pool)
+        .fetch_optional(&pool)
         .await?;
         let Some(row) = row else {
             return Ok(None);
@@ -375,7 +386,7 @@ fn routes(domain: &str, bindings: &[RuntimeRow]) -> Value {
             json!({
                 "rule": format!("Host(`{name}.{domain}`)"),
                 "entryPoints": ["web"],
-                "middlewares": ["workspace-auth@file"],
+                "middlewares": ["public-limits@file", "workspace-auth@file"],
                 "service": key,
             }),
         );
@@ -419,6 +430,7 @@ mod tests {
             Some("clawloops.localhost".into()),
             "clawloops_session",
             time::Duration::hours(1),
+            4,
         )
     }
 
@@ -512,7 +524,11 @@ mod tests {
         let doc = routes("ws.example", std::slice::from_ref(&row));
         let router = &doc["http"]["routers"]["ws-alice-b"];
         assert_eq!(router["rule"], "Host(`alice-b.ws.example`)");
-        assert_eq!(router["middlewares"][0], "workspace-auth@file");
+        assert_eq!(
+            router["middlewares"],
+            json!(["public-limits@file", "workspace-auth@file"]),
+            "the client's limits first: a flood is refused before it costs a decision"
+        );
         assert_eq!(
             doc["http"]["services"]["ws-alice-b"]["loadBalancer"]["servers"][0]["url"],
             "http://10.213.0.19:18789"

@@ -63,7 +63,8 @@ pub fn write_config(
 }
 
 /// `docker run` arguments for the proxy container `name`, published on 127.0.0.1:`port`,
-/// reaching the control plane on the Docker host at `control_plane_port`.
+/// reaching the control plane on the Docker host at `control_plane_port`; `env` adds
+/// `NAME=value` settings of the configuration (e.g. `CLAWLOOPS_ENTRY_RATE_PER_CLIENT`).
 pub fn run_args(
     name: &str,
     port: u16,
@@ -71,8 +72,9 @@ pub fn run_args(
     public_host: &str,
     dir: &Path,
     image: &str,
+    env: &[String],
 ) -> Vec<String> {
-    [
+    let mut args: Vec<String> = [
         "run",
         "-d",
         "--name",
@@ -87,8 +89,12 @@ pub fn run_args(
         &format!("CLAWLOOPS_CONTROL_PLANE=http://control-plane:{control_plane_port}"),
         "-v",
         &format!("{}:/etc/traefik:ro", dir.display()),
-        image,
     ]
     .map(str::to_owned)
-    .to_vec()
+    .to_vec();
+    for setting in env {
+        args.extend(["-e".to_owned(), setting.clone()]);
+    }
+    args.push(image.to_owned());
+    args
 }

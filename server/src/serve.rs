@@ -97,6 +97,7 @@ pub async fn server_state(
         settings.entry.workspace_domain.clone(),
         http::SESSION_COOKIE,
         time::Duration::hours(i64::from(settings.session_absolute_hours)),
+        settings.entry.session_lookups,
     ));
     let build = crate::build_info();
     let metrics = Arc::new(HttpMetrics::new(&build, &gateway.metrics));

@@ -52,6 +52,7 @@ pub const KEYS: &[&str] = &[
     "workspace_domain",
     "cookie_domain",
     "entry_proxy_container",
+    "entry_session_lookups",
     "runtime_idle_stop_minutes",
     "runtime_max_lifetime_hours",
     "secret_key_file",
@@ -124,6 +125,8 @@ pub struct EntrySettings {
     /// The entry proxy's container (Traefik), joined to every runtime's network; runtimes then
     /// believe identity headers from it alone (OpenClaw's trusted-proxy mode).
     pub proxy_container: Option<String>,
+    /// Connections of forward-auth's own pool for sessions not in its cache.
+    pub session_lookups: u32,
 }
 
 /// Which kind of runtime image.
@@ -219,6 +222,7 @@ struct RawSettings {
     workspace_domain: Option<String>,
     cookie_domain: Option<String>,
     entry_proxy_container: Option<String>,
+    entry_session_lookups: u32,
     runtime_idle_stop_minutes: u32,
     runtime_max_lifetime_hours: Option<u32>,
     secret_key_file: Option<PathBuf>,
@@ -269,6 +273,7 @@ impl Default for RawSettings {
             workspace_domain: None,
             cookie_domain: None,
             entry_proxy_container: None,
+            entry_session_lookups: 4,
             runtime_idle_stop_minutes: 60,
             runtime_max_lifetime_hours: None,
             secret_key_file: None,
@@ -701,7 +706,14 @@ impl RawSettings {
                 format!("must cover the workspace domain {ws}"),
             ));
         }
+        if !(1..=256).contains(&self.entry_session_lookups) {
+            return Err(SettingsError::new(
+                "entry_session_lookups",
+                "must be between 1 and 256",
+            ));
+        }
         Ok(EntrySettings {
+            session_lookups: self.entry_session_lookups,
             workspace_domain,
             cookie_domain,
             proxy_container: self

@@ -283,10 +283,58 @@ async fn only_the_owner_passes_and_the_runtime_gets_identity_not_secrets(pool: P
         .expect("request");
     assert_eq!(res.status(), 403);
     assert_eq!(json_of(res).await["code"], "USER_DISABLED");
+
+    // A gateway call refused before its body is read (a key not shaped like ours needs no
+    // lookup) still reaches the client as the gateway's 401 through Traefik, not as a 502:
+    // the gateway reads what the client sent before it answers, so the connection closes
+    // cleanly instead of being reset under the proxy.
+    let body = serde_json::json!({"model": "chat", "messages": [{"role": "user", "content": "x".repeat(256 * 1024)}]}).to_string();
+    for key in ["clk_wrong", "not-a-key-at-all"] {
+        for _ in 0..20 {
+            let res = raw
+                .post(entry.url("", "/v1/chat/completions"))
+                .bearer_auth(key)
+                .header("content-type", "application/json")
+                .body(body.clone())
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(res.status(), 401, "{key}: {:?}", res.text().await);
+            assert_eq!(
+                json_of(res).await["error"]["code"],
+                "invalid_api_key",
+                "{key}"
+            );
+        }
+    }
+
+    // The shipped per-client limits: one address sending far faster than 200/s (bursts to 400)
+    // is answered 429 by Traefik itself; what passes is answered normally.
+    let mut sends = tokio::task::JoinSet::new();
+    for _ in 0..1200 {
+        let raw = raw.clone();
+        let url = entry.url("", "/healthz");
+        sends.spawn(async move { raw.get(url).send().await.map(|r| r.status().as_u16()) });
+    }
+    let mut counts = std::collections::BTreeMap::<u16, u32>::new();
+    while let Some(status) = sends.join_next().await {
+        *counts
+            .entry(status.expect("task").expect("send"))
+            .or_default() += 1;
+    }
+    assert!(
+        counts.get(&429).copied().unwrap_or(0) >= 100
+            && counts.get(&200).copied().unwrap_or(0) >= 200,
+        "a burst from one address is cut at the shipped rate: {counts:?}"
+    );
+    assert_eq!(
+        counts.keys().copied().collect::<Vec<_>>(),
+        [200, 429],
+        "nothing but answers and refusals: {counts:?}"
+    );
     entry.finish().await;
 }
 
-/// Reads one HTTP/1.1 response head from a raw connection.
 const PROVIDER_KEY: &str = "sk-provider-for-entry-tests-5d1";
 
 /// Registers the fake provider's key and a default model `chat` for everyone.
@@ -320,6 +368,7 @@ async fn register_model(admin: &Browser, base_url: &str) {
     assert_eq!(status, 200, "{model}");
 }
 
+/// Reads one HTTP/1.1 response head from a raw connection.
 async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
     use tokio::io::AsyncReadExt;
     let mut head = Vec::new();

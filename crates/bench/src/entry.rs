@@ -193,6 +193,13 @@ async fn start_traefik(
         DOMAIN,
         &dir,
         &args.traefik_image,
+        // The shipped per-client limits (200/s) would turn this one-address load into 429s:
+        // this measures proxying, so they are lifted far above what it sends.
+        &[
+            "CLAWLOOPS_ENTRY_RATE_PER_CLIENT=1000000".to_owned(),
+            "CLAWLOOPS_ENTRY_BURST_PER_CLIENT=1000000".to_owned(),
+            "CLAWLOOPS_ENTRY_IN_FLIGHT_PER_CLIENT=100000".to_owned(),
+        ],
     );
     docker(&run.iter().map(String::as_str).collect::<Vec<_>>()).await?;
     Ok(())

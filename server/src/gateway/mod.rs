@@ -10,6 +10,7 @@ pub mod quota;
 mod relay;
 pub mod usage;
 
+use crate::database::LookupError;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -70,9 +71,9 @@ pub struct Gateway {
     callers: moka::future::Cache<[u8; 32], Arc<Caller>>,
     /// Keys looked up and not found, so that a client repeating one costs no query.
     unknown: moka::sync::Cache<[u8; 32], ()>,
-    /// Database lookups of keys not in a cache, at most this many at once: a flood of junk
-    /// keys waits here instead of taking the pool from sign-in and forward-auth.
-    lookups: tokio::sync::Semaphore,
+    /// Lookups of keys not in a cache, on a pool of their own (`key_lookups` connections): a
+    /// flood of junk keys waits here, never for the connections of sign-in and pages.
+    lookups: crate::database::Lookups,
     /// Requests in flight per key.
     in_flight: Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>>,
     quotas: Arc<Quotas>,
@@ -120,7 +121,11 @@ impl Gateway {
                 .max_capacity(100_000)
                 .time_to_live(UNKNOWN_KEY_TTL)
                 .build(),
-            lookups: tokio::sync::Semaphore::new(config.key_lookups),
+            lookups: crate::database::Lookups::new(
+                &pool,
+                u32::try_from(config.key_lookups).unwrap_or(u32::MAX),
+                LOOKUP_WAIT,
+            ),
             in_flight: Arc::default(),
             registry: RwLock::new(Arc::new(registry)),
             quotas: quotas.clone(),
@@ -301,17 +306,25 @@ impl Gateway {
             self.metrics.key_check("cached_unknown");
             return Err(wrong());
         } else {
-            let Ok(Ok(_slot)) = tokio::time::timeout(LOOKUP_WAIT, self.lookups.acquire()).await
-            else {
-                self.metrics.key_check("busy");
-                return Err(ApiError::busy(
-                    "The gateway is checking many keys right now; try again in a moment.",
-                ));
+            let loaded = match self
+                .lookups
+                .run(|pool| async move { Caller::load(&pool, &hash).await })
+                .await
+            {
+                Ok(loaded) => loaded,
+                Err(LookupError::Busy) => {
+                    self.metrics.key_check("busy");
+                    return Err(ApiError::busy(
+                        "The gateway is checking many keys right now; try again in a moment.",
+                    ));
+                }
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot read gateway keys");
+                    return Err(ApiError::internal(
+                        "The gateway cannot check keys right now; try again shortly.",
+                    ));
+                }
             };
-            let loaded = Caller::load(&self.pool, &hash).await.map_err(|err| {
-                tracing::error!(error = %err, "cannot read gateway keys");
-                ApiError::internal("The gateway cannot check keys right now; try again shortly.")
-            })?;
             let Some(caller) = loaded else {
                 self.metrics.key_check("unknown");
                 self.unknown.insert(hash, ());

@@ -15,7 +15,7 @@ use clawloops_wire::usage::{SseScanner, answer_usage};
 use futures_util::StreamExt;
 use secrecy::ExposeSecret;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The most hops along fallbacks.
 const MAX_HOPS: usize = 3;
@@ -52,8 +52,17 @@ async fn relay_inner(
     answered_by: &mut Option<String>,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let caller = gw.authenticate(headers).await?;
-    let in_flight = gw.enter(&caller)?;
+    let admitted = match gw.authenticate(headers).await {
+        Ok(caller) => gw.enter(&caller).map(|in_flight| (caller, in_flight)),
+        Err(err) => Err(err),
+    };
+    let (caller, in_flight) = match admitted {
+        Ok(admitted) => admitted,
+        Err(err) => {
+            drain(body).await;
+            return Err(err);
+        }
+    };
     let limit = gw.config.max_body_bytes;
     if headers
         .get(header::CONTENT_LENGTH)
@@ -262,6 +271,28 @@ fn fallback_chain(registry: &Registry, model: &Arc<Model>) -> Vec<Arc<Model>> {
 }
 
 /// Sends the request to the model's upstream, up to its response headers.
+/// The most of a refused request's body read before answering, and for how long.
+const DRAIN_BYTES: usize = 1024 * 1024;
+const DRAIN_WAIT: Duration = Duration::from_secs(2);
+
+/// Reads and discards the rest of a request refused before its body was read. A server that
+/// closes a connection with unread request bytes resets it, and a proxy in front (Traefik)
+/// that is still sending then answers 502 instead of passing the refusal on. Bounded in size
+/// and time: a larger or slower body is cut off as before.
+async fn drain(body: Body) {
+    let mut stream = body.into_data_stream();
+    let mut read = 0;
+    let _ = tokio::time::timeout(DRAIN_WAIT, async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            read += chunk.len();
+            if read > DRAIN_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 async fn send(
     gw: &Gateway,
     model: &Model,
@@ -337,7 +368,7 @@ fn stream_through(gw: &Arc<Gateway>, response: reqwest::Response, mut ticket: Ti
     struct State {
         upstream: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
         ticket: Ticket,
-        idle: std::time::Duration,
+        idle: Duration,
         done: bool,
     }
     let state = State {
@@ -395,7 +426,7 @@ struct Ticket {
     endpoint: Endpoint,
     stream: bool,
     started: Instant,
-    first_byte: Option<std::time::Duration>,
+    first_byte: Option<Duration>,
     reservation: Option<Reservation>,
     prompt_estimate: i64,
     /// What the upstream said it used.
@@ -472,7 +503,7 @@ impl Drop for Ticket {
             };
             metrics.stream_ended(&self.model.alias, outcome);
         }
-        let elapsed = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let elapsed = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         self.gw.usage.record(Record {
             at: time::OffsetDateTime::now_utc(),
             user_id: self.caller.user_id,

@@ -53,6 +53,7 @@ pub async fn auth(State(state): State<ServerState>, headers: HeaderMap) -> Respo
         Decision::NotRunning => "not_running",
         Decision::Deny(deny) => deny.code(),
         Decision::Unavailable => "unavailable",
+        Decision::Busy => "busy",
     });
     let page = is_page_request(&headers);
     match decision {
@@ -100,6 +101,19 @@ pub async fn auth(State(state): State<ServerState>, headers: HeaderMap) -> Respo
             page,
             public,
         ),
+        Decision::Busy => {
+            let mut response = refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "BUSY",
+                "ClawLoops is checking many sign-ins right now. Try again in a moment.",
+                page,
+                public,
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            response
+        }
         Decision::Unavailable => refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "UNAVAILABLE",

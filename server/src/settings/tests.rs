@@ -180,6 +180,11 @@ fn semantic_checks_name_the_setting() {
             "database_max_connections",
         ),
         ("CLAWLOOPS_DATABASE_URL", "mysql://x", "database_url"),
+        (
+            "CLAWLOOPS_ENTRY_SESSION_LOOKUPS",
+            "0",
+            "entry_session_lookups",
+        ),
         ("CLAWLOOPS_LOG_LEVEL", "info,[", "log_level"),
         ("CLAWLOOPS_SESSION_IDLE_HOURS", "0", "session_idle_hours"),
         (
@@ -268,6 +273,7 @@ fn every_listed_key_is_a_real_setting() {
         ("workspace_domain", "\"ws.example.com\""),
         ("cookie_domain", "\"example.com\""),
         ("entry_proxy_container", "\"traefik\""),
+        ("entry_session_lookups", "8"),
         ("runtime_idle_stop_minutes", "30"),
         ("runtime_max_lifetime_hours", "8"),
         ("secret_key_file", "\"/etc/clawloops/secret.key\""),

@@ -91,6 +91,7 @@ impl Entry {
             DOMAIN,
             config.path(),
             TRAEFIK_IMAGE,
+            &[],
         );
         let (ok, out) = docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let instance: uuid::Uuid = sqlx::query_scalar("SELECT id FROM instance")

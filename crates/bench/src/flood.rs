@@ -1,0 +1,464 @@
+//! Flood benchmark: does a stream of made-up credentials — 2,000 requests a second with random,
+//! well-formed API keys and session ids — slow down or break sign-in and forward-auth?
+//!
+//! One control plane (release build, in this process, its default pool of 10 connections) and
+//! three phases of the same length, each measuring a person signing in again and again and,
+//! with each new session, two forward-auth decisions (the first needs a database lookup, the
+//! second is answered from memory):
+//!
+//! - quiet: nothing else happens;
+//! - own pools (this code): half the flood at the gateway (`/v1/models`, random `clk_…` keys),
+//!   half at forward-auth (random session ids); their lookups queue on the gateway's and
+//!   forward-auth's own small pools (`gateway_key_lookups`, `entry_session_lookups`);
+//! - shared pool (before): the same HTTP requests with keys and session ids of the wrong shape
+//!   (refused without a lookup, so the server does the same HTTP work), and beside them the
+//!   same lookups at the same rate made on the main pool, as the code before this change made
+//!   them for every unknown key and session id.
+//!
+//! The flood is open-loop (sent on a 1 ms timer whether or not answers came back), with at most
+//! `--outstanding` requests in flight; what could not be sent is counted. The load generator
+//! shares the machine's two cores with the server and PostgreSQL.
+//!
+//! With `--db-delay-ms`, the server reaches PostgreSQL through a relay in this process that
+//! holds every chunk that many milliseconds each way: a database across a network (a managed
+//! PostgreSQL is typically 0.5–2 ms away), where each lookup holds its connection longer.
+
+use anyhow::Result;
+use clap::Parser;
+use clawloops_bench::shared::scratch_database;
+use clawloops_server::{http, serve, settings::Settings};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+const DOMAIN: &str = "clawloops.localhost";
+const PASSWORD: &str = "bench passphrase 1";
+
+#[derive(Parser)]
+#[command(about = "Sign-in and forward-auth latency while random keys and session ids flood in")]
+struct Args {
+    /// PostgreSQL to create the scratch database in.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: String,
+    /// Made-up credentials per second.
+    #[arg(long, default_value_t = 2000)]
+    rate: u32,
+    /// Seconds per phase.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// The most flood requests in flight at once.
+    #[arg(long, default_value_t = 2000)]
+    outstanding: usize,
+    /// Milliseconds each way between the server and PostgreSQL (0: the local socket).
+    #[arg(long, default_value_t = 0)]
+    db_delay_ms: u64,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Flood {
+    None,
+    OwnPools,
+    SharedPool,
+}
+
+/// Latencies (ms) of one kind of measured request, and how many failed.
+#[derive(Default)]
+struct Series {
+    ms: Vec<f64>,
+    failed: u64,
+}
+
+impl Series {
+    fn add(&mut self, started: Instant, ok: bool) {
+        self.ms.push(started.elapsed().as_secs_f64() * 1000.0);
+        self.failed += u64::from(!ok);
+    }
+
+    fn cell(&self) -> String {
+        let mut v = self.ms.clone();
+        v.sort_by(f64::total_cmp);
+        let pick = |q: f64| {
+            v.get(((v.len() as f64 * q).ceil() as usize).clamp(1, v.len().max(1)) - 1)
+                .copied()
+                .unwrap_or(f64::NAN)
+        };
+        format!(
+            "{:>7.1} {:>8.1} {:>5}/{:<4}",
+            pick(0.5),
+            pick(0.99),
+            self.failed,
+            v.len()
+        )
+    }
+}
+
+#[derive(Default)]
+struct Measured {
+    login: Series,
+    first: Series,
+    cached: Series,
+}
+
+/// What the flood did.
+#[derive(Default)]
+struct FloodCount {
+    sent: AtomicU64,
+    not_sent: AtomicU64,
+    refused_401: AtomicU64,
+    busy_503: AtomicU64,
+    other: AtomicU64,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    let (pool, drop_db) = scratch_database(&args.database_url).await?;
+    let result = run(&args, pool.clone()).await;
+    pool.close().await;
+    drop_db.await?;
+    result
+}
+
+async fn run(args: &Args, scratch: sqlx::PgPool) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let data = tempfile::tempdir()?;
+    let mut settings = Settings::load(None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    settings.listen_addr = addr;
+    settings.public_url = format!("http://{DOMAIN}:{}/", addr.port()).parse()?;
+    settings.data_dir = data.path().to_path_buf();
+    settings.entry.workspace_domain = Some(DOMAIN.into());
+    settings.entry.cookie_domain = Some(DOMAIN.into());
+    settings.runtime.profile = clawloops_server::settings::RuntimeProfile::Stub;
+    // The server's own pool, as configured by default (the scratch pool is larger).
+    let mut options = (*scratch.connect_options()).clone();
+    if args.db_delay_ms > 0 {
+        let dir = options
+            .get_socket()
+            .cloned()
+            .unwrap_or_else(|| options.get_host().into());
+        let socket = dir.join(format!(".s.PGSQL.{}", options.get_port()));
+        let port = delaying_relay(socket, Duration::from_millis(args.db_delay_ms)).await?;
+        // A fresh set of options: a Unix socket, once set, would win over the host.
+        options = sqlx::postgres::PgConnectOptions::new_without_pgpass()
+            .host("127.0.0.1")
+            .port(port)
+            .username(options.get_username())
+            .database(options.get_database().unwrap_or("postgres"))
+            .ssl_mode(sqlx::postgres::PgSslMode::Disable);
+    }
+    let pool = clawloops_server::database::pool_options(settings.database_max_connections)
+        .connect_with(options)
+        .await?;
+    let instance = serve::instance_id(&pool).await?;
+    let state = serve::server_state(&settings, pool.clone(), instance).await?;
+    let background = serve::spawn_background(&state);
+    let router = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    app::ssr::bootstrap::create_admin(
+        &pool,
+        "bench",
+        app::ssr::bootstrap::InitialPassword::Given(PASSWORD.into()),
+        "bench",
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    println!(
+        "flood-bench: {} made-up credentials/s for {} s per phase; database {} ms away; main \
+         pool {} connections, gateway_key_lookups {}, entry_session_lookups {}",
+        args.rate,
+        args.seconds,
+        args.db_delay_ms,
+        settings.database_max_connections,
+        settings.gateway.key_lookups,
+        settings.entry.session_lookups
+    );
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.outstanding)
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    // Warm-up: connections, caches, the password hasher's first run.
+    let _ = measure(&client, addr, Duration::from_secs(2)).await?;
+    let mut rows = Vec::new();
+    for (label, flood) in [
+        ("quiet (no flood)", Flood::None),
+        ("flood, own pools (this code)", Flood::OwnPools),
+        ("flood, shared pool (before)", Flood::SharedPool),
+        ("quiet again", Flood::None),
+    ] {
+        let count = Arc::new(FloodCount::default());
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let flooder = (flood != Flood::None).then(|| {
+            tokio::spawn(flood_until(
+                flood,
+                args.rate,
+                args.outstanding,
+                client.clone(),
+                addr,
+                pool.clone(),
+                count.clone(),
+                stop.clone(),
+            ))
+        });
+        let measured = measure(&client, addr, Duration::from_secs(args.seconds)).await?;
+        stop.notify_one();
+        if let Some(f) = flooder {
+            f.await?;
+        }
+        rows.push((label, measured, count));
+    }
+
+    println!();
+    println!(
+        "| {:<30} | {:<25} | {:<25} | {:<25} | flood: sent, not sent, 401, 503, other |",
+        "phase", "sign-in p50 p99 ms failed", "fwd-auth new session", "fwd-auth cached"
+    );
+    println!("|{}|", ["---"; 5].join("|"));
+    for (label, m, c) in &rows {
+        println!(
+            "| {label:<30} | {} | {} | {} | {}, {}, {}, {}, {} |",
+            m.login.cell(),
+            m.first.cell(),
+            m.cached.cell(),
+            c.sent.load(Ordering::Relaxed),
+            c.not_sent.load(Ordering::Relaxed),
+            c.refused_401.load(Ordering::Relaxed),
+            c.busy_503.load(Ordering::Relaxed),
+            c.other.load(Ordering::Relaxed),
+        );
+    }
+    println!(
+        "\n(failed = not 200 for sign-in; 503/500 for forward-auth, whose other answers — here \
+         409, the runtime is not running — are decisions made)"
+    );
+
+    for task in background {
+        task.abort();
+    }
+    server.abort();
+    pool.close().await;
+    Ok(())
+}
+
+/// Signs in, then asks forward-auth twice with the new session, over and over for `length`.
+async fn measure(client: &reqwest::Client, addr: SocketAddr, length: Duration) -> Result<Measured> {
+    let mut m = Measured::default();
+    let end = Instant::now() + length;
+    let auth = format!("http://{addr}/internal/entry/auth");
+    while Instant::now() < end {
+        let started = Instant::now();
+        let login = client
+            .post(format!("http://{addr}/api/auth/login"))
+            .form(&[("username", "bench"), ("password", PASSWORD)])
+            .send()
+            .await;
+        let session = login.as_ref().ok().and_then(|r| {
+            r.headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(|c| c.strip_prefix("clawloops_session="))
+                .and_then(|c| c.split(';').next())
+                .map(str::to_owned)
+        });
+        let ok = login.is_ok_and(|r| r.status().is_success());
+        m.login.add(started, ok);
+        if let Some(session) = session {
+            for series in [&mut m.first, &mut m.cached] {
+                let started = Instant::now();
+                let res = client
+                    .get(&auth)
+                    .header(
+                        "x-forwarded-host",
+                        format!("bench.{DOMAIN}:{}", addr.port()),
+                    )
+                    .header("cookie", format!("clawloops_session={session}"))
+                    .send()
+                    .await;
+                let decided = res.is_ok_and(|r| r.status().as_u16() < 500);
+                series.add(started, decided);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(m)
+}
+
+/// Sends (or, for the shared-pool phase, looks up directly) `rate` made-up credentials a
+/// second until told to stop.
+#[expect(clippy::too_many_arguments, reason = "one flood, described by its parts")]
+async fn flood_until(
+    flood: Flood,
+    rate: u32,
+    outstanding: usize,
+    client: reqwest::Client,
+    addr: SocketAddr,
+    pool: sqlx::PgPool,
+    count: Arc<FloodCount>,
+    stop: Arc<tokio::sync::Notify>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(outstanding));
+    let mut tick = tokio::time::interval(Duration::from_millis(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut issued = 0u64;
+    let stopped = stop.notified();
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => break,
+            _ = tick.tick() => {}
+        }
+        let due = (started.elapsed().as_secs_f64() * f64::from(rate)) as u64;
+        while issued < due {
+            issued += 1;
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                count.not_sent.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            count.sent.fetch_add(1, Ordering::Relaxed);
+            let (client, pool, count) = (client.clone(), pool.clone(), count.clone());
+            let at_gateway = issued.is_multiple_of(2);
+            tokio::spawn(async move {
+                let status = match flood {
+                    Flood::OwnPools => send_junk(&client, addr, at_gateway, true).await,
+                    _ => {
+                        let (sent, looked_up) = tokio::join!(
+                            send_junk(&client, addr, at_gateway, false),
+                            look_up_junk(&pool, at_gateway)
+                        );
+                        sent.and(looked_up)
+                    }
+                };
+                let counter = match status {
+                    Some(401) => &count.refused_401,
+                    Some(503) => &count.busy_503,
+                    _ => &count.other,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                drop(slot);
+            });
+        }
+    }
+    // The last requests finish (or time out) before the next phase.
+    let _ = slots
+        .acquire_many(u32::try_from(outstanding).unwrap_or(u32::MAX))
+        .await;
+}
+
+/// A key of the right shape (`clk_` and 43 base64url characters) that nobody was given.
+fn random_key() -> String {
+    let random = [
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+        uuid::Uuid::new_v4(),
+    ];
+    let letters: String = random.iter().map(|u| u.simple().to_string()).collect();
+    format!("clk_{}", &letters[..43])
+}
+
+/// One made-up credential over HTTP: a key at the gateway or a session id at forward-auth;
+/// `well_formed` false: of the wrong shape, refused without a lookup.
+async fn send_junk(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    at_gateway: bool,
+    well_formed: bool,
+) -> Option<u16> {
+    let res = if at_gateway {
+        let mut key = random_key();
+        if !well_formed {
+            key.replace_range(..4, "xyz_");
+        }
+        client
+            .get(format!("http://{addr}/v1/models"))
+            .bearer_auth(key)
+            .send()
+            .await
+    } else {
+        let mut session = tower_sessions::session::Id::default().to_string();
+        if !well_formed {
+            session.push('!');
+        }
+        client
+            .get(format!("http://{addr}/internal/entry/auth"))
+            .header(
+                "x-forwarded-host",
+                format!("bench.{DOMAIN}:{}", addr.port()),
+            )
+            .header("cookie", format!("clawloops_session={session}"))
+            .send()
+            .await
+    };
+    res.ok().map(|r| r.status().as_u16())
+}
+
+/// A TCP relay on loopback to PostgreSQL's Unix socket that holds every chunk `delay` before
+/// passing it on, each way. Returns its port.
+async fn delaying_relay(socket: std::path::PathBuf, delay: Duration) -> Result<u16> {
+    use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    async fn pump(
+        mut from: impl AsyncRead + Unpin,
+        mut to: impl AsyncWrite + Unpin,
+        delay: Duration,
+    ) {
+        let mut buf = vec![0u8; 64 * 1024];
+        while let Ok(n) = from.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            tokio::time::sleep(delay).await;
+            if to.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                let Ok(unix) = tokio::net::UnixStream::connect(&socket).await else {
+                    return;
+                };
+                let _ = tcp.set_nodelay(true);
+                let (tcp_in, tcp_out) = tcp.into_split();
+                let (unix_in, unix_out) = unix.into_split();
+                tokio::join!(pump(tcp_in, unix_out, delay), pump(unix_in, tcp_out, delay));
+            });
+        }
+    });
+    Ok(port)
+}
+
+/// The lookup the code before this change made for one made-up credential, on the main pool.
+/// A forward-auth refusal for an unknown session is 401, as is the gateway's for a key.
+async fn look_up_junk(pool: &sqlx::PgPool, at_gateway: bool) -> Option<u16> {
+    let found = if at_gateway {
+        let hash = clawloops_models::keys::hash(&random_key());
+        sqlx::query(
+            "SELECT k.id FROM api_keys k JOIN users u ON u.id = k.user_id \
+             LEFT JOIN user_limits l ON l.user_id = k.user_id WHERE k.hash = $1",
+        )
+        .bind(hash.as_slice())
+        .fetch_optional(pool)
+        .await
+    } else {
+        sqlx::query(
+            "SELECT u.id FROM sessions s JOIN users u ON u.id = s.user_id \
+             LEFT JOIN runtimes r ON r.user_id = u.id WHERE s.id = $1",
+        )
+        .bind(tower_sessions::session::Id::default().to_string())
+        .fetch_optional(pool)
+        .await
+    };
+    match found {
+        Ok(_) => Some(401),
+        Err(sqlx::Error::PoolTimedOut) => Some(503),
+        Err(_) => None,
+    }
+}
