@@ -29,8 +29,37 @@ const THEME_BOOT: &str = "(function(){try{var t=localStorage.getItem('clawloops-
 var d=t==='dark'||(t!=='light'&&window.matchMedia('(prefers-color-scheme: dark)').matches);\
 document.documentElement.classList.toggle('dark',d);}catch(e){}})();";
 
+/// The Content-Security-Policy of every page: scripts only from this site, plus the page's own
+/// inline scripts by their per-response `nonce` (Leptos puts it on the hydration scripts, and
+/// the theme script carries it); WebAssembly may be compiled; styles from this site (and
+/// inline `style` attributes, which the charts use); no plugins, no `<base>`, forms only to
+/// this site, and no site may frame a page (clickjacking). Connections only to this site (the
+/// development reloader's WebSocket too, when built by `cargo leptos watch`).
+pub fn content_security_policy(nonce: &str) -> String {
+    let connect = if option_env!("LEPTOS_WATCH").is_some() {
+        "'self' ws: wss:"
+    } else {
+        "'self'"
+    };
+    format!(
+        "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
+         style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self'; \
+         connect-src {connect}; object-src 'none'; base-uri 'none'; form-action 'self'; \
+         frame-ancestors 'none'"
+    )
+}
+
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    let nonce = leptos::nonce::use_nonce();
+    #[cfg(feature = "ssr")]
+    if let (Some(nonce), Some(response)) = (
+        nonce.as_ref(),
+        use_context::<leptos_axum::ResponseOptions>(),
+    ) && let Ok(value) = axum::http::HeaderValue::from_str(&content_security_policy(nonce))
+    {
+        response.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, value);
+    }
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -39,7 +68,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <meta name="color-scheme" content="light dark" />
                 <link rel="icon" type="image/svg+xml" href="/favicon.svg" />
-                <script>{THEME_BOOT}</script>
+                <script nonce=nonce>{THEME_BOOT}</script>
                 <AutoReload options=options.clone() />
                 <HashedStylesheet options=options.clone() id="leptos" />
                 <HydrationScripts options />

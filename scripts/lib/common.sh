@@ -230,7 +230,9 @@ start_entry_proxy() {
     sed -i "s#^    address: \":8000\"\$#    address: \":8000\"\n    forwardedHeaders:\n      trustedIPs: [\"$trusted\"]#" "$dir/traefik.yml"
   fi
   cp "$ROOT/deploy/traefik/dynamic/clawloops.yml" "$dir/dynamic/"
+  rm -rf "$dir/plugins-local" && cp -R "$ROOT/deploy/traefik/plugins-local" "$dir/"
   chmod 755 "$dir" "$dir/dynamic" && chmod 644 "$dir/traefik.yml" "$dir/dynamic/clawloops.yml"
+  chmod -R a+rX "$dir/plugins-local"
   docker rm -f "$name" >/dev/null 2>&1 || true
   # The per-client limits (deploy/traefik/dynamic/clawloops.yml), when set in our environment.
   local limits=() var
@@ -240,5 +242,5 @@ start_entry_proxy() {
   docker run -d --name "$name" --restart unless-stopped \
     --add-host control-plane:host-gateway -p "$publish:8000" \
     -e "CLAWLOOPS_PUBLIC_HOST=$host" -e "CLAWLOOPS_CONTROL_PLANE=http://control-plane:$cp_port" \
-    "${limits[@]}" -v "$dir:/etc/traefik:ro" clawloops/traefik:3.7.15 >/dev/null
+    "${limits[@]}" -v "$dir:/etc/traefik:ro" -w /etc/traefik clawloops/traefik:3.7.15 >/dev/null
 }

@@ -386,7 +386,12 @@ fn routes(domain: &str, bindings: &[RuntimeRow]) -> Value {
             json!({
                 "rule": format!("Host(`{name}.{domain}`)"),
                 "entryPoints": ["web"],
-                "middlewares": ["public-limits@file", "workspace-auth@file"],
+                "middlewares": [
+                    "public-limits@file",
+                    "workspace-auth@file",
+                    "workspace-cookies@file",
+                    "workspace-headers@file",
+                ],
                 "service": key,
             }),
         );
@@ -526,8 +531,14 @@ mod tests {
         assert_eq!(router["rule"], "Host(`alice-b.ws.example`)");
         assert_eq!(
             router["middlewares"],
-            json!(["public-limits@file", "workspace-auth@file"]),
-            "the client's limits first: a flood is refused before it costs a decision"
+            json!([
+                "public-limits@file",
+                "workspace-auth@file",
+                "workspace-cookies@file",
+                "workspace-headers@file"
+            ]),
+            "the client's limits first (a flood is refused before it costs a decision), then \
+             the check, then what the runtime's answer may carry"
         );
         assert_eq!(
             doc["http"]["services"]["ws-alice-b"]["loadBalancer"]["servers"][0]["url"],

@@ -59,6 +59,24 @@ pub fn write_config(
     for path in [dir.to_path_buf(), dir.join("dynamic")] {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
     }
+    copy_tree(&root.join("plugins-local"), &dir.join("plugins-local"))
+}
+
+/// Copies a directory tree, readable by everyone (Traefik runs as nobody).
+fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to)?;
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755))?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644))?;
+        }
+    }
     Ok(())
 }
 
@@ -89,6 +107,9 @@ pub fn run_args(
         &format!("CLAWLOOPS_CONTROL_PLANE=http://control-plane:{control_plane_port}"),
         "-v",
         &format!("{}:/etc/traefik:ro", dir.display()),
+        // Local plugins are found under the working directory.
+        "-w",
+        "/etc/traefik",
     ]
     .map(str::to_owned)
     .to_vec();

@@ -65,6 +65,8 @@ fn compose_config() -> Value {
 #[test]
 fn the_compose_stack_is_valid_and_keeps_its_boundaries() {
     let config = compose_config();
+    let dynamic = std::fs::read_to_string(root().join("deploy/traefik/dynamic/clawloops.yml"))
+        .expect("dynamic configuration");
     let services = config["services"].as_object().expect("services");
     let mut names: Vec<&str> = services.keys().map(String::as_str).collect();
     names.sort_unstable();
@@ -104,8 +106,12 @@ fn the_compose_stack_is_valid_and_keeps_its_boundaries() {
         if let Some(env) = service["environment"].as_object() {
             for key in env.keys().filter_map(|k| k.strip_prefix("CLAWLOOPS_")) {
                 let key = key.to_ascii_lowercase();
+                // Traefik's variables are those its configuration reads.
+                let traefik_reads = name == "traefik"
+                    && dynamic.contains(&format!("env \"CLAWLOOPS_{}\"", key.to_ascii_uppercase()));
                 let known = clawloops_server::settings::KEYS.contains(&key.as_str())
-                    || ["public_host", "control_plane", "host_data_dir"].contains(&key.as_str());
+                    || traefik_reads
+                    || ["host_data_dir"].contains(&key.as_str());
                 assert!(known, "{name}: CLAWLOOPS_{key} is not a setting");
             }
         }

@@ -67,6 +67,32 @@ async fn only_the_owner_passes_and_the_runtime_gets_identity_not_secrets(pool: P
         "session leaked: {echo}"
     );
 
+    // A page from the runtime may set cookies for its own host, never for a parent domain
+    // (which would reach the control plane and every other workspace): those are dropped on
+    // the way out, however the attribute is spelled. The workspace may not be framed by
+    // other sites and is not sniffed.
+    let res = raw
+        .get(entry.url("alice", "/cookies"))
+        .header("cookie", format!("clawloops_session={alice_session}"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200);
+    let set: Vec<String> = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .collect();
+    assert_eq!(
+        set,
+        ["own=1; Path=/; HttpOnly"],
+        "only the host's own cookie"
+    );
+    assert_eq!(res.headers()["x-frame-options"], "SAMEORIGIN");
+    assert_eq!(res.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(res.text().await.expect("body"), "cookies set\n");
+
     // Only the session cookie: no Cookie header reaches the runtime at all.
     let res = alice
         .client

@@ -209,3 +209,72 @@ async fn assets_are_sent_pre_compressed_and_pages_are_not_cached(pool: PgPool) {
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["cache-control"], "no-store");
 }
+
+/// Every answer says how browsers may use it; a page's Content-Security-Policy allows its own
+/// inline scripts by the nonce they carry and nothing inline without it; HSTS only over https.
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn answers_carry_the_browser_security_headers(pool: PgPool) {
+    let server = TestServer::start(pool.clone()).await;
+    let page = server.get("/login").await;
+    assert_eq!(page.status(), 200);
+    let headers = page.headers().clone();
+    let html = page.text().await.expect("body");
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "same-origin"),
+    ] {
+        assert_eq!(headers[name], value, "{name}");
+    }
+    assert!(
+        headers.get("strict-transport-security").is_none(),
+        "not over http"
+    );
+    let csp = headers["content-security-policy"].to_str().expect("ascii");
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(
+        csp.contains("object-src 'none'") && csp.contains("base-uri 'none'"),
+        "{csp}"
+    );
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .expect("a script nonce");
+    assert!(nonce.len() >= 16, "{nonce}");
+    let scripts_rule = csp
+        .split(';')
+        .find(|d| d.trim().starts_with("script-src"))
+        .expect("script-src");
+    assert!(!scripts_rule.contains("unsafe-inline"), "{csp}");
+    // Every inline script of the page carries that nonce (else the browser would not run it).
+    let scripts = html.matches("<script").count();
+    let with_nonce = html.matches(&format!("nonce=\"{nonce}\"")).count();
+    assert!(scripts >= 2, "theme and hydration scripts: {html}");
+    assert_eq!(scripts, with_nonce, "a script without the nonce: {html}");
+    // A new response, a new nonce.
+    let again = server.get("/login").await;
+    assert_ne!(
+        again.headers()["content-security-policy"],
+        headers["content-security-policy"]
+    );
+    // Not a page: a policy that allows nothing to run, and the same framing rules.
+    let health = server.get("/healthz").await;
+    assert_eq!(
+        health.headers()["content-security-policy"],
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    );
+    assert_eq!(health.headers()["x-frame-options"], "DENY");
+    drop(server);
+
+    // Served over https: browsers are told to keep to https.
+    let server = TestServer::start_with(pool, |s| {
+        s.public_url = "https://claw.example.com/".parse().expect("url");
+    })
+    .await;
+    let res = server.get("/healthz").await;
+    assert_eq!(
+        res.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+}

@@ -288,7 +288,10 @@ async fn measure(client: &reqwest::Client, addr: SocketAddr, length: Duration) -
 
 /// Sends (or, for the shared-pool phase, looks up directly) `rate` made-up credentials a
 /// second until told to stop.
-#[expect(clippy::too_many_arguments, reason = "one flood, described by its parts")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one flood, described by its parts"
+)]
 async fn flood_until(
     flood: Flood,
     rate: u32,

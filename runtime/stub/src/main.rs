@@ -1,7 +1,9 @@
 //! A stand-in for the OpenClaw gateway in tests and benchmarks: it listens where OpenClaw does
 //! (port 18789), answers the same health endpoints (`/healthz`, `/readyz`), becomes ready after
 //! `STUB_READY_AFTER_MS`, and exits at once on SIGTERM. `/echo` answers with the request's
-//! headers, so entry-layer tests can see exactly what reached a runtime. `runtime-stub probe …`
+//! headers, so entry-layer tests can see exactly what reached a runtime; `/cookies` sets
+//! cookies as a hostile page would (one for its own host, others for a parent domain), so
+//! they can see which reach the browser. `runtime-stub probe …`
 //! tries addresses from inside the container instead ([`probe`]). Built as a static binary
 //! into a `FROM scratch` image by `scripts/build-images.sh`.
 
@@ -44,6 +46,7 @@ async fn main() {
             get(move || async move { readiness(started.elapsed() >= ready_after) }),
         )
         .route("/echo", get(echo))
+        .route("/cookies", get(cookies))
         .route("/", get(|| async { "ClawLoops runtime stub\n" }));
     let listener = match tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
         Ok(listener) => listener,
@@ -79,6 +82,30 @@ async fn echo(headers: HeaderMap) -> Json<Value> {
         out.insert(name.as_str().to_owned(), Value::Array(values));
     }
     Json(json!({ "headers": out }))
+}
+
+/// Cookies for this host and, as a hostile page would try, for the parent domain (to swap the
+/// control plane's session or fill every workspace's cookie jar), spelled several ways.
+async fn cookies(headers: HeaderMap) -> impl axum::response::IntoResponse {
+    let host = headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    let host = host.split(':').next().unwrap_or(host);
+    let parent = host.split_once('.').map_or(host, |(_, parent)| parent);
+    let set = [
+        "own=1; Path=/; HttpOnly".to_owned(),
+        format!("clawloops_session=swapped; Domain={parent}; Path=/"),
+        format!("bomb=xxxxxxxx; path=/; DOMAIN =.{parent}"),
+        format!("quiet=1; Path=/;domain={host}"),
+    ];
+    let mut out = HeaderMap::new();
+    for cookie in set {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&cookie) {
+            out.append(axum::http::header::SET_COOKIE, value);
+        }
+    }
+    (out, "cookies set\n")
 }
 
 fn readiness(ready: bool) -> (StatusCode, Json<Value>) {

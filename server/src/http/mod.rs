@@ -10,7 +10,11 @@ pub mod request_guard;
 
 use app::ssr::AppState;
 use app::ssr::auth::{Backend, store::PgSessionStore};
-use axum::{Router, extract::FromRef, routing::get};
+use axum::{
+    Router,
+    extract::{FromRef, State},
+    routing::get,
+};
 use axum_login::AuthManagerLayerBuilder;
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -152,6 +156,55 @@ pub fn router(state: ServerState) -> Router {
         // The model gateway: its own log (the usage table) and metrics, no session, no
         // same-origin check (keys, not cookies).
         .merge(crate::gateway::router(state.gateway.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state.app.public_url().starts_with("https://"),
+            security_headers,
+        ))
+}
+
+/// What every response says about how browsers may use it: never framed (clickjacking), never
+/// sniffed into another type, no referrer beyond this site (invitation links carry tokens),
+/// its own browsing context group, and — served over HTTPS — HTTPS only from now on (HSTS).
+/// Pages set their own Content-Security-Policy (with the response's script nonce, see
+/// `app::shell`); everything else gets one that allows nothing but inline styles (the small
+/// refusal pages of forward-auth).
+async fn security_headers(
+    State(https): State<bool>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    headers.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; \
+                 form-action 'none'; frame-ancestors 'none'",
+            ),
+        );
+    }
+    if https {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
 }
 
 /// The Leptos pages and server functions, behind sessions and the same-origin check.

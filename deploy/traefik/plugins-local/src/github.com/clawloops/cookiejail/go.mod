@@ -1,0 +1,3 @@
+module github.com/clawloops/cookiejail
+
+go 1.22
