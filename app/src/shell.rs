@@ -35,6 +35,7 @@ document.documentElement.classList.toggle('dark',d);}catch(e){}})();";
 /// inline `style` attributes, which the charts use); no plugins, no `<base>`, forms only to
 /// this site, and no site may frame a page (clickjacking). Connections only to this site (the
 /// development reloader's WebSocket too, when built by `cargo leptos watch`).
+#[cfg(feature = "ssr")]
 pub fn content_security_policy(nonce: &str) -> String {
     let connect = if option_env!("LEPTOS_WATCH").is_some() {
         "'self' ws: wss:"
