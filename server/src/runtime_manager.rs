@@ -53,11 +53,21 @@ pub async fn router(settings: &Settings, secret: &str) -> anyhow::Result<axum::R
     if let Err(err) = driver.firewall().ensure().await {
         tracing::error!(error = %err, "the runtime firewall could not be installed");
     }
+    // Runtimes are run as this manager's own settings say (profile, image, egress), whatever
+    // a caller sends; it serves the first installation that calls it and no other (written
+    // down beside the runtimes' configuration).
+    let config_root = crate::serve::runtime_config_dir(settings);
     service::router(
         driver,
         service::Access {
             secret: secret.to_owned(),
             allowed_clients: settings.runtime.manager.allowed_clients.clone(),
+            pin: Some(config_root.join(".installation")),
+        },
+        service::Policy {
+            profile: crate::serve::runtime_profile(settings.runtime.profile),
+            images: vec![settings.runtime.image.clone()],
+            egress: settings.runtime.egress,
         },
     )
     .map_err(|e| anyhow::anyhow!(e))

@@ -175,10 +175,7 @@ async fn orchestrator(
             RuntimeProfile::Stub => "stub".into(),
         },
         image: r.image.clone(),
-        profile: match r.profile {
-            RuntimeProfile::Openclaw => Runtime::openclaw_profile(),
-            RuntimeProfile::Stub => Runtime::stub_profile(),
-        },
+        profile: runtime_profile(r.profile),
         limits: clawloops_driver::Limits {
             memory_mb: r.memory_mb,
             cpus: r.cpus,
@@ -202,6 +199,16 @@ async fn orchestrator(
 }
 
 /// Where the in-process driver (or the runtime manager) writes runtime configurations.
+/// How runtimes of this kind are run (user, mounts, environment).
+pub fn runtime_profile(kind: crate::settings::RuntimeProfile) -> clawloops_driver::Profile {
+    use crate::settings::RuntimeProfile;
+    use clawloops_orchestrator::RuntimeSettings as Runtime;
+    match kind {
+        RuntimeProfile::Openclaw => Runtime::openclaw_profile(),
+        RuntimeProfile::Stub => Runtime::stub_profile(),
+    }
+}
+
 pub fn runtime_config_dir(settings: &Settings) -> std::path::PathBuf {
     settings.data_dir.join("runtimes")
 }

@@ -132,6 +132,8 @@ async fn lockdown(pool: PgPool, egress: Egress) {
     let manager_port = manager.local_addr().expect("addr").port();
     let mut manager_settings = clawloops_server::settings::Settings::load(None).expect("settings");
     manager_settings.runtime.firewall = FirewallMode::Managed;
+    let manager_data = tempfile::tempdir().expect("tempdir");
+    manager_settings.data_dir = manager_data.path().to_path_buf();
     let router = clawloops_server::runtime_manager::router(
         &manager_settings,
         "a-shared-secret-of-at-least-32-characters",

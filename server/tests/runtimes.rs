@@ -204,6 +204,13 @@ async fn spawn_runtime_manager() -> ManagerProcess {
             format!("127.0.0.1:{port}"),
         )
         .env("CLAWLOOPS_RUNTIME_MANAGER_SECRET", MANAGER_SECRET)
+        // The manager runs runtimes as its own settings say: the stub, as the control plane
+        // of these tests asks for.
+        .env("CLAWLOOPS_RUNTIME_PROFILE", "stub")
+        .env(
+            "CLAWLOOPS_RUNTIME_IMAGE",
+            format!("clawloops/runtime-stub:{}", env!("CARGO_PKG_VERSION")),
+        )
         .env("CLAWLOOPS_DATA_DIR", data.path())
         .env_remove("CLAWLOOPS_RUNTIME_MANAGER_URL")
         .stdout(std::process::Stdio::null())

@@ -333,8 +333,19 @@ impl DockerDriver {
         })
     }
 
-    fn config_dir(&self, spec: &RuntimeSpec) -> PathBuf {
-        self.config_root.join(spec.container_name())
+    /// The runtime's configuration directory: one plain name directly under the root, or an
+    /// error (a name with separators or dots would reach elsewhere on the disk).
+    fn config_dir(&self, spec: &RuntimeSpec) -> Result<PathBuf, DriverError> {
+        let name = spec.container_name();
+        let mut parts = std::path::Path::new(&name).components();
+        match (parts.next(), parts.next()) {
+            (Some(std::path::Component::Normal(part)), None) if part == name.as_str() => {
+                Ok(self.config_root.join(part))
+            }
+            _ => Err(DriverError::Config(format!(
+                "{name:?} is not a directory name under the configuration root"
+            ))),
+        }
     }
 
     /// The bollard client, for tests that inspect what the driver made.
@@ -527,7 +538,7 @@ impl RuntimeDriver for DockerDriver {
         if let Some(target) = &profile.config_mount {
             mounts.push(Mount {
                 target: Some(target.clone()),
-                source: Some(self.config_dir(spec).display().to_string()),
+                source: Some(self.config_dir(spec)?.display().to_string()),
                 typ: Some(MountType::BIND),
                 read_only: Some(true),
                 ..Default::default()
@@ -620,11 +631,13 @@ impl RuntimeDriver for DockerDriver {
 
     async fn install_config(&self, spec: &RuntimeSpec, text: &str) -> Result<(), DriverError> {
         let owner = crate::config::numeric_owner(&spec.profile.user);
-        crate::config::write_atomically(&self.config_root, &self.config_dir(spec), text, owner)
-            .map_err(|e| match e.raw_os_error() {
+        let dir = self.config_dir(spec)?;
+        crate::config::write_atomically(&self.config_root, &dir, text, owner).map_err(|e| {
+            match e.raw_os_error() {
                 Some(28) => DriverError::DiskFull(e.to_string()),
                 _ => DriverError::Config(e.to_string()),
-            })
+            }
+        })
     }
 
     async fn cleanup(&self, spec: &RuntimeSpec, wipe_workspace: bool) -> Result<(), DriverError> {
@@ -635,7 +648,7 @@ impl RuntimeDriver for DockerDriver {
             Err(e) if status_of(&e) == Some(404) => {}
             Err(e) => return Err(classify(e, None)),
         }
-        match std::fs::remove_dir_all(self.config_dir(spec)) {
+        match std::fs::remove_dir_all(self.config_dir(spec)?) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(DriverError::Config(e.to_string())),

@@ -8,7 +8,7 @@ pub mod docker;
 pub mod firewall;
 pub mod host;
 pub mod remote;
-mod spec;
+pub mod spec;
 
 pub use spec::{
     ContainerInfo, ContainerState, DriverError, Isolation, Limits, Prepared, Profile, RuntimeSpec,

@@ -305,23 +305,55 @@ pub mod service {
         pub secret: String,
         /// Addresses or networks the control plane calls from.
         pub allowed_clients: Vec<ipnet::IpNet>,
+        /// Where the installation this manager serves is written down: the first caller's
+        /// installation (as named in [`INSTANCE_HEADER`]) is kept there, and calls for any
+        /// other are refused, so the header can never reach another installation's runtimes.
+        /// `None`: kept in memory for the process's life (tests).
+        pub pin: Option<std::path::PathBuf>,
+    }
+
+    /// How this manager runs runtimes, from its own settings: a caller names which runtime and
+    /// where it stands, never the profile (user, mounts, environment), another image or wider
+    /// egress.
+    #[derive(Debug, Clone)]
+    pub struct Policy {
+        pub profile: crate::Profile,
+        /// The images runtimes may run.
+        pub images: Vec<String>,
+        pub egress: crate::firewall::Egress,
     }
 
     struct Shared {
         driver: DockerDriver,
         access: Access,
+        policy: Policy,
+        /// The installation served, once known.
+        pinned: tokio::sync::Mutex<Option<String>>,
     }
 
     /// The runtime manager's router: `POST /v1/driver` (authenticated) and `GET /healthz`.
     /// Serve it with `into_make_service_with_connect_info::<SocketAddr>()`: without the peer's
     /// address every call is refused.
-    pub fn router(driver: DockerDriver, access: Access) -> Result<Router, String> {
+    pub fn router(driver: DockerDriver, access: Access, policy: Policy) -> Result<Router, String> {
         if access.secret.len() < MIN_SECRET_LEN {
             return Err(format!(
                 "the shared secret must be at least {MIN_SECRET_LEN} characters"
             ));
         }
-        let shared = Arc::new(Shared { driver, access });
+        let pinned = match &access.pin {
+            Some(path) => match std::fs::read_to_string(path) {
+                Ok(text) => Some(text.trim().to_owned()).filter(|t| valid_instance(t)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+            },
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            driver,
+            access,
+            policy,
+            pinned: tokio::sync::Mutex::new(pinned),
+        });
         Ok(Router::new()
             .route("/v1/driver", post(call))
             .route("/healthz", get(|| async { "ok" }))
@@ -402,7 +434,10 @@ pub mod service {
                 "the x-clawloops-instance header must name the installation",
             );
         };
-        let call: Call = match serde_json::from_slice(&body) {
+        if let Some(refused) = pin(&shared, instance).await {
+            return refused;
+        }
+        let mut call: Call = match serde_json::from_slice(&body) {
             Ok(call) => call,
             Err(e) => {
                 return refuse(StatusCode::BAD_REQUEST, &format!("not a driver call: {e}"));
@@ -413,6 +448,16 @@ pub mod service {
                 StatusCode::BAD_REQUEST,
                 "the runtime belongs to another installation",
             );
+        }
+        if let Err(message) = admit(&shared.policy, &mut call) {
+            tracing::warn!(op = call.op(), %message, "runtime manager call refused");
+            return refuse(StatusCode::BAD_REQUEST, &message);
+        }
+        // An image this manager does not run is not there, as far as its callers go.
+        if let Call::ImagePresent { image } = &call
+            && !shared.policy.images.contains(image)
+        {
+            return Json(Ok::<_, DriverError>(serde_json::json!(false))).into_response();
         }
         tracing::debug!(op = call.op(), instance, "runtime manager call");
         let driver = shared.driver.for_instance(instance);
@@ -426,6 +471,84 @@ pub mod service {
             }
         }
         Json(perform(&driver, call).await).into_response()
+    }
+
+    /// Refuses a call for an installation other than the one this manager serves (pinning the
+    /// first one it sees).
+    async fn pin(shared: &Shared, instance: &str) -> Option<Response> {
+        let mut pinned = shared.pinned.lock().await;
+        match pinned.as_deref() {
+            Some(served) if served == instance => None,
+            Some(_) => {
+                tracing::warn!(instance, "runtime manager call for another installation");
+                Some(refuse(
+                    StatusCode::FORBIDDEN,
+                    "this runtime manager serves another installation",
+                ))
+            }
+            None => {
+                if let Some(path) = &shared.access.pin
+                    && let Err(e) = path
+                        .parent()
+                        .map_or(Ok(()), std::fs::create_dir_all)
+                        .and_then(|()| std::fs::write(path, instance))
+                {
+                    tracing::error!(error = %e, path = %path.display(), "cannot write down the installation served");
+                    return Some(refuse(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the runtime manager cannot write down the installation it serves",
+                    ));
+                }
+                tracing::info!(
+                    instance,
+                    "the runtime manager serves this installation from now on"
+                );
+                *pinned = Some(instance.to_owned());
+                None
+            }
+        }
+    }
+
+    /// Checks every id and name a call carries, and puts this manager's own profile and egress
+    /// in place of the caller's. The reason for a refusal is returned.
+    fn admit(policy: &Policy, call: &mut Call) -> Result<(), String> {
+        if let Some(id) = call.container_id()
+            && !crate::spec::ids::container_id(id)
+        {
+            return Err(format!("{id:?} is not a container id"));
+        }
+        match call {
+            Call::Prepare { spec }
+            | Call::InstallConfig { spec, .. }
+            | Call::Create { spec }
+            | Call::Cleanup { spec, .. } => {
+                spec.check()?;
+                if !policy.images.contains(&spec.image) {
+                    return Err(format!(
+                        "the image {} is not one this runtime manager runs",
+                        spec.image
+                    ));
+                }
+                spec.profile = policy.profile.clone();
+                spec.egress = policy.egress;
+            }
+            Call::ImagePresent { image } if !crate::spec::ids::image(image) => {
+                return Err(format!("{image:?} is not an image reference"));
+            }
+            Call::Find { runtime_id } if !crate::spec::ids::runtime_id(runtime_id) => {
+                return Err(format!("{runtime_id:?} is not a runtime id"));
+            }
+            Call::Probe { container, profile } => {
+                if !crate::spec::ids::container_id(&container.id)
+                    || !crate::spec::ids::runtime_id(&container.runtime_id)
+                {
+                    return Err("the container to probe is not named by its ids".into());
+                }
+                *profile = policy.profile.clone();
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// The answer for a container that is not (or no longer) there: what the Docker driver

@@ -11,7 +11,8 @@ pub fn stub_image() -> String {
         .unwrap_or_else(|_| format!("clawloops/runtime-stub:{}", env!("CARGO_PKG_VERSION")))
 }
 
-fn profile() -> Profile {
+/// The stub's profile, as the driver tests run it.
+pub fn profile() -> Profile {
     Profile {
         port: 18789,
         ready_path: "/readyz".into(),
