@@ -386,6 +386,13 @@ impl RawSettings {
         }
         if let Some(url) = &self.database_url {
             let text = url.expose_secret();
+            if is_placeholder(text) {
+                return Err(SettingsError::new(
+                    "database_url",
+                    "still holds the example's placeholder (CHANGE ME): set the real password \
+                     (compose: POSTGRES_PASSWORD in .env, e.g. `openssl rand -hex 24`)",
+                ));
+            }
             if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
                 return Err(SettingsError::new(
                     "database_url",
@@ -657,6 +664,16 @@ fn dns_name(setting: &str, text: &str) -> Result<String, SettingsError> {
     Ok(name)
 }
 
+/// Whether a secret is still an example file's placeholder ("CHANGE ME: …", "changeme").
+fn is_placeholder(text: &str) -> bool {
+    let squeezed: String = text
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    squeezed.contains("changeme")
+}
+
 /// Whether `host` is `domain` or below it.
 fn within(host: &str, domain: &str) -> bool {
     host == domain || host.ends_with(&format!(".{domain}"))
@@ -725,6 +742,15 @@ impl RawSettings {
 
     fn manager_settings(&self) -> Result<ManagerSettings, SettingsError> {
         let min = clawloops_driver::remote::MIN_SECRET_LEN;
+        if let Some(secret) = &self.runtime_manager_secret
+            && is_placeholder(secret.expose_secret())
+        {
+            return Err(SettingsError::new(
+                "runtime_manager_secret",
+                "still holds the example's placeholder (CHANGE ME): set a real secret \
+                 (`openssl rand -hex 32`, the same on both sides)",
+            ));
+        }
         if let Some(secret) = &self.runtime_manager_secret
             && secret.expose_secret().trim().len() < min
         {

@@ -144,6 +144,26 @@ fn the_compose_stack_is_valid_and_keeps_its_boundaries() {
         services["runtime-manager"]["environment"]["CLAWLOOPS_RUNTIME_FIREWALL"],
         "external"
     );
+    // The database's credentials are the control plane's alone: the runtime manager, which
+    // holds the Docker socket, never has them.
+    let manager_env = services["runtime-manager"]["environment"].to_string();
+    assert!(
+        !manager_env.contains("DATABASE") && !manager_env.contains("postgres://"),
+        "{manager_env}"
+    );
+    assert!(
+        services["control-plane"]["environment"]["CLAWLOOPS_DATABASE_URL"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("postgres://"))
+    );
+    // Only Traefik's own address may claim a client address or read the routes.
+    let traefik_ip = services["traefik"]["networks"]["edge"]["ipv4_address"]
+        .as_str()
+        .expect("Traefik has a fixed address");
+    assert_eq!(
+        services["control-plane"]["environment"]["CLAWLOOPS_TRUSTED_PROXIES"],
+        format!("[\"{traefik_ip}/32\"]")
+    );
     // The driver joins Traefik to runtime networks by this name.
     assert_eq!(
         services["traefik"]["container_name"],

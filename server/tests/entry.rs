@@ -629,3 +629,89 @@ async fn openclaw_believes_identity_only_from_the_entry_proxy(pool: PgPool) {
     entry.wait_unrouted(&entry.raw_client(), "alice").await;
     entry.finish().await;
 }
+
+/// Ending someone's sessions ends what was opened with them: a connection to the workspace
+/// that forward-auth let through when it opened (a WebSocket, here a never-ending answer) ends
+/// when its owner signs out everywhere, because the running runtime is made anew; with
+/// `revoke_keys` their personal API keys stop working too.
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn signing_out_everywhere_ends_open_workspace_connections_and_may_revoke_keys(pool: PgPool) {
+    let entry = Entry::start(pool.clone(), false).await;
+    let admin = entry.admin().await;
+    let alice = entry.user(&admin, "alice").await;
+    entry
+        .start_runtime(&alice, "alice", Duration::from_secs(60))
+        .await;
+    let container = entry.container_of("alice");
+    let (status, created) = alice.call("keys/create", &[("name", "laptop")]).await;
+    assert_eq!(status, 200, "{created}");
+    let key = created["secret"].as_str().expect("secret").to_owned();
+    let raw = entry.raw_client();
+    let models = |key: String| raw.get(entry.url("", "/v1/models")).bearer_auth(key).send();
+    assert_eq!(models(key.clone()).await.expect("send").status(), 200);
+
+    // A connection opened while signed in, through Traefik and forward-auth.
+    let mut open = alice
+        .client
+        .get(entry.url("alice", "/stream"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(open.status(), 200);
+    let first = tokio::time::timeout(Duration::from_secs(5), open.chunk())
+        .await
+        .expect("a first line in time")
+        .expect("read");
+    assert!(first.is_some_and(|c| c.starts_with(b"tick")));
+
+    let (status, ended) = alice
+        .call("auth/sign-out-everywhere", &[("revoke_keys", "true")])
+        .await;
+    assert_eq!(status, 200, "{ended}");
+    // The open connection ends (the runtime's container is replaced), well within a minute.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match tokio::time::timeout(left, open.chunk()).await {
+            Ok(Ok(Some(_))) => continue,
+            Ok(Ok(None) | Err(_)) => break,
+            Err(_) => panic!("the connection opened before signing out is still open"),
+        }
+    }
+    // The personal key no longer works; the runtime runs again in a new container.
+    let res = models(key).await.expect("send");
+    assert_eq!(res.status(), 401);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let row: (String, Option<String>, Option<String>) = sqlx::query_as(
+            "SELECT r.observed_state, t.action, t.status FROM runtimes r
+               LEFT JOIN LATERAL (SELECT action, status FROM runtime_tasks
+                                   WHERE user_id = r.user_id ORDER BY created_at DESC LIMIT 1) t ON true
+              WHERE r.username = 'alice'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("runtime");
+        if row
+            == (
+                "running".into(),
+                Some("recover".into()),
+                Some("succeeded".into()),
+            )
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{row:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_ne!(entry.container_of("alice"), container, "a new container");
+    // The audit log tells what else ended.
+    let details: serde_json::Value =
+        sqlx::query_scalar("SELECT details FROM audit_events WHERE action = 'sessions.ended'")
+            .fetch_one(&pool)
+            .await
+            .expect("audited");
+    assert_eq!(details["workspace_restarted"], true, "{details}");
+    assert_eq!(details["keys_revoked"], 1, "{details}");
+    entry.finish().await;
+}

@@ -1503,6 +1503,51 @@ async fn quota_totals_stay_within_the_limit_for_any_mix_of_concurrent_requests(p
 #[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
 async fn junk_keys_are_refused_with_at_most_one_query_each(pool: PgPool) {
     let env = env(pool.clone()).await;
+    let count = |text: &str, outcome: &str| {
+        let prefix = format!("clawloops_gateway_key_checks_total{{outcome=\"{outcome}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map_or(0, |n| n.parse::<u64>().expect("count"))
+    };
+    let metrics = || async { env.server.get("/metrics").await.text().await.expect("body") };
+    // The setup's change notes reach the gateway a moment later and empty its caches. Wait
+    // until it has read them all: it has refreshed after a change made now (the model renamed
+    // in the database) and no further refresh follows.
+    let refreshes = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("clawloops_gateway_change_refreshes_total "))
+            .map_or(0, |n| n.parse::<u64>().expect("count"))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    // The listener's own first refresh (when it connects) comes first.
+    while refreshes(&metrics().await) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the listener never connected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen = refreshes(&metrics().await);
+    sqlx::query("UPDATE models SET alias = 'chat-now' WHERE alias = 'chat'")
+        .execute(&pool)
+        .await
+        .expect("rename");
+    // Refreshed since, and then quiet for a while: no note of the setup is still on its way.
+    loop {
+        let now = refreshes(&metrics().await);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if now > seen && refreshes(&metrics().await) == now {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the change note never arrived"
+        );
+    }
+    // The user's key, looked up once after the refresh.
+    let (status, _) = env.chat(&env.key, hello("chat-now")).await;
+    assert_eq!(status, StatusCode::OK);
+    let before = metrics().await;
     for junk in [
         "sk-not-ours",
         "clk_short",
@@ -1518,26 +1563,21 @@ async fn junk_keys_are_refused_with_at_most_one_query_each(pool: PgPool) {
         let (status, _) = env.chat(&unknown, hello("chat")).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    // The user's real key: looked up once, then cached.
+    // The user's real key: looked up when the models were listed above, then cached.
     for _ in 0..2 {
-        let (status, _) = env.chat(&env.key, hello("chat")).await;
+        let (status, _) = env.chat(&env.key, hello("chat-now")).await;
         assert_eq!(status, StatusCode::OK);
     }
-    let text = env.server.get("/metrics").await.text().await.expect("body");
-    let count = |outcome: &str| {
-        let prefix = format!("clawloops_gateway_key_checks_total{{outcome=\"{outcome}\"}} ");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&prefix))
-            .map_or(0, |n| n.parse::<u64>().expect("count"))
-    };
-    assert_eq!(count("malformed"), 3, "{text}");
-    assert_eq!(count("unknown"), 1, "{text}");
-    assert_eq!(count("cached_unknown"), 2, "{text}");
-    assert_eq!(count("looked_up"), 1, "{text}");
-    assert_eq!(count("cached"), 1, "{text}");
+    let text = metrics().await;
+    let added = |outcome: &str| count(&text, outcome) - count(&before, outcome);
+    assert_eq!(added("malformed"), 3, "{text}");
+    assert_eq!(added("unknown"), 1, "{text}");
+    assert_eq!(added("cached_unknown"), 2, "{text}");
+    assert_eq!(added("looked_up"), 0, "{text}");
+    assert_eq!(added("cached"), 2, "{text}");
     // A key made now works at once (a key change clears what was remembered).
     let fresh = create_key(&env.alice, "new", None).await;
-    let (status, _) = env.chat(&fresh, hello("chat")).await;
+    let (status, _) = env.chat(&fresh, hello("chat-now")).await;
     assert_eq!(status, StatusCode::OK);
 }
 

@@ -120,9 +120,11 @@ pub async fn my_sessions() -> Result<Vec<SessionInfo>, AppError> {
     respond(account::sessions().await)
 }
 
-/// Ends every session of the caller, this one included.
+/// Ends every session of the caller, this one included, and what was opened with them: a
+/// running workspace restarts (its open connections end); with `revoke_keys`, the caller's
+/// personal API keys are revoked too. Answers how many sessions ended.
 #[server(endpoint = "auth/sign-out-everywhere")]
-pub async fn sign_out_everywhere() -> Result<u64, AppError> {
+pub async fn sign_out_everywhere(revoke_keys: Option<bool>) -> Result<u64, AppError> {
     use crate::ssr::{account, respond};
-    respond(account::sign_out_everywhere().await)
+    respond(account::sign_out_everywhere(revoke_keys.unwrap_or(false)).await)
 }

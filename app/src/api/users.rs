@@ -86,11 +86,16 @@ pub async fn set_user_role(id: String, role: Role) -> Result<UserSummary, AppErr
     respond(users::set_role(&id, role).await)
 }
 
-/// Sets a one-time password the user must change at next sign-in; ends their sessions.
+/// Sets a one-time password the user must change at next sign-in; ends their sessions and what
+/// was opened with them (a running workspace restarts); with `revoke_keys`, their personal API
+/// keys are revoked too.
 #[server(endpoint = "admin/users/reset-password")]
-pub async fn reset_user_password(id: String) -> Result<OneTimePassword, AppError> {
+pub async fn reset_user_password(
+    id: String,
+    revoke_keys: Option<bool>,
+) -> Result<OneTimePassword, AppError> {
     use crate::ssr::{respond, users};
-    respond(users::reset_password(&id).await)
+    respond(users::reset_password(&id, revoke_keys.unwrap_or(false)).await)
 }
 
 #[server(endpoint = "admin/users/delete")]

@@ -117,6 +117,7 @@ fn Sessions() -> impl IntoView {
     let sessions = Resource::new(|| (), |()| my_sessions());
     let everywhere = ServerAction::<SignOutEverywhere>::new();
     let logout = ServerAction::<Logout>::new();
+    let revoke_keys = RwSignal::new(false);
     Effect::new(move |_| {
         if matches!(everywhere.value().get(), Some(Ok(_)))
             || matches!(logout.value().get(), Some(Ok(())))
@@ -134,9 +135,19 @@ fn Sessions() -> impl IntoView {
                     </button>
                     <ConfirmButton label="Sign out everywhere" confirm_label="Yes, sign out everywhere"
                         danger=true disabled=Signal::derive(move || everywhere.pending().get())
-                        on_confirm=move || { everywhere.dispatch(SignOutEverywhere {}); } />
+                        on_confirm=move || {
+                            everywhere.dispatch(SignOutEverywhere { revoke_keys: Some(revoke_keys.get_untracked()) });
+                        } />
                 </div>
             </div>
+            <p class="text-sm text-slate-600 dark:text-slate-400">
+                "Signing out everywhere also restarts your workspace if it is running, so that connections opened from other browsers end."
+            </p>
+            <label class="flex items-center gap-2 text-sm">
+                <input type="checkbox" class="h-4 w-4" prop:checked=move || revoke_keys.get()
+                    on:change=move |ev| revoke_keys.set(event_target_checked(&ev)) />
+                "Also revoke my personal API keys"
+            </label>
             <ErrorNotice error=Signal::derive(move || everywhere.value().get().and_then(Result::err)) />
             <Suspense fallback=Loading>
                 {move || Suspend::new(async move {

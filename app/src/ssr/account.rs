@@ -3,7 +3,7 @@
 use super::audit::{self, Subject, action};
 use super::auth::{SessionUser, gate, password, tokens};
 use super::db::{sessions, throttle, users};
-use super::{app_state, internal};
+use super::{app_state, internal, lifecycle};
 use crate::AppError;
 use crate::api::auth::SessionInfo;
 use crate::model::check_password;
@@ -52,13 +52,16 @@ pub async fn change_password(current: String, new_password: String) -> Result<()
     users::set_password(&mut *tx, user.id, &hash, false, &stamp).await?;
     let current_id = caller.auth.session.id().map(|id| id.to_string());
     sessions::delete_for_user(&mut *tx, user.id, current_id.as_deref()).await?;
+    let ended =
+        lifecycle::sessions_ended(&mut tx, user.id, &user.username, false, "password change")
+            .await?;
     let id = user.id.to_string();
     audit::by_caller(
         &mut *tx,
         &caller,
         action::PASSWORD_CHANGED,
         Some(Subject::user(&id, &user.username)),
-        None,
+        Some(serde_json::json!({ "workspace_restarted": ended.workspace_restarted })),
     )
     .await?;
     tx.commit().await?;
@@ -93,19 +96,31 @@ pub async fn sessions() -> Result<Vec<SessionInfo>, AppError> {
 }
 
 /// See [`crate::api::auth::sign_out_everywhere`].
-pub async fn sign_out_everywhere() -> Result<u64, AppError> {
+pub async fn sign_out_everywhere(revoke_keys: bool) -> Result<u64, AppError> {
     let state = app_state()?;
     let mut caller = gate::require(gate::Access::SignedIn).await?;
     let mut tx = state.pool().begin().await?;
     users::set_stamp(&mut *tx, caller.user.id, &tokens::new_stamp()).await?;
     let ended = sessions::delete_for_user(&mut *tx, caller.user.id, None).await?;
+    let also = lifecycle::sessions_ended(
+        &mut tx,
+        caller.user.id,
+        &caller.user.username,
+        revoke_keys,
+        "signed out everywhere",
+    )
+    .await?;
     let id = caller.user.id.to_string();
     audit::by_caller(
         &mut *tx,
         &caller,
         action::SESSIONS_ENDED,
         Some(Subject::user(&id, &caller.user.username)),
-        Some(serde_json::json!({ "sessions": ended })),
+        Some(serde_json::json!({
+            "sessions": ended,
+            "workspace_restarted": also.workspace_restarted,
+            "keys_revoked": also.keys_revoked,
+        })),
     )
     .await?;
     tx.commit().await?;

@@ -30,10 +30,54 @@ pub async fn user_enabled(tx: &mut PgConnection, user: Uuid) -> Result<(), AppEr
     Ok(())
 }
 
-/// The account's password was reset by an admin: every session ends.
-pub async fn password_reset(tx: &mut PgConnection, user: Uuid) -> Result<(), AppError> {
+/// The account's password was reset by an admin: every session ends, and what was opened with
+/// them too (see [`sessions_ended`]).
+pub async fn password_reset(
+    tx: &mut PgConnection,
+    user: Uuid,
+    username: &str,
+    revoke_personal_keys: bool,
+) -> Result<Ended, AppError> {
     sessions::delete_for_user(&mut *tx, user, None).await?;
-    Ok(())
+    sessions_ended(tx, user, username, revoke_personal_keys, "password reset").await
+}
+
+/// What ending someone's sessions ended besides.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ended {
+    /// The running workspace is being made anew.
+    pub workspace_restarted: bool,
+    /// Personal API keys revoked.
+    pub keys_revoked: u64,
+}
+
+/// Sessions of the user were ended (sign out everywhere, a password change or reset): what was
+/// opened with them ends too. A workspace's WebSocket is checked only when it opens, so a
+/// running runtime is made anew (its container replaced and its gateway key rotated, as a
+/// recovery does): every connection to it ends, and its owner opens it again with a valid
+/// session. Personal API keys are revoked when asked for (a stolen session may have made one).
+pub async fn sessions_ended(
+    tx: &mut PgConnection,
+    user: Uuid,
+    username: &str,
+    revoke_personal_keys: bool,
+    why: &str,
+) -> Result<Ended, AppError> {
+    let running = clawloops_orchestrator::repo::get(&mut *tx, user)
+        .await?
+        .is_some_and(|b| b.desired() == clawloops_orchestrator::DesiredState::Running);
+    if running {
+        super::runtimes::restart_for_recovery(tx, user, username, why).await?;
+    }
+    let keys_revoked = if revoke_personal_keys {
+        clawloops_models::keys::revoke_personal_keys(&mut *tx, user, why).await?
+    } else {
+        0
+    };
+    Ok(Ended {
+        workspace_restarted: running,
+        keys_revoked,
+    })
 }
 
 /// The account is about to be deleted (its sessions go with it by foreign key): its runtime and

@@ -20,6 +20,10 @@ const LOG_LINES: usize = 200;
 /// Crashes after which automatic recovery pauses (the orchestrator's guard).
 const CRASH_LIMIT: i32 = 5;
 
+/// How long after the entry proxy first fetched a runtime's route the workspace counts as
+/// reachable (see the card's `routed`).
+const ROUTE_SETTLE: time::Duration = time::Duration::seconds(2);
+
 impl From<OrchestratorError> for AppError {
     fn from(err: OrchestratorError) -> Self {
         match err {
@@ -52,9 +56,13 @@ fn card(orchestrator: &Orchestrator, view: RuntimeView) -> RuntimeCard {
                 limit: duration_words(minutes),
             }
         });
+    // The entry proxy fetched a route to the runtime since it became ready, long enough ago
+    // for it to be in use: Traefik applies what it fetched after its throttle (0.5 s) and a
+    // rebuild of its routers, so a browser sent there at once could still find no route.
+    let settled = time::OffsetDateTime::now_utc() - ROUTE_SETTLE;
     let routed = b.observed() == ObservedState::Running
         && b.browser_url.is_some()
-        && matches!((b.routed_at, b.ready_at), (Some(r), Some(ready)) if r >= ready);
+        && matches!((b.routed_at, b.ready_at), (Some(r), Some(ready)) if r >= ready && r <= settled);
     let workspace_url = orchestrator.workspace_url(&b.username);
     let stages = view
         .task
@@ -331,6 +339,29 @@ pub async fn stop_for_disabled(
     username: &str,
 ) -> Result<(), AppError> {
     request_in(tx, user, username, Action::Stop, false).await
+}
+
+/// Lifecycle hook: a running runtime is made anew so that every connection to it ends (inside
+/// the caller's transaction); `why` is recorded as who asked.
+pub async fn restart_for_recovery(
+    tx: &mut sqlx::PgConnection,
+    user: Uuid,
+    username: &str,
+    why: &str,
+) -> Result<(), AppError> {
+    let state = app_state()?;
+    state
+        .orchestrator()
+        .request_in(
+            tx,
+            UserRef { id: user, username },
+            Action::Recover,
+            false,
+            why,
+        )
+        .await?;
+    state.orchestrator().wake();
+    Ok(())
 }
 
 /// Lifecycle hook: a deleted user's runtime and workspace go (inside the caller's transaction).

@@ -194,7 +194,7 @@ pub async fn set_role(id: &str, role: Role) -> Result<UserSummary, AppError> {
 }
 
 /// See [`crate::api::users::reset_user_password`].
-pub async fn reset_password(id: &str) -> Result<OneTimePassword, AppError> {
+pub async fn reset_password(id: &str, revoke_keys: bool) -> Result<OneTimePassword, AppError> {
     let state = app_state()?;
     let caller = gate::require(gate::Access::Admin).await?;
     let id = parse_id(id, "User")?;
@@ -205,14 +205,17 @@ pub async fn reset_password(id: &str) -> Result<OneTimePassword, AppError> {
         .await?
         .ok_or_else(not_found)?;
     users::set_password(&mut *tx, id, &hash, true, &tokens::new_stamp()).await?;
-    lifecycle::password_reset(&mut tx, id).await?;
+    let ended = lifecycle::password_reset(&mut tx, id, &target.username, revoke_keys).await?;
     let id_text = id.to_string();
     audit::by_caller(
         &mut *tx,
         &caller,
         action::PASSWORD_RESET,
         Some(Subject::user(&id_text, &target.username)),
-        None,
+        Some(serde_json::json!({
+            "workspace_restarted": ended.workspace_restarted,
+            "keys_revoked": ended.keys_revoked,
+        })),
     )
     .await?;
     tx.commit().await?;

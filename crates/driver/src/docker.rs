@@ -269,6 +269,9 @@ impl DockerDriver {
                 Err(e) => return Err(classify(e, None)),
             }
         }
+        // Subnets Docker refused as overlapping: another creation may hold one before its
+        // network is listed (or a host route covers it), so it is not tried again.
+        let mut refused: Vec<ipnet::IpNet> = Vec::new();
         for _ in 0..8 {
             let all = self
                 .docker
@@ -283,6 +286,7 @@ impl DockerDriver {
                 .filter_map(|n| n.ipam.as_ref()?.config.as_ref())
                 .flatten()
                 .filter_map(|c| c.subnet.as_deref()?.parse().ok())
+                .chain(refused.iter().copied())
                 .collect();
             let Some(subnet) = free_subnet(self.subnet_pool, &used, &spec.runtime_id) else {
                 return Err(DriverError::Docker(format!(
@@ -316,7 +320,10 @@ impl DockerDriver {
                     });
                 }
                 Err(e) if status_of(&e) == Some(409) => return self.existing_network(&name).await,
-                Err(e) if e.to_string().contains("overlaps") => continue,
+                Err(e) if e.to_string().contains("overlaps") => {
+                    refused.push(ipnet::IpNet::V4(subnet));
+                    continue;
+                }
                 Err(e) => return Err(classify(e, None)),
             }
         }

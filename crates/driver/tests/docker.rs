@@ -205,3 +205,43 @@ async fn two_users_runtimes_cannot_reach_each_other() {
     );
     f.teardown(&[a, b]).await;
 }
+
+/// Installations starting a runtime of the same name at the same moment (the tests of several
+/// suites, replicas of two installations on one engine) start from the same candidate subnet:
+/// each one Docker refuses as overlapping is not tried again, and every network is made.
+#[tokio::test]
+async fn simultaneous_runtimes_of_the_same_name_all_get_a_network() {
+    let fixtures = futures_util::future::join_all((0..6).map(|_| Fixture::new())).await;
+    let specs: Vec<_> = fixtures
+        .iter()
+        .map(|f| {
+            let mut spec = f.spec("same");
+            spec.runtime_id = "rt-same-name".into();
+            spec
+        })
+        .collect();
+    let prepared = futures_util::future::join_all(
+        fixtures
+            .iter()
+            .zip(&specs)
+            .map(|(f, spec)| f.driver.prepare(spec)),
+    )
+    .await;
+    let mut subnets = Vec::new();
+    for (f, spec) in fixtures.iter().zip(&specs) {
+        let seen = common::inspect_network(&spec.network_name());
+        subnets.push(
+            seen["IPAM"]["Config"][0]["Subnet"]
+                .as_str()
+                .map(str::to_owned),
+        );
+        f.teardown(std::slice::from_ref(spec)).await;
+    }
+    for result in &prepared {
+        assert!(result.is_ok(), "{result:?}");
+    }
+    let mut distinct = subnets.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 6, "{subnets:?}");
+}

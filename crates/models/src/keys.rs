@@ -125,6 +125,23 @@ pub async fn revoke_runtime_key(
     .rows_affected())
 }
 
+/// Revokes every personal key of the user (account recovery); returns how many.
+pub async fn revoke_personal_keys(
+    conn: &mut sqlx::PgConnection,
+    user_id: uuid::Uuid,
+    reason: &str,
+) -> Result<u64, sqlx::Error> {
+    Ok(sqlx::query!(
+        "UPDATE api_keys SET revoked_at = now(), revoked_reason = $2
+         WHERE user_id = $1 AND kind = 'personal' AND revoked_at IS NULL",
+        user_id,
+        reason
+    )
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! A stand-in for the OpenClaw gateway in tests and benchmarks: it listens where OpenClaw does
 //! (port 18789), answers the same health endpoints (`/healthz`, `/readyz`), becomes ready after
 //! `STUB_READY_AFTER_MS`, and exits at once on SIGTERM. `/echo` answers with the request's
-//! headers, so entry-layer tests can see exactly what reached a runtime; `/cookies` sets
+//! headers, so entry-layer tests can see exactly what reached a runtime; `/stream` never ends by itself; `/cookies` sets
 //! cookies as a hostile page would (one for its own host, others for a parent domain), so
 //! they can see which reach the browser. `runtime-stub probe …`
 //! tries addresses from inside the container instead ([`probe`]). Built as a static binary
@@ -47,6 +47,7 @@ async fn main() {
         )
         .route("/echo", get(echo))
         .route("/cookies", get(cookies))
+        .route("/stream", get(stream))
         .route("/", get(|| async { "ClawLoops runtime stub\n" }));
     let listener = match tokio::net::TcpListener::bind(("0.0.0.0", port)).await {
         Ok(listener) => listener,
@@ -82,6 +83,20 @@ async fn echo(headers: HeaderMap) -> Json<Value> {
         out.insert(name.as_str().to_owned(), Value::Array(values));
     }
     Json(json!({ "headers": out }))
+}
+
+/// An answer that never ends by itself, a line every 200 ms: a stand-in for a workspace's
+/// long-lived connection (the OpenClaw UI's WebSocket), which only the runtime's end closes.
+async fn stream() -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let ticks = futures_util::stream::unfold(0u64, |n| async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        Some((
+            Ok::<_, std::convert::Infallible>(format!("tick {n}\n")),
+            n + 1,
+        ))
+    });
+    axum::body::Body::from_stream(ticks).into_response()
 }
 
 /// Cookies for this host and, as a hostile page would try, for the parent domain (to swap the

@@ -59,6 +59,7 @@ pub struct GatewayMetrics {
     keys: Family<KeyLabels, Counter>,
     usage_written: Counter,
     usage_failed: Counter,
+    refreshes: Counter,
 }
 
 impl Default for GatewayMetrics {
@@ -72,6 +73,7 @@ impl Default for GatewayMetrics {
             keys: Family::default(),
             usage_written: Counter::default(),
             usage_failed: Counter::default(),
+            refreshes: Counter::default(),
         }
     }
 }
@@ -113,6 +115,11 @@ impl GatewayMetrics {
             "gateway_usage_rows_written",
             "Usage rows the gateway wrote to PostgreSQL",
             self.usage_written.clone(),
+        );
+        registry.register(
+            "gateway_change_refreshes",
+            "Times the gateway dropped its caches and read the registry again for change notes from the database (other replicas' changes, or its listener reconnecting)",
+            self.refreshes.clone(),
         );
         registry.register(
             "gateway_usage_write_failures",
@@ -163,6 +170,11 @@ impl GatewayMetrics {
                 })
                 .observe(took.as_secs_f64());
         }
+    }
+
+    /// The caches were refreshed for change notes (counted once the registry was read).
+    pub fn refreshed(&self) {
+        self.refreshes.inc();
     }
 
     /// How a key was checked.

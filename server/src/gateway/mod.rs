@@ -248,6 +248,7 @@ impl Gateway {
                 Ok(mut listener) => match listener.listen(CHANNEL).await {
                     Ok(()) => {
                         self.refresh().await;
+                        self.metrics.refreshed();
                         loop {
                             match listener.try_recv().await {
                                 Ok(Some(_)) => {
@@ -260,8 +261,12 @@ impl Gateway {
                                     .unwrap_or(Ok(None))
                                     {}
                                     self.refresh().await;
+                                    self.metrics.refreshed();
                                 }
-                                Ok(None) => self.refresh().await,
+                                Ok(None) => {
+                                    self.refresh().await;
+                                    self.metrics.refreshed();
+                                }
                                 Err(err) => {
                                     tracing::warn!(error = %err, "gateway change listener failed");
                                     break;

@@ -181,6 +181,16 @@ fn semantic_checks_name_the_setting() {
         ),
         ("CLAWLOOPS_DATABASE_URL", "mysql://x", "database_url"),
         (
+            "CLAWLOOPS_DATABASE_URL",
+            "postgres://clawloops:CHANGE ME: openssl rand -hex 24@postgres:5432/clawloops",
+            "database_url",
+        ),
+        (
+            "CLAWLOOPS_RUNTIME_MANAGER_SECRET",
+            "CHANGE ME: openssl rand -hex 32 (at least 32 characters)",
+            "runtime_manager_secret",
+        ),
+        (
             "CLAWLOOPS_ENTRY_SESSION_LOOKUPS",
             "0",
             "entry_session_lookups",

@@ -240,14 +240,7 @@ impl Entry {
 
     /// The runtime container's address on its own network.
     pub fn runtime_ip(&self, name: &str) -> String {
-        let (ok, out) = docker(&[
-            "ps",
-            "-q",
-            "--filter",
-            &format!("label=org.clawloops.runtime=rt-{name}"),
-        ]);
-        assert!(ok && !out.is_empty(), "{name}'s container: {out}");
-        let id = out.lines().next().expect("id").to_owned();
+        let id = self.container_of(name);
         let (ok, ip) = docker(&[
             "inspect",
             "-f",
@@ -259,11 +252,14 @@ impl Entry {
     }
 
     pub fn container_of(&self, name: &str) -> String {
+        // This installation's: tests running at once may each have an `alice`.
         let (_, out) = docker(&[
             "ps",
             "-q",
             "--filter",
             &format!("label=org.clawloops.runtime=rt-{name}"),
+            "--filter",
+            &format!("label=org.clawloops.instance={}", self.instance),
         ]);
         out.lines().next().expect("container").to_owned()
     }

@@ -191,6 +191,7 @@ fn UserDetailView(
     let set_status = ServerAction::<SetUserStatus>::new();
     let set_role = ServerAction::<SetUserRole>::new();
     let reset = ServerAction::<ResetUserPassword>::new();
+    let revoke_keys = RwSignal::new(false);
     let delete = ServerAction::<DeleteUser>::new();
     let navigate = use_navigate();
     Effect::new(move |_| {
@@ -270,11 +271,21 @@ fn UserDetailView(
                     }}
                     <ConfirmButton label="Reset password" confirm_label="Yes, reset and sign out"
                         disabled=busy
-                        on_confirm=move || { reset.dispatch(ResetUserPassword { id: id.get_value() }); } />
+                        on_confirm=move || {
+                            reset.dispatch(ResetUserPassword { id: id.get_value(), revoke_keys: Some(revoke_keys.get_untracked()) });
+                        } />
                     <ConfirmButton label="Delete account" confirm_label="Yes, delete for good" danger=true
                         disabled=Signal::derive(move || busy.get() || is_self)
                         on_confirm=move || { delete.dispatch(DeleteUser { id: id.get_value() }); } />
                 </div>
+                <label class="flex items-center gap-2 text-sm">
+                    <input type="checkbox" class="h-4 w-4" prop:checked=move || revoke_keys.get()
+                        on:change=move |ev| revoke_keys.set(event_target_checked(&ev)) />
+                    "When resetting the password, also revoke their personal API keys"
+                </label>
+                <p class="text-xs text-slate-500">
+                    "A reset signs them out everywhere and restarts their workspace if it is running, so that open connections end."
+                </p>
                 {is_self.then(|| view! {
                     <p class="text-xs text-slate-500">"This is your own account: you cannot disable or delete it."</p>
                 })}

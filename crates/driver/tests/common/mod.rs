@@ -89,6 +89,16 @@ pub fn inspect(container: &str) -> serde_json::Value {
     all[0].clone()
 }
 
+/// `docker network inspect` of one network.
+pub fn inspect_network(network: &str) -> serde_json::Value {
+    let out = Command::new("docker")
+        .args(["network", "inspect", network])
+        .output()
+        .expect("docker network inspect");
+    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    all[0].clone()
+}
+
 /// Prepares, creates and starts `spec` through `driver`, and waits until it answers.
 pub async fn running(
     driver: &dyn RuntimeDriver,
