@@ -28,6 +28,18 @@ test("an invited person joins, is disabled, and the audit log tells the story", 
   await them.getByRole("button", { name: "Create my account" }).click();
   await them.waitForURL((url) => url.pathname === "/");
   await expect(them.getByRole("heading", { name: `Welcome, ${name}` })).toBeVisible();
+  // Their account page offers to sign out everywhere and, with it, to revoke their API keys.
+  await them.goto("/account");
+  await waitForHydration(them);
+  const revoke = them.getByLabel("Also revoke my personal API keys");
+  await expect(revoke).not.toBeChecked();
+  await revoke.focus();
+  await them.keyboard.press("Space");
+  await expect(revoke).toBeChecked();
+  await expect(them.getByText("also restarts your workspace if it is running")).toBeVisible();
+  await them.screenshot({ path: "test-results/screenshots/account.png", fullPage: true });
+  await them.emulateMedia({ colorScheme: "dark" });
+  await them.screenshot({ path: "test-results/screenshots/account-dark.png", fullPage: true });
   // Not an admin: no administration link, and the admin pages answer 403.
   await expect(them.getByRole("link", { name: "Administration" })).toHaveCount(0);
   const forbidden = await them.goto("/admin/users");
@@ -46,6 +58,8 @@ test("an invited person joins, is disabled, and the audit log tells the story", 
   await page.getByRole("button", { name: "Search" }).click();
   await page.getByRole("link", { name }).click();
   await waitForHydration(page);
+  await expect(page.getByLabel("When resetting the password, also revoke their personal API keys")).not.toBeChecked();
+  await page.screenshot({ path: "test-results/screenshots/admin-user.png", fullPage: true });
   await page.getByRole("button", { name: "Disable account" }).click();
   await page.getByRole("button", { name: "Yes, disable and sign out" }).click();
   await expect(page.getByText("Disabled", { exact: true }).first()).toBeVisible();
