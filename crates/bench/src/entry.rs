@@ -13,9 +13,11 @@
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use clawloops_bench::load::{Figures, OhaLoad, Target, oha as run_oha, precise_fixed_rate};
-use clawloops_bench::shared::{BenchEnv, docker, remove_labelled, scratch_database};
+use clawloops_bench::shared::{
+    BenchEnv, InProcess, bench_user, docker, remove_labelled, scratch_database, session_of,
+};
 use clawloops_orchestrator::{Action, UserRef};
-use clawloops_server::{http, serve, settings::Settings};
+use clawloops_server::{serve, settings::Settings};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -112,35 +114,18 @@ async fn run(args: &Args, pool: sqlx::PgPool) -> Result<()> {
     settings.runtime.image = format!("clawloops/runtime-stub:{}", env!("CARGO_PKG_VERSION"));
     settings.runtime.memory_mb = 128;
     let instance = serve::instance_id(&pool).await?;
-    let state = serve::server_state(&settings, pool.clone(), instance).await?;
-    let background = serve::spawn_background(&state);
-    let router = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let server = InProcess::start(&settings, pool.clone(), listener).await?;
+    let state = &server.state;
 
     // A user with a session.
-    app::ssr::bootstrap::create_admin(
-        &pool,
-        "bench",
-        app::ssr::bootstrap::InitialPassword::Given(PASSWORD.into()),
-        "bench",
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    bench_user(&pool, PASSWORD).await?;
     let login = reqwest::Client::new()
         .post(format!("http://{addr}/api/auth/login"))
         .form(&[("username", "bench"), ("password", PASSWORD)])
         .send()
         .await?;
     anyhow::ensure!(login.status().is_success(), "login: {}", login.status());
-    let session = login
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix("clawloops_session="))
-        .and_then(|c| c.split(';').next())
-        .context("no session cookie")?
-        .to_owned();
+    let session = session_of(&login).context("no session cookie")?;
 
     let outcome = async {
         start_traefik(args, &proxy, http_port, addr.port(), data.path()).await?;
@@ -168,10 +153,7 @@ async fn run(args: &Args, pool: sqlx::PgPool) -> Result<()> {
 
     let _ = docker(&["rm", "-f", &proxy]).await;
     remove_labelled("org.clawloops.instance", &instance.to_string()).await;
-    for task in background {
-        task.abort();
-    }
-    server.abort();
+    server.stop();
     outcome
 }
 

@@ -25,8 +25,8 @@
 
 use anyhow::Result;
 use clap::Parser;
-use clawloops_bench::shared::scratch_database;
-use clawloops_server::{http, serve, settings::Settings};
+use clawloops_bench::shared::{InProcess, bench_user, scratch_database, session_of};
+use clawloops_server::settings::Settings;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -151,19 +151,8 @@ async fn run(args: &Args, scratch: sqlx::PgPool) -> Result<()> {
     let pool = clawloops_server::database::pool_options(settings.database_max_connections)
         .connect_with(options)
         .await?;
-    let instance = serve::instance_id(&pool).await?;
-    let state = serve::server_state(&settings, pool.clone(), instance).await?;
-    let background = serve::spawn_background(&state);
-    let router = http::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    let server = tokio::spawn(async move { axum::serve(listener, router).await });
-    app::ssr::bootstrap::create_admin(
-        &pool,
-        "bench",
-        app::ssr::bootstrap::InitialPassword::Given(PASSWORD.into()),
-        "bench",
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let server = InProcess::start(&settings, pool.clone(), listener).await?;
+    bench_user(&pool, PASSWORD).await?;
 
     println!(
         "flood-bench: {} made-up credentials/s for {} s per phase; database {} ms away; main \
@@ -234,10 +223,7 @@ async fn run(args: &Args, scratch: sqlx::PgPool) -> Result<()> {
          409, the runtime is not running — are decisions made)"
     );
 
-    for task in background {
-        task.abort();
-    }
-    server.abort();
+    server.stop();
     pool.close().await;
     Ok(())
 }
@@ -254,15 +240,7 @@ async fn measure(client: &reqwest::Client, addr: SocketAddr, length: Duration) -
             .form(&[("username", "bench"), ("password", PASSWORD)])
             .send()
             .await;
-        let session = login.as_ref().ok().and_then(|r| {
-            r.headers()
-                .get_all("set-cookie")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find_map(|c| c.strip_prefix("clawloops_session="))
-                .and_then(|c| c.split(';').next())
-                .map(str::to_owned)
-        });
+        let session = login.as_ref().ok().and_then(session_of);
         let ok = login.is_ok_and(|r| r.status().is_success());
         m.login.add(started, ok);
         if let Some(session) = session {

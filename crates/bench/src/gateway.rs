@@ -14,7 +14,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use clawloops_bench::load::{Figures, OhaLoad, Target, oha, precise_fixed_rate, rss_mib};
-use clawloops_bench::shared::{BenchEnv, scratch_database};
+use clawloops_bench::shared::{BenchEnv, bench_user, scratch_database};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -271,15 +271,7 @@ async fn run(args: &Args, clawloops: &Path, pool: sqlx::PgPool) -> Result<()> {
     // ClawLoops: a user with limits and a key, the fake upstream registered as a model.
     let key_file = dir.join("secret.key");
     let sealer = clawloops_models::Sealer::load_or_create(&key_file)?;
-    let user = app::ssr::bootstrap::create_admin(
-        &pool,
-        "bench",
-        app::ssr::bootstrap::InitialPassword::Given(PASSWORD.into()),
-        "bench",
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let _ = user;
+    bench_user(&pool, PASSWORD).await?;
     let user_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE username = 'bench'")
         .fetch_one(&pool)
         .await?;

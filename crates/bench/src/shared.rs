@@ -83,3 +83,65 @@ pub async fn remove_labelled(label: &str, value: &str) {
         }
     }
 }
+
+/// A control plane served in this process (the benchmarks measure it without a second binary).
+pub struct InProcess {
+    pub state: clawloops_server::http::ServerState,
+    background: Vec<tokio::task::JoinHandle<()>>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl InProcess {
+    /// Serves `settings` with `pool` on `listener`, background work included.
+    pub async fn start(
+        settings: &clawloops_server::settings::Settings,
+        pool: PgPool,
+        listener: tokio::net::TcpListener,
+    ) -> Result<InProcess> {
+        use clawloops_server::{http, serve};
+        let instance = serve::instance_id(&pool).await?;
+        let state = serve::server_state(settings, pool, instance).await?;
+        let background = serve::spawn_background(&state);
+        let router = http::router(state.clone())
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let server = tokio::spawn(async move { axum::serve(listener, router).await });
+        Ok(InProcess {
+            state,
+            background,
+            server,
+        })
+    }
+
+    /// Stops serving and the background work.
+    pub fn stop(self) {
+        for task in self.background {
+            task.abort();
+        }
+        self.server.abort();
+    }
+}
+
+/// The benchmarks' user `bench` (an admin) with `password`.
+pub async fn bench_user(pool: &PgPool, password: &str) -> Result<()> {
+    app::ssr::bootstrap::create_admin(
+        pool,
+        "bench",
+        app::ssr::bootstrap::InitialPassword::Given(password.into()),
+        "bench",
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(())
+}
+
+/// The session id a sign-in answer sets, if any.
+pub fn session_of(answer: &reqwest::Response) -> Option<String> {
+    answer
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("clawloops_session="))
+        .and_then(|c| c.split(';').next())
+        .map(str::to_owned)
+}

@@ -114,15 +114,7 @@ pub async fn revoke_runtime_key(
     user_id: uuid::Uuid,
     reason: &str,
 ) -> Result<u64, sqlx::Error> {
-    Ok(sqlx::query!(
-        "UPDATE api_keys SET revoked_at = now(), revoked_reason = $2
-         WHERE user_id = $1 AND kind = 'runtime' AND revoked_at IS NULL",
-        user_id,
-        reason
-    )
-    .execute(conn)
-    .await?
-    .rows_affected())
+    revoke_kind(conn, user_id, "runtime", reason).await
 }
 
 /// Revokes every personal key of the user (account recovery); returns how many.
@@ -131,10 +123,21 @@ pub async fn revoke_personal_keys(
     user_id: uuid::Uuid,
     reason: &str,
 ) -> Result<u64, sqlx::Error> {
+    revoke_kind(conn, user_id, "personal", reason).await
+}
+
+/// Revokes the user's live keys of one kind (`runtime` or `personal`); returns how many.
+async fn revoke_kind(
+    conn: &mut sqlx::PgConnection,
+    user_id: uuid::Uuid,
+    kind: &str,
+    reason: &str,
+) -> Result<u64, sqlx::Error> {
     Ok(sqlx::query!(
-        "UPDATE api_keys SET revoked_at = now(), revoked_reason = $2
-         WHERE user_id = $1 AND kind = 'personal' AND revoked_at IS NULL",
+        "UPDATE api_keys SET revoked_at = now(), revoked_reason = $3
+         WHERE user_id = $1 AND kind = $2 AND revoked_at IS NULL",
         user_id,
+        kind,
         reason
     )
     .execute(conn)
