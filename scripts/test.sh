@@ -149,7 +149,7 @@ BASE_URL="http://clawloops.localhost:$HTTP_PORT"
 CLAWLOOPS_LISTEN_ADDR="$HOST_IP:$PORT" CLAWLOOPS_SITE_ROOT="$ROOT/target/site" \
   CLAWLOOPS_PUBLIC_URL="$BASE_URL/" CLAWLOOPS_WORKSPACE_DOMAIN=clawloops.localhost \
   CLAWLOOPS_TRUSTED_PROXIES="[\"$HOST_IP/16\"]" CLAWLOOPS_ENTRY_PROXY_CONTAINER="$entry" \
-  "$BIN" serve >"$WORK/server.log" 2>&1 &
+  CLAWLOOPS_RUNTIME_DISK_CHECK_SECS=5 "$BIN" serve >"$WORK/server.log" 2>&1 &
 server=$!
 if ! wait_for_url "$BASE_URL/readyz" 60; then
   cat "$WORK/server.log"

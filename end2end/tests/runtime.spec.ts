@@ -15,6 +15,9 @@ test("the runtime card starts a real OpenClaw runtime with live progress, then s
   await expect(card.locator('[data-stage="started"][data-done="true"]')).toBeVisible({ timeout: 60_000 });
   await page.screenshot({ path: "test-results/screenshots/runtime-starting.png", fullPage: true });
   await expect(card.locator('[data-runtime-state="Running"]')).toBeVisible({ timeout: 180_000 });
+  // The workspace is measured against its disk limit (every 5 s in this suite; 10 GiB default).
+  await expect(card.locator("[data-disk-used]")).toContainText(/Workspace files: [\d.]+ (bytes|KiB|MiB) of 10 GiB/, { timeout: 20_000 });
+  await expect(card.getByRole("progressbar", { name: "Workspace disk use" })).toHaveAttribute("aria-valuenow", "0");
   await page.screenshot({ path: "test-results/screenshots/runtime-running-light.png", fullPage: true });
   await page.getByRole("button", { name: "Dark" }).click();
   await page.screenshot({ path: "test-results/screenshots/runtime-running-dark.png", fullPage: true });
@@ -30,6 +33,7 @@ test("the runtime card starts a real OpenClaw runtime with live progress, then s
   await page.screenshot({ path: "test-results/screenshots/admin-runtimes.png", fullPage: true });
   const row = page.locator('tr[data-runtime-user="admin"]');
   await expect(row.getByText("Running")).toBeVisible();
+  await expect(row.locator("[data-disk-used]")).toContainText(/disk [\d.]+ (bytes|KiB|MiB) of 10 GiB/);
   await row.getByRole("button", { name: "Details" }).click();
   const panel = page.getByRole("region", { name: "Runtime of admin" });
   await expect(page.getByLabel("Last 200 log lines")).toContainText("[gateway]", { timeout: 15_000 });
@@ -37,6 +41,7 @@ test("the runtime card starts a real OpenClaw runtime with live progress, then s
 
   // Per-user limits, from the keyboard: a bad value is explained, a good one saved.
   const limits = page.getByRole("form", { name: "Resource limits" });
+  await expect(limits.getByLabel("Workspace disk (MiB)")).toHaveAttribute("placeholder", "default 10240");
   const memory = limits.getByLabel("Memory (MiB)");
   await memory.fill("10");
   await memory.press("Enter");

@@ -578,6 +578,9 @@ mod tests {
             idle_stop_minutes: None,
             stop_reason: None,
             routed_at: None,
+            disk_mb: None,
+            disk_used_bytes: None,
+            disk_measured_at: None,
         }
     }
 }

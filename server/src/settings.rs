@@ -38,6 +38,8 @@ pub const KEYS: &[&str] = &[
     "runtime_memory_mb",
     "runtime_cpus",
     "runtime_pids",
+    "runtime_disk_mb",
+    "runtime_disk_check_secs",
     "runtime_concurrency",
     "runtime_ready_timeout_secs",
     "runtime_browser_url",
@@ -147,6 +149,10 @@ pub struct RuntimeSettings {
     pub memory_mb: u32,
     pub cpus: f64,
     pub pids: u32,
+    /// The most one workspace volume may hold, in MiB (None: no limit).
+    pub disk_mb: Option<u32>,
+    /// How often workspaces are measured against their limit.
+    pub disk_check_secs: u64,
     pub concurrency: usize,
     pub ready_timeout_secs: u64,
     /// The workspace address with `{user}` for the username, once the entry layer routes it.
@@ -207,6 +213,8 @@ struct RawSettings {
     runtime_memory_mb: u32,
     runtime_cpus: f64,
     runtime_pids: u32,
+    runtime_disk_mb: u32,
+    runtime_disk_check_secs: u64,
     runtime_concurrency: usize,
     runtime_ready_timeout_secs: u64,
     runtime_browser_url: Option<String>,
@@ -259,6 +267,8 @@ impl Default for RawSettings {
             runtime_memory_mb: 2048,
             runtime_cpus: 1.0,
             runtime_pids: 512,
+            runtime_disk_mb: 10240,
+            runtime_disk_check_secs: 60,
             runtime_concurrency: 4,
             runtime_ready_timeout_secs: 180,
             runtime_browser_url: None,
@@ -565,6 +575,17 @@ impl RawSettings {
             "must be between 32 and 65536",
         )?;
         range(
+            "runtime_disk_mb",
+            self.runtime_disk_mb == 0
+                || (64..=clawloops_driver::spec::MAX_DISK_MB).contains(&self.runtime_disk_mb),
+            "must be 0 (no limit) or between 64 and 16777216 (16 TiB)",
+        )?;
+        range(
+            "runtime_disk_check_secs",
+            (5..=86400).contains(&self.runtime_disk_check_secs),
+            "must be between 5 and 86400",
+        )?;
+        range(
             "runtime_concurrency",
             (1..=64).contains(&self.runtime_concurrency),
             "must be between 1 and 64",
@@ -635,6 +656,8 @@ impl RawSettings {
             memory_mb: self.runtime_memory_mb,
             cpus: self.runtime_cpus,
             pids: self.runtime_pids,
+            disk_mb: (self.runtime_disk_mb > 0).then_some(self.runtime_disk_mb),
+            disk_check_secs: self.runtime_disk_check_secs,
             concurrency: self.runtime_concurrency,
             ready_timeout_secs: self.runtime_ready_timeout_secs,
             browser_url: self.runtime_browser_url.clone(),

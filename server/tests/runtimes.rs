@@ -312,6 +312,18 @@ async fn admins_give_a_user_their_own_limits_and_the_next_start_applies_them(poo
     let (status, body) = admin
         .call(
             "admin/runtimes/limits",
+            &[("user_id", &bob_id), ("disk_mb", "10")],
+        )
+        .await;
+    assert_eq!((status.as_u16(), code(&body)), (422, "VALIDATION"));
+    assert!(
+        body.to_string()
+            .contains("Workspace disk must be between 64 and 16777216 MiB (or 0 for no limit)"),
+        "{body}"
+    );
+    let (status, body) = admin
+        .call(
+            "admin/runtimes/limits",
             &[
                 ("user_id", &uuid::Uuid::new_v4().to_string()),
                 ("pids", "100"),
@@ -323,11 +335,17 @@ async fn admins_give_a_user_their_own_limits_and_the_next_start_applies_them(poo
     let (status, limits) = admin
         .call(
             "admin/runtimes/limits",
-            &[("user_id", &bob_id), ("memory_mb", "256"), ("pids", "100")],
+            &[
+                ("user_id", &bob_id),
+                ("memory_mb", "256"),
+                ("pids", "100"),
+                ("disk_mb", "0"),
+            ],
         )
         .await;
     assert_eq!(status, 200, "{limits}");
     assert_eq!(limits["memory_mb"], 256);
+    assert_eq!(limits["disk_mb"], 0, "no workspace limit for bob");
     assert_eq!(limits["cpus"], Value::Null, "CPUs keep the default");
     assert_eq!(limits["default_memory_mb"], 128);
     let (_, list) = admin.call("admin/runtimes/list", &[]).await;

@@ -53,8 +53,29 @@ pub struct RuntimeCard {
     pub planned_stop: Option<PlannedStopView>,
     /// Why the platform stopped it last (idle, lifetime), in words.
     pub stop_reason: Option<String>,
+    /// What the workspace held when last measured, against its limit.
+    pub disk: Option<DiskView>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+/// A workspace's size against its limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DiskView {
+    pub used_bytes: u64,
+    /// None: no limit.
+    pub limit_bytes: Option<u64>,
+    /// In words: "12 MiB", "10 GiB".
+    pub used: String,
+    pub limit: Option<String>,
+}
+
+impl DiskView {
+    /// Share of the limit in use, 0–100 (over the limit shows as 100).
+    pub fn percent(&self) -> Option<u8> {
+        let limit = self.limit_bytes.filter(|l| *l > 0)?;
+        Some(((self.used_bytes.saturating_mul(100) / limit).min(100)) as u8)
+    }
 }
 
 /// A stop the platform will make.
@@ -99,6 +120,9 @@ pub struct RuntimeLimits {
     /// Minutes without workspace use before the runtime stops (0 = never).
     pub idle_stop_minutes: Option<u32>,
     pub default_idle_stop_minutes: u32,
+    /// Workspace disk limit in MiB (0 = none); the default's None = none.
+    pub disk_mb: Option<u32>,
+    pub default_disk_mb: Option<u32>,
 }
 
 /// Allowed range of each limit (the same as the deployment settings').
@@ -106,6 +130,8 @@ pub const MEMORY_MB_RANGE: std::ops::RangeInclusive<u32> = 128..=65536;
 pub const CPUS_RANGE: std::ops::RangeInclusive<f64> = 0.1..=64.0;
 pub const PIDS_RANGE: std::ops::RangeInclusive<u32> = 32..=65536;
 pub const IDLE_STOP_RANGE: std::ops::RangeInclusive<u32> = 0..=43200;
+/// 0 = no limit; otherwise at least 64 MiB.
+pub const DISK_MB_RANGE: std::ops::RangeInclusive<u32> = 64..=16_777_216;
 
 /// A runtime's recent output and resource use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,7 +211,15 @@ pub async fn set_runtime_limits(
     cpus: Option<f64>,
     pids: Option<u32>,
     idle_stop_minutes: Option<u32>,
+    disk_mb: Option<u32>,
 ) -> Result<RuntimeLimits, AppError> {
     use crate::ssr::{respond, runtimes};
-    respond(runtimes::set_limits(&user_id, memory_mb, cpus, pids, idle_stop_minutes).await)
+    let limits = runtimes::NewLimits {
+        memory_mb,
+        cpus,
+        pids,
+        idle_stop_minutes,
+        disk_mb,
+    };
+    respond(runtimes::set_limits(&user_id, limits).await)
 }

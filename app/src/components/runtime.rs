@@ -133,14 +133,19 @@ fn CardBody(
         );
     let can_recover = !busy && matches!(observed.as_str(), "running" | "error");
     let disabled = move || pending.get();
+    let over_limit = card
+        .disk
+        .as_ref()
+        .is_some_and(|d| d.limit_bytes.is_some_and(|limit| d.used_bytes > limit));
     view! {
         <Header label tone />
         {starting.then(|| view! { <Progress card=card.clone() /> })}
         {card.last_error.clone().filter(|_| !running).map(|e| view! {
             <div role="alert" class="notice notice-error" data-runtime-error="">{e}</div>
         })}
-        {card.stop_reason.clone().filter(|_| observed == "stopped").map(|why| view! {
-            <div class="notice notice-info" data-stop-reason="">{why} " Open the workspace to start it again."</div>
+        {card.stop_reason.clone().filter(|_| observed == "stopped").map(|why| {
+            let hint = (!over_limit).then_some(" Open the workspace to start it again.");
+            view! { <div class="notice notice-info" data-stop-reason="">{why} {hint}</div> }
         })}
         {card.planned_stop.clone().map(|stop| view! {
             <p class="text-sm text-slate-600 dark:text-slate-400" data-planned-stop=stop.kind.clone()>
@@ -162,11 +167,41 @@ fn CardBody(
             })}
             {(!busy).then(|| view! { <DeleteRuntime run pending /> })}
         </div>
+        {card.disk.clone().map(|disk| view! { <DiskMeter disk /> })}
         <p class="text-xs text-slate-500 dark:text-slate-400">
             {format!("Runtime {} · updated {}", card.runtime_id, format::utc(card.updated_at))}
         </p>
     }
     .into_any()
+}
+
+/// "Workspace: 12 MiB of 10 GiB" with a bar (as last measured).
+#[component]
+pub fn DiskMeter(disk: crate::api::runtime::DiskView) -> impl IntoView {
+    let words = match &disk.limit {
+        Some(limit) => format!("Workspace files: {} of {limit}", disk.used),
+        None => format!("Workspace files: {} (no limit)", disk.used),
+    };
+    let bar = disk.percent().map(|percent| {
+        let tone = match percent {
+            0..=79 => "bg-emerald-500",
+            80..=99 => "bg-amber-500",
+            _ => "bg-red-600",
+        };
+        view! {
+            <div class="h-2 w-full max-w-xs overflow-hidden rounded-full bg-slate-200 dark:bg-slate-700"
+                role="progressbar" aria-label="Workspace disk use" aria-valuemin="0" aria-valuemax="100"
+                aria-valuenow=percent.to_string()>
+                <div class=format!("h-full {tone}") style=format!("width: {percent}%")></div>
+            </div>
+        }
+    });
+    view! {
+        <div class="space-y-1" data-disk-used=disk.used_bytes.to_string()>
+            <p class="text-sm text-slate-600 dark:text-slate-400">{words}</p>
+            {bar}
+        </div>
+    }
 }
 
 #[component]

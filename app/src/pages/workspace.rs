@@ -194,6 +194,7 @@ mod tests {
             workspace_url: Some("http://ana.ws.test/".into()),
             routed,
             planned_stop: None,
+            disk: None,
             stop_reason: None,
             updated_at: time::OffsetDateTime::UNIX_EPOCH,
         }

@@ -6,7 +6,8 @@ use super::db::users;
 use super::{app_state, parse_id};
 use crate::AppError;
 use crate::api::runtime::{
-    AdminRuntime, CPUS_RANGE, IDLE_STOP_RANGE, MEMORY_MB_RANGE, PIDS_RANGE, PlannedStopView,
+    AdminRuntime, CPUS_RANGE, DISK_MB_RANGE, DiskView, IDLE_STOP_RANGE, MEMORY_MB_RANGE,
+    PIDS_RANGE, PlannedStopView,
     RuntimeCard, RuntimeCommand, RuntimeDetails, RuntimeLimits, StageMark,
 };
 use clawloops_orchestrator::{
@@ -35,6 +36,7 @@ impl From<OrchestratorError> for AppError {
                 tracing::warn!(error = %e, "runtime driver");
                 AppError::Unavailable
             }
+            OrchestratorError::WorkspaceFull(message) => AppError::Conflict { message },
         }
     }
 }
@@ -78,6 +80,17 @@ fn card(orchestrator: &Orchestrator, view: RuntimeView) -> RuntimeCard {
         .collect();
     let running = b.observed() == ObservedState::Running;
     let stop_reason = b.stop_reason.clone().filter(|_| !running);
+    let limit_bytes = clawloops_orchestrator::disk::limit_mb(orchestrator.settings(), &b)
+        .map(|mb| u64::from(mb) * 1024 * 1024);
+    let disk = b
+        .disk_used_bytes
+        .and_then(|used| u64::try_from(used).ok())
+        .map(|used_bytes| DiskView {
+            used_bytes,
+            limit_bytes,
+            used: clawloops_orchestrator::disk::size(used_bytes),
+            limit: limit_bytes.map(clawloops_orchestrator::disk::size),
+        });
     RuntimeCard {
         runtime_id: b.runtime_id,
         desired: b.desired_state,
@@ -92,6 +105,7 @@ fn card(orchestrator: &Orchestrator, view: RuntimeView) -> RuntimeCard {
         routed,
         planned_stop,
         stop_reason,
+        disk,
         updated_at: b.updated_at,
     }
 }
@@ -231,6 +245,8 @@ fn limits_of(orchestrator: &Orchestrator, binding: &RuntimeRow) -> RuntimeLimits
             .idle_stop_minutes
             .and_then(|m| u32::try_from(m).ok()),
         default_idle_stop_minutes: orchestrator.settings().idle_stop_minutes,
+        disk_mb: binding.disk_mb.and_then(|d| u32::try_from(d).ok()),
+        default_disk_mb: defaults.disk_mb,
     }
 }
 
@@ -249,6 +265,7 @@ fn check_range<T: PartialOrd + std::fmt::Display>(
                     "memory_mb" => "Memory",
                     "cpus" => "CPUs",
                     "idle_stop_minutes" => "Idle stop",
+                    "disk_mb" => "Workspace disk",
                     _ => "Processes",
                 },
                 range.start(),
@@ -259,14 +276,26 @@ fn check_range<T: PartialOrd + std::fmt::Display>(
     }
 }
 
+/// A user's own limits as an admin sets them (None: the deployment's default).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NewLimits {
+    pub memory_mb: Option<u32>,
+    pub cpus: Option<f64>,
+    pub pids: Option<u32>,
+    pub idle_stop_minutes: Option<u32>,
+    /// 0 = no limit.
+    pub disk_mb: Option<u32>,
+}
+
 /// See [`crate::api::runtime::set_runtime_limits`].
-pub async fn set_limits(
-    user_id: &str,
-    memory_mb: Option<u32>,
-    cpus: Option<f64>,
-    pids: Option<u32>,
-    idle_stop_minutes: Option<u32>,
-) -> Result<RuntimeLimits, AppError> {
+pub async fn set_limits(user_id: &str, limits: NewLimits) -> Result<RuntimeLimits, AppError> {
+    let NewLimits {
+        memory_mb,
+        cpus,
+        pids,
+        idle_stop_minutes,
+        disk_mb,
+    } = limits;
     let caller = gate::require(gate::Access::Admin).await?;
     let state = app_state()?;
     let id = parse_id(user_id, "User")?;
@@ -280,6 +309,12 @@ pub async fn set_limits(
         &IDLE_STOP_RANGE,
         " minutes",
     )?;
+    check_range(
+        "disk_mb",
+        disk_mb.filter(|mb| *mb != 0),
+        &DISK_MB_RANGE,
+        " MiB (or 0 for no limit)",
+    )?;
     let orchestrator = state.orchestrator();
     orchestrator
         .set_limits(
@@ -288,6 +323,7 @@ pub async fn set_limits(
                 memory_mb,
                 cpus,
                 pids,
+                disk_mb,
             },
         )
         .await?;
@@ -306,7 +342,7 @@ pub async fn set_limits(
         Some(Subject::user(&id_text, &binding.username)),
         Some(serde_json::json!({
             "memory_mb": memory_mb, "cpus": cpus, "pids": pids,
-            "idle_stop_minutes": idle_stop_minutes,
+            "idle_stop_minutes": idle_stop_minutes, "disk_mb": disk_mb,
         })),
     )
     .await?;

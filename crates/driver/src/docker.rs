@@ -3,8 +3,8 @@
 
 use crate::firewall::{self, Firewall, FirewallMode};
 use crate::{
-    ContainerInfo, ContainerState, DriverError, Isolation, Prepared, Profile, RuntimeDriver,
-    RuntimeSpec, Stats, labels,
+    ContainerInfo, ContainerState, DiskUsage, DriverError, Isolation, Prepared, Profile,
+    RuntimeDriver, RuntimeSpec, Stats, labels,
 };
 use async_trait::async_trait;
 use bollard::Docker;
@@ -41,6 +41,8 @@ pub struct DockerDriver {
     entry_proxy: Option<String>,
     /// The host firewall that keeps runtimes to the entry proxy (shared by every clone).
     firewall: Arc<Firewall>,
+    /// Whether the engine holds volumes to a `size` (asked once, shared by every clone).
+    volume_quotas: Arc<tokio::sync::OnceCell<bool>>,
 }
 
 impl DockerDriver {
@@ -87,6 +89,7 @@ impl DockerDriver {
             subnet_pool: default_subnet_pool(),
             entry_proxy: None,
             firewall: Arc::new(Firewall::new(FirewallMode::Managed)),
+            volume_quotas: Arc::default(),
         })
     }
 
@@ -360,6 +363,48 @@ impl DockerDriver {
         &self.docker
     }
 
+    /// Whether the engine's local volume driver takes a `size` (a project quota: its data root
+    /// on XFS mounted with `pquota`). Asked once, by making and removing a tiny volume.
+    pub async fn volume_quotas(&self) -> Result<bool, DriverError> {
+        let ask = || async {
+            let prefix: String = self
+                .instance
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .take(8)
+                .collect();
+            let name = format!("clawloops-{prefix}-quota-probe");
+            let probe = VolumeCreateRequest {
+                name: Some(name.clone()),
+                labels: Some(HashMap::from([(
+                    labels::MANAGED_BY.to_owned(),
+                    self.instance.clone(),
+                )])),
+                driver_opts: Some(HashMap::from([("size".to_owned(), "1048576".to_owned())])),
+                ..Default::default()
+            };
+            match self.docker.create_volume(probe).await {
+                Ok(_) => {
+                    let options = RemoveVolumeOptionsBuilder::new().force(true).build();
+                    if let Err(e) = self.docker.remove_volume(&name, Some(options)).await {
+                        tracing::warn!(error = %e, volume = %name, "could not remove the quota probe volume");
+                    }
+                    tracing::info!("the Docker engine holds workspace volumes to their size limit");
+                    Ok(true)
+                }
+                Err(e) if quota_unsupported(&e) => {
+                    tracing::info!(
+                        "the Docker engine cannot hold volumes to a size (its data root is not on \
+                         XFS with pquota): workspace limits are measured and enforced by stopping"
+                    );
+                    Ok(false)
+                }
+                Err(e) => Err(classify(e, None)),
+            }
+        };
+        self.volume_quotas.get_or_try_init(ask).await.copied()
+    }
+
     fn managed_filter(&self, extra: Option<(&str, &str)>) -> HashMap<String, Vec<String>> {
         let mut wanted = vec![format!("{}={}", labels::MANAGED_BY, self.instance)];
         if let Some((key, value)) = extra {
@@ -367,6 +412,12 @@ impl DockerDriver {
         }
         HashMap::from([("label".to_owned(), wanted)])
     }
+}
+
+/// Docker's answer to a `size` its local volume driver cannot enforce.
+fn quota_unsupported(err: &BollardError) -> bool {
+    matches!(err, BollardError::DockerResponseServerError { message, .. }
+        if message.to_lowercase().contains("quota"))
 }
 
 fn status_of(err: &BollardError) -> Option<u16> {
@@ -485,9 +536,18 @@ impl RuntimeDriver for DockerDriver {
         }
         let network = self.create_network(spec).await?;
         let entry_ip = self.connect_entry(spec, &network).await?;
+        // The engine holds the volume to its limit where it can; elsewhere the limit is
+        // measured (`disk_usage`) and enforced by the orchestrator.
+        let driver_opts = match spec.limits.disk_bytes() {
+            Some(bytes) if self.volume_quotas().await? => {
+                Some(HashMap::from([("size".to_owned(), bytes.to_string())]))
+            }
+            _ => None,
+        };
         let volume = VolumeCreateRequest {
             name: Some(spec.volume_name()),
             labels: Some(spec.labels()),
+            driver_opts,
             ..Default::default()
         };
         // Creating an existing named volume returns it unchanged.
@@ -711,6 +771,35 @@ impl RuntimeDriver for DockerDriver {
         Ok(out.split_off(skip))
     }
 
+    async fn disk_usage(&self) -> Result<DiskUsage, DriverError> {
+        let engine_enforced = self.volume_quotas().await?;
+        let dirs = volume_dirs(self).await?;
+        let walked = tokio::task::spawn_blocking(move || {
+            let mut by_runtime = std::collections::BTreeMap::new();
+            for (runtime, dir) in dirs {
+                match crate::disk::tree_bytes(&dir, crate::disk::Budget::default()) {
+                    Ok(tally) => {
+                        if tally.partial {
+                            tracing::warn!(%runtime, entries = tally.entries, "workspace too large to measure whole; counted a part");
+                        }
+                        by_runtime.insert(runtime, tally.bytes);
+                    }
+                    // Not on this host's disk (or not ours to read): no figure rather than a wrong one.
+                    Err(e) => {
+                        tracing::warn!(%runtime, error = %e, "could not measure a workspace volume (is the engine's volume directory readable here?)");
+                    }
+                }
+            }
+            by_runtime
+        })
+        .await
+        .map_err(|e| DriverError::Docker(e.to_string()))?;
+        Ok(DiskUsage {
+            engine_enforced,
+            by_runtime: walked,
+        })
+    }
+
     async fn stats(&self, container_id: &str) -> Result<Stats, DriverError> {
         let options = StatsOptionsBuilder::new().stream(false).build();
         let mut stream = self.docker.stats(container_id, Some(options));
@@ -811,6 +900,28 @@ fn free_subnet(pool: Ipv4Net, used: &[ipnet::IpNet], runtime_id: &str) -> Option
         .find(|c| !overlaps(c))
 }
 
+/// The directory each of this installation's workspace volumes keeps its files in on the
+/// Docker host, by runtime id.
+async fn volume_dirs(driver: &DockerDriver) -> Result<Vec<(String, PathBuf)>, DriverError> {
+    let filters = driver.managed_filter(None);
+    let options = ListVolumesOptionsBuilder::new().filters(&filters).build();
+    let found = driver
+        .docker
+        .list_volumes(Some(options))
+        .await
+        .map_err(|e| classify(e, None))?;
+    Ok(found
+        .volumes
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|v| v.driver == "local" && v.name.ends_with("-workspace"))
+        .filter_map(|v| {
+            let runtime = v.labels.get(labels::RUNTIME)?.clone();
+            crate::spec::ids::runtime_id(&runtime).then(|| (runtime, PathBuf::from(v.mountpoint)))
+        })
+        .collect())
+}
+
 /// Names of the volumes this installation made (for tests and cleanup tools).
 pub async fn managed_volumes(driver: &DockerDriver) -> Result<Vec<String>, DriverError> {
     let filters = driver.managed_filter(None);
@@ -831,6 +942,21 @@ pub async fn managed_volumes(driver: &DockerDriver) -> Result<Vec<String>, Drive
 #[cfg(test)]
 mod tests {
     use super::exit_code;
+
+    /// Docker's words when its data root cannot hold a volume to a size (seen on this machine:
+    /// ext4, and XFS on a kernel without CONFIG_XFS_QUOTA) mean "measure instead", not a failure.
+    #[test]
+    fn an_engine_without_volume_quotas_is_recognised() {
+        let err = |status_code, message: &str| bollard::errors::Error::DockerResponseServerError {
+            status_code,
+            message: message.to_owned(),
+        };
+        assert!(super::quota_unsupported(&err(
+            500,
+            "create clawloops-x-quota-probe: quota size requested but no quota support"
+        )));
+        assert!(!super::quota_unsupported(&err(500, "no space left on device")));
+    }
 
     /// A runtime that answers its readiness probe with a redirect to another address must not
     /// get the prober (on the host, outside the firewall) to go there.

@@ -4,6 +4,7 @@
 //! how.
 
 pub mod config;
+pub mod disk;
 pub mod docker;
 pub mod firewall;
 pub mod host;
@@ -11,7 +12,7 @@ pub mod remote;
 pub mod spec;
 
 pub use spec::{
-    ContainerInfo, ContainerState, DriverError, Isolation, Limits, Prepared, Profile, RuntimeSpec,
+    ContainerInfo, ContainerState, DiskUsage, DriverError, Isolation, Limits, Prepared, Profile, RuntimeSpec,
     Stats, labels,
 };
 
@@ -56,4 +57,7 @@ pub trait RuntimeDriver: Send + Sync + 'static {
     async fn logs(&self, container_id: &str, lines: usize) -> Result<Vec<String>, DriverError>;
     /// Memory and CPU use right now.
     async fn stats(&self, container_id: &str) -> Result<Stats, DriverError>;
+    /// How much each of this installation's workspace volumes holds (the engine walks them:
+    /// call it every minute or so, not every second).
+    async fn disk_usage(&self) -> Result<DiskUsage, DriverError>;
 }

@@ -68,6 +68,7 @@ pub enum Call {
     Stats {
         container_id: String,
     },
+    DiskUsage,
 }
 
 impl Call {
@@ -88,6 +89,7 @@ impl Call {
             Call::Probe { .. } => "probe",
             Call::Logs { .. } => "logs",
             Call::Stats { .. } => "stats",
+            Call::DiskUsage => "disk_usage",
         }
     }
 
@@ -279,6 +281,10 @@ impl RuntimeDriver for RemoteDriver {
             container_id: container_id.to_owned(),
         };
         self.call(&call, CALL_TIMEOUT).await
+    }
+
+    async fn disk_usage(&self) -> Result<crate::DiskUsage, DriverError> {
+        self.call(&Call::DiskUsage, CALL_TIMEOUT).await
     }
 }
 
@@ -604,6 +610,7 @@ pub mod service {
                 lines,
             } => to_value(driver.logs(&container_id, lines.min(10_000)).await?),
             Call::Stats { container_id } => to_value(driver.stats(&container_id).await?),
+            Call::DiskUsage => to_value(driver.disk_usage().await?),
         }
     }
 }

@@ -42,7 +42,22 @@ pub struct Limits {
     pub memory_mb: u32,
     pub cpus: f64,
     pub pids: u32,
+    /// The most the workspace volume may hold, in MiB (`None`: no limit). A hard limit where
+    /// the engine supports volume quotas, else measured and enforced by stopping the runtime
+    /// (see docs/workspace-disk-limits.md).
+    #[serde(default)]
+    pub disk_mb: Option<u32>,
 }
+
+impl Limits {
+    /// The workspace limit in bytes, if there is one.
+    pub fn disk_bytes(&self) -> Option<u64> {
+        self.disk_mb.map(|mb| u64::from(mb) * 1024 * 1024)
+    }
+}
+
+/// The most a workspace limit may be, in MiB (16 TiB).
+pub const MAX_DISK_MB: u32 = 16 * 1024 * 1024;
 
 /// Everything needed to create one user's runtime container.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,11 +147,13 @@ impl RuntimeSpec {
             memory_mb,
             cpus,
             pids,
+            disk_mb,
         } = self.limits;
         let sane = (32..=1_048_576).contains(&memory_mb)
             && cpus.is_finite()
             && (0.01..=256.0).contains(&cpus)
-            && (16..=1_000_000).contains(&pids);
+            && (16..=1_000_000).contains(&pids)
+            && disk_mb.is_none_or(|mb| (1..=MAX_DISK_MB).contains(&mb));
         if !sane {
             return Err("the limits are out of range".into());
         }
@@ -223,6 +240,16 @@ pub struct ContainerInfo {
     pub image: String,
     /// The address on the runtime's own network.
     pub ip: Option<IpAddr>,
+}
+
+/// How much each workspace volume of an installation holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskUsage {
+    /// Whether the engine itself holds volumes to their size limit (a volume quota); when not,
+    /// a limit is enforced by measuring.
+    pub engine_enforced: bool,
+    /// Bytes held, by runtime id.
+    pub by_runtime: std::collections::BTreeMap<String, u64>,
 }
 
 /// Resource use of one container.

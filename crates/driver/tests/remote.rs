@@ -84,6 +84,14 @@ async fn a_runtime_runs_its_whole_life_through_the_runtime_manager() {
     );
     let stats = remote.stats(&info.id).await.expect("stats");
     assert_eq!(stats.memory_limit_bytes, 64 * 1024 * 1024);
+    // Workspace sizes cross the wire too, for this installation's volumes only.
+    let usage = remote.disk_usage().await.expect("disk usage");
+    assert_eq!(
+        usage.by_runtime.keys().collect::<Vec<_>>(),
+        vec![&spec.runtime_id],
+        "{usage:?}"
+    );
+    assert_eq!(usage, f.driver.disk_usage().await.expect("local disk usage"));
 
     // A second create is a conflict on both sides of the wire.
     let err = remote.create(&spec).await.expect_err("conflict");

@@ -2,6 +2,7 @@
 //! a bounded pool of workers, and a reconciler that keeps Docker equal to the desired state.
 //! It acts only through [`clawloops_driver::RuntimeDriver`].
 
+pub mod disk;
 mod idle;
 pub mod model;
 mod reconcile;
@@ -42,6 +43,9 @@ pub enum OrchestratorError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Driver(#[from] clawloops_driver::DriverError),
+    /// The workspace holds more than its disk limit (in words for the user).
+    #[error("{0}")]
+    WorkspaceFull(String),
 }
 
 /// A user's own resource limits; `None` keeps the deployment's default.
@@ -50,6 +54,19 @@ pub struct LimitOverride {
     pub memory_mb: Option<u32>,
     pub cpus: Option<f64>,
     pub pids: Option<u32>,
+    /// Workspace disk limit in MiB (0 = none).
+    pub disk_mb: Option<u32>,
+}
+
+/// What one workspace measurement did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DiskReport {
+    /// Workspaces measured.
+    pub measured: usize,
+    /// Whether the engine itself holds volumes to their limit.
+    pub engine_enforced: bool,
+    /// Running runtimes stopped for being over their limit.
+    pub stopped: usize,
 }
 
 /// A runtime as pages show it: the binding, its newest task, and the task's place in the queue.
@@ -252,7 +269,7 @@ impl Orchestrator {
         repo::lock_user(tx, user.id).await?;
         match action {
             Action::Start | Action::Recover => {
-                repo::ensure_binding(
+                let binding = repo::ensure_binding(
                     tx,
                     user.id,
                     user.username,
@@ -262,6 +279,16 @@ impl Orchestrator {
                     &render::new_token(),
                 )
                 .await?;
+                // A start adds room to write; a recovery (a restart of what runs) does not,
+                // and the disk check stops it if it stays over.
+                if action == Action::Start
+                    && binding.desired() != DesiredState::Running
+                    && let Some((used, limit)) = disk::over_limit(settings, &binding)
+                {
+                    return Err(OrchestratorError::WorkspaceFull(disk::start_refusal(
+                        used, limit,
+                    )));
+                }
                 repo::set_desired(tx, user.id, DesiredState::Running).await?;
                 if action == Action::Recover {
                     repo::clear_crashes(tx, user.id).await?;
@@ -369,6 +396,7 @@ impl Orchestrator {
             limits.memory_mb.and_then(|m| i32::try_from(m).ok()),
             limits.cpus,
             limits.pids.and_then(|p| i32::try_from(p).ok()),
+            limits.disk_mb.and_then(|d| i32::try_from(d).ok()),
         )
         .await?;
         if found {
@@ -424,7 +452,69 @@ impl Orchestrator {
         handles.push(tokio::spawn(async move { this.reconcile_forever().await }));
         let this = self.clone();
         handles.push(tokio::spawn(async move { this.isolation_forever().await }));
+        let this = self.clone();
+        handles.push(tokio::spawn(async move { this.disks_forever().await }));
         handles
+    }
+
+    /// Measures every workspace now and then (walking volumes costs the host some reading),
+    /// records the sizes and stops running runtimes over their limit.
+    async fn disks_forever(&self) {
+        let mut every = tokio::time::interval(self.inner.settings.disk_check_every);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match self.check_disks().await {
+                Ok(report) if report.stopped > 0 => {
+                    tracing::info!(?report, "stopped runtimes over their workspace limit");
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "workspace disk check failed"),
+            }
+        }
+    }
+
+    /// One workspace measurement (see [`disk`]); does nothing while no workspace has a limit.
+    pub async fn check_disks(&self) -> Result<DiskReport, OrchestratorError> {
+        let settings = &self.inner.settings;
+        let mut report = DiskReport::default();
+        let mut conn = self.inner.pool.acquire().await?;
+        if !disk::any_limit(settings, &repo::all(&mut conn).await?) {
+            return Ok(report);
+        }
+        let usage = self.inner.driver.disk_usage().await?;
+        report.measured = usage.by_runtime.len();
+        report.engine_enforced = usage.engine_enforced;
+        repo::record_disk_usage(&mut conn, &usage.by_runtime).await?;
+        let busy: std::collections::HashSet<_> =
+            repo::busy_users(&mut conn).await?.into_iter().collect();
+        for binding in repo::all(&mut conn).await? {
+            if busy.contains(&binding.user_id)
+                || binding.desired() != DesiredState::Running
+                || !usage.by_runtime.contains_key(&binding.runtime_id)
+            {
+                continue;
+            }
+            let Some((used, limit)) = disk::over_limit(settings, &binding) else {
+                continue;
+            };
+            let reason = disk::stop_reason(used, limit);
+            tracing::info!(user = %binding.username, used, limit, "stopping a runtime over its workspace limit");
+            let user = UserRef {
+                id: binding.user_id,
+                username: &binding.username,
+            };
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            self.request_in(&mut tx, user, Action::Stop, false, "disk check")
+                .await?;
+            repo::set_stop_reason(&mut tx, user.id, Some(&reason)).await?;
+            tx.commit().await?;
+            report.stopped += 1;
+        }
+        if report.stopped > 0 {
+            self.wake();
+        }
+        Ok(report)
     }
 
     /// The host firewall for runtimes, checked (and repaired) at start and then at the

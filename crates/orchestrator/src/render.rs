@@ -98,6 +98,8 @@ pub fn render(
             .pids
             .and_then(|p| u32::try_from(p).ok())
             .unwrap_or(settings.limits.pids),
+        // Not part of the hash: the limit is the volume's (or measured), not the container's.
+        disk_mb: crate::disk::limit_mb(settings, binding),
     };
     let limits_text = format!("{}/{}/{}", limits.memory_mb, limits.cpus, limits.pids);
     let config_hash = fingerprint(&[

@@ -40,6 +40,11 @@ pub struct RuntimeRow {
     pub stop_reason: Option<String>,
     /// When the entry proxy last fetched a route to this runtime.
     pub routed_at: Option<OffsetDateTime>,
+    /// The user's own workspace limit in MiB (None = the deployment's default, 0 = none).
+    pub disk_mb: Option<i32>,
+    /// What the workspace volume held when last measured.
+    pub disk_used_bytes: Option<i64>,
+    pub disk_measured_at: Option<OffsetDateTime>,
 }
 
 impl RuntimeRow {
@@ -110,7 +115,8 @@ pub async fn ensure_binding(
          RETURNING user_id, username, runtime_id, desired_state, observed_state, profile, image, config_hash,
          container_id, internal_endpoint, browser_url, retention, gateway_token, memory_mb, cpus,
          pids, last_error, crash_count, crash_window_start, next_recover_at, created_at,
-         updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason, routed_at",
+         updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason, routed_at,
+         disk_mb, disk_used_bytes, disk_measured_at",
         user_id,
         username,
         runtime_id,
@@ -128,7 +134,8 @@ pub async fn get(db: &mut PgConnection, user_id: Uuid) -> sqlx::Result<Option<Ru
         "SELECT user_id, username, runtime_id, desired_state, observed_state, profile, image, config_hash,
          container_id, internal_endpoint, browser_url, retention, gateway_token, memory_mb, cpus,
          pids, last_error, crash_count, crash_window_start, next_recover_at, created_at,
-         updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason, routed_at
+         updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason, routed_at,
+         disk_mb, disk_used_bytes, disk_measured_at
            FROM runtimes WHERE user_id = $1",
         user_id
     )
@@ -142,7 +149,8 @@ pub async fn all(db: &mut PgConnection) -> sqlx::Result<Vec<RuntimeRow>> {
         "SELECT user_id, username, runtime_id, desired_state, observed_state, profile, image, config_hash,
          container_id, internal_endpoint, browser_url, retention, gateway_token, memory_mb, cpus,
          pids, last_error, crash_count, crash_window_start, next_recover_at, created_at,
-         updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason, routed_at
+         updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason, routed_at,
+         disk_mb, disk_used_bytes, disk_measured_at
            FROM runtimes ORDER BY username"
     )
     .fetch_all(db)
@@ -156,18 +164,42 @@ pub async fn set_limits(
     memory_mb: Option<i32>,
     cpus: Option<f64>,
     pids: Option<i32>,
+    disk_mb: Option<i32>,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
-        "UPDATE runtimes SET memory_mb = $2, cpus = $3, pids = $4, updated_at = now()
+        "UPDATE runtimes SET memory_mb = $2, cpus = $3, pids = $4, disk_mb = $5, updated_at = now()
           WHERE user_id = $1",
         user_id,
         memory_mb,
         cpus,
-        pids
+        pids,
+        disk_mb
     )
     .execute(db)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Records what each runtime's workspace held just now (runtime id → bytes); runtimes not
+/// in the list keep their last figure.
+pub async fn record_disk_usage(
+    db: &mut PgConnection,
+    usage: &std::collections::BTreeMap<String, u64>,
+) -> sqlx::Result<()> {
+    let (ids, bytes): (Vec<String>, Vec<i64>) = usage
+        .iter()
+        .map(|(id, b)| (id.clone(), i64::try_from(*b).unwrap_or(i64::MAX)))
+        .unzip();
+    sqlx::query!(
+        "UPDATE runtimes r SET disk_used_bytes = u.bytes, disk_measured_at = now()
+           FROM UNNEST($1::text[], $2::bigint[]) AS u(runtime_id, bytes)
+          WHERE r.runtime_id = u.runtime_id",
+        &ids,
+        &bytes
+    )
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 pub async fn set_desired(

@@ -22,6 +22,8 @@ pub struct RuntimeSettings {
     pub stop_grace: Duration,
     /// How often the reconciler compares bindings with Docker.
     pub reconcile_every: Duration,
+    /// How often workspaces are measured against their disk limits.
+    pub disk_check_every: Duration,
     /// The model gateway base URL (`…/v1`) written into each runtime's configuration.
     pub model_base_url: String,
     /// Model ids offered to runtimes (first = default).
@@ -49,11 +51,13 @@ impl Default for RuntimeSettings {
                 memory_mb: 64,
                 cpus: 0.5,
                 pids: 64,
+                disk_mb: None,
             },
             concurrency: 4,
             ready_timeout: Duration::from_secs(20),
             stop_grace: Duration::from_secs(5),
             reconcile_every: Duration::from_secs(10),
+            disk_check_every: Duration::from_secs(60),
             model_base_url: "http://gateway.invalid/v1".into(),
             models: vec!["fake-model".into()],
             browser_url_template: None,

@@ -266,6 +266,8 @@ fn every_listed_key_is_a_real_setting() {
         ("runtime_memory_mb", "256"),
         ("runtime_cpus", "0.5"),
         ("runtime_pids", "64"),
+        ("runtime_disk_mb", "0"),
+        ("runtime_disk_check_secs", "30"),
         ("runtime_concurrency", "2"),
         ("runtime_ready_timeout_secs", "30"),
         ("runtime_browser_url", "\"http://{user}.localhost/\""),

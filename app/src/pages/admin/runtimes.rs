@@ -183,6 +183,15 @@ fn Row(
                 {runtime.card.stop_reason.clone().map(|why| view! {
                     <div class="mt-1 text-xs text-slate-500 dark:text-slate-400">{why}</div>
                 })}
+                {runtime.card.disk.clone().map(|disk| {
+                    let over = disk.limit_bytes.is_some_and(|l| disk.used_bytes > l);
+                    let class = if over { "mt-1 text-xs font-medium text-red-700 dark:text-red-400" } else { "mt-1 text-xs text-slate-500 dark:text-slate-400" };
+                    view! {
+                        <div class=class data-disk-used=disk.used_bytes.to_string()>
+                            "disk " {disk.used.clone()} {disk.limit.clone().map(|l| format!(" of {l}"))}
+                        </div>
+                    }
+                })}
             </td>
             <td class="whitespace-nowrap">{task}</td>
             <td class="max-w-xs text-xs">{runtime.card.last_error.clone().unwrap_or_else(|| "—".into())}</td>
@@ -261,6 +270,7 @@ fn LimitsForm(user_id: String, limits: RuntimeLimits) -> impl IntoView {
             .map(|m| m.to_string())
             .unwrap_or_default(),
     );
+    let disk = RwSignal::new(limits.disk_mb.map(|d| d.to_string()).unwrap_or_default());
     let local_error = RwSignal::new(None::<String>);
     let user = StoredValue::new(user_id);
     let submit = move |ev: leptos::ev::SubmitEvent| {
@@ -272,6 +282,7 @@ fn LimitsForm(user_id: String, limits: RuntimeLimits) -> impl IntoView {
                 cpus: parse_limit(&cpus.get(), "CPUs")?,
                 pids: parse_limit(&pids.get(), "Processes")?,
                 idle_stop_minutes: parse_limit(&idle.get(), "Idle stop")?,
+                disk_mb: parse_limit(&disk.get(), "Workspace disk")?,
             })
         })();
         match parsed {
@@ -310,10 +321,15 @@ fn LimitsForm(user_id: String, limits: RuntimeLimits) -> impl IntoView {
                     0 => "never".to_owned(),
                     m => m.to_string(),
                 })}
+                {field("limit-disk", "Workspace disk (MiB)", disk, match limits.default_disk_mb {
+                    None => "none".to_owned(),
+                    Some(mb) => mb.to_string(),
+                })}
                 <button type="submit" class="btn-primary" disabled=move || save.pending().get()>"Save limits"</button>
             </div>
             <p class="text-xs text-slate-500">"Leave a field empty to use the default. New limits apply at the next start or recover; \
-                the idle stop applies at once (0 = never stop an unused runtime)."</p>
+                the idle stop applies at once (0 = never stop an unused runtime), the workspace disk limit at the next measurement \
+                (0 = no limit; a runtime over its limit is stopped and cannot start until the limit is raised)."</p>
             {move || local_error.get().map(|m| view! { <div role="alert" class="notice notice-error">{m}</div> })}
             <ErrorNotice error=server_error />
             <Show when=saved>

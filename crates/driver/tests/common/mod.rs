@@ -60,6 +60,7 @@ impl Fixture {
                 memory_mb: 64,
                 cpus: 0.5,
                 pids: 64,
+                disk_mb: None,
             },
             config_hash: "hash-1".into(),
             egress: Default::default(),
