@@ -128,6 +128,9 @@ pub struct EntryGate {
     /// Bumped by every invalidation: an answer loaded across one is not cached.
     epoch: AtomicU64,
     activity: Mutex<HashMap<Uuid, i64>>,
+    /// Workspaces are served over HTTPS (the public address is https): their routers are on
+    /// Traefik's `websecure` entry point, with TLS.
+    https: bool,
 }
 
 impl EntryGate {
@@ -153,7 +156,14 @@ impl EntryGate {
                 .build(),
             epoch: AtomicU64::new(0),
             activity: Mutex::new(HashMap::new()),
+            https: false,
         }
+    }
+
+    /// Routes workspaces over HTTPS (Traefik's `websecure` entry point) rather than plain HTTP.
+    pub fn serving_https(mut self, https: bool) -> Self {
+        self.https = https;
+        self
     }
 
     pub fn workspace_domain(&self) -> Option<&str> {
@@ -319,7 +329,7 @@ impl EntryGate {
             return Ok(json!({}));
         };
         let bindings = self.orchestrator.routable().await?;
-        let doc = routes(domain, &bindings);
+        let doc = routes(domain, &bindings, self.https);
         let routed: Vec<Uuid> = bindings.iter().map(|b| b.user_id).collect();
         self.orchestrator.mark_routed(&routed).await?;
         Ok(doc)
@@ -372,7 +382,7 @@ impl EntryGate {
 }
 
 /// The routers and services for running runtimes.
-fn routes(domain: &str, bindings: &[RuntimeRow]) -> Value {
+fn routes(domain: &str, bindings: &[RuntimeRow], https: bool) -> Value {
     let mut routers = serde_json::Map::new();
     let mut services = serde_json::Map::new();
     for b in bindings {
@@ -381,20 +391,23 @@ fn routes(domain: &str, bindings: &[RuntimeRow]) -> Value {
         };
         let name = Orchestrator::workspace_name(&b.username);
         let key = format!("ws-{name}");
-        routers.insert(
-            key.clone(),
-            json!({
-                "rule": format!("Host(`{name}.{domain}`)"),
-                "entryPoints": ["web"],
-                "middlewares": [
-                    "public-limits@file",
-                    "workspace-auth@file",
-                    "workspace-cookies@file",
-                    "workspace-headers@file",
-                ],
-                "service": key,
-            }),
-        );
+        let mut router = json!({
+            "rule": format!("Host(`{name}.{domain}`)"),
+            "entryPoints": ["web"],
+            "middlewares": [
+                "public-limits@file",
+                "workspace-auth@file",
+                "workspace-cookies@file",
+                "workspace-headers@file",
+            ],
+            "service": key,
+        });
+        if https {
+            // Served with the certificate of the file provider's TLS store (docs/tls.md).
+            router["entryPoints"] = json!(["websecure"]);
+            router["tls"] = json!({});
+        }
+        routers.insert(key.clone(), router);
         services.insert(
             key,
             json!({ "loadBalancer": { "servers": [ { "url": endpoint } ] } }),
@@ -526,9 +539,18 @@ mod tests {
     #[test]
     fn routes_exist_only_for_runtimes_with_an_address() {
         let mut row = crate::entry::tests::binding("alice.b", Some("http://10.213.0.19:18789"));
-        let doc = routes("ws.example", std::slice::from_ref(&row));
+        let doc = routes("ws.example", std::slice::from_ref(&row), false);
         let router = &doc["http"]["routers"]["ws-alice-b"];
         assert_eq!(router["rule"], "Host(`alice-b.ws.example`)");
+        assert_eq!(router["entryPoints"], json!(["web"]));
+        assert_eq!(router.get("tls"), None);
+        let secure = routes("ws.example", std::slice::from_ref(&row), true);
+        let secure = &secure["http"]["routers"]["ws-alice-b"];
+        assert_eq!(
+            (&secure["entryPoints"], &secure["tls"]),
+            (&json!(["websecure"]), &json!({})),
+            "over https the workspace is on the TLS entry point"
+        );
         assert_eq!(
             router["middlewares"],
             json!([
@@ -545,7 +567,7 @@ mod tests {
             "http://10.213.0.19:18789"
         );
         row.internal_endpoint = None;
-        assert_eq!(routes("ws.example", &[row]), json!({}));
+        assert_eq!(routes("ws.example", &[row], false), json!({}));
     }
 
     pub(crate) fn binding(username: &str, endpoint: Option<&str>) -> RuntimeRow {

@@ -43,12 +43,14 @@ pub fn write_config(
         &format!("http://control-plane:{control_plane_port}"),
     );
     if let Some(client) = trusted_client {
-        static_file = static_file.replace(
-            "    address: \":8000\"\n",
-            &format!(
-                "    address: \":8000\"\n    forwardedHeaders:\n      trustedIPs: [\"{client}/32\"]\n"
-            ),
-        );
+        for address in ["\":8000\"", "\":8443\""] {
+            static_file = static_file.replace(
+                &format!("    address: {address}\n"),
+                &format!(
+                    "    address: {address}\n    forwardedHeaders:\n      trustedIPs: [\"{client}/32\"]\n"
+                ),
+            );
+        }
     }
     std::fs::create_dir_all(dir.join("dynamic"))?;
     std::fs::write(dir.join("traefik.yml"), static_file)?;
@@ -118,4 +120,27 @@ pub fn run_args(
     }
     args.push(image.to_owned());
     args
+}
+
+/// Where the proxy container finds the certificate files (as `docker-compose.yml` mounts them).
+pub const TLS_DIR: &str = "/etc/clawloops-tls";
+
+/// Adds HTTPS to [`run_args`]: the `websecure` entry point published on 127.0.0.1:`port`,
+/// serving `cert.pem` and `key.pem` of the host directory `certs` (docs/tls.md).
+pub fn with_https(args: &mut Vec<String>, port: u16, certs: &Path) {
+    let image = args.pop().unwrap_or_default();
+    args.extend(
+        [
+            "-p".to_owned(),
+            format!("127.0.0.1:{port}:8443"),
+            "-v".to_owned(),
+            format!("{}:{TLS_DIR}:ro", certs.display()),
+            "-e".to_owned(),
+            format!("CLAWLOOPS_TLS_CERT_FILE={TLS_DIR}/cert.pem"),
+            "-e".to_owned(),
+            format!("CLAWLOOPS_TLS_KEY_FILE={TLS_DIR}/key.pem"),
+        ]
+        .into_iter()
+        .chain([image]),
+    );
 }

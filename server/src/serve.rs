@@ -91,14 +91,17 @@ pub async fn server_state(
     let gateway =
         crate::gateway::Gateway::start(pool.clone(), sealer.clone(), settings.gateway.clone())
             .await?;
-    let entry = Arc::new(crate::entry::EntryGate::new(
-        pool.clone(),
-        orchestrator.clone(),
-        settings.entry.workspace_domain.clone(),
-        http::SESSION_COOKIE,
-        time::Duration::hours(i64::from(settings.session_absolute_hours)),
-        settings.entry.session_lookups,
-    ));
+    let entry = Arc::new(
+        crate::entry::EntryGate::new(
+            pool.clone(),
+            orchestrator.clone(),
+            settings.entry.workspace_domain.clone(),
+            http::SESSION_COOKIE,
+            time::Duration::hours(i64::from(settings.session_absolute_hours)),
+            settings.entry.session_lookups,
+        )
+        .serving_https(settings.public_url.scheme() == "https"),
+    );
     let build = crate::build_info();
     let metrics = Arc::new(HttpMetrics::new(&build, &gateway.metrics));
     let config = AppConfig {
@@ -131,7 +134,8 @@ pub async fn server_state(
             public_origin: settings.public_url.origin().ascii_serialization(),
             trusted_proxies: Arc::new(settings.trusted_proxies.clone()),
         },
-        cookie_secure: settings.cookie_secure,
+        // A browser that reached us over https never sends the session back over plain HTTP.
+        cookie_secure: settings.cookie_secure || settings.public_url.scheme() == "https",
         cookie_domain: settings.entry.cookie_domain.clone(),
         entry,
         gateway,

@@ -23,6 +23,7 @@ pub const KEYS: &[&str] = &[
     "public_url",
     "data_dir",
     "database_url",
+    "database_password_file",
     "database_max_connections",
     "postgres_bin_dir",
     "site_root",
@@ -49,6 +50,7 @@ pub const KEYS: &[&str] = &[
     "runtime_firewall",
     "runtime_manager_url",
     "runtime_manager_secret",
+    "runtime_manager_secret_file",
     "runtime_manager_listen",
     "runtime_manager_allowed_clients",
     "workspace_domain",
@@ -101,7 +103,7 @@ pub struct Settings {
     pub session_idle_hours: u32,
     /// A session ends this many hours after sign-in, however busy.
     pub session_absolute_hours: u32,
-    /// Whether the session cookie is `Secure` (default: when `public_url` is https).
+    /// Whether the session cookie is `Secure`: always when `public_url` is https.
     pub cookie_secure: bool,
     /// Proxies whose `X-Forwarded-For` is believed (Traefik); nobody's by default.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -198,6 +200,9 @@ struct RawSettings {
     data_dir: Option<PathBuf>,
     #[serde(skip_serializing)]
     database_url: Option<SecretString>,
+    /// A file holding the database password, put into `database_url` (Docker and compose
+    /// secrets): the password then appears in no environment.
+    database_password_file: Option<PathBuf>,
     database_max_connections: u32,
     postgres_bin_dir: Option<PathBuf>,
     site_root: PathBuf,
@@ -225,6 +230,8 @@ struct RawSettings {
     runtime_manager_url: Option<String>,
     #[serde(skip_serializing)]
     runtime_manager_secret: Option<SecretString>,
+    /// A file holding `runtime_manager_secret` (Docker and compose secrets).
+    runtime_manager_secret_file: Option<PathBuf>,
     runtime_manager_listen: SocketAddr,
     runtime_manager_allowed_clients: Vec<String>,
     workspace_domain: Option<String>,
@@ -252,6 +259,7 @@ impl Default for RawSettings {
             public_url: None,
             data_dir: None,
             database_url: None,
+            database_password_file: None,
             database_max_connections: 10,
             postgres_bin_dir: None,
             site_root: PathBuf::from("target/site"),
@@ -278,6 +286,7 @@ impl Default for RawSettings {
             runtime_firewall: FirewallMode::Managed,
             runtime_manager_url: None,
             runtime_manager_secret: None,
+            runtime_manager_secret_file: None,
             runtime_manager_listen: SocketAddr::from(([127, 0, 0, 1], 3001)),
             runtime_manager_allowed_clients: vec!["127.0.0.1".into(), "::1".into()],
             workspace_domain: None,
@@ -378,8 +387,67 @@ impl Settings {
     }
 }
 
+/// The first line of a secret file (a trailing newline is not part of the secret). Its
+/// content never appears in an error.
+fn read_secret_file(setting: &str, path: &Path) -> Result<String, SettingsError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SettingsError::new(setting, format!("cannot read {}: {e}", path.display())))?;
+    let secret = text.trim_end_matches(['\n', '\r']);
+    if secret.is_empty() || secret.contains('\n') {
+        return Err(SettingsError::new(
+            setting,
+            format!("{} must hold the secret on one line", path.display()),
+        ));
+    }
+    Ok(secret.to_owned())
+}
+
 impl RawSettings {
+    /// Reads the secrets given as files into their settings.
+    fn with_secret_files(mut self) -> Result<Self, SettingsError> {
+        if let Some(path) = self.runtime_manager_secret_file.take() {
+            if self.runtime_manager_secret.is_some() {
+                return Err(SettingsError::new(
+                    "runtime_manager_secret_file",
+                    "set either runtime_manager_secret or runtime_manager_secret_file, not both",
+                ));
+            }
+            let secret = read_secret_file("runtime_manager_secret_file", &path)?;
+            self.runtime_manager_secret = Some(SecretString::from(secret));
+        }
+        if let Some(path) = self.database_password_file.take() {
+            let Some(url) = &self.database_url else {
+                return Err(SettingsError::new(
+                    "database_password_file",
+                    "needs database_url (without a password) to put the password into",
+                ));
+            };
+            let mut parsed = url::Url::parse(url.expose_secret())
+                .map_err(|_| SettingsError::new("database_url", "is not a URL"))?;
+            if parsed.password().is_some() {
+                return Err(SettingsError::new(
+                    "database_password_file",
+                    "database_url already has a password: set it in one place",
+                ));
+            }
+            let password = read_secret_file("database_password_file", &path)?;
+            if parsed.set_password(Some(&password)).is_err() {
+                return Err(SettingsError::new(
+                    "database_url",
+                    "needs a user name and host to take a password",
+                ));
+            }
+            self.database_url = Some(SecretString::from(parsed.to_string()));
+        }
+        Ok(self)
+    }
+
     fn validate(self) -> Result<Settings, SettingsError> {
+        let this = self.with_secret_files()?;
+        this.validate_values()
+    }
+
+    fn validate_values(self) -> Result<Settings, SettingsError> {
         let public_url = match &self.public_url {
             Some(text) => parse_public_url(text)?,
             None => url::Url::parse(&format!("http://{}", self.listen_addr))
@@ -400,7 +468,7 @@ impl RawSettings {
                 return Err(SettingsError::new(
                     "database_url",
                     "still holds the example's placeholder (CHANGE ME): set the real password \
-                     (compose: POSTGRES_PASSWORD in .env, e.g. `openssl rand -hex 24`)",
+                     (compose: the file secrets/postgres_password, e.g. `openssl rand -hex 24`)",
                 ));
             }
             if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
@@ -471,7 +539,8 @@ impl RawSettings {
                 .clone()
                 .unwrap_or_else(|| data_dir.join("secret.key")),
             gateway,
-            cookie_secure: self.cookie_secure.unwrap_or(public_url.scheme() == "https"),
+            // Always over https; `cookie_secure = true` also asks for it behind plain HTTP.
+            cookie_secure: self.cookie_secure.unwrap_or(false) || public_url.scheme() == "https",
             session_idle_hours: self.session_idle_hours,
             session_absolute_hours: self.session_absolute_hours,
             trusted_proxies,

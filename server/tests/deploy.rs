@@ -154,8 +154,42 @@ fn the_compose_stack_is_valid_and_keeps_its_boundaries() {
     assert!(
         services["control-plane"]["environment"]["CLAWLOOPS_DATABASE_URL"]
             .as_str()
-            .is_some_and(|u| u.starts_with("postgres://"))
+            .is_some_and(|u| u.starts_with("postgres://clawloops@"))
     );
+    // Secrets are files (compose secrets), in no service's environment: each service gets
+    // the ones it needs and no other.
+    for (name, service) in services {
+        let env = service["environment"].to_string();
+        for secret in ["PASSWORD\":\"", "SECRET\":\"", "postgres://clawloops:"] {
+            assert!(
+                !env.contains(secret),
+                "{name} has a secret in its environment: {env}"
+            );
+        }
+        let mut secrets: Vec<&str> = service["secrets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            // `compose config` writes the long form.
+            .filter_map(|s| s.as_str().or_else(|| s["source"].as_str()))
+            .collect();
+        secrets.sort_unstable();
+        let expected: &[&str] = match name.as_str() {
+            "control-plane" => &["postgres_password", "runtime_manager_secret"],
+            "runtime-manager" => &["runtime_manager_secret"],
+            "postgres" => &["postgres_password"],
+            _ => &[],
+        };
+        assert_eq!(secrets, expected, "{name}'s secrets");
+    }
+    for secret in ["postgres_password", "runtime_manager_secret"] {
+        assert!(
+            config["secrets"][secret]["file"]
+                .as_str()
+                .is_some_and(|f| f.ends_with(&format!("/{secret}"))),
+            "{secret} is a file"
+        );
+    }
     // Only Traefik's own address may claim a client address or read the routes.
     let traefik_ip = services["traefik"]["networks"]["edge"]["ipv4_address"]
         .as_str()

@@ -715,3 +715,108 @@ async fn signing_out_everywhere_ends_open_workspace_connections_and_may_revoke_k
     assert_eq!(details["keys_revoked"], 1, "{details}");
     entry.finish().await;
 }
+
+/// HTTPS on the entry proxy (docs/tls.md): with certificate files configured, plain HTTP only
+/// redirects (for every host), the control plane and the workspaces answer over TLS with the
+/// configured certificate, the session cookie is `Secure` and pages carry HSTS; the workspace
+/// is reached through forward-auth over HTTPS like over HTTP.
+#[sqlx::test(migrations = "../migrations")]
+async fn over_https_plain_http_redirects_and_sessions_and_workspaces_are_secure(pool: PgPool) {
+    let entry = Entry::start_https(pool).await;
+    let raw = entry.raw_client();
+    for (sub, path) in [("", "/login?next=%2Fadmin"), ("alice", "/some/page")] {
+        let res = raw
+            .post(entry.plain_url(sub, path))
+            .send()
+            .await
+            .expect("plain request");
+        assert_eq!(
+            res.status(),
+            308,
+            "plain HTTP to {sub:?} redirects, keeping the method"
+        );
+        let host = if sub.is_empty() {
+            DOMAIN.to_owned()
+        } else {
+            format!("{sub}.{DOMAIN}")
+        };
+        assert_eq!(
+            res.headers()["location"].to_str().expect("ascii"),
+            format!("https://{host}{path}")
+        );
+    }
+
+    // The page over TLS, with the certificate of the test authority (the client trusts no
+    // other), and HSTS.
+    let res = raw
+        .get(entry.url("", "/login"))
+        .send()
+        .await
+        .expect("https");
+    assert_eq!(res.status(), 200);
+    let hsts = res.headers()["strict-transport-security"]
+        .to_str()
+        .expect("ascii");
+    assert!(hsts.starts_with("max-age="), "{hsts}");
+
+    // Signing in over HTTPS sets a Secure session cookie.
+    entry.server.make_admin("root").await;
+    let res = raw
+        .post(entry.url("", "/api/auth/login"))
+        .form(&[("username", "root"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(res.status(), 200);
+    let cookie = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("clawloops_session="))
+        .expect("a session cookie")
+        .to_owned();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+
+    // A workspace over HTTPS, through forward-auth.
+    let admin = entry.browser();
+    admin.login_ok("root", PASSWORD).await;
+    let alice = entry.user(&admin, "alice").await;
+    let card = entry
+        .start_runtime(&alice, "alice", Duration::from_secs(60))
+        .await;
+    assert_eq!(card["browser_url"], entry.url("alice", "/").as_str());
+    let res = raw
+        .get(entry.url("alice", "/echo"))
+        .header(
+            "cookie",
+            format!("clawloops_session={}", session_of(&alice)),
+        )
+        .send()
+        .await
+        .expect("workspace");
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        json_of(res).await["headers"]["x-forwarded-user"],
+        serde_json::json!(["alice"])
+    );
+    let res = raw
+        .get(entry.url("alice", "/echo"))
+        .send()
+        .await
+        .expect("workspace");
+    assert_ne!(res.status(), 200, "no session, no workspace");
+
+    // A client that does not trust the test authority gets no connection at all.
+    let stranger = reqwest::Client::builder()
+        .no_proxy()
+        .resolve(DOMAIN, std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .build()
+        .expect("client");
+    let err = stranger
+        .get(entry.url("", "/login"))
+        .send()
+        .await
+        .expect_err("an unknown authority is refused");
+    assert!(err.is_connect(), "{err:?}");
+}

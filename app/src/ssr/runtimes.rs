@@ -7,8 +7,8 @@ use super::{app_state, parse_id};
 use crate::AppError;
 use crate::api::runtime::{
     AdminRuntime, CPUS_RANGE, DISK_MB_RANGE, DiskView, IDLE_STOP_RANGE, MEMORY_MB_RANGE,
-    PIDS_RANGE, PlannedStopView,
-    RuntimeCard, RuntimeCommand, RuntimeDetails, RuntimeLimits, StageMark,
+    PIDS_RANGE, PlannedStopView, RuntimeCard, RuntimeCommand, RuntimeDetails, RuntimeLimits,
+    StageMark,
 };
 use clawloops_orchestrator::{
     Action, DesiredState, LimitOverride, ObservedState, Orchestrator, OrchestratorError,

@@ -955,7 +955,10 @@ mod tests {
             500,
             "create clawloops-x-quota-probe: quota size requested but no quota support"
         )));
-        assert!(!super::quota_unsupported(&err(500, "no space left on device")));
+        assert!(!super::quota_unsupported(&err(
+            500,
+            "no space left on device"
+        )));
     }
 
     /// A runtime that answers its readiness probe with a redirect to another address must not

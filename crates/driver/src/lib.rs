@@ -12,8 +12,8 @@ pub mod remote;
 pub mod spec;
 
 pub use spec::{
-    ContainerInfo, ContainerState, DiskUsage, DriverError, Isolation, Limits, Prepared, Profile, RuntimeSpec,
-    Stats, labels,
+    ContainerInfo, ContainerState, DiskUsage, DriverError, Isolation, Limits, Prepared, Profile,
+    RuntimeSpec, Stats, labels,
 };
 
 use async_trait::async_trait;

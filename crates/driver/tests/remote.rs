@@ -91,7 +91,10 @@ async fn a_runtime_runs_its_whole_life_through_the_runtime_manager() {
         vec![&spec.runtime_id],
         "{usage:?}"
     );
-    assert_eq!(usage, f.driver.disk_usage().await.expect("local disk usage"));
+    assert_eq!(
+        usage,
+        f.driver.disk_usage().await.expect("local disk usage")
+    );
 
     // A second create is a conflict on both sides of the wire.
     let err = remote.create(&spec).await.expect_err("conflict");

@@ -87,8 +87,14 @@ mod tests {
         assert_eq!(limit_mb(&settings, &binding(Some(0), None)), None);
         settings.limits.disk_mb = None;
         assert_eq!(limit_mb(&settings, &binding(None, None)), None);
-        assert!(!any_limit(&settings, &[binding(None, None), binding(Some(0), None)]));
-        assert!(any_limit(&settings, &[binding(None, None), binding(Some(1), None)]));
+        assert!(!any_limit(
+            &settings,
+            &[binding(None, None), binding(Some(0), None)]
+        ));
+        assert!(any_limit(
+            &settings,
+            &[binding(None, None), binding(Some(1), None)]
+        ));
     }
 
     #[test]
@@ -96,14 +102,28 @@ mod tests {
         let mut settings = RuntimeSettings::default();
         settings.limits.disk_mb = Some(1);
         let mib = 1024 * 1024;
-        assert_eq!(over_limit(&settings, &binding(None, None)), None, "never measured");
-        assert_eq!(over_limit(&settings, &binding(None, Some(mib))), None, "at the limit");
+        assert_eq!(
+            over_limit(&settings, &binding(None, None)),
+            None,
+            "never measured"
+        );
+        assert_eq!(
+            over_limit(&settings, &binding(None, Some(mib))),
+            None,
+            "at the limit"
+        );
         assert_eq!(
             over_limit(&settings, &binding(None, Some(mib + 1))),
             Some((mib as u64 + 1, mib as u64))
         );
-        assert_eq!(over_limit(&settings, &binding(Some(0), Some(i64::MAX))), None);
-        assert_eq!(over_limit(&settings, &binding(Some(2), Some(mib + 1))), None);
+        assert_eq!(
+            over_limit(&settings, &binding(Some(0), Some(i64::MAX))),
+            None
+        );
+        assert_eq!(
+            over_limit(&settings, &binding(Some(2), Some(mib + 1))),
+            None
+        );
     }
 
     #[test]
@@ -112,6 +132,9 @@ mod tests {
         assert_eq!(size(512 * 1024), "512 KiB");
         assert_eq!(size(3 * 1024 * 1024 + 400 * 1024), "3.4 MiB");
         assert_eq!(size(10 * 1024 * 1024 * 1024), "10 GiB");
-        assert!(stop_reason(2 * 1024 * 1024, 1024 * 1024).contains("holds 2 MiB, more than its limit of 1 MiB"));
+        assert!(
+            stop_reason(2 * 1024 * 1024, 1024 * 1024)
+                .contains("holds 2 MiB, more than its limit of 1 MiB")
+        );
     }
 }

@@ -251,6 +251,7 @@ fn every_listed_key_is_a_real_setting() {
         ("public_url", "\"http://a\""),
         ("data_dir", "\"/tmp\""),
         ("database_url", "\"postgres://a\""),
+        ("database_password_file", "\"/run/secrets/db\""),
         ("database_max_connections", "1"),
         ("postgres_bin_dir", "\"/usr/bin\""),
         ("site_root", "\"site\""),
@@ -280,6 +281,7 @@ fn every_listed_key_is_a_real_setting() {
             "runtime_manager_secret",
             "\"0123456789abcdef0123456789abcdef\"",
         ),
+        ("runtime_manager_secret_file", "\"/run/secrets/manager\""),
         ("runtime_manager_listen", "\"0.0.0.0:3001\""),
         ("runtime_manager_allowed_clients", "[\"10.0.0.0/8\"]"),
         ("workspace_domain", "\"ws.example.com\""),
@@ -363,4 +365,77 @@ fn workspace_routing_derives_the_cookie_domain_and_the_workspace_address() {
         );
         Ok(())
     });
+}
+
+/// Secrets as files (Docker and compose secrets): read, trailing newline dropped, put where
+/// the plain setting would be; never both; the content never in an error.
+#[test]
+fn secrets_come_from_files() {
+    let files = |jail: &mut Jail| -> figment::Result<()> {
+        jail.create_file("db-password", "s3cr3t/with:odd@chars\n")?;
+        jail.create_file("manager-secret", "0123456789abcdef0123456789abcdef\n")?;
+        jail.create_file("two-lines", "first-line\nsecond-line\n")?;
+        jail.set_env(
+            "CLAWLOOPS_DATABASE_URL",
+            "postgres://clawloops@db:5432/clawloops",
+        );
+        jail.set_env("CLAWLOOPS_DATABASE_PASSWORD_FILE", "db-password");
+        jail.set_env("CLAWLOOPS_RUNTIME_MANAGER_SECRET_FILE", "manager-secret");
+        Ok(())
+    };
+    jailed(|jail| {
+        files(jail)?;
+        let s = Settings::load(None).expect("valid");
+        let url =
+            url::Url::parse(s.database_url.as_ref().expect("url").expose_secret()).expect("a URL");
+        assert_eq!(url.username(), "clawloops");
+        assert_eq!(
+            url.password(),
+            Some("s3cr3t%2Fwith%3Aodd%40chars"),
+            "encoded"
+        );
+        assert_eq!(url.host_str(), Some("db"));
+        Ok(())
+    });
+    let refused = |adjust: &dyn Fn(&mut Jail), expect: &str| {
+        jailed(|jail| {
+            files(jail)?;
+            adjust(jail);
+            let err = Settings::load(None).expect_err(expect).to_string();
+            assert!(err.contains(expect), "{err}");
+            assert!(
+                !err.contains("s3cr3t")
+                    && !err.contains("first-line")
+                    && !err.contains("0123456789"),
+                "no secret in the message: {err}"
+            );
+            Ok(())
+        });
+    };
+    refused(
+        &|jail| {
+            jail.set_env(
+                "CLAWLOOPS_RUNTIME_MANAGER_SECRET",
+                "fedcba9876543210fedcba9876543210",
+            )
+        },
+        "not both",
+    );
+    refused(
+        &|jail| {
+            jail.set_env(
+                "CLAWLOOPS_DATABASE_URL",
+                "postgres://clawloops:pw@db/clawloops",
+            )
+        },
+        "already has a password",
+    );
+    refused(
+        &|jail| jail.set_env("CLAWLOOPS_DATABASE_PASSWORD_FILE", "nope"),
+        "database_password_file",
+    );
+    refused(
+        &|jail| jail.set_env("CLAWLOOPS_DATABASE_PASSWORD_FILE", "two-lines"),
+        "one line",
+    );
 }

@@ -39,8 +39,92 @@ pub struct Entry {
     /// The installation id: every runtime object carries it as a label.
     pub instance: String,
     pub proxy: String,
+    /// The plain HTTP port (with TLS: where the redirect to HTTPS is).
     pub port: u16,
+    /// With TLS: the HTTPS port and the certificate authority the test client trusts.
+    pub https: Option<(u16, reqwest::Certificate)>,
     _config: tempfile::TempDir,
+}
+
+/// A certificate authority and, signed by it, a certificate for the main host and every
+/// workspace host (`cert.pem`, `key.pem` in `dir`, readable by Traefik's user). Returns the
+/// authority's certificate.
+pub fn make_certificates(dir: &std::path::Path) -> reqwest::Certificate {
+    use std::os::unix::fs::PermissionsExt;
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=ClawLoops test CA",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        "key.pem",
+        "-out",
+        "host.csr",
+        "-subj",
+        &format!("/CN={DOMAIN}"),
+    ]);
+    std::fs::write(
+        dir.join("host.ext"),
+        format!(
+            "subjectAltName=DNS:{DOMAIN},DNS:*.{DOMAIN}\nbasicConstraints=CA:FALSE\n\
+             extendedKeyUsage=serverAuth\n"
+        ),
+    )
+    .expect("extensions");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "host.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "host.ext",
+    ]);
+    for (name, mode) in [("cert.pem", 0o644), ("key.pem", 0o644), (".", 0o755)] {
+        std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(mode))
+            .expect("readable by Traefik");
+    }
+    let pem = std::fs::read(dir.join("ca.pem")).expect("ca");
+    reqwest::Certificate::from_pem(&pem).expect("ca certificate")
 }
 
 impl Entry {
@@ -54,22 +138,44 @@ impl Entry {
         openclaw: bool,
         adjust: impl FnOnce(&mut clawloops_server::settings::Settings) + Send + 'static,
     ) -> Entry {
+        Self::start_full(pool, openclaw, false, adjust).await
+    }
+
+    /// Served over HTTPS: Traefik with a certificate for every host (from a test authority),
+    /// plain HTTP redirecting there, the public address https.
+    pub async fn start_https(pool: PgPool) -> Entry {
+        Self::start_full(pool, false, true, |_| {}).await
+    }
+
+    async fn start_full(
+        pool: PgPool,
+        openclaw: bool,
+        tls: bool,
+        adjust: impl FnOnce(&mut clawloops_server::settings::Settings) + Send + 'static,
+    ) -> Entry {
         let gateway = entry_proxy::control_plane_ip()
             .await
             .expect("the Docker host's address on the default bridge");
         let port = free_port();
+        let https_port = tls.then(free_port);
+        let (scheme, public_port) = match https_port {
+            Some(p) => ("https", p),
+            None => ("http", port),
+        };
         let proxy = format!(
             "clawloops-test-entry-{}",
             &uuid::Uuid::new_v4().simple().to_string()[..12]
         );
         let proxy_name = proxy.clone();
         let server = TestServer::start_on(pool, gateway, move |s| {
-            s.public_url = format!("http://{DOMAIN}:{port}/").parse().expect("url");
+            s.public_url = format!("{scheme}://{DOMAIN}:{public_port}/")
+                .parse()
+                .expect("url");
             s.entry.workspace_domain = Some(DOMAIN.into());
             s.entry.cookie_domain = Some(DOMAIN.into());
             s.entry.proxy_container = Some(proxy_name);
             s.trusted_proxies = vec!["172.16.0.0/12".parse().expect("net")];
-            s.runtime.browser_url = Some(format!("http://{{user}}.{DOMAIN}:{port}/"));
+            s.runtime.browser_url = Some(format!("{scheme}://{{user}}.{DOMAIN}:{public_port}/"));
             if openclaw {
                 s.runtime.ready_timeout_secs = 240;
             } else {
@@ -84,7 +190,7 @@ impl Entry {
         let config = tempfile::tempdir().expect("tempdir");
         entry_proxy::write_config(config.path(), server.addr.port(), Some(gateway))
             .expect("proxy configuration");
-        let args = entry_proxy::run_args(
+        let mut args = entry_proxy::run_args(
             &proxy,
             port,
             server.addr.port(),
@@ -93,6 +199,13 @@ impl Entry {
             TRAEFIK_IMAGE,
             &[],
         );
+        let https = https_port.map(|p| {
+            let certs = config.path().join("certs");
+            std::fs::create_dir(&certs).expect("certs dir");
+            let authority = make_certificates(&certs);
+            entry_proxy::with_https(&mut args, p, &certs);
+            (p, authority)
+        });
         let (ok, out) = docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
         let instance: uuid::Uuid = sqlx::query_scalar("SELECT id FROM instance")
             .fetch_one(&server.pool)
@@ -103,6 +216,7 @@ impl Entry {
             instance: instance.to_string(),
             proxy,
             port,
+            https,
             _config: config,
         };
         assert!(ok, "traefik started: {out}");
@@ -130,6 +244,19 @@ impl Entry {
         } else {
             format!("{sub}.{DOMAIN}")
         };
+        match &self.https {
+            Some((port, _)) => format!("https://{host}:{port}{path}"),
+            None => format!("http://{host}:{}{path}", self.port),
+        }
+    }
+
+    /// `http://…` on the plain port, whatever the mode.
+    pub fn plain_url(&self, sub: &str, path: &str) -> String {
+        let host = if sub.is_empty() {
+            DOMAIN.to_owned()
+        } else {
+            format!("{sub}.{DOMAIN}")
+        };
         format!("http://{host}:{}{path}", self.port)
     }
 
@@ -143,10 +270,15 @@ impl Entry {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .default_headers(headers)
-            .no_proxy()
-            .resolve(DOMAIN, proxy);
-        for sub in ["alice", "bob", "nobody"] {
-            builder = builder.resolve(&format!("{sub}.{DOMAIN}"), proxy);
+            .no_proxy();
+        // Names resolve to the proxy; the port in each URL picks plain or TLS.
+        for sub in ["", "alice.", "bob.", "nobody."] {
+            builder = builder.resolve(&format!("{sub}{DOMAIN}"), proxy);
+        }
+        if let Some((_, authority)) = &self.https {
+            builder = builder
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(authority.clone());
         }
         builder
     }
