@@ -50,6 +50,9 @@ pub enum Decision {
     NotRunning,
     /// Refused, with the reason.
     Deny(Deny),
+    /// A handoff code was exchanged (workspaces on a site of their own): set this cookie on the
+    /// workspace host and go on to `location` (a path).
+    Handoff { cookie: String, location: String },
     /// The decision could not be made (database unreachable): refuse, and say so.
     Unavailable,
     /// Every session lookup is taken (a flood of unknown session ids): come back in a moment.
@@ -111,6 +114,8 @@ pub struct EntryRequest<'a> {
     pub host: Option<&'a str>,
     /// The request's `Cookie` header.
     pub cookie: Option<&'a str>,
+    /// `X-Forwarded-Uri`: the path and query asked for.
+    pub uri: Option<&'a str>,
 }
 
 /// The entry gate. One per process; cheap to share.
@@ -131,6 +136,11 @@ pub struct EntryGate {
     /// Workspaces are served over HTTPS (the public address is https): their routers are on
     /// Traefik's `websecure` entry point, with TLS.
     https: bool,
+    /// Workspaces are a site of their own: the session cookie does not reach them, a handoff
+    /// gives each its own cookie (see [`crate::handoff`]).
+    handoff: bool,
+    /// Workspace cookie → the session it stands for (a `None` remembers an unknown one).
+    ws_sessions: moka::sync::Cache<String, Option<String>>,
 }
 
 impl EntryGate {
@@ -157,7 +167,28 @@ impl EntryGate {
             epoch: AtomicU64::new(0),
             activity: Mutex::new(HashMap::new()),
             https: false,
+            handoff: false,
+            ws_sessions: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(PASS_TTL)
+                .build(),
         }
+    }
+
+    /// Workspaces get their own cookie by a handoff (their hosts are a site of their own).
+    pub fn handing_off(mut self, handoff: bool) -> Self {
+        self.handoff = handoff;
+        self
+    }
+
+    /// Whether workspaces are entered by a handoff.
+    pub fn hands_off(&self) -> bool {
+        self.handoff
+    }
+
+    /// A user's workspace address (`http://alice.ws.example/`), when workspaces are routed.
+    pub fn workspace_url(&self, username: &str) -> Option<String> {
+        self.orchestrator.workspace_url(username)
     }
 
     /// Routes workspaces over HTTPS (Traefik's `websecure` entry point) rather than plain HTTP.
@@ -181,8 +212,36 @@ impl EntryGate {
         let Some(workspace) = req.host.and_then(|h| self.workspace_of(h)) else {
             return Decision::Deny(Deny::UnknownHost);
         };
-        let Some((session, rest)) = req.cookie.and_then(|c| self.split_cookie(c)) else {
-            return Decision::SignIn;
+        let (session, rest) = if self.handoff {
+            if req
+                .uri
+                .is_some_and(|uri| uri.split(['?', '#']).next() == Some(crate::handoff::PATH))
+            {
+                return self.exchange(workspace, req.uri.unwrap_or_default()).await;
+            }
+            let Some((token, rest)) = req.cookie.and_then(|c| {
+                clawloops_wire::edge::split_cookie(
+                    c,
+                    crate::handoff::COOKIE,
+                    crate::handoff::well_formed,
+                )
+            }) else {
+                return Decision::SignIn;
+            };
+            match self.ws_session(&token, workspace).await {
+                Ok(Some(session)) => (session, rest),
+                Ok(None) => return Decision::SignIn,
+                Err(crate::database::LookupError::Busy) => return Decision::Busy,
+                Err(err) => {
+                    tracing::error!(error = %err, "forward-auth could not read the workspace cookie");
+                    return Decision::Unavailable;
+                }
+            }
+        } else {
+            let Some(found) = req.cookie.and_then(|c| self.split_cookie(c)) else {
+                return Decision::SignIn;
+            };
+            found
         };
         let pass = match self.pass(&session).await {
             Ok(Some(pass)) => pass,
@@ -215,6 +274,48 @@ impl EntryGate {
             username: pass.username.clone(),
             cookie: rest,
         }
+    }
+
+    /// Exchanges a handoff code from the request's query for a workspace cookie.
+    async fn exchange(&self, workspace: &str, uri: &str) -> Decision {
+        let (code, path) = crate::handoff::handoff_query(uri);
+        let Some(code) = code.filter(|c| crate::handoff::well_formed(c)) else {
+            return Decision::SignIn;
+        };
+        let redeemed = self
+            .lookups
+            .run(|pool| async move { crate::handoff::redeem(&pool, &code, workspace).await })
+            .await;
+        match redeemed {
+            Ok(Some(cookie)) => Decision::Handoff {
+                cookie,
+                location: crate::handoff::safe_path(path.as_deref()),
+            },
+            Ok(None) => Decision::SignIn,
+            Err(crate::database::LookupError::Busy) => Decision::Busy,
+            Err(err) => {
+                tracing::error!(error = %err, "forward-auth could not exchange a handoff code");
+                Decision::Unavailable
+            }
+        }
+    }
+
+    /// The session a workspace cookie stands for (cached like sessions).
+    async fn ws_session(
+        &self,
+        token: &str,
+        workspace: &str,
+    ) -> Result<Option<String>, crate::database::LookupError> {
+        let key = format!("{workspace}/{token}");
+        if let Some(cached) = self.ws_sessions.get(&key) {
+            return Ok(cached);
+        }
+        let found = self
+            .lookups
+            .run(|pool| async move { crate::handoff::session_of(&pool, token, workspace).await })
+            .await?;
+        self.ws_sessions.insert(key, found.clone());
+        Ok(found)
     }
 
     /// The session id from a `Cookie` header, and the header without it. A malformed id counts
@@ -508,6 +609,7 @@ mod tests {
             .decide(EntryRequest {
                 host: Some("evil.example"),
                 cookie: Some(&cookie),
+                ..Default::default()
             })
             .await;
         assert_eq!(d, Decision::Deny(Deny::UnknownHost));
@@ -515,6 +617,7 @@ mod tests {
             .decide(EntryRequest {
                 host: None,
                 cookie: Some(&cookie),
+                ..Default::default()
             })
             .await;
         assert_eq!(d, Decision::Deny(Deny::UnknownHost));
@@ -522,6 +625,7 @@ mod tests {
             .decide(EntryRequest {
                 host: Some("alice.clawloops.localhost"),
                 cookie: None,
+                ..Default::default()
             })
             .await;
         assert_eq!(d, Decision::SignIn);
@@ -531,6 +635,7 @@ mod tests {
             .decide(EntryRequest {
                 host: Some("alice.clawloops.localhost"),
                 cookie: Some(&cookie),
+                ..Default::default()
             })
             .await;
         assert_eq!(d, Decision::Unavailable);

@@ -7,6 +7,7 @@ pub mod embedded_db;
 pub mod entry;
 pub mod entry_proxy;
 pub mod gateway;
+pub mod handoff;
 pub mod http;
 pub mod runtime_manager;
 pub mod serve;

@@ -100,7 +100,8 @@ pub async fn server_state(
             time::Duration::hours(i64::from(settings.session_absolute_hours)),
             settings.entry.session_lookups,
         )
-        .serving_https(settings.public_url.scheme() == "https"),
+        .serving_https(settings.public_url.scheme() == "https")
+        .handing_off(settings.entry.handoff),
     );
     let build = crate::build_info();
     let metrics = Arc::new(HttpMetrics::new(&build, &gateway.metrics));

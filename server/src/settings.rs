@@ -124,8 +124,12 @@ pub struct Settings {
 pub struct EntrySettings {
     /// Workspaces are served at `<name>.<workspace_domain>`; unset = no workspace routing.
     pub workspace_domain: Option<String>,
-    /// The session cookie's `Domain`: covers the public host and every workspace host.
+    /// The session cookie's `Domain`: the public host's parent; covers every workspace host
+    /// unless workspaces are a site of their own (`handoff`).
     pub cookie_domain: Option<String>,
+    /// Workspaces are a site of their own (their domain is not under the session cookie's):
+    /// each workspace host gets its own cookie by a handoff (docs/workspace-site.md).
+    pub handoff: bool,
     /// The entry proxy's container (Traefik), joined to every runtime's network; runtimes then
     /// believe identity headers from it alone (OpenClaw's trusted-proxy mode).
     pub proxy_container: Option<String>,
@@ -796,25 +800,15 @@ impl RawSettings {
             }
             (None, Some(ws)) if within(&public_host, ws) => Some(ws.clone()),
             (None, Some(ws)) if within(ws, &public_host) => Some(public_host.clone()),
-            (None, Some(ws)) => {
-                return Err(SettingsError::new(
-                    "workspace_domain",
-                    format!(
-                        "{ws} does not share a parent domain with the public host {public_host}; \
-                         set cookie_domain to one that covers both"
-                    ),
-                ));
-            }
-            (None, None) => None,
+            // A site of its own: the session cookie stays on the public host.
+            (None, Some(_)) | (None, None) => None,
         };
-        if let (Some(cookie), Some(ws)) = (&cookie_domain, &workspace_domain)
-            && !within(ws, cookie)
-        {
-            return Err(SettingsError::new(
-                "cookie_domain",
-                format!("must cover the workspace domain {ws}"),
-            ));
-        }
+        // Workspaces the session cookie does not reach are entered by a handoff.
+        let handoff = workspace_domain.as_ref().is_some_and(|ws| {
+            cookie_domain
+                .as_ref()
+                .is_none_or(|cookie| !within(ws, cookie))
+        });
         if !(1..=256).contains(&self.entry_session_lookups) {
             return Err(SettingsError::new(
                 "entry_session_lookups",
@@ -825,6 +819,7 @@ impl RawSettings {
             session_lookups: self.entry_session_lookups,
             workspace_domain,
             cookie_domain,
+            handoff,
             proxy_container: self
                 .entry_proxy_container
                 .clone()

@@ -820,3 +820,156 @@ async fn over_https_plain_http_redirects_and_sessions_and_workspaces_are_secure(
         .expect_err("an unknown authority is refused");
     assert!(err.is_connect(), "{err:?}");
 }
+
+/// Follows one redirect by hand: the `Location`, made absolute against `from`.
+fn next_hop(from: &str, res: &reqwest::Response) -> String {
+    let location = res.headers()["location"].to_str().expect("ascii");
+    reqwest::Url::parse(from)
+        .and_then(|base| base.join(location))
+        .expect("a location")
+        .to_string()
+}
+
+/// Workspaces on a site of their own (docs/workspace-site.md): the session cookie never
+/// reaches a workspace host; the owner is handed over by a one-time code that forward-auth
+/// exchanges for a cookie of that host alone, which the runtime never sees either. Codes work
+/// once, only on their own host; another user is refused; signing out ends the workspace
+/// cookie.
+#[sqlx::test(migrations = "../migrations")]
+async fn workspaces_on_their_own_site_are_entered_by_a_one_time_handoff(pool: PgPool) {
+    use common::entry::SITE_DOMAIN;
+    let entry = Entry::start_site(pool).await;
+    let admin = entry.admin().await;
+    let alice = entry.user(&admin, "alice").await;
+    let bob = entry.user(&admin, "bob").await;
+    entry
+        .start_runtime(&alice, "alice", Duration::from_secs(60))
+        .await;
+    let workspace = entry.url("alice", "/echo?x=1");
+    assert!(workspace.contains(SITE_DOMAIN), "{workspace}");
+    // The session cookie is the public host's alone.
+    assert!(
+        reqwest::cookie::CookieStore::cookies(
+            &*alice.jar,
+            &reqwest::Url::parse(&workspace).expect("url")
+        )
+        .is_none(),
+        "no cookie of the control plane reaches a workspace host"
+    );
+
+    // 1. The workspace, without its cookie, sends a page request to the control plane.
+    let page =
+        |client: &reqwest::Client, url: &str| client.get(url).header("accept", "text/html").send();
+    let res = page(&alice.client, &workspace).await.expect("workspace");
+    assert_eq!(res.status(), 302);
+    let to_control_plane = next_hop(&workspace, &res);
+    assert!(
+        to_control_plane.starts_with(&entry.url("", "/workspace/handoff?workspace=alice&path=")),
+        "{to_control_plane}"
+    );
+    // 2. The control plane hands alice's session a code for her own workspace.
+    let res = page(&alice.client, &to_control_plane)
+        .await
+        .expect("handoff");
+    assert_eq!(res.status(), 302);
+    let exchange = next_hop(&to_control_plane, &res);
+    assert!(
+        exchange.starts_with(&entry.url("alice", "/.clawloops/handoff?code=")),
+        "{exchange}"
+    );
+    // 3. Forward-auth exchanges the code for a cookie of the workspace host and sends her on.
+    let res = page(&alice.client, &exchange).await.expect("exchange");
+    assert_eq!(res.status(), 302);
+    assert_eq!(
+        next_hop(&exchange, &res),
+        workspace,
+        "back to the page asked for"
+    );
+    let set_cookie = res.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        set_cookie.starts_with("clawloops_ws=")
+            && set_cookie.contains("HttpOnly")
+            && !set_cookie.to_ascii_lowercase().contains("domain="),
+        "a host-only cookie: {set_cookie}"
+    );
+    // 4. The workspace answers; the runtime sees who it is and neither cookie.
+    let res = alice.client.get(&workspace).send().await.expect("workspace");
+    assert_eq!(res.status(), 200);
+    let echo = json_of(res).await;
+    assert_eq!(
+        echo["headers"]["x-forwarded-user"],
+        serde_json::json!(["alice"])
+    );
+    assert!(
+        !echo.to_string().contains("clawloops_ws")
+            && !echo.to_string().contains("clawloops_session"),
+        "{echo}"
+    );
+
+    // A code works once.
+    let res = page(&entry.raw_client(), &exchange).await.expect("replay");
+    assert!(
+        res.headers().get("set-cookie").is_none(),
+        "a used code gives nothing"
+    );
+    // A code is for its own workspace host only.
+    let res = page(&alice.client, &to_control_plane)
+        .await
+        .expect("handoff");
+    let fresh = next_hop(&to_control_plane, &res);
+    let elsewhere = fresh.replace("alice.", "bob.");
+    let res = page(&entry.raw_client(), &elsewhere)
+        .await
+        .expect("elsewhere");
+    assert!(
+        res.headers().get("set-cookie").is_none(),
+        "not on bob's host"
+    );
+    // Bob is refused alice's workspace at the control plane, and without a session one is
+    // asked to sign in first (and comes back here).
+    let res = page(&bob.client, &to_control_plane).await.expect("bob");
+    assert_eq!(res.status(), 403);
+    let res = page(&entry.raw_client(), &to_control_plane)
+        .await
+        .expect("stranger");
+    assert_eq!(res.status(), 302);
+    assert!(
+        next_hop(&to_control_plane, &res)
+            .starts_with(&entry.url("", "/login?next=%2Fworkspace%2Fhandoff")),
+        "{:?}",
+        res.headers()["location"]
+    );
+    // Scripts without the cookie are told, not redirected.
+    let res = entry
+        .raw_client()
+        .get(&workspace)
+        .send()
+        .await
+        .expect("api");
+    assert_eq!(res.status(), 401);
+
+    // Signing out ends the workspace cookie too.
+    let (status, _) = alice.call("auth/logout", &[]).await;
+    assert_eq!(status, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let res = alice
+            .client
+            .get(&workspace)
+            .send()
+            .await
+            .expect("after sign-out");
+        if res.status() == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the workspace cookie still passes after sign-out: {}",
+            res.status()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

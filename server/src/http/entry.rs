@@ -45,12 +45,14 @@ pub async fn auth(State(state): State<ServerState>, headers: HeaderMap) -> Respo
     let request = EntryRequest {
         host: text("x-forwarded-host"),
         cookie: text(header::COOKIE.as_str()),
+        uri: text("x-forwarded-uri"),
     };
     let decision = state.entry.decide(request).await;
     state.metrics.decision(match &decision {
         Decision::Allow { .. } => "allow",
         Decision::SignIn => "sign_in",
         Decision::NotRunning => "not_running",
+        Decision::Handoff { .. } => "handoff",
         Decision::Deny(deny) => deny.code(),
         Decision::Unavailable => "unavailable",
         Decision::Busy => "busy",
@@ -78,7 +80,36 @@ pub async fn auth(State(state): State<ServerState>, headers: HeaderMap) -> Respo
             out.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             response
         }
+        // A site of their own: the control plane hands the signed-in person over (or asks them
+        // to sign in first), then sends them back to the page they asked for.
+        Decision::SignIn if page && state.entry.hands_off() => {
+            let asked = crate::handoff::safe_path(text("x-forwarded-uri"));
+            let query: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair(
+                    "workspace",
+                    workspace_of_request(&state, text("x-forwarded-host")),
+                )
+                .append_pair("path", &asked)
+                .finish();
+            redirect(&format!("{public}/workspace/handoff?{query}"))
+        }
         Decision::SignIn if page => redirect(&format!("{public}/login?next=/workspace")),
+        Decision::Handoff { cookie, location } => {
+            let https = public.starts_with("https://");
+            let secure = if https { "; Secure" } else { "" };
+            // Absolute: Traefik resolves a relative Location of forward-auth's answer against
+            // forward-auth's own address. The host is the workspace host the decision matched.
+            let scheme = if https { "https" } else { "http" };
+            let host = text("x-forwarded-host").unwrap_or_default();
+            let mut response = redirect(&format!("{scheme}://{host}{location}"));
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "{}={cookie}; Path=/; HttpOnly; SameSite=Lax{secure}",
+                crate::handoff::COOKIE
+            )) {
+                response.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            response
+        }
         Decision::SignIn => refuse(
             StatusCode::UNAUTHORIZED,
             "UNAUTHENTICATED",
@@ -211,6 +242,92 @@ pub async fn traefik(
                 "The workspace routes cannot be read right now.",
                 false,
                 "",
+            )
+        }
+    }
+}
+
+/// The workspace name of a forwarded host, or "" (the handoff then refuses).
+fn workspace_of_request<'h>(state: &ServerState, host: Option<&'h str>) -> &'h str {
+    state
+        .entry
+        .workspace_domain()
+        .and_then(|domain| clawloops_wire::edge::workspace_of(host?, domain))
+        .unwrap_or_default()
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct HandoffQuery {
+    #[serde(default)]
+    workspace: String,
+    path: Option<String>,
+}
+
+/// `GET /workspace/handoff?workspace=…&path=…` on the control plane (workspaces on a site of
+/// their own, see [`crate::handoff`]): the signed-in owner gets a one-time code and is sent to
+/// their workspace host to exchange it; anyone else is asked to sign in or refused.
+pub async fn handoff(
+    State(state): State<ServerState>,
+    auth: axum_login::AuthSession<app::ssr::auth::Backend>,
+    axum::extract::Query(query): axum::extract::Query<HandoffQuery>,
+) -> Response {
+    let public = state.app.public_url();
+    if !state.entry.hands_off() {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "Workspaces here are entered directly.",
+            true,
+            public,
+        );
+    }
+    let path = crate::handoff::safe_path(query.path.as_deref());
+    let (Some(user), Some(session)) = (auth.user, auth.session.id()) else {
+        let back: String = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("workspace", &query.workspace)
+            .append_pair("path", &path)
+            .finish();
+        let next: String =
+            url::form_urlencoded::byte_serialize(format!("/workspace/handoff?{back}").as_bytes())
+                .collect();
+        return redirect(&format!("{public}/login?next={next}"));
+    };
+    let own = clawloops_orchestrator::Orchestrator::workspace_name(&user.username);
+    if query.workspace != own {
+        return refuse(
+            StatusCode::FORBIDDEN,
+            crate::entry::Deny::NotYours.code(),
+            crate::entry::Deny::NotYours.message(),
+            true,
+            public,
+        );
+    }
+    let Some(base) = state.entry.workspace_url(&user.username) else {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            "NOT_FOUND",
+            "Workspaces are not routed here.",
+            true,
+            public,
+        );
+    };
+    match crate::handoff::mint_code(state.app.pool(), &session.to_string(), &own).await {
+        Ok(code) => {
+            let query: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("code", &code)
+                .append_pair("path", &path)
+                .finish();
+            let base = base.trim_end_matches('/');
+            redirect(&format!("{base}{}?{query}", crate::handoff::PATH))
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "could not mint a workspace handoff code");
+            refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "UNAVAILABLE",
+                "ClawLoops cannot open your workspace right now. Try again in a moment.",
+                true,
+                public,
             )
         }
     }

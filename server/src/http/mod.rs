@@ -236,6 +236,7 @@ fn app_routes(state: &ServerState) -> Router<ServerState> {
 
     Router::new()
         .route("/admin/usage.csv", get(exports::usage_csv))
+        .route("/workspace/handoff", get(entry::handoff))
         .leptos_routes_with_context(state, routes, context.clone(), shell)
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             ServerState,

@@ -329,13 +329,32 @@ fn workspace_routing_derives_the_cookie_domain_and_the_workspace_address() {
         );
         assert_eq!(s.runtime.idle_stop_minutes, 60, "default idle stop");
 
+        assert!(
+            !s.entry.handoff,
+            "the session cookie reaches the workspaces"
+        );
+
+        // Workspaces the session cookie cannot reach are a site of their own: a handoff.
         jail.set_env("CLAWLOOPS_PUBLIC_URL", "https://claw.example.com/");
+        jail.set_env("CLAWLOOPS_WORKSPACE_DOMAIN", "claw-workspaces.net");
+        let s = Settings::load(None).expect("a site of their own");
+        assert_eq!(
+            s.entry.cookie_domain, None,
+            "the session cookie stays on the public host"
+        );
+        assert!(s.entry.handoff);
         jail.set_env("CLAWLOOPS_WORKSPACE_DOMAIN", "ws.example.com");
-        let err = Settings::load(None).expect_err("no shared parent");
-        assert_eq!(err.setting, "workspace_domain");
+        assert!(
+            Settings::load(None).expect("valid").entry.handoff,
+            "no shared cookie domain set"
+        );
         jail.set_env("CLAWLOOPS_COOKIE_DOMAIN", "example.com");
         let s = Settings::load(None).expect("valid with a cookie domain");
         assert_eq!(s.entry.cookie_domain.as_deref(), Some("example.com"));
+        assert!(
+            !s.entry.handoff,
+            "a cookie domain covering both shares the session"
+        );
         assert_eq!(
             s.runtime.browser_url.as_deref(),
             Some("https://{user}.ws.example.com/")

@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const DOMAIN: &str = "clawloops.localhost";
+/// Workspaces on a site of their own (another registrable domain than [`DOMAIN`]).
+pub const SITE_DOMAIN: &str = "workspaces.localhost";
 pub const TRAEFIK_IMAGE: &str = "clawloops/traefik:3.7.15";
 /// A client address from the documentation range: OpenClaw refuses forwarded requests whose
 /// client resolves to loopback, and Traefik is told to believe this test client.
@@ -43,6 +45,8 @@ pub struct Entry {
     pub port: u16,
     /// With TLS: the HTTPS port and the certificate authority the test client trusts.
     pub https: Option<(u16, reqwest::Certificate)>,
+    /// Workspaces are `<name>.<ws_domain>` ([`DOMAIN`] unless they are a site of their own).
+    pub ws_domain: String,
     _config: tempfile::TempDir,
 }
 
@@ -147,6 +151,21 @@ impl Entry {
         Self::start_full(pool, false, true, |_| {}).await
     }
 
+    /// Workspaces on a site of their own ([`SITE_DOMAIN`]): the session cookie stays on the
+    /// public host and workspaces are entered by a handoff.
+    pub async fn start_site(pool: PgPool) -> Entry {
+        let mut entry = Self::start_full(pool, false, false, |s| {
+            let port = s.public_url.port().unwrap_or(80);
+            s.entry.workspace_domain = Some(SITE_DOMAIN.into());
+            s.entry.cookie_domain = None;
+            s.entry.handoff = true;
+            s.runtime.browser_url = Some(format!("http://{{user}}.{SITE_DOMAIN}:{port}/"));
+        })
+        .await;
+        entry.ws_domain = SITE_DOMAIN.into();
+        entry
+    }
+
     async fn start_full(
         pool: PgPool,
         openclaw: bool,
@@ -217,6 +236,7 @@ impl Entry {
             proxy,
             port,
             https,
+            ws_domain: DOMAIN.into(),
             _config: config,
         };
         assert!(ok, "traefik started: {out}");
@@ -242,7 +262,7 @@ impl Entry {
         let host = if sub.is_empty() {
             DOMAIN.to_owned()
         } else {
-            format!("{sub}.{DOMAIN}")
+            format!("{sub}.{}", self.ws_domain)
         };
         match &self.https {
             Some((port, _)) => format!("https://{host}:{port}{path}"),
@@ -272,8 +292,11 @@ impl Entry {
             .default_headers(headers)
             .no_proxy();
         // Names resolve to the proxy; the port in each URL picks plain or TLS.
-        for sub in ["", "alice.", "bob.", "nobody."] {
-            builder = builder.resolve(&format!("{sub}{DOMAIN}"), proxy);
+        builder = builder.resolve(DOMAIN, proxy);
+        for sub in ["alice", "bob", "nobody"] {
+            for domain in [DOMAIN, SITE_DOMAIN] {
+                builder = builder.resolve(&format!("{sub}.{domain}"), proxy);
+            }
         }
         if let Some((_, authority)) = &self.https {
             builder = builder

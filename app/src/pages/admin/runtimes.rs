@@ -302,7 +302,7 @@ fn LimitsForm(user_id: String, limits: RuntimeLimits) -> impl IntoView {
         view! {
             <label class="block text-sm" for=id>
                 <span class="font-medium">{label}</span>
-                <input id=id name=id class="input mt-1 w-32" type="number" step="any" inputmode="decimal"
+                <input id=id name=id class="input mt-1 w-36" type="number" step="any" inputmode="decimal"
                     placeholder=format!("default {default}")
                     prop:value=move || value.get()
                     on:input=move |ev| value.set(event_target_value(&ev)) />
