@@ -141,6 +141,9 @@ pub struct EntryGate {
     handoff: bool,
     /// Workspace cookie → the session it stands for (a `None` remembers an unknown one).
     ws_sessions: moka::sync::Cache<String, Option<String>>,
+    /// The session cookie's signing key (the control plane signs it): a value without a valid
+    /// signature is no session, and costs no lookup. Unset: plain session ids (unit tests).
+    session_key: Option<tower_sessions::cookie::Key>,
 }
 
 impl EntryGate {
@@ -168,6 +171,7 @@ impl EntryGate {
             activity: Mutex::new(HashMap::new()),
             https: false,
             handoff: false,
+            session_key: None,
             ws_sessions: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(PASS_TTL)
@@ -178,6 +182,12 @@ impl EntryGate {
     /// Workspaces get their own cookie by a handoff (their hosts are a site of their own).
     pub fn handing_off(mut self, handoff: bool) -> Self {
         self.handoff = handoff;
+        self
+    }
+
+    /// Session cookies are signed with `key` (as the control plane's session layer signs them).
+    pub fn signing_sessions(mut self, key: tower_sessions::cookie::Key) -> Self {
+        self.session_key = Some(key);
         self
     }
 
@@ -321,9 +331,28 @@ impl EntryGate {
     /// The session id from a `Cookie` header, and the header without it. A malformed id counts
     /// as none (no database round trip for garbage).
     fn split_cookie(&self, header: &str) -> Option<(String, Option<String>)> {
-        clawloops_wire::edge::split_cookie(header, self.session_cookie, |value| {
-            value.parse::<tower_sessions::session::Id>().is_ok()
-        })
+        let (value, rest) =
+            clawloops_wire::edge::split_cookie(header, self.session_cookie, |value| {
+                self.session_id(value).is_some()
+            })?;
+        Some((self.session_id(&value)?, rest))
+    }
+
+    /// The session id a cookie value carries: its signature checked when sessions are signed,
+    /// and the id well-formed.
+    fn session_id(&self, value: &str) -> Option<String> {
+        use tower_sessions::cookie::{Cookie, CookieJar};
+        let id = match &self.session_key {
+            Some(key) => {
+                let mut jar = CookieJar::new();
+                jar.add_original(Cookie::new(self.session_cookie, value.to_owned()));
+                jar.signed(key).get(self.session_cookie)?.value().to_owned()
+            }
+            None => value.to_owned(),
+        };
+        id.parse::<tower_sessions::session::Id>()
+            .is_ok()
+            .then_some(id)
     }
 
     async fn pass(&self, session: &str) -> Result<Option<Arc<Pass>>, crate::database::LookupError> {
@@ -598,6 +627,52 @@ mod tests {
         assert!(g.split_cookie("clawloops_session=").is_none());
         assert!(g.split_cookie(";;;=;").is_none());
         assert!(g.split_cookie(&"x".repeat(100_000)).is_none());
+    }
+
+    /// With signed session cookies, only a value the control plane signed is a session: a
+    /// well-formed id without (or with a wrong) signature is garbage, refused without a lookup.
+    #[tokio::test]
+    async fn signed_session_cookies_are_checked_before_any_lookup() {
+        use tower_sessions::cookie::{Cookie, CookieJar, Key};
+        let key = Key::generate();
+        let g = gate().signing_sessions(key.clone());
+        let id = tower_sessions::session::Id::default().to_string();
+        let sign = |key: &Key| {
+            let mut jar = CookieJar::new();
+            jar.signed_mut(key)
+                .add(Cookie::new("clawloops_session", id.clone()));
+            jar.get("clawloops_session")
+                .expect("signed")
+                .value()
+                .to_owned()
+        };
+        let signed = sign(&key);
+        assert_ne!(signed, id);
+        let (session, rest) = g
+            .split_cookie(&format!("a=b; clawloops_session={signed}"))
+            .expect("a signed session");
+        assert_eq!(
+            (session.as_str(), rest.as_deref()),
+            (id.as_str(), Some("a=b"))
+        );
+        assert!(
+            g.split_cookie(&format!("clawloops_session={id}")).is_none(),
+            "unsigned"
+        );
+        let forged = sign(&Key::generate());
+        assert!(
+            g.split_cookie(&format!("clawloops_session={forged}"))
+                .is_none(),
+            "another key"
+        );
+        let mut tampered = signed.clone();
+        tampered.pop();
+        tampered.push(if signed.ends_with('A') { 'B' } else { 'A' });
+        assert!(
+            g.split_cookie(&format!("clawloops_session={tampered}"))
+                .is_none(),
+            "tampered"
+        );
     }
 
     #[tokio::test]

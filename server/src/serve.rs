@@ -13,6 +13,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
+/// What the session cookie's signing key is derived for (changing it signs everyone out).
+const SESSION_KEY_PURPOSE: &str = "session-cookie";
 /// Runs the server until a shutdown signal arrives.
 pub async fn run(settings: Settings) -> anyhow::Result<()> {
     // Bind first: a busy port is reported before any slow start-up work.
@@ -81,6 +83,7 @@ pub async fn server_state(
     instance: uuid::Uuid,
 ) -> anyhow::Result<ServerState> {
     let sealer = clawloops_models::Sealer::load_or_create(&settings.secret_key_file)?;
+    let session_key = tower_sessions::cookie::Key::from(&sealer.derive(SESSION_KEY_PURPOSE));
     let orchestrator = orchestrator(
         settings,
         pool.clone(),
@@ -101,7 +104,8 @@ pub async fn server_state(
             settings.entry.session_lookups,
         )
         .serving_https(settings.public_url.scheme() == "https")
-        .handing_off(settings.entry.handoff),
+        .handing_off(settings.entry.handoff)
+        .signing_sessions(session_key.clone()),
     );
     let build = crate::build_info();
     let metrics = Arc::new(HttpMetrics::new(&build, &gateway.metrics));
@@ -138,6 +142,7 @@ pub async fn server_state(
         // A browser that reached us over https never sends the session back over plain HTTP.
         cookie_secure: settings.cookie_secure || settings.public_url.scheme() == "https",
         cookie_domain: settings.entry.cookie_domain.clone(),
+        session_key,
         entry,
         gateway,
     })

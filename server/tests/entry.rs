@@ -896,7 +896,12 @@ async fn workspaces_on_their_own_site_are_entered_by_a_one_time_handoff(pool: Pg
         "a host-only cookie: {set_cookie}"
     );
     // 4. The workspace answers; the runtime sees who it is and neither cookie.
-    let res = alice.client.get(&workspace).send().await.expect("workspace");
+    let res = alice
+        .client
+        .get(&workspace)
+        .send()
+        .await
+        .expect("workspace");
     assert_eq!(res.status(), 200);
     let echo = json_of(res).await;
     assert_eq!(

@@ -37,6 +37,8 @@ pub enum SealError {
 #[derive(Clone)]
 pub struct Sealer {
     cipher: XChaCha20Poly1305,
+    /// The installation key itself, for [`Sealer::derive`].
+    root: [u8; 32],
 }
 
 impl std::fmt::Debug for Sealer {
@@ -54,7 +56,20 @@ impl Sealer {
         let key: [u8; 32] = bytes.try_into().map_err(|_| SealError::BadKey)?;
         Ok(Sealer {
             cipher: XChaCha20Poly1305::new(Key::from_slice(&key)),
+            root: key,
         })
+    }
+
+    /// A key of its own for `purpose` (e.g. signing session cookies), derived from the
+    /// installation key: HMAC-SHA-512(installation key, "clawloops/" + purpose). Knowing one
+    /// derived key reveals neither the installation key nor another purpose's key.
+    pub fn derive(&self, purpose: &str) -> [u8; 64] {
+        use hmac::{Hmac, Mac};
+        let mut mac = <Hmac<sha2::Sha512> as Mac>::new_from_slice(&self.root)
+            .expect("HMAC takes a key of any length");
+        mac.update(b"clawloops/");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
     }
 
     /// A sealer with a fresh random key (tests, benchmarks).
@@ -207,6 +222,17 @@ mod tests {
         let first = Sealer::load_or_create(&path).expect("create");
         let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        let reloaded = Sealer::load_or_create(&path).expect("reload");
+        assert_eq!(
+            reloaded.derive("session-cookie"),
+            first.derive("session-cookie"),
+            "the same key, the same derived keys"
+        );
+        assert_ne!(first.derive("session-cookie"), first.derive("other"));
+        assert_ne!(
+            Sealer::random().expect("random").derive("session-cookie"),
+            first.derive("session-cookie")
+        );
         let id = uuid::Uuid::new_v4();
         let sealed = first.seal("x", id, "v").expect("seal");
         let again = Sealer::load_or_create(&path).expect("read");

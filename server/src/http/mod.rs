@@ -47,6 +47,9 @@ pub struct ServerState {
     pub cookie_secure: bool,
     /// The session cookie's `Domain` (covering the workspace hosts), when workspaces are routed.
     pub cookie_domain: Option<String>,
+    /// Signs the session cookie (derived from the installation key): a made-up session id is
+    /// refused without a lookup, here and at forward-auth.
+    pub session_key: tower_sessions::cookie::Key,
     /// Forward-auth and the workspace routes.
     pub entry: Arc<crate::entry::EntryGate>,
     /// The OpenAI-compatible model gateway.
@@ -231,6 +234,7 @@ fn app_routes(state: &ServerState) -> Router<ServerState> {
         // the request reaches the runtime).
         sessions = sessions.with_domain(domain.clone());
     }
+    let sessions = sessions.with_signed(state.session_key.clone());
     let auth =
         AuthManagerLayerBuilder::new(Backend::new(state.app.pool().clone()), sessions).build();
 
