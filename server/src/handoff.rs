@@ -22,8 +22,8 @@ pub const COOKIE: &str = "clawloops_ws";
 pub const PATH: &str = "/.clawloops/handoff";
 /// How long a code may wait to be exchanged.
 const CODE_SECONDS: i32 = 60;
-/// How long a workspace cookie is honoured at most (its session usually ends first).
-const COOKIE_DAYS: i32 = 30;
+/// How long a workspace cookie is honoured at most (its session usually ends first): 30 days.
+const COOKIE_SECONDS: i32 = 30 * 24 * 3600;
 
 /// Whether `text` has the shape of a code or cookie value (43 base64url characters): anything
 /// else is refused without a lookup.
@@ -57,16 +57,7 @@ pub async fn mint_code(pool: &PgPool, session: &str, workspace: &str) -> sqlx::R
     sqlx::query!("DELETE FROM workspace_passes WHERE expires_at < now()")
         .execute(&mut *tx)
         .await?;
-    sqlx::query!(
-        "INSERT INTO workspace_passes (token_hash, kind, session_id, workspace, expires_at)
-         VALUES ($1, 'code', $2, $3, now() + make_interval(secs => $4))",
-        hash,
-        session,
-        workspace,
-        f64::from(CODE_SECONDS)
-    )
-    .execute(&mut *tx)
-    .await?;
+    insert(&mut tx, &hash, "code", session, workspace, CODE_SECONDS).await?;
     tx.commit().await?;
     Ok(code)
 }
@@ -88,18 +79,40 @@ pub async fn redeem(pool: &PgPool, code: &str, workspace: &str) -> sqlx::Result<
         return Ok(None);
     };
     let (cookie, hash) = new_token();
-    sqlx::query!(
-        "INSERT INTO workspace_passes (token_hash, kind, session_id, workspace, expires_at)
-         VALUES ($1, 'cookie', $2, $3, now() + make_interval(days => $4))",
-        hash,
-        session,
+    insert(
+        &mut tx,
+        &hash,
+        "cookie",
+        &session,
         workspace,
-        COOKIE_DAYS
+        COOKIE_SECONDS,
     )
-    .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(Some(cookie))
+}
+
+/// Stores a code or cookie (by its hash) for `session` and `workspace`, valid `seconds`.
+async fn insert(
+    tx: &mut sqlx::PgConnection,
+    hash: &[u8],
+    kind: &str,
+    session: &str,
+    workspace: &str,
+    seconds: i32,
+) -> sqlx::Result<()> {
+    sqlx::query!(
+        "INSERT INTO workspace_passes (token_hash, kind, session_id, workspace, expires_at)
+         VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+        hash,
+        kind,
+        session,
+        workspace,
+        f64::from(seconds)
+    )
+    .execute(tx)
+    .await?;
+    Ok(())
 }
 
 /// The session a workspace cookie stands for, if it is one for `workspace` and still valid.

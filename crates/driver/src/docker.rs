@@ -367,13 +367,7 @@ impl DockerDriver {
     /// on XFS mounted with `pquota`). Asked once, by making and removing a tiny volume.
     pub async fn volume_quotas(&self) -> Result<bool, DriverError> {
         let ask = || async {
-            let prefix: String = self
-                .instance
-                .chars()
-                .filter(char::is_ascii_alphanumeric)
-                .take(8)
-                .collect();
-            let name = format!("clawloops-{prefix}-quota-probe");
+            let name = format!("{}-quota-probe", crate::spec::name_prefix(&self.instance));
             let probe = VolumeCreateRequest {
                 name: Some(name.clone()),
                 labels: Some(HashMap::from([(
@@ -903,16 +897,8 @@ fn free_subnet(pool: Ipv4Net, used: &[ipnet::IpNet], runtime_id: &str) -> Option
 /// The directory each of this installation's workspace volumes keeps its files in on the
 /// Docker host, by runtime id.
 async fn volume_dirs(driver: &DockerDriver) -> Result<Vec<(String, PathBuf)>, DriverError> {
-    let filters = driver.managed_filter(None);
-    let options = ListVolumesOptionsBuilder::new().filters(&filters).build();
-    let found = driver
-        .docker
-        .list_volumes(Some(options))
-        .await
-        .map_err(|e| classify(e, None))?;
-    Ok(found
-        .volumes
-        .unwrap_or_default()
+    Ok(list_volumes(driver)
+        .await?
         .into_iter()
         .filter(|v| v.driver == "local" && v.name.ends_with("-workspace"))
         .filter_map(|v| {
@@ -924,6 +910,15 @@ async fn volume_dirs(driver: &DockerDriver) -> Result<Vec<(String, PathBuf)>, Dr
 
 /// Names of the volumes this installation made (for tests and cleanup tools).
 pub async fn managed_volumes(driver: &DockerDriver) -> Result<Vec<String>, DriverError> {
+    Ok(list_volumes(driver)
+        .await?
+        .into_iter()
+        .map(|v| v.name)
+        .collect())
+}
+
+/// The volumes this installation made.
+async fn list_volumes(driver: &DockerDriver) -> Result<Vec<bollard::models::Volume>, DriverError> {
     let filters = driver.managed_filter(None);
     let options = ListVolumesOptionsBuilder::new().filters(&filters).build();
     let found = driver
@@ -931,12 +926,7 @@ pub async fn managed_volumes(driver: &DockerDriver) -> Result<Vec<String>, Drive
         .list_volumes(Some(options))
         .await
         .map_err(|e| classify(e, None))?;
-    Ok(found
-        .volumes
-        .unwrap_or_default()
-        .into_iter()
-        .map(|v| v.name)
-        .collect())
+    Ok(found.volumes.unwrap_or_default())
 }
 
 #[cfg(test)]

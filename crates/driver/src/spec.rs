@@ -163,13 +163,7 @@ impl RuntimeSpec {
     /// `clawloops-<instance prefix>-<runtime id>`: unique per installation, so two
     /// installations (or a test run beside a real one) can share a Docker engine.
     fn base_name(&self) -> String {
-        let prefix: String = self
-            .instance
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .take(8)
-            .collect();
-        format!("clawloops-{prefix}-{}", self.runtime_id)
+        format!("{}-{}", name_prefix(&self.instance), self.runtime_id)
     }
     /// The container's name (also the name of its configuration directory).
     pub fn container_name(&self) -> String {
@@ -195,6 +189,17 @@ impl RuntimeSpec {
             (labels::OWNER.to_owned(), self.owner.clone()),
         ])
     }
+}
+
+/// `clawloops-<first 8 letters and digits of the installation id>`: the start of every Docker
+/// name an installation makes.
+pub fn name_prefix(instance: &str) -> String {
+    let short: String = instance
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(8)
+        .collect();
+    format!("clawloops-{short}")
 }
 
 /// How runtimes are fenced off on their host.

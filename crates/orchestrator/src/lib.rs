@@ -460,10 +460,7 @@ impl Orchestrator {
     /// Measures every workspace now and then (walking volumes costs the host some reading),
     /// records the sizes and stops running runtimes over their limit.
     async fn disks_forever(&self) {
-        let mut every = tokio::time::interval(self.inner.settings.disk_check_every);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
+        periodically(self.inner.settings.disk_check_every, || async {
             match self.check_disks().await {
                 Ok(report) if report.stopped > 0 => {
                     tracing::info!(?report, "stopped runtimes over their workspace limit");
@@ -471,7 +468,8 @@ impl Orchestrator {
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "workspace disk check failed"),
             }
-        }
+        })
+        .await;
     }
 
     /// One workspace measurement (see [`disk`]); does nothing while no workspace has a limit.
@@ -479,7 +477,8 @@ impl Orchestrator {
         let settings = &self.inner.settings;
         let mut report = DiskReport::default();
         let mut conn = self.inner.pool.acquire().await?;
-        if !disk::any_limit(settings, &repo::all(&mut conn).await?) {
+        let mut bindings = repo::all(&mut conn).await?;
+        if !disk::any_limit(settings, &bindings) {
             return Ok(report);
         }
         let usage = self.inner.driver.disk_usage().await?;
@@ -488,14 +487,16 @@ impl Orchestrator {
         repo::record_disk_usage(&mut conn, &usage.by_runtime).await?;
         let busy: std::collections::HashSet<_> =
             repo::busy_users(&mut conn).await?.into_iter().collect();
-        for binding in repo::all(&mut conn).await? {
-            if busy.contains(&binding.user_id)
-                || binding.desired() != DesiredState::Running
-                || !usage.by_runtime.contains_key(&binding.runtime_id)
-            {
+        for binding in &mut bindings {
+            let Some(&used) = usage.by_runtime.get(&binding.runtime_id) else {
+                continue;
+            };
+            if busy.contains(&binding.user_id) || binding.desired() != DesiredState::Running {
                 continue;
             }
-            let Some((used, limit)) = disk::over_limit(settings, &binding) else {
+            // What was just recorded, without reading every binding again.
+            binding.disk_used_bytes = Some(i64::try_from(used).unwrap_or(i64::MAX));
+            let Some((used, limit)) = disk::over_limit(settings, binding) else {
                 continue;
             };
             let reason = disk::stop_reason(used, limit);
@@ -521,25 +522,36 @@ impl Orchestrator {
     /// reconciler's pace: rules lost to a reboot, a flush or another tool come back within a
     /// period. Its own loop, so neither waits for the other.
     async fn isolation_forever(&self) {
-        let mut every = tokio::time::interval(self.inner.settings.reconcile_every);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
+        periodically(self.inner.settings.reconcile_every, || async {
             self.check_isolation().await;
-        }
+        })
+        .await;
     }
 
     async fn reconcile_forever(&self) {
-        let mut every = tokio::time::interval(self.inner.settings.reconcile_every);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
+        periodically(self.inner.settings.reconcile_every, || async {
             match self.reconcile().await {
                 Ok(report) if report.acted() => tracing::info!(?report, "reconciled runtimes"),
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "reconciler pass failed"),
             }
-        }
+        })
+        .await;
+    }
+}
+
+/// Runs `step` at once and then every `period`, forever; a step that overruns delays the next
+/// rather than bunching them up.
+async fn periodically<F, Fut>(period: std::time::Duration, mut step: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut every = tokio::time::interval(period);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        step().await;
     }
 }
 

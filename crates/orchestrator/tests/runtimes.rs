@@ -106,15 +106,10 @@ impl Harness {
 
     /// Where the driver writes a runtime's configuration.
     fn config_dir(&self, runtime_id: &str) -> std::path::PathBuf {
-        let prefix: String = self
-            .instance
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .take(8)
-            .collect();
+        let prefix = clawloops_driver::spec::name_prefix(&self.instance);
         self.config_root
             .path()
-            .join(format!("clawloops-{prefix}-{runtime_id}"))
+            .join(format!("{prefix}-{runtime_id}"))
     }
 
     /// Runs queued tasks until none is left.
@@ -920,13 +915,8 @@ async fn a_workspace_over_its_disk_limit_is_stopped_and_may_not_start_until_rais
     assert!(small < 1024 * 1024, "a new workspace is small: {small}");
 
     let volume = |name: &str| {
-        let prefix: String = h
-            .instance
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .take(8)
-            .collect();
-        format!("clawloops-{prefix}-rt-{name}-workspace")
+        let prefix = clawloops_driver::spec::name_prefix(&h.instance);
+        format!("{prefix}-rt-{name}-workspace")
     };
     if engine_enforced {
         // Where the engine enforces the limit, the write itself fails past it; nothing more

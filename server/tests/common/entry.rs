@@ -67,37 +67,40 @@ pub fn make_certificates(dir: &std::path::Path) -> reqwest::Certificate {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    openssl(&[
-        "req",
-        "-x509",
+    // A new P-256 key, unencrypted.
+    const NEW_KEY: [&str; 5] = [
         "-newkey",
         "ec",
         "-pkeyopt",
         "ec_paramgen_curve:prime256v1",
         "-nodes",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=ClawLoops test CA",
-    ]);
-    openssl(&[
-        "req",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-        "-keyout",
-        "key.pem",
-        "-out",
-        "host.csr",
-        "-subj",
-        &format!("/CN={DOMAIN}"),
-    ]);
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &NEW_KEY,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=ClawLoops test CA",
+            ],
+        ]
+        .concat(),
+    );
+    let subject = format!("/CN={DOMAIN}");
+    openssl(
+        &[
+            &["req"][..],
+            &NEW_KEY,
+            &["-keyout", "key.pem", "-out", "host.csr", "-subj", &subject],
+        ]
+        .concat(),
+    );
     std::fs::write(
         dir.join("host.ext"),
         format!(
