@@ -10,6 +10,7 @@ cd "$ROOT"
 
 ensure_tools
 ensure_sqlx_cli
+ensure_leptosfmt
 ensure_docker
 ensure_litellm
 # `docker compose config` for the compose test: Debian 12 has no Compose v2 package, so its
@@ -19,8 +20,9 @@ if ! docker compose version >/dev/null 2>&1 && ! command -v docker-compose >/dev
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-compose
 fi
 
-step "Formatting: cargo fmt --check"
+step "Formatting: cargo fmt --check (rustfmt.toml), leptosfmt --check (leptosfmt.toml)"
 cargo fmt --all --check
+leptosfmt --quiet --check app/src frontend/src
 
 ensure_images all
 # One release build serves README command 1 (checked below), the browser tests and the bundle
@@ -129,7 +131,7 @@ step "Checking that the committed sqlx query data (.sqlx/) matches the queries"
 cargo sqlx prepare --workspace --check -- -p app -p server -p clawloops-orchestrator -p clawloops-models --all-targets --features app/ssr
 
 step "Lints: cargo clippy (server side, then the browser build)"
-cargo clippy -p app -p server -p runtime-stub -p clawloops-driver -p clawloops-orchestrator -p clawloops-models -p clawloops-wire -p clawloops-bench --all-targets -- -D warnings
+cargo clippy -p app -p server -p runtime-stub -p clawloops-driver -p clawloops-orchestrator -p clawloops-models -p clawloops-wire -p clawloops-testkit -p clawloops-bench --all-targets -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
 
 step "Rust tests (cargo nextest: each test in its own process; see .config/nextest.toml)"

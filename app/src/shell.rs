@@ -103,21 +103,81 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async />
                     <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
                     <Route path=path!("/disabled") view=DisabledPage ssr=SsrMode::Async />
-                    <Route path=path!("/invite/:token") view={Lazy::<Invite>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/account") view={Lazy::<Account>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/workspace") view={Lazy::<Workspace>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/account/password") view={Lazy::<Password>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/admin") view={Lazy::<AdminHome>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/admin/users") view={Lazy::<Users>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/admin/users/:id") view={Lazy::<UserDetail>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/admin/invitations") view={Lazy::<Invitations>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/admin/invitations/new") view={Lazy::<NewInvitation>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/admin/invitations/:id") view={Lazy::<InvitationDetail>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/admin/audit") view={Lazy::<Audit>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/admin/runtimes") view={Lazy::<Runtimes>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/admin/models") view={Lazy::<ModelsAdmin>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/admin/usage") view={Lazy::<UsageAdmin>::new()} ssr=SsrMode::Async />
-                    <Route path=path!("/admin/limits") view={Lazy::<Limits>::new()} ssr=SsrMode::Async />
+                    <Route
+                        path=path!("/invite/:token")
+                        view={Lazy::<Invite>::new()}
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/account")
+                        view={Lazy::<Account>::new()}
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/workspace")
+                        view={Lazy::<Workspace>::new()}
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/account/password")
+                        view={Lazy::<Password>::new()}
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/admin")
+                        view={Lazy::<AdminHome>::new()}
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/admin/users")
+                        view={Lazy::<Users>::new()}
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/admin/users/:id")
+                        view={Lazy::<UserDetail>::new()}
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/admin/invitations")
+                        view={Lazy::<Invitations>::new()}
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/admin/invitations/new")
+                        view={Lazy::<NewInvitation>::new()}
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/admin/invitations/:id")
+                        view={Lazy::<InvitationDetail>::new()}
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/admin/audit")
+                        view={Lazy::<Audit>::new()}
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/admin/runtimes")
+                        view={Lazy::<Runtimes>::new()}
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/admin/models")
+                        view={Lazy::<ModelsAdmin>::new()}
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/admin/usage")
+                        view={Lazy::<UsageAdmin>::new()}
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/admin/limits")
+                        view={Lazy::<Limits>::new()}
+                        ssr=SsrMode::Async
+                    />
                     <Route path=path!("/models") view={Lazy::<Models>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/usage") view={Lazy::<Usage>::new()} ssr=SsrMode::Async />
                 </Routes>

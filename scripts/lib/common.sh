@@ -6,6 +6,7 @@ CARGO_LEPTOS_VERSION=0.3.10 # 0.3.11 needs rustc 1.96; 0.3.10 builds Leptos 0.8 
 SQLX_CLI_VERSION=0.8.6      # same as the sqlx in Cargo.lock
 CARGO_NEXTEST_VERSION=0.9.143 # the version this project's machines come with
 CARGO_FUZZ_VERSION=0.13.2     # libFuzzer driver for fuzz/ (scripts/fuzz.sh)
+LEPTOSFMT_VERSION=0.1.33      # formats the view! macros (leptosfmt.toml); checked by scripts/test.sh
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -95,6 +96,13 @@ ensure_cargo_fuzz() {
   if [ "$(cargo fuzz --version 2>/dev/null)" != "cargo-fuzz $CARGO_FUZZ_VERSION" ]; then
     timed "Installing cargo-fuzz $CARGO_FUZZ_VERSION (once)" "1 minute" \
       cargo install cargo-fuzz --version "=$CARGO_FUZZ_VERSION" --locked
+  fi
+}
+
+ensure_leptosfmt() {
+  if [ "$(leptosfmt --version 2>/dev/null)" != "leptosfmt $LEPTOSFMT_VERSION" ]; then
+    timed "Installing leptosfmt $LEPTOSFMT_VERSION (once)" "4 minutes" \
+      cargo install leptosfmt --version "=$LEPTOSFMT_VERSION" --locked
   fi
 }
 

@@ -5,7 +5,6 @@ pub mod cli;
 pub mod database;
 pub mod embedded_db;
 pub mod entry;
-pub mod entry_proxy;
 pub mod gateway;
 pub mod handoff;
 pub mod http;

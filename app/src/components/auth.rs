@@ -71,7 +71,9 @@ pub fn RequireUser(
         <Suspense fallback=Loading>
             {move || Suspend::new(async move {
                 match auth.me.await {
-                    Err(AppError::UserDisabled) => view! { <Redirect path="/disabled" /> }.into_any(),
+                    Err(AppError::UserDisabled) => {
+                        view! { <Redirect path="/disabled" /> }.into_any()
+                    }
                     Err(error) => view! { <ErrorNotice error=Some(error) /> }.into_any(),
                     Ok(None) => {
                         let here = location.pathname.get_untracked();

@@ -122,8 +122,22 @@ pub fn UsageChart(days: Vec<UsageDay>, from: String, to: String, metric: Metric)
             let yy = y(v);
             view! {
                 <g>
-                    <line x1=left x2=width y1=yy y2=yy class="stroke-slate-200 dark:stroke-slate-700" stroke-width="1" />
-                    <text x=left - 6.0 y=yy + 4.0 text-anchor="end" class="fill-slate-500 text-[10px]">{metric.show(v)}</text>
+                    <line
+                        x1=left
+                        x2=width
+                        y1=yy
+                        y2=yy
+                        class="stroke-slate-200 dark:stroke-slate-700"
+                        stroke-width="1"
+                    />
+                    <text
+                        x=left - 6.0
+                        y=yy + 4.0
+                        text-anchor="end"
+                        class="fill-slate-500 text-[10px]"
+                    >
+                        {metric.show(v)}
+                    </text>
                 </g>
             }
         })
@@ -150,7 +164,12 @@ pub fn UsageChart(days: Vec<UsageDay>, from: String, to: String, metric: Metric)
                 .collect_view();
             let label = (i % label_every == 0).then(|| {
                 view! {
-                    <text x=x + bar / 2.0 y=height - 6.0 text-anchor="middle" class="fill-slate-500 text-[10px]">
+                    <text
+                        x=x + bar / 2.0
+                        y=height - 6.0
+                        text-anchor="middle"
+                        class="fill-slate-500 text-[10px]"
+                    >
                         {day.get(5..).unwrap_or(day).to_owned()}
                     </text>
                 }
@@ -163,7 +182,10 @@ pub fn UsageChart(days: Vec<UsageDay>, from: String, to: String, metric: Metric)
         .map(|m| {
             view! {
                 <li class="flex items-center gap-1">
-                    <span class="inline-block h-3 w-3 rounded-sm" style=format!("background:{}", color(m))></span>
+                    <span
+                        class="inline-block h-3 w-3 rounded-sm"
+                        style=format!("background:{}", color(m))
+                    ></span>
                     {m.clone()}
                 </li>
             }
@@ -178,20 +200,46 @@ pub fn UsageChart(days: Vec<UsageDay>, from: String, to: String, metric: Metric)
     );
     let rows = days
         .iter()
-        .map(|d| view! { <tr><td>{d.day.clone()}</td><td>{d.model.clone()}</td><td>{metric.show(metric.of(d))}</td></tr> })
+        .map(|d| {
+            view! {
+                <tr>
+                    <td>{d.day.clone()}</td>
+                    <td>{d.model.clone()}</td>
+                    <td>{metric.show(metric.of(d))}</td>
+                </tr>
+            }
+        })
         .collect_view();
     view! {
         <figure class="space-y-2" data-chart=metric.name()>
-            <svg viewBox=format!("0 0 {width} {height}") class="h-56 w-full" role="img" aria-label=summary.clone()>
+            <svg
+                viewBox=format!("0 0 {width} {height}")
+                class="h-56 w-full"
+                role="img"
+                aria-label=summary.clone()
+            >
                 {grid}
                 {bars}
             </svg>
             <figcaption>
-                <ul class="flex flex-wrap gap-3 text-xs text-slate-600 dark:text-slate-400">{legend}</ul>
+                <ul class="flex flex-wrap gap-3 text-xs text-slate-600 dark:text-slate-400">
+                    {legend}
+                </ul>
             </figcaption>
             <details class="text-sm">
-                <summary class="cursor-pointer text-slate-600 dark:text-slate-400">"Show the numbers"</summary>
-                <table class="table mt-2"><thead><tr><th>"Day"</th><th>"Model"</th><th>{metric.name()}</th></tr></thead><tbody>{rows}</tbody></table>
+                <summary class="cursor-pointer text-slate-600 dark:text-slate-400">
+                    "Show the numbers"
+                </summary>
+                <table class="table mt-2">
+                    <thead>
+                        <tr>
+                            <th>"Day"</th>
+                            <th>"Model"</th>
+                            <th>{metric.name()}</th>
+                        </tr>
+                    </thead>
+                    <tbody>{rows}</tbody>
+                </table>
             </details>
         </figure>
     }

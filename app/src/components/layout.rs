@@ -46,13 +46,28 @@ fn MainNav() -> impl IntoView {
         <Transition>
             {move || Suspend::new(async move {
                 let me = auth.me.await.ok().flatten().filter(|me| !me.must_change_password);
-                me.map(|me| view! {
-                    <nav aria-label="Main" class="flex items-center gap-1 text-sm">
-                        <A href="/" exact=true attr:class="nav-link">"Home"</A>
-                        <A href="/models" attr:class="nav-link">"Models"</A>
-                        <A href="/usage" attr:class="nav-link">"Usage"</A>
-                        {(me.role == Role::Admin).then(|| view! { <A href="/admin" attr:class="nav-link">"Administration"</A> })}
-                    </nav>
+                me.map(|me| {
+                    view! {
+                        <nav aria-label="Main" class="flex items-center gap-1 text-sm">
+                            <A href="/" exact=true attr:class="nav-link">
+                                "Home"
+                            </A>
+                            <A href="/models" attr:class="nav-link">
+                                "Models"
+                            </A>
+                            <A href="/usage" attr:class="nav-link">
+                                "Usage"
+                            </A>
+                            {(me.role == Role::Admin)
+                                .then(|| {
+                                    view! {
+                                        <A href="/admin" attr:class="nav-link">
+                                            "Administration"
+                                        </A>
+                                    }
+                                })}
+                        </nav>
+                    }
                 })
             })}
         </Transition>
@@ -71,16 +86,32 @@ fn AccountMenu() -> impl IntoView {
     view! {
         <Transition>
             {move || Suspend::new(async move {
-                auth.me.await.ok().flatten().map(|me| view! {
-                    <div class="flex items-center gap-2 text-sm">
-                        <a href="/account" class="nav-link" aria-label=format!("Your account ({})", me.username)>
-                            {me.username.clone()}
-                        </a>
-                        <button type="button" class="btn-secondary" on:click=move |_| { logout.dispatch(Logout {}); }>
-                            "Sign out"
-                        </button>
-                    </div>
-                })
+                auth.me
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|me| {
+                        view! {
+                            <div class="flex items-center gap-2 text-sm">
+                                <a
+                                    href="/account"
+                                    class="nav-link"
+                                    aria-label=format!("Your account ({})", me.username)
+                                >
+                                    {me.username.clone()}
+                                </a>
+                                <button
+                                    type="button"
+                                    class="btn-secondary"
+                                    on:click=move |_| {
+                                        logout.dispatch(Logout {});
+                                    }
+                                >
+                                    "Sign out"
+                                </button>
+                            </div>
+                        }
+                    })
             })}
         </Transition>
     }
@@ -90,7 +121,11 @@ fn AccountMenu() -> impl IntoView {
 #[component]
 fn Logo() -> impl IntoView {
     view! {
-        <svg viewBox="0 0 24 24" class="h-6 w-6 text-indigo-600 dark:text-indigo-400" aria-hidden="true">
+        <svg
+            viewBox="0 0 24 24"
+            class="h-6 w-6 text-indigo-600 dark:text-indigo-400"
+            aria-hidden="true"
+        >
             <path
                 fill="none"
                 stroke="currentColor"

@@ -85,7 +85,9 @@ pub fn RuntimePanel() -> impl IntoView {
 
     view! {
         <section class="card space-y-4" aria-labelledby="runtime-heading" aria-live="polite">
-            <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading your runtime…"</p> }>
+            <Transition fallback=|| {
+                view! { <p class="text-sm text-slate-500">"Loading your runtime…"</p> }
+            }>
                 {move || Suspend::new(async move {
                     let card = match runtime.await {
                         Ok(card) => card,
@@ -113,8 +115,14 @@ fn CardBody(
                  Start it when you need it."
             </p>
             <div class="flex gap-2">
-                <button type="button" class="btn-primary" disabled=move || pending.get()
-                    on:click=move |_| run(RuntimeCommand::Start)>"Start my runtime"</button>
+                <button
+                    type="button"
+                    class="btn-primary"
+                    disabled=move || pending.get()
+                    on:click=move |_| run(RuntimeCommand::Start)
+                >
+                    "Start my runtime"
+                </button>
             </div>
         }
         .into_any();
@@ -140,32 +148,94 @@ fn CardBody(
     view! {
         <Header label tone />
         {starting.then(|| view! { <Progress card=card.clone() /> })}
-        {card.last_error.clone().filter(|_| !running).map(|e| view! {
-            <div role="alert" class="notice notice-error" data-runtime-error="">{e}</div>
-        })}
-        {card.stop_reason.clone().filter(|_| observed == "stopped").map(|why| {
-            let hint = (!over_limit).then_some(" Open the workspace to start it again.");
-            view! { <div class="notice notice-info" data-stop-reason="">{why} {hint}</div> }
-        })}
-        {card.planned_stop.clone().map(|stop| view! {
-            <p class="text-sm text-slate-600 dark:text-slate-400" data-planned-stop=stop.kind.clone()>
-                {planned_stop_words(&stop)}
-            </p>
-        })}
+        {card
+            .last_error
+            .clone()
+            .filter(|_| !running)
+            .map(|e| {
+                view! {
+                    <div role="alert" class="notice notice-error" data-runtime-error="">
+                        {e}
+                    </div>
+                }
+            })}
+        {card
+            .stop_reason
+            .clone()
+            .filter(|_| observed == "stopped")
+            .map(|why| {
+                let hint = (!over_limit).then_some(" Open the workspace to start it again.");
+                view! {
+                    <div class="notice notice-info" data-stop-reason="">
+                        {why}
+                        {hint}
+                    </div>
+                }
+            })}
+        {card
+            .planned_stop
+            .clone()
+            .map(|stop| {
+                view! {
+                    <p
+                        class="text-sm text-slate-600 dark:text-slate-400"
+                        data-planned-stop=stop.kind.clone()
+                    >
+                        {planned_stop_words(&stop)}
+                    </p>
+                }
+            })}
         <div class="flex flex-wrap items-center gap-2">
-            {card.workspace_url.clone().filter(|_| !deleting).map(|_| view! {
-                <a class="btn-primary" href="/workspace">"Open workspace"</a>
-            })}
-            {can_start.then(|| view! {
-                <button type="button" class="btn-primary" disabled=disabled on:click=move |_| run(RuntimeCommand::Start)>"Start"</button>
-            })}
-            {can_recover.then(|| view! {
-                <button type="button" class="btn-secondary" disabled=disabled on:click=move |_| run(RuntimeCommand::Recover)>"Restart cleanly"</button>
-            })}
-            {can_stop.then(|| view! {
-                <button type="button" class="btn-secondary" disabled=disabled on:click=move |_| run(RuntimeCommand::Stop)>"Stop"</button>
-            })}
-            {(!busy).then(|| view! { <DeleteRuntime run pending /> })}
+            {card
+                .workspace_url
+                .clone()
+                .filter(|_| !deleting)
+                .map(|_| {
+                    view! {
+                        <a class="btn-primary" href="/workspace">
+                            "Open workspace"
+                        </a>
+                    }
+                })}
+            {can_start
+                .then(|| {
+                    view! {
+                        <button
+                            type="button"
+                            class="btn-primary"
+                            disabled=disabled
+                            on:click=move |_| run(RuntimeCommand::Start)
+                        >
+                            "Start"
+                        </button>
+                    }
+                })}
+            {can_recover
+                .then(|| {
+                    view! {
+                        <button
+                            type="button"
+                            class="btn-secondary"
+                            disabled=disabled
+                            on:click=move |_| run(RuntimeCommand::Recover)
+                        >
+                            "Restart cleanly"
+                        </button>
+                    }
+                })}
+            {can_stop
+                .then(|| {
+                    view! {
+                        <button
+                            type="button"
+                            class="btn-secondary"
+                            disabled=disabled
+                            on:click=move |_| run(RuntimeCommand::Stop)
+                        >
+                            "Stop"
+                        </button>
+                    }
+                })} {(!busy).then(|| view! { <DeleteRuntime run pending /> })}
         </div>
         {card.disk.clone().map(|disk| view! { <DiskMeter disk /> })}
         <p class="text-xs text-slate-500 dark:text-slate-400">
@@ -189,9 +259,14 @@ pub fn DiskMeter(disk: crate::api::runtime::DiskView) -> impl IntoView {
             _ => "bg-red-600",
         };
         view! {
-            <div class="h-2 w-full max-w-xs overflow-hidden rounded-full bg-slate-200 dark:bg-slate-700"
-                role="progressbar" aria-label="Workspace disk use" aria-valuemin="0" aria-valuemax="100"
-                aria-valuenow=percent.to_string()>
+            <div
+                class="h-2 w-full max-w-xs overflow-hidden rounded-full bg-slate-200 dark:bg-slate-700"
+                role="progressbar"
+                aria-label="Workspace disk use"
+                aria-valuemin="0"
+                aria-valuemax="100"
+                aria-valuenow=percent.to_string()
+            >
                 <div class=format!("h-full {tone}") style=format!("width: {percent}%")></div>
             </div>
         }
@@ -210,8 +285,12 @@ fn Header(label: String, tone: &'static str) -> impl IntoView {
     let state = label.clone();
     view! {
         <div class="flex items-center justify-between gap-2">
-            <h2 id="runtime-heading" class="text-lg font-semibold">"Your runtime"</h2>
-            <span class=class data-runtime-state=state>{label}</span>
+            <h2 id="runtime-heading" class="text-lg font-semibold">
+                "Your runtime"
+            </h2>
+            <span class=class data-runtime-state=state>
+                {label}
+            </span>
         </div>
     }
 }
@@ -239,26 +318,42 @@ pub fn Progress(card: RuntimeCard) -> impl IntoView {
     let current = reached.last().cloned().unwrap_or_default();
     view! {
         <ol class="space-y-1 text-sm" aria-label="Start progress">
-            {START_STEPS.iter().map(|(stage, words)| {
-                let mark = card.stages.iter().rev().find(|s| s.stage == *stage);
-                let done = mark.is_some();
-                let at = mark.map(|m| format::utc_time(m.at)).unwrap_or_default();
-                let next = !done && START_STEPS.iter().position(|(s, _)| *s == current.as_str())
-                    .and_then(|i| START_STEPS.get(i + 1)).is_some_and(|(s, _)| s == stage);
-                let (icon, class) = if done {
-                    ("✓", "text-emerald-700 dark:text-emerald-300")
-                } else if next {
-                    ("…", "font-medium text-indigo-700 dark:text-indigo-300")
-                } else {
-                    ("○", "text-slate-400")
-                };
-                view! {
-                    <li class=format!("flex justify-between {class}") data-stage=*stage data-done=done.to_string()>
-                        <span><span aria-hidden="true" class="inline-block w-5">{icon}</span>{*words}</span>
-                        <span class="tabular-nums text-xs">{at}</span>
-                    </li>
-                }
-            }).collect_view()}
+            {START_STEPS
+                .iter()
+                .map(|(stage, words)| {
+                    let mark = card.stages.iter().rev().find(|s| s.stage == *stage);
+                    let done = mark.is_some();
+                    let at = mark.map(|m| format::utc_time(m.at)).unwrap_or_default();
+                    let next = !done
+                        && START_STEPS
+                            .iter()
+                            .position(|(s, _)| *s == current.as_str())
+                            .and_then(|i| START_STEPS.get(i + 1))
+                            .is_some_and(|(s, _)| s == stage);
+                    let (icon, class) = if done {
+                        ("✓", "text-emerald-700 dark:text-emerald-300")
+                    } else if next {
+                        ("…", "font-medium text-indigo-700 dark:text-indigo-300")
+                    } else {
+                        ("○", "text-slate-400")
+                    };
+                    view! {
+                        <li
+                            class=format!("flex justify-between {class}")
+                            data-stage=*stage
+                            data-done=done.to_string()
+                        >
+                            <span>
+                                <span aria-hidden="true" class="inline-block w-5">
+                                    {icon}
+                                </span>
+                                {*words}
+                            </span>
+                            <span class="tabular-nums text-xs">{at}</span>
+                        </li>
+                    }
+                })
+                .collect_view()}
         </ol>
     }
 }
@@ -274,27 +369,51 @@ fn DeleteRuntime(
     view! {
         <Show
             when=move || open.get()
-            fallback=move || view! {
-                <button type="button" class="btn-secondary" on:click=move |_| open.set(true)>"Delete…"</button>
+            fallback=move || {
+                view! {
+                    <button type="button" class="btn-secondary" on:click=move |_| open.set(true)>
+                        "Delete…"
+                    </button>
+                }
             }
         >
             <fieldset class="w-full space-y-2 rounded-lg border border-red-300 p-3 dark:border-red-800">
                 <legend class="px-1 text-sm font-medium">"Delete your runtime?"</legend>
                 <label class="flex items-center gap-2 text-sm">
-                    <input type="radio" name="wipe" checked=move || !wipe.get() on:change=move |_| wipe.set(false) />
+                    <input
+                        type="radio"
+                        name="wipe"
+                        checked=move || !wipe.get()
+                        on:change=move |_| wipe.set(false)
+                    />
                     "Keep my workspace files (a new runtime will find them)"
                 </label>
                 <label class="flex items-center gap-2 text-sm">
-                    <input type="radio" name="wipe" checked=move || wipe.get() on:change=move |_| wipe.set(true) />
+                    <input
+                        type="radio"
+                        name="wipe"
+                        checked=move || wipe.get()
+                        on:change=move |_| wipe.set(true)
+                    />
                     "Delete my workspace files too (cannot be undone)"
                 </label>
                 <div class="flex gap-2">
-                    <button type="button" class="btn-danger" disabled=move || pending.get()
+                    <button
+                        type="button"
+                        class="btn-danger"
+                        disabled=move || pending.get()
                         on:click=move |_| {
                             open.set(false);
-                            run(RuntimeCommand::Delete { wipe_workspace: wipe.get_untracked() });
-                        }>"Delete runtime"</button>
-                    <button type="button" class="btn-secondary" on:click=move |_| open.set(false)>"Cancel"</button>
+                            run(RuntimeCommand::Delete {
+                                wipe_workspace: wipe.get_untracked(),
+                            });
+                        }
+                    >
+                        "Delete runtime"
+                    </button>
+                    <button type="button" class="btn-secondary" on:click=move |_| open.set(false)>
+                        "Cancel"
+                    </button>
                 </div>
             </fieldset>
         </Show>

@@ -74,7 +74,8 @@ fn StatusCards(snapshot: SystemStatus) -> impl IntoView {
             <InstallationCard database=snapshot.database />
         </div>
         <p class="text-xs text-slate-500 dark:text-slate-400" data-checked-at=checked_iso>
-            "Last checked " {format::utc_time(snapshot.checked_at)}
+            "Last checked "
+            {format::utc_time(snapshot.checked_at)}
             " · refreshes every 30 seconds"
         </p>
     }
@@ -145,7 +146,10 @@ fn InstallationCard(database: DatabaseStatus) -> impl IntoView {
 #[component]
 fn StatusError(error: AppError) -> impl IntoView {
     view! {
-        <div role="alert" class="rounded-lg border border-red-300 bg-red-50 p-4 text-sm text-red-800 dark:border-red-800 dark:bg-red-950 dark:text-red-200">
+        <div
+            role="alert"
+            class="rounded-lg border border-red-300 bg-red-50 p-4 text-sm text-red-800 dark:border-red-800 dark:bg-red-950 dark:text-red-200"
+        >
             <p class="font-medium">"The status could not be loaded."</p>
             <p class="mt-1">{error.to_string()}</p>
         </div>
@@ -156,9 +160,7 @@ fn StatusError(error: AppError) -> impl IntoView {
 fn StatusSkeleton() -> impl IntoView {
     view! {
         <div class="grid gap-4 md:grid-cols-3" aria-busy="true" aria-label="Loading status">
-            {(0..3)
-                .map(|_| view! { <div class="card h-36 animate-pulse"></div> })
-                .collect_view()}
+            {(0..3).map(|_| view! { <div class="card h-36 animate-pulse"></div> }).collect_view()}
         </div>
     }
 }

@@ -15,7 +15,12 @@ pub fn PageHeader(
         <header class="mb-6 flex flex-wrap items-end justify-between gap-4">
             <div>
                 <h1 class="text-2xl font-bold tracking-tight">{title}</h1>
-                {subtitle.map(|s| view! { <p class="mt-1 max-w-2xl text-slate-600 dark:text-slate-400">{s}</p> })}
+                {subtitle
+                    .map(|s| {
+                        view! {
+                            <p class="mt-1 max-w-2xl text-slate-600 dark:text-slate-400">{s}</p>
+                        }
+                    })}
             </div>
             {children.map(|c| view! { <div class="flex flex-wrap gap-2">{c()}</div> })}
         </header>
@@ -56,7 +61,9 @@ pub fn Field(
     };
     view! {
         <div class="space-y-1">
-            <label for=name class="block text-sm font-medium">{label}</label>
+            <label for=name class="block text-sm font-medium">
+                {label}
+            </label>
             <input
                 id=name
                 name=name
@@ -71,10 +78,25 @@ pub fn Field(
                 prop:value=move || value.get()
                 on:input=move |ev| value.set(event_target_value(&ev))
             />
-            {hint.map(|h| view! { <p id=hint_id class="text-xs text-slate-500 dark:text-slate-400">{h}</p> })}
-            {move || error.get().map(|e| view! {
-                <p id=error_id.clone() class="text-sm text-red-700 dark:text-red-300">{e}</p>
-            })}
+            {hint
+                .map(|h| {
+                    view! {
+                        <p id=hint_id class="text-xs text-slate-500 dark:text-slate-400">
+                            {h}
+                        </p>
+                    }
+                })}
+            {move || {
+                error
+                    .get()
+                    .map(|e| {
+                        view! {
+                            <p id=error_id.clone() class="text-sm text-red-700 dark:text-red-300">
+                                {e}
+                            </p>
+                        }
+                    })
+            }}
         </div>
     }
 }
@@ -122,7 +144,11 @@ pub fn ErrorNotice(#[prop(into)] error: Signal<Option<AppError>>) -> impl IntoVi
 /// A green notice.
 #[component]
 pub fn SuccessNotice(children: Children) -> impl IntoView {
-    view! { <div role="status" class="notice notice-ok">{children()}</div> }
+    view! {
+        <div role="status" class="notice notice-ok">
+            {children()}
+        </div>
+    }
 }
 
 /// What an empty list or chart shows instead: one quiet, centred line.
@@ -134,7 +160,11 @@ pub fn Empty(text: &'static str) -> impl IntoView {
 /// A centred "loading" line for suspense fallbacks.
 #[component]
 pub fn Loading() -> impl IntoView {
-    view! { <p class="py-8 text-center text-sm text-slate-500" aria-busy="true">"Loading…"</p> }
+    view! {
+        <p class="py-8 text-center text-sm text-slate-500" aria-busy="true">
+            "Loading…"
+        </p>
+    }
 }
 
 /// Previous/next links for a paged list; `href(page)` builds each link.
@@ -158,8 +188,22 @@ pub fn Pager(
                 {format!("{first}–{last} of {total}")}
             </p>
             <div class="flex gap-2">
-                {(page > 1).then(|| view! { <a class="btn-secondary" href=href(page - 1)>"Previous"</a> })}
-                {(page < pages).then(|| view! { <a class="btn-secondary" href=href(page + 1)>"Next"</a> })}
+                {(page > 1)
+                    .then(|| {
+                        view! {
+                            <a class="btn-secondary" href=href(page - 1)>
+                                "Previous"
+                            </a>
+                        }
+                    })}
+                {(page < pages)
+                    .then(|| {
+                        view! {
+                            <a class="btn-secondary" href=href(page + 1)>
+                                "Next"
+                            </a>
+                        }
+                    })}
             </div>
         </nav>
     }
@@ -184,9 +228,17 @@ pub fn ConfirmButton(
     view! {
         <Show
             when=move || asking.get()
-            fallback=move || view! {
-                <button type="button" class=class disabled=move || disabled.get()
-                    on:click=move |_| asking.set(true)>{label}</button>
+            fallback=move || {
+                view! {
+                    <button
+                        type="button"
+                        class=class
+                        disabled=move || disabled.get()
+                        on:click=move |_| asking.set(true)
+                    >
+                        {label}
+                    </button>
+                }
             }
         >
             <span class="inline-flex items-center gap-2" role="group" aria-label=label>
@@ -233,15 +285,25 @@ pub fn CopyField(label: &'static str, value: String) -> impl IntoView {
     };
     view! {
         <div class="space-y-1">
-            <label class="block text-sm font-medium" for=id.clone()>{label}</label>
+            <label class="block text-sm font-medium" for=id.clone()>
+                {label}
+            </label>
             <div class="flex gap-2">
-                <input id=id class="input font-mono text-xs" readonly value=value
+                <input
+                    id=id
+                    class="input font-mono text-xs"
+                    readonly
+                    value=value
                     on:focus=move |ev| {
                         use wasm_bindgen::JsCast;
-                        if let Some(input) = ev.target().and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok()) {
+                        if let Some(input) = ev
+                            .target()
+                            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+                        {
                             input.select();
                         }
-                    } />
+                    }
+                />
                 <button type="button" class="btn-secondary" on:click=copy>
                     {move || if copied.get() { "Copied" } else { "Copy" }}
                 </button>
@@ -262,7 +324,9 @@ pub fn Select(
 ) -> impl IntoView {
     view! {
         <div class="space-y-1">
-            <label for=name class="block text-sm font-medium">{label}</label>
+            <label for=name class="block text-sm font-medium">
+                {label}
+            </label>
             <select
                 id=name
                 name=name
@@ -275,12 +339,20 @@ pub fn Select(
                     .into_iter()
                     .map(|(v, l)| {
                         let selected = value.get_untracked() == v;
-                        view! { <option value=v selected=selected>{l}</option> }
+                        view! {
+                            <option value=v selected=selected>
+                                {l}
+                            </option>
+                        }
                     })
                     .collect_view()}
             </select>
             {hint.map(|h| view! { <p class="text-xs text-slate-500 dark:text-slate-400">{h}</p> })}
-            {move || error.get().map(|e| view! { <p class="text-sm text-red-700 dark:text-red-300">{e}</p> })}
+            {move || {
+                error
+                    .get()
+                    .map(|e| view! { <p class="text-sm text-red-700 dark:text-red-300">{e}</p> })
+            }}
         </div>
     }
 }

@@ -26,15 +26,28 @@ fn AccountContent() -> impl IntoView {
         <PageHeader title="Your account".into() subtitle=format!("Signed in as {}", me.username) />
         <div class="grid gap-6 lg:grid-cols-2">
             <section class="card space-y-3" aria-labelledby="profile-heading">
-                <h2 id="profile-heading" class="text-lg font-semibold">"Profile"</h2>
+                <h2 id="profile-heading" class="text-lg font-semibold">
+                    "Profile"
+                </h2>
                 <dl class="space-y-1.5 text-sm">
-                    <div class="flex justify-between"><dt class="text-slate-500">"Username"</dt><dd>{me.username.clone()}</dd></div>
-                    <div class="flex justify-between"><dt class="text-slate-500">"E-mail"</dt><dd>{me.email.clone().unwrap_or_else(|| "—".into())}</dd></div>
-                    <div class="flex justify-between"><dt class="text-slate-500">"Role"</dt><dd>{me.role.label()}</dd></div>
+                    <div class="flex justify-between">
+                        <dt class="text-slate-500">"Username"</dt>
+                        <dd>{me.username.clone()}</dd>
+                    </div>
+                    <div class="flex justify-between">
+                        <dt class="text-slate-500">"E-mail"</dt>
+                        <dd>{me.email.clone().unwrap_or_else(|| "—".into())}</dd>
+                    </div>
+                    <div class="flex justify-between">
+                        <dt class="text-slate-500">"Role"</dt>
+                        <dd>{me.role.label()}</dd>
+                    </div>
                 </dl>
             </section>
             <PasswordForm forced=false />
-            <div class="lg:col-span-2"><Sessions /></div>
+            <div class="lg:col-span-2">
+                <Sessions />
+            </div>
         </div>
     }
 }
@@ -89,22 +102,55 @@ fn PasswordForm(forced: bool) -> impl IntoView {
             <h2 id="password-heading" class="text-lg font-semibold">
                 {if forced { "Choose a new password" } else { "Change password" }}
             </h2>
-            {(forced && must).then(|| view! {
-                <p class="notice notice-warn">
-                    "Your password was set by an administrator or is a one-time password. \
-                     Choose your own before you continue."
-                </p>
-            })}
+            {(forced && must)
+                .then(|| {
+                    view! {
+                        <p class="notice notice-warn">
+                            "Your password was set by an administrator or is a one-time password. \
+                             Choose your own before you continue."
+                        </p>
+                    }
+                })}
             <ErrorNotice error=form_error(result) />
-            {move || matches!(result.get(), Some(Ok(()))).then(|| view! {
-                <SuccessNotice>"Password changed. Your other sessions were signed out."</SuccessNotice>
-            })}
-            <Field name="current" label="Current password" kind="password" value=current
-                autocomplete="current-password" required=true autofocus=forced error=field_error(result, "current") />
-            <Field name="new_password" label="New password" kind="password" value=new_password
-                autocomplete="new-password" required=true hint=PASSWORD_POLICY error=field_error(result, "new_password") />
-            <Field name="confirm_password" label="New password again" kind="password" value=confirm
-                autocomplete="new-password" required=true error=Signal::derive(move || mismatch.get()) />
+            {move || {
+                matches!(result.get(), Some(Ok(())))
+                    .then(|| {
+                        view! {
+                            <SuccessNotice>
+                                "Password changed. Your other sessions were signed out."
+                            </SuccessNotice>
+                        }
+                    })
+            }}
+            <Field
+                name="current"
+                label="Current password"
+                kind="password"
+                value=current
+                autocomplete="current-password"
+                required=true
+                autofocus=forced
+                error=field_error(result, "current")
+            />
+            <Field
+                name="new_password"
+                label="New password"
+                kind="password"
+                value=new_password
+                autocomplete="new-password"
+                required=true
+                hint=PASSWORD_POLICY
+                error=field_error(result, "new_password")
+            />
+            <Field
+                name="confirm_password"
+                label="New password again"
+                kind="password"
+                value=confirm
+                autocomplete="new-password"
+                required=true
+                error=Signal::derive(move || mismatch.get())
+            />
             <button type="submit" class="btn-primary" disabled=move || change.pending().get()>
                 {move || if change.pending().get() { "Saving…" } else { "Change password" }}
             </button>
@@ -128,45 +174,92 @@ fn Sessions() -> impl IntoView {
     view! {
         <section class="card space-y-3" aria-labelledby="sessions-heading">
             <div class="flex flex-wrap items-center justify-between gap-2">
-                <h2 id="sessions-heading" class="text-lg font-semibold">"Where you are signed in"</h2>
+                <h2 id="sessions-heading" class="text-lg font-semibold">
+                    "Where you are signed in"
+                </h2>
                 <div class="flex gap-2">
-                    <button type="button" class="btn-secondary" on:click=move |_| { logout.dispatch(Logout {}); }>
+                    <button
+                        type="button"
+                        class="btn-secondary"
+                        on:click=move |_| {
+                            logout.dispatch(Logout {});
+                        }
+                    >
                         "Sign out"
                     </button>
-                    <ConfirmButton label="Sign out everywhere" confirm_label="Yes, sign out everywhere"
-                        danger=true disabled=Signal::derive(move || everywhere.pending().get())
+                    <ConfirmButton
+                        label="Sign out everywhere"
+                        confirm_label="Yes, sign out everywhere"
+                        danger=true
+                        disabled=Signal::derive(move || everywhere.pending().get())
                         on_confirm=move || {
-                            everywhere.dispatch(SignOutEverywhere { revoke_keys: Some(revoke_keys.get_untracked()) });
-                        } />
+                            everywhere
+                                .dispatch(SignOutEverywhere {
+                                    revoke_keys: Some(revoke_keys.get_untracked()),
+                                });
+                        }
+                    />
                 </div>
             </div>
             <p class="text-sm text-slate-600 dark:text-slate-400">
                 "Signing out everywhere also restarts your workspace if it is running, so that connections opened from other browsers end."
             </p>
             <label class="flex items-center gap-2 text-sm">
-                <input type="checkbox" class="h-4 w-4" prop:checked=move || revoke_keys.get()
-                    on:change=move |ev| revoke_keys.set(event_target_checked(&ev)) />
+                <input
+                    type="checkbox"
+                    class="h-4 w-4"
+                    prop:checked=move || revoke_keys.get()
+                    on:change=move |ev| revoke_keys.set(event_target_checked(&ev))
+                />
                 "Also revoke my personal API keys"
             </label>
-            <ErrorNotice error=Signal::derive(move || everywhere.value().get().and_then(Result::err)) />
+            <ErrorNotice error=Signal::derive(move || {
+                everywhere.value().get().and_then(Result::err)
+            }) />
             <Suspense fallback=Loading>
                 {move || Suspend::new(async move {
                     match sessions.await {
-                        Ok(list) => view! {
-                            <table class="table">
-                                <thead><tr><th>"Signed in"</th><th>"Last used"</th><th>"From"</th><th>"Browser"</th></tr></thead>
-                                <tbody>
-                                    {list.into_iter().map(|s| view! {
+                        Ok(list) => {
+                            view! {
+                                <table class="table">
+                                    <thead>
                                         <tr>
-                                            <td>{format::utc(s.signed_in_at)} {s.current.then(|| view! { <span class="badge badge-ok ml-2">"This browser"</span> })}</td>
-                                            <td>{format::utc(s.last_used_at)}</td>
-                                            <td>{s.client_addr.unwrap_or_else(|| "—".into())}</td>
-                                            <td class="max-w-xs truncate" title=s.user_agent.clone()>{s.user_agent.clone().unwrap_or_else(|| "—".into())}</td>
+                                            <th>"Signed in"</th>
+                                            <th>"Last used"</th>
+                                            <th>"From"</th>
+                                            <th>"Browser"</th>
                                         </tr>
-                                    }).collect_view()}
-                                </tbody>
-                            </table>
-                        }.into_any(),
+                                    </thead>
+                                    <tbody>
+                                        {list
+                                            .into_iter()
+                                            .map(|s| {
+                                                view! {
+                                                    <tr>
+                                                        <td>
+                                                            {format::utc(s.signed_in_at)}
+                                                            {s
+                                                                .current
+                                                                .then(|| {
+                                                                    view! {
+                                                                        <span class="badge badge-ok ml-2">"This browser"</span>
+                                                                    }
+                                                                })}
+                                                        </td>
+                                                        <td>{format::utc(s.last_used_at)}</td>
+                                                        <td>{s.client_addr.unwrap_or_else(|| "—".into())}</td>
+                                                        <td class="max-w-xs truncate" title=s.user_agent.clone()>
+                                                            {s.user_agent.clone().unwrap_or_else(|| "—".into())}
+                                                        </td>
+                                                    </tr>
+                                                }
+                                            })
+                                            .collect_view()}
+                                    </tbody>
+                                </table>
+                            }
+                                .into_any()
+                        }
                         Err(error) => view! { <ErrorNotice error=Some(error) /> }.into_any(),
                     }
                 })}

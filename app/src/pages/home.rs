@@ -34,14 +34,17 @@ fn HomeContent() -> impl IntoView {
                     "Change your password and see where you are signed in."
                 </p>
             </a>
-            {admin.then(|| view! {
-                <a href="/admin" class="card block hover:border-indigo-400">
-                    <h2 class="font-medium">"Administration"</h2>
-                    <p class="mt-1 text-sm text-slate-600 dark:text-slate-400">
-                        "Invite people, manage accounts, read the audit log and check the system."
-                    </p>
-                </a>
-            })}
+            {admin
+                .then(|| {
+                    view! {
+                        <a href="/admin" class="card block hover:border-indigo-400">
+                            <h2 class="font-medium">"Administration"</h2>
+                            <p class="mt-1 text-sm text-slate-600 dark:text-slate-400">
+                                "Invite people, manage accounts, read the audit log and check the system."
+                            </p>
+                        </a>
+                    }
+                })}
         </div>
     }
 }

@@ -21,7 +21,10 @@ pub fn InvitePage() -> impl IntoView {
             <Suspense fallback=Loading>
                 {move || Suspend::new(async move {
                     match preview.await {
-                        Ok(invitation) => view! { <AcceptForm token=token.get_untracked() invitation /> }.into_any(),
+                        Ok(invitation) => {
+                            view! { <AcceptForm token=token.get_untracked() invitation /> }
+                                .into_any()
+                        }
                         Err(error) => view! { <DeadInvitation error /> }.into_any(),
                     }
                 })}
@@ -36,7 +39,9 @@ fn DeadInvitation(error: AppError) -> impl IntoView {
         <div class="card mt-6 space-y-4">
             <ErrorNotice error=Some(error) />
             <p class="text-sm text-slate-600 dark:text-slate-400">
-                "Already have an account? " <a class="link" href="/login">"Sign in"</a>
+                "Already have an account? " <a class="link" href="/login">
+                    "Sign in"
+                </a>
             </p>
         </div>
     }
@@ -83,22 +88,66 @@ fn AcceptForm(token: String, invitation: InvitationPreview) -> impl IntoView {
         <form class="card mt-6 space-y-4" on:submit=submit novalidate>
             <ErrorNotice error=form_error(result) />
             {match pinned {
-                Some(_) => view! {
-                    <Field name="username" label="Username" value=username readonly=true
-                        hint="Chosen by the administrator who invited you."
-                        error=field_error(result, "username") />
-                }.into_any(),
-                None => view! {
-                    <Field name="username" label="Username" value=username autocomplete="username"
-                        required=true autofocus=true hint=USERNAME_POLICY error=field_error(result, "username") />
-                }.into_any(),
+                Some(_) => {
+                    view! {
+                        <Field
+                            name="username"
+                            label="Username"
+                            value=username
+                            readonly=true
+                            hint="Chosen by the administrator who invited you."
+                            error=field_error(result, "username")
+                        />
+                    }
+                        .into_any()
+                }
+                None => {
+                    view! {
+                        <Field
+                            name="username"
+                            label="Username"
+                            value=username
+                            autocomplete="username"
+                            required=true
+                            autofocus=true
+                            hint=USERNAME_POLICY
+                            error=field_error(result, "username")
+                        />
+                    }
+                        .into_any()
+                }
             }}
-            <Field name="password" label="Password" kind="password" value=password
-                autocomplete="new-password" required=true hint=PASSWORD_POLICY error=password_error />
-            <Field name="confirm" label="Password again" kind="password" value=confirm
-                autocomplete="new-password" required=true error=Signal::derive(move || mismatch.get()) />
-            <button type="submit" class="btn-primary w-full justify-center" disabled=move || accept.pending().get()>
-                {move || if accept.pending().get() { "Creating your account…" } else { "Create my account" }}
+            <Field
+                name="password"
+                label="Password"
+                kind="password"
+                value=password
+                autocomplete="new-password"
+                required=true
+                hint=PASSWORD_POLICY
+                error=password_error
+            />
+            <Field
+                name="confirm"
+                label="Password again"
+                kind="password"
+                value=confirm
+                autocomplete="new-password"
+                required=true
+                error=Signal::derive(move || mismatch.get())
+            />
+            <button
+                type="submit"
+                class="btn-primary w-full justify-center"
+                disabled=move || accept.pending().get()
+            >
+                {move || {
+                    if accept.pending().get() {
+                        "Creating your account…"
+                    } else {
+                        "Create my account"
+                    }
+                }}
             </button>
         </form>
     }

@@ -40,7 +40,8 @@ pub fn LoginPage() -> impl IntoView {
         <Title text="Sign in" />
         <Suspense>
             {move || Suspend::new(async move {
-                matches!(auth.me.await, Ok(Some(_))).then(|| view! { <Redirect path=next.get_untracked() /> })
+                matches!(auth.me.await, Ok(Some(_)))
+                    .then(|| view! { <Redirect path=next.get_untracked() /> })
             })}
         </Suspense>
         <section class="mx-auto mt-8 max-w-sm">
@@ -50,12 +51,29 @@ pub fn LoginPage() -> impl IntoView {
             </p>
             <form class="card mt-6 space-y-4" on:submit=submit novalidate>
                 <ErrorNotice error=form_error(result) />
-                <Field name="username" label="Username" value=username autocomplete="username"
-                    required=true autofocus=true error=field_error(result, "username") />
-                <Field name="password" label="Password" kind="password" value=password
-                    autocomplete="current-password" required=true error=field_error(result, "password") />
-                <button type="submit" class="btn-primary w-full justify-center"
-                    disabled=move || login.pending().get()>
+                <Field
+                    name="username"
+                    label="Username"
+                    value=username
+                    autocomplete="username"
+                    required=true
+                    autofocus=true
+                    error=field_error(result, "username")
+                />
+                <Field
+                    name="password"
+                    label="Password"
+                    kind="password"
+                    value=password
+                    autocomplete="current-password"
+                    required=true
+                    error=field_error(result, "password")
+                />
+                <button
+                    type="submit"
+                    class="btn-primary w-full justify-center"
+                    disabled=move || login.pending().get()
+                >
                     {move || if login.pending().get() { "Signing in…" } else { "Sign in" }}
                 </button>
             </form>

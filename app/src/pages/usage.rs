@@ -20,12 +20,25 @@ pub fn UsagePage() -> impl IntoView {
     view! {
         <Title text="Your usage" />
         <RequireUser>
-            <PageHeader title="Your usage".into() subtitle="What you and your runtime used through the model gateway.">
-                <a class="btn-secondary" href="/models">"Models and keys"</a>
+            <PageHeader
+                title="Your usage".into()
+                subtitle="What you and your runtime used through the model gateway."
+            >
+                <a class="btn-secondary" href="/models">
+                    "Models and keys"
+                </a>
             </PageHeader>
             <div class="mb-4 w-48">
-                <Select name="period" label="Period" value=period
-                    options=vec![("7".into(), "Last 7 days".into()), ("30".into(), "Last 30 days".into()), ("90".into(), "Last 90 days".into())] />
+                <Select
+                    name="period"
+                    label="Period"
+                    value=period
+                    options=vec![
+                        ("7".into(), "Last 7 days".into()),
+                        ("30".into(), "Last 30 days".into()),
+                        ("90".into(), "Last 90 days".into()),
+                    ]
+                />
             </div>
             <Transition fallback=Loading>
                 {move || Suspend::new(async move {
@@ -42,22 +55,43 @@ pub fn UsagePage() -> impl IntoView {
 #[component]
 fn Report(report: UsageReport) -> impl IntoView {
     view! {
-        {(!report.budgets.is_empty()).then(|| view! {
-            <section class="card mb-6 space-y-3" aria-labelledby="budget-heading">
-                <h2 id="budget-heading" class="text-lg font-semibold">"Budget"</h2>
-                {report.budgets.into_iter().map(|b| view! { <BudgetBar budget=b /> }).collect_view()}
-            </section>
-        })}
+        {(!report.budgets.is_empty())
+            .then(|| {
+                view! {
+                    <section class="card mb-6 space-y-3" aria-labelledby="budget-heading">
+                        <h2 id="budget-heading" class="text-lg font-semibold">
+                            "Budget"
+                        </h2>
+                        {report
+                            .budgets
+                            .into_iter()
+                            .map(|b| view! { <BudgetBar budget=b /> })
+                            .collect_view()}
+                    </section>
+                }
+            })}
         <section class="card space-y-3" aria-labelledby="chart-heading">
-            <h2 id="chart-heading" class="text-lg font-semibold">"Tokens per day"</h2>
+            <h2 id="chart-heading" class="text-lg font-semibold">
+                "Tokens per day"
+            </h2>
             {if report.days.is_empty() {
                 view! { <Empty text="No use in this period." /> }.into_any()
             } else {
-                view! { <UsageChart days=report.days from=report.from to=report.to metric=Metric::Tokens /> }.into_any()
+                view! {
+                    <UsageChart
+                        days=report.days
+                        from=report.from
+                        to=report.to
+                        metric=Metric::Tokens
+                    />
+                }
+                    .into_any()
             }}
         </section>
         <section class="card mt-6" aria-labelledby="models-heading">
-            <h2 id="models-heading" class="mb-3 text-lg font-semibold">"By model"</h2>
+            <h2 id="models-heading" class="mb-3 text-lg font-semibold">
+                "By model"
+            </h2>
             <TotalsTable rows=report.by_model first="Model" />
         </section>
     }
@@ -98,13 +132,30 @@ pub fn BudgetBar(budget: BudgetView) -> impl IntoView {
     view! {
         <div data-budget=budget.kind.clone()>
             <div class="flex justify-between text-sm">
-                <span>{format!("{} {} of {} used {period}", if budget.kind == "cost" { "Spending:" } else { "Tokens:" }, used, limit)}</span>
-                <span class="text-slate-500">{format!("{left} left · resets {}", format::utc(budget.resets_at))}</span>
+                <span>
+                    {format!(
+                        "{} {} of {} used {period}",
+                        if budget.kind == "cost" { "Spending:" } else { "Tokens:" },
+                        used,
+                        limit,
+                    )}
+                </span>
+                <span class="text-slate-500">
+                    {format!("{left} left · resets {}", format::utc(budget.resets_at))}
+                </span>
             </div>
-            <div class="mt-1 h-2 w-full rounded bg-slate-200 dark:bg-slate-700" role="progressbar"
-                aria-valuemin="0" aria-valuemax="100" aria-valuenow=format!("{:.0}", share * 100.0)
-                aria-label=format!("{} budget used", budget.kind)>
-                <div class=format!("h-2 rounded {tone}") style=format!("width:{:.1}%", share * 100.0)></div>
+            <div
+                class="mt-1 h-2 w-full rounded bg-slate-200 dark:bg-slate-700"
+                role="progressbar"
+                aria-valuemin="0"
+                aria-valuemax="100"
+                aria-valuenow=format!("{:.0}", share * 100.0)
+                aria-label=format!("{} budget used", budget.kind)
+            >
+                <div
+                    class=format!("h-2 rounded {tone}")
+                    style=format!("width:{:.1}%", share * 100.0)
+                ></div>
             </div>
         </div>
     }
@@ -119,18 +170,32 @@ pub fn TotalsTable(rows: Vec<UsageTotal>, first: &'static str) -> impl IntoView 
     view! {
         <div class="overflow-x-auto">
             <table class="table">
-                <thead><tr><th>{first}</th><th>"Requests"</th><th>"Errors"</th><th>"Prompt tokens"</th><th>"Completion tokens"</th><th>"Cost"</th></tr></thead>
+                <thead>
+                    <tr>
+                        <th>{first}</th>
+                        <th>"Requests"</th>
+                        <th>"Errors"</th>
+                        <th>"Prompt tokens"</th>
+                        <th>"Completion tokens"</th>
+                        <th>"Cost"</th>
+                    </tr>
+                </thead>
                 <tbody>
-                    {rows.into_iter().map(|r| view! {
-                        <tr data-row=r.name.clone()>
-                            <td class="font-mono">{r.name.clone()}</td>
-                            <td class="tabular-nums">{r.requests}</td>
-                            <td class="tabular-nums">{r.errors}</td>
-                            <td class="tabular-nums">{r.prompt_tokens}</td>
-                            <td class="tabular-nums">{r.completion_tokens}</td>
-                            <td class="tabular-nums">{Metric::Cost.show(r.cost_usd)}</td>
-                        </tr>
-                    }).collect_view()}
+                    {rows
+                        .into_iter()
+                        .map(|r| {
+                            view! {
+                                <tr data-row=r.name.clone()>
+                                    <td class="font-mono">{r.name.clone()}</td>
+                                    <td class="tabular-nums">{r.requests}</td>
+                                    <td class="tabular-nums">{r.errors}</td>
+                                    <td class="tabular-nums">{r.prompt_tokens}</td>
+                                    <td class="tabular-nums">{r.completion_tokens}</td>
+                                    <td class="tabular-nums">{Metric::Cost.show(r.cost_usd)}</td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
                 </tbody>
             </table>
         </div>

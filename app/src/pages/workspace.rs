@@ -121,35 +121,63 @@ fn WorkspaceEntry() -> impl IntoView {
         />
         <section class="card space-y-4" aria-live="polite" aria-labelledby="entry-heading">
             {move || match latest.get() {
-                None => view! { <p class="text-sm text-slate-500">"Checking your runtime…"</p> }.into_any(),
+                None => {
+                    view! { <p class="text-sm text-slate-500">"Checking your runtime…"</p> }
+                        .into_any()
+                }
                 Some(card) => {
                     let step = next_step(card.as_ref(), asked.get());
-                    let (label, tone) = card.as_ref().map(phase).unwrap_or(("Starting…".into(), "accent"));
+                    let (label, tone) = card
+                        .as_ref()
+                        .map(phase)
+                        .unwrap_or(("Starting…".into(), "accent"));
                     let badge = format!("badge badge-{tone}");
                     let state = label.clone();
                     let body = match step {
-                        Next::NoRouting => view! {
-                            <div class="notice notice-warn" role="alert">
-                                "Workspaces are not reachable in this installation yet: an administrator needs to set "
-                                <code>"workspace_domain"</code> " and run the entry proxy (see the README)."
-                            </div>
-                        }.into_any(),
-                        Next::Failed(why) => view! {
-                            <div class="notice notice-error" role="alert" data-entry-error="">
-                                <p class="font-medium">"Your runtime could not start."</p>
-                                <p class="mt-1">{why}</p>
-                                <p class="mt-1">"Try again; if it keeps failing, tell your administrator what it says above."</p>
-                            </div>
-                            <div class="flex gap-2">
-                                <button type="button" class="btn-primary" on:click=retry>"Try again"</button>
-                                <a class="btn-secondary" href="/">"Back to the dashboard"</a>
-                            </div>
-                        }.into_any(),
-                        Next::Open(url) => view! {
-                            <p class="text-sm">"Ready. Opening " <a class="link" href=url.clone()>{url.clone()}</a> "…"</p>
-                        }.into_any(),
+                        Next::NoRouting => {
+                            view! {
+                                <div class="notice notice-warn" role="alert">
+                                    "Workspaces are not reachable in this installation yet: an administrator needs to set "
+                                    <code>"workspace_domain"</code>
+                                    " and run the entry proxy (see the README)."
+                                </div>
+                            }
+                                .into_any()
+                        }
+                        Next::Failed(why) => {
+                            view! {
+                                <div class="notice notice-error" role="alert" data-entry-error="">
+                                    <p class="font-medium">"Your runtime could not start."</p>
+                                    <p class="mt-1">{why}</p>
+                                    <p class="mt-1">
+                                        "Try again; if it keeps failing, tell your administrator what it says above."
+                                    </p>
+                                </div>
+                                <div class="flex gap-2">
+                                    <button type="button" class="btn-primary" on:click=retry>
+                                        "Try again"
+                                    </button>
+                                    <a class="btn-secondary" href="/">
+                                        "Back to the dashboard"
+                                    </a>
+                                </div>
+                            }
+                                .into_any()
+                        }
+                        Next::Open(url) => {
+                            view! {
+                                <p class="text-sm">
+                                    "Ready. Opening " <a class="link" href=url.clone()>
+                                        {url.clone()}
+                                    </a> "…"
+                                </p>
+                            }
+                                .into_any()
+                        }
                         Next::Start | Next::Wait => {
-                            let routed_step = card.as_ref().is_some_and(|c| c.observed == "running" && !c.busy());
+                            let routed_step = card
+                                .as_ref()
+                                .is_some_and(|c| c.observed == "running" && !c.busy());
                             view! {
                                 {card.clone().map(|c| view! { <Progress card=c /> })}
                                 <p class="text-sm" data-entry-routing=routed_step.to_string()>
@@ -159,16 +187,22 @@ fn WorkspaceEntry() -> impl IntoView {
                                         "This usually takes a few seconds; the first start of a new runtime can take a minute."
                                     }}
                                 </p>
-                            }.into_any()
+                            }
+                                .into_any()
                         }
                     };
                     view! {
                         <div class="flex items-center justify-between gap-2">
-                            <h2 id="entry-heading" class="text-lg font-semibold">"Your runtime"</h2>
-                            <span class=badge data-runtime-state=state>{label}</span>
+                            <h2 id="entry-heading" class="text-lg font-semibold">
+                                "Your runtime"
+                            </h2>
+                            <span class=badge data-runtime-state=state>
+                                {label}
+                            </span>
                         </div>
                         {body}
-                    }.into_any()
+                    }
+                        .into_any()
                 }
             }}
             <ErrorNotice error=error />

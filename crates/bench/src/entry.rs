@@ -39,7 +39,7 @@ struct Args {
     #[arg(long, default_value_t = 50)]
     rate_conc: u32,
     /// The entry proxy image (scripts/build-images.sh traefik).
-    #[arg(long, default_value = "clawloops/traefik:3.7.15")]
+    #[arg(long, default_value = clawloops_testkit::entry_proxy::TRAEFIK_IMAGE)]
     traefik_image: String,
 }
 
@@ -92,7 +92,7 @@ async fn main() -> Result<()> {
 }
 
 async fn run(args: &Args, pool: sqlx::PgPool) -> Result<()> {
-    let gateway = clawloops_server::entry_proxy::control_plane_ip().await?;
+    let gateway = clawloops_testkit::entry_proxy::control_plane_ip().await?;
     let listener = tokio::net::TcpListener::bind((gateway, 0)).await?;
     let addr = listener.local_addr()?;
     let http_port = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -167,8 +167,8 @@ async fn start_traefik(
     use std::os::unix::fs::PermissionsExt;
     let dir = data.join("traefik");
     std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o755))?;
-    clawloops_server::entry_proxy::write_config(&dir, cp_port, None)?;
-    let run = clawloops_server::entry_proxy::run_args(
+    clawloops_testkit::entry_proxy::write_config(&dir, cp_port, None)?;
+    let run = clawloops_testkit::entry_proxy::run_args(
         name,
         http_port,
         cp_port,

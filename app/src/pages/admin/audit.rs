@@ -30,7 +30,10 @@ pub fn AuditPage() -> impl IntoView {
     view! {
         <Title text="Audit log" />
         <RequireUser admin=true>
-            <PageHeader title="Audit log".into() subtitle="Every sign-in, password, invitation and account change, newest first." />
+            <PageHeader
+                title="Audit log".into()
+                subtitle="Every sign-in, password, invitation and account change, newest first."
+            />
             <AdminNav />
             <AuditContent />
         </RequireUser>
@@ -63,10 +66,22 @@ fn AuditContent() -> impl IntoView {
         .map(|(v, l)| ((*v).to_owned(), (*l).to_owned()))
         .collect();
     view! {
-        <form class="card mb-4 grid gap-4 sm:grid-cols-3 sm:items-end" on:submit=apply role="search">
+        <form
+            class="card mb-4 grid gap-4 sm:grid-cols-3 sm:items-end"
+            on:submit=apply
+            role="search"
+        >
             <Select name="action" label="Events" value=action options />
-            <Field name="person" label="Person" value=person hint="Who did it, or whom it was about." error=Signal::derive(|| None::<String>) />
-            <button type="submit" class="btn-primary justify-center">"Show"</button>
+            <Field
+                name="person"
+                label="Person"
+                value=person
+                hint="Who did it, or whom it was about."
+                error=Signal::derive(|| None::<String>)
+            />
+            <button type="submit" class="btn-primary justify-center">
+                "Show"
+            </button>
         </form>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
@@ -76,10 +91,15 @@ fn AuditContent() -> impl IntoView {
                         view! {
                             <div class="card">
                                 <AuditTable rows=list.rows />
-                                <Pager page=list.page per_page=list.per_page total=list.total
-                                    href=move |p| href(&q.action, &q.person, p) />
+                                <Pager
+                                    page=list.page
+                                    per_page=list.per_page
+                                    total=list.total
+                                    href=move |p| href(&q.action, &q.person, p)
+                                />
                             </div>
-                        }.into_any()
+                        }
+                            .into_any()
                     }
                     Err(error) => view! { <ErrorNotice error=Some(error) /> }.into_any(),
                 }

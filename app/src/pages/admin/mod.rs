@@ -26,15 +26,34 @@ use leptos::prelude::*;
 fn AdminNav() -> impl IntoView {
     use leptos_router::components::A;
     view! {
-        <nav aria-label="Administration" class="mb-6 flex flex-wrap gap-1 border-b border-slate-200 pb-2 text-sm dark:border-slate-800">
-            <A href="/admin" exact=true attr:class="nav-link">"Overview"</A>
-            <A href="/admin/users" attr:class="nav-link">"Users"</A>
-            <A href="/admin/invitations" attr:class="nav-link">"Invitations"</A>
-            <A href="/admin/runtimes" attr:class="nav-link">"Runtimes"</A>
-            <A href="/admin/models" attr:class="nav-link">"Models"</A>
-            <A href="/admin/usage" attr:class="nav-link">"Usage"</A>
-            <A href="/admin/limits" attr:class="nav-link">"Limits"</A>
-            <A href="/admin/audit" attr:class="nav-link">"Audit log"</A>
+        <nav
+            aria-label="Administration"
+            class="mb-6 flex flex-wrap gap-1 border-b border-slate-200 pb-2 text-sm dark:border-slate-800"
+        >
+            <A href="/admin" exact=true attr:class="nav-link">
+                "Overview"
+            </A>
+            <A href="/admin/users" attr:class="nav-link">
+                "Users"
+            </A>
+            <A href="/admin/invitations" attr:class="nav-link">
+                "Invitations"
+            </A>
+            <A href="/admin/runtimes" attr:class="nav-link">
+                "Runtimes"
+            </A>
+            <A href="/admin/models" attr:class="nav-link">
+                "Models"
+            </A>
+            <A href="/admin/usage" attr:class="nav-link">
+                "Usage"
+            </A>
+            <A href="/admin/limits" attr:class="nav-link">
+                "Limits"
+            </A>
+            <A href="/admin/audit" attr:class="nav-link">
+                "Audit log"
+            </A>
         </nav>
     }
 }
@@ -88,28 +107,61 @@ fn AuditTable(rows: Vec<AuditEntry>) -> impl IntoView {
         <div class="overflow-x-auto">
             <table class="table">
                 <thead>
-                    <tr><th>"When"</th><th>"Event"</th><th>"By"</th><th>"About"</th><th>"From"</th><th>"Details"</th></tr>
+                    <tr>
+                        <th>"When"</th>
+                        <th>"Event"</th>
+                        <th>"By"</th>
+                        <th>"About"</th>
+                        <th>"From"</th>
+                        <th>"Details"</th>
+                    </tr>
                 </thead>
                 <tbody>
-                    {rows.into_iter().map(|e| {
-                        let about = match (e.subject_type.as_deref(), e.subject.clone(), e.subject_id.clone()) {
-                            (Some("user"), Some(name), Some(id)) => view! { <a class="link" href=format!("/admin/users/{id}")>{name}</a> }.into_any(),
-                            (Some("invitation"), _, Some(id)) => view! { <a class="link" href=format!("/admin/invitations/{id}")>"invitation"</a> }.into_any(),
-                            (_, Some(name), _) => view! { <span>{name}</span> }.into_any(),
-                            _ => view! { <span>"—"</span> }.into_any(),
-                        };
-                        let details = e.details.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join(", ");
-                        view! {
-                            <tr data-action=e.action.clone()>
-                                <td class="whitespace-nowrap">{format::utc(e.at)}</td>
-                                <td>{action_label(&e.action)}</td>
-                                <td>{e.actor.unwrap_or_else(|| "—".into())}</td>
-                                <td>{about}</td>
-                                <td>{e.client_addr.unwrap_or_else(|| "—".into())}</td>
-                                <td class="text-xs text-slate-500">{details}</td>
-                            </tr>
-                        }
-                    }).collect_view()}
+                    {rows
+                        .into_iter()
+                        .map(|e| {
+                            let about = match (
+                                e.subject_type.as_deref(),
+                                e.subject.clone(),
+                                e.subject_id.clone(),
+                            ) {
+                                (Some("user"), Some(name), Some(id)) => {
+                                    view! {
+                                        <a class="link" href=format!("/admin/users/{id}")>
+                                            {name}
+                                        </a>
+                                    }
+                                        .into_any()
+                                }
+                                (Some("invitation"), _, Some(id)) => {
+                                    view! {
+                                        <a class="link" href=format!("/admin/invitations/{id}")>
+                                            "invitation"
+                                        </a>
+                                    }
+                                        .into_any()
+                                }
+                                (_, Some(name), _) => view! { <span>{name}</span> }.into_any(),
+                                _ => view! { <span>"—"</span> }.into_any(),
+                            };
+                            let details = e
+                                .details
+                                .iter()
+                                .map(|(k, v)| format!("{k}: {v}"))
+                                .collect::<Vec<_>>()
+                                .join(", ");
+                            view! {
+                                <tr data-action=e.action.clone()>
+                                    <td class="whitespace-nowrap">{format::utc(e.at)}</td>
+                                    <td>{action_label(&e.action)}</td>
+                                    <td>{e.actor.unwrap_or_else(|| "—".into())}</td>
+                                    <td>{about}</td>
+                                    <td>{e.client_addr.unwrap_or_else(|| "—".into())}</td>
+                                    <td class="text-xs text-slate-500">{details}</td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
                 </tbody>
             </table>
         </div>

@@ -44,14 +44,31 @@ pub fn ModelsAdminPage() -> impl IntoView {
     view! {
         <Title text="Models" />
         <RequireUser admin=true>
-            <PageHeader title="Models".into() subtitle="What users and runtimes may call through the gateway, and the provider keys it uses. Keys are stored encrypted and never shown again.">
-                <button type="button" class="btn-primary" on:click=move |_| { editing.set(None); form_open.set(true); }>"Add a model"</button>
+            <PageHeader
+                title="Models".into()
+                subtitle="What users and runtimes may call through the gateway, and the provider keys it uses. Keys are stored encrypted and never shown again."
+            >
+                <button
+                    type="button"
+                    class="btn-primary"
+                    on:click=move |_| {
+                        editing.set(None);
+                        form_open.set(true);
+                    }
+                >
+                    "Add a model"
+                </button>
             </PageHeader>
             <AdminNav />
             <Transition fallback=Loading>
                 {move || Suspend::new(async move {
                     match page.await {
-                        Ok(page) => view! { <Content page editing form_open save delete add verify remove /> }.into_any(),
+                        Ok(page) => {
+                            view! {
+                                <Content page editing form_open save delete add verify remove />
+                            }
+                                .into_any()
+                        }
                         Err(error) => view! { <ErrorNotice error=Some(error) /> }.into_any(),
                     }
                 })}
@@ -75,55 +92,134 @@ fn Content(
     let models = page.models.clone();
     let delete_error = Signal::derive(move || delete.value().get().and_then(Result::err));
     view! {
-        <Show when=move || form_open.get()>
+        <Show when=move || {
+            form_open.get()
+        }>
             {
                 let credentials = credentials.clone();
                 let models = models.clone();
-                move || view! { <ModelEditor model=editing.get() credentials=credentials.clone() models=models.clone() save form_open /> }
+                move || {
+                    view! {
+                        <ModelEditor
+                            model=editing.get()
+                            credentials=credentials.clone()
+                            models=models.clone()
+                            save
+                            form_open
+                        />
+                    }
+                }
             }
         </Show>
         <ErrorNotice error=delete_error />
         <section class="card overflow-x-auto" aria-label="Registered models">
             {if page.models.is_empty() {
-                view! { <Empty text="No model yet. Add one (for example your LiteLLM proxy's model) so users and runtimes can use it." /> }.into_any()
+                view! {
+                    <Empty text="No model yet. Add one (for example your LiteLLM proxy's model) so users and runtimes can use it." />
+                }
+                    .into_any()
             } else {
                 view! {
                     <table class="table">
-                        <thead><tr><th>"Name"</th><th>"Upstream"</th><th>"Who"</th><th>"Price in / out (1M)"</th><th>"Fallback"</th><th>"State"</th><th><span class="sr-only">"Actions"</span></th></tr></thead>
+                        <thead>
+                            <tr>
+                                <th>"Name"</th>
+                                <th>"Upstream"</th>
+                                <th>"Who"</th>
+                                <th>"Price in / out (1M)"</th>
+                                <th>"Fallback"</th>
+                                <th>"State"</th>
+                                <th>
+                                    <span class="sr-only">"Actions"</span>
+                                </th>
+                            </tr>
+                        </thead>
                         <tbody>
-                            {page.models.into_iter().map(|m| {
-                                let who = match m.visibility.as_str() {
-                                    "roles" => format!("roles: {}", m.visible_roles.join(", ")),
-                                    "users" => format!("users: {}", m.visible_users.join(", ")),
-                                    _ => "everyone".into(),
-                                };
-                                let edit = m.clone();
-                                let id = StoredValue::new(m.id.clone());
-                                view! {
-                                    <tr data-model=m.alias.clone()>
-                                        <td class="font-mono">{m.alias.clone()}{m.is_default.then(|| view! { <span class="badge badge-accent ml-2">"default"</span> })}</td>
-                                        <td class="text-xs">
-                                            <div>{format!("{} · {}", kind_label(&m.upstream_kind), m.upstream_model)}</div>
-                                            <div class="text-slate-500">{m.base_url.clone()}</div>
-                                            <div class="text-slate-500">{m.credential_name.clone().map(|c| format!("key: {c}")).unwrap_or_else(|| "no key".into())}</div>
-                                        </td>
-                                        <td class="text-xs">{who}</td>
-                                        <td class="tabular-nums">{format!("${} / ${}", m.price_input, m.price_output)}</td>
-                                        <td class="font-mono text-xs">{m.fallback_alias.clone().unwrap_or_else(|| "—".into())}</td>
-                                        <td>{if m.enabled { view! { <span class="badge badge-ok">"on"</span> } } else { view! { <span class="badge badge-neutral">"off"</span> } }}</td>
-                                        <td>
-                                            <div class="flex gap-1">
-                                                <button type="button" class="btn-secondary" on:click=move |_| { editing.set(Some(edit.clone())); form_open.set(true); }>"Edit"</button>
-                                                <ConfirmButton label="Delete" confirm_label="Delete model" danger=true disabled=delete.pending()
-                                                    on_confirm=move || { delete.dispatch(DeleteModel { id: id.get_value() }); } />
-                                            </div>
-                                        </td>
-                                    </tr>
-                                }
-                            }).collect_view()}
+                            {page
+                                .models
+                                .into_iter()
+                                .map(|m| {
+                                    let who = match m.visibility.as_str() {
+                                        "roles" => format!("roles: {}", m.visible_roles.join(", ")),
+                                        "users" => format!("users: {}", m.visible_users.join(", ")),
+                                        _ => "everyone".into(),
+                                    };
+                                    let edit = m.clone();
+                                    let id = StoredValue::new(m.id.clone());
+                                    view! {
+                                        <tr data-model=m.alias.clone()>
+                                            <td class="font-mono">
+                                                {m.alias.clone()}
+                                                {m
+                                                    .is_default
+                                                    .then(|| {
+                                                        view! {
+                                                            <span class="badge badge-accent ml-2">"default"</span>
+                                                        }
+                                                    })}
+                                            </td>
+                                            <td class="text-xs">
+                                                <div>
+                                                    {format!(
+                                                        "{} · {}",
+                                                        kind_label(&m.upstream_kind),
+                                                        m.upstream_model,
+                                                    )}
+                                                </div>
+                                                <div class="text-slate-500">{m.base_url.clone()}</div>
+                                                <div class="text-slate-500">
+                                                    {m
+                                                        .credential_name
+                                                        .clone()
+                                                        .map(|c| format!("key: {c}"))
+                                                        .unwrap_or_else(|| "no key".into())}
+                                                </div>
+                                            </td>
+                                            <td class="text-xs">{who}</td>
+                                            <td class="tabular-nums">
+                                                {format!("${} / ${}", m.price_input, m.price_output)}
+                                            </td>
+                                            <td class="font-mono text-xs">
+                                                {m.fallback_alias.clone().unwrap_or_else(|| "—".into())}
+                                            </td>
+                                            <td>
+                                                {if m.enabled {
+                                                    view! { <span class="badge badge-ok">"on"</span> }
+                                                } else {
+                                                    view! { <span class="badge badge-neutral">"off"</span> }
+                                                }}
+                                            </td>
+                                            <td>
+                                                <div class="flex gap-1">
+                                                    <button
+                                                        type="button"
+                                                        class="btn-secondary"
+                                                        on:click=move |_| {
+                                                            editing.set(Some(edit.clone()));
+                                                            form_open.set(true);
+                                                        }
+                                                    >
+                                                        "Edit"
+                                                    </button>
+                                                    <ConfirmButton
+                                                        label="Delete"
+                                                        confirm_label="Delete model"
+                                                        danger=true
+                                                        disabled=delete.pending()
+                                                        on_confirm=move || {
+                                                            delete.dispatch(DeleteModel { id: id.get_value() });
+                                                        }
+                                                    />
+                                                </div>
+                                            </td>
+                                        </tr>
+                                    }
+                                })
+                                .collect_view()}
                         </tbody>
                     </table>
-                }.into_any()
+                }
+                    .into_any()
             }}
         </section>
         <Credentials credentials=page.credentials add verify remove />
@@ -220,34 +316,140 @@ fn ModelEditor(
         <form class="card mb-6 space-y-4" on:submit=submit aria-label=title novalidate=true>
             <div class="flex items-center justify-between">
                 <h2 class="text-lg font-semibold">{title}</h2>
-                <button type="button" class="btn-secondary" on:click=move |_| form_open.set(false)>"Close"</button>
+                <button type="button" class="btn-secondary" on:click=move |_| form_open.set(false)>
+                    "Close"
+                </button>
             </div>
             <div class="grid gap-4 md:grid-cols-2">
-                <Field name="alias" label="Name users ask for" value=alias required=true autofocus=true hint="Letters, digits and . _ : / - (e.g. gpt-4o-mini)." error=field_error(result, "alias") />
-                <Select name="upstream_kind" label="Upstream kind" value=kind options=kinds error=field_error(result, "upstream_kind") />
-                <Field name="base_url" label="Upstream base URL" value=base_url required=true hint="OpenAI-compatible, ending in /v1 (e.g. http://litellm:4000/v1)." error=field_error(result, "base_url") />
-                <Field name="upstream_model" label="Model name at the upstream" value=upstream_model required=true error=field_error(result, "upstream_model") />
-                <Select name="credential_id" label="Provider key" value=credential options=credential_options error=field_error(result, "credential_id") />
-                <Select name="fallback_id" label="Fallback when the upstream fails" value=fallback options=fallback_options error=field_error(result, "fallback_id") hint="Tried on connection errors, timeouts and 5xx, before anything was sent back." />
-                <Field name="price_input" label="Price per 1M input tokens ($)" value=price_in error=field_error(result, "price_input") />
-                <Field name="price_output" label="Price per 1M output tokens ($)" value=price_out error=field_error(result, "price_output") />
-                <Field name="context_window" label="Context window (tokens)" value=context hint="Optional. Requests may ask for at most this much output; without it, a request that names no max_tokens is limited to 4,096 output tokens." error=field_error(result, "context_window") />
-                <Select name="visibility" label="Who may use it" value=visibility error=field_error(result, "visibility")
-                    options=vec![("everyone".into(), "Everyone".into()), ("roles".into(), "Some roles".into()), ("users".into(), "Some users".into())] />
+                <Field
+                    name="alias"
+                    label="Name users ask for"
+                    value=alias
+                    required=true
+                    autofocus=true
+                    hint="Letters, digits and . _ : / - (e.g. gpt-4o-mini)."
+                    error=field_error(result, "alias")
+                />
+                <Select
+                    name="upstream_kind"
+                    label="Upstream kind"
+                    value=kind
+                    options=kinds
+                    error=field_error(result, "upstream_kind")
+                />
+                <Field
+                    name="base_url"
+                    label="Upstream base URL"
+                    value=base_url
+                    required=true
+                    hint="OpenAI-compatible, ending in /v1 (e.g. http://litellm:4000/v1)."
+                    error=field_error(result, "base_url")
+                />
+                <Field
+                    name="upstream_model"
+                    label="Model name at the upstream"
+                    value=upstream_model
+                    required=true
+                    error=field_error(result, "upstream_model")
+                />
+                <Select
+                    name="credential_id"
+                    label="Provider key"
+                    value=credential
+                    options=credential_options
+                    error=field_error(result, "credential_id")
+                />
+                <Select
+                    name="fallback_id"
+                    label="Fallback when the upstream fails"
+                    value=fallback
+                    options=fallback_options
+                    error=field_error(result, "fallback_id")
+                    hint="Tried on connection errors, timeouts and 5xx, before anything was sent back."
+                />
+                <Field
+                    name="price_input"
+                    label="Price per 1M input tokens ($)"
+                    value=price_in
+                    error=field_error(result, "price_input")
+                />
+                <Field
+                    name="price_output"
+                    label="Price per 1M output tokens ($)"
+                    value=price_out
+                    error=field_error(result, "price_output")
+                />
+                <Field
+                    name="context_window"
+                    label="Context window (tokens)"
+                    value=context
+                    hint="Optional. Requests may ask for at most this much output; without it, a request that names no max_tokens is limited to 4,096 output tokens."
+                    error=field_error(result, "context_window")
+                />
+                <Select
+                    name="visibility"
+                    label="Who may use it"
+                    value=visibility
+                    error=field_error(result, "visibility")
+                    options=vec![
+                        ("everyone".into(), "Everyone".into()),
+                        ("roles".into(), "Some roles".into()),
+                        ("users".into(), "Some users".into()),
+                    ]
+                />
                 <Show when=move || visibility.get() == "roles">
-                    <Field name="visible_roles" label="Roles" value=roles hint="Comma-separated: user, admin." error=field_error(result, "visible_roles") />
+                    <Field
+                        name="visible_roles"
+                        label="Roles"
+                        value=roles
+                        hint="Comma-separated: user, admin."
+                        error=field_error(result, "visible_roles")
+                    />
                 </Show>
                 <Show when=move || visibility.get() == "users">
-                    <Field name="visible_users" label="Usernames" value=users hint="Comma-separated." error=field_error(result, "visible_users") />
+                    <Field
+                        name="visible_users"
+                        label="Usernames"
+                        value=users
+                        hint="Comma-separated."
+                        error=field_error(result, "visible_users")
+                    />
                 </Show>
             </div>
             <div class="flex flex-wrap gap-6 text-sm">
-                <label class="flex items-center gap-2"><input type="checkbox" name="enabled" prop:checked=move || enabled.get() on:change=move |ev| enabled.set(event_target_checked(&ev)) />"Enabled"</label>
-                <label class="flex items-center gap-2"><input type="checkbox" name="is_default" prop:checked=move || is_default.get() on:change=move |ev| is_default.set(event_target_checked(&ev)) />"Default model (runtimes use it first)"</label>
+                <label class="flex items-center gap-2">
+                    <input
+                        type="checkbox"
+                        name="enabled"
+                        prop:checked=move || enabled.get()
+                        on:change=move |ev| enabled.set(event_target_checked(&ev))
+                    />
+                    "Enabled"
+                </label>
+                <label class="flex items-center gap-2">
+                    <input
+                        type="checkbox"
+                        name="is_default"
+                        prop:checked=move || is_default.get()
+                        on:change=move |ev| is_default.set(event_target_checked(&ev))
+                    />
+                    "Default model (runtimes use it first)"
+                </label>
             </div>
             <ErrorNotice error=form_error(result) />
-            {move || matches!(result.get(), Some(Ok(_))).then(|| view! { <SuccessNotice>"Saved. Gateways pick it up at once; running runtimes see new models at their next start."</SuccessNotice> })}
-            <button type="submit" class="btn-primary" disabled=move || save.pending().get()>"Save model"</button>
+            {move || {
+                matches!(result.get(), Some(Ok(_)))
+                    .then(|| {
+                        view! {
+                            <SuccessNotice>
+                                "Saved. Gateways pick it up at once; running runtimes see new models at their next start."
+                            </SuccessNotice>
+                        }
+                    })
+            }}
+            <button type="submit" class="btn-primary" disabled=move || save.pending().get()>
+                "Save model"
+            </button>
         </form>
     }
 }
@@ -286,7 +488,9 @@ fn Credentials(
     });
     view! {
         <section class="card mt-6 space-y-4" aria-labelledby="credentials-heading">
-            <h2 id="credentials-heading" class="text-lg font-semibold">"Provider keys"</h2>
+            <h2 id="credentials-heading" class="text-lg font-semibold">
+                "Provider keys"
+            </h2>
             <ErrorNotice error=action_error />
             {if credentials.is_empty() {
                 view! { <Empty text="No provider key yet." /> }.into_any()
@@ -294,44 +498,143 @@ fn Credentials(
                 view! {
                     <div class="overflow-x-auto">
                         <table class="table">
-                            <thead><tr><th>"Name"</th><th>"Key"</th><th>"Used by"</th><th>"Last check"</th><th><span class="sr-only">"Actions"</span></th></tr></thead>
+                            <thead>
+                                <tr>
+                                    <th>"Name"</th>
+                                    <th>"Key"</th>
+                                    <th>"Used by"</th>
+                                    <th>"Last check"</th>
+                                    <th>
+                                        <span class="sr-only">"Actions"</span>
+                                    </th>
+                                </tr>
+                            </thead>
                             <tbody>
-                                {credentials.into_iter().map(|c| {
-                                    let id = StoredValue::new(c.id.clone());
-                                    let check = match (c.verify_ok, c.verified_at) {
-                                        (Some(true), Some(at)) => view! { <span><span class="badge badge-ok">"works"</span>" "{format::utc(at)}</span> }.into_any(),
-                                        (Some(false), Some(at)) => view! { <span><span class="badge badge-bad">"failed"</span>" "{format::utc(at)}</span> }.into_any(),
-                                        _ => view! { <span class="text-slate-500">"never checked"</span> }.into_any(),
-                                    };
-                                    view! {
-                                        <tr data-credential=c.name.clone()>
-                                            <td>{c.name.clone()}</td>
-                                            <td class="font-mono text-xs">{c.hint.clone()}</td>
-                                            <td class="text-xs">{if c.used_by.is_empty() { "—".to_owned() } else { c.used_by.join(", ") }}</td>
-                                            <td class="text-xs">{check}<div class="text-slate-500">{c.verify_message.clone()}</div></td>
-                                            <td>
-                                                <div class="flex gap-1">
-                                                    <button type="button" class="btn-secondary" disabled=move || verify.pending().get()
-                                                        on:click=move |_| { verify.dispatch(VerifyCredential { id: id.get_value() }); }>
-                                                        {move || if verify.pending().get() { "Checking…" } else { "Verify" }}
-                                                    </button>
-                                                    <ConfirmButton label="Delete" confirm_label="Delete key" danger=true disabled=remove.pending()
-                                                        on_confirm=move || { remove.dispatch(DeleteCredential { id: id.get_value() }); } />
-                                                </div>
-                                            </td>
-                                        </tr>
-                                    }
-                                }).collect_view()}
+                                {credentials
+                                    .into_iter()
+                                    .map(|c| {
+                                        let id = StoredValue::new(c.id.clone());
+                                        let check = match (c.verify_ok, c.verified_at) {
+                                            (Some(true), Some(at)) => {
+                                                view! {
+                                                    <span>
+                                                        <span class="badge badge-ok">"works"</span>
+                                                        " "
+                                                        {format::utc(at)}
+                                                    </span>
+                                                }
+                                                    .into_any()
+                                            }
+                                            (Some(false), Some(at)) => {
+                                                view! {
+                                                    <span>
+                                                        <span class="badge badge-bad">"failed"</span>
+                                                        " "
+                                                        {format::utc(at)}
+                                                    </span>
+                                                }
+                                                    .into_any()
+                                            }
+                                            _ => {
+                                                view! {
+                                                    <span class="text-slate-500">"never checked"</span>
+                                                }
+                                                    .into_any()
+                                            }
+                                        };
+                                        view! {
+                                            <tr data-credential=c.name.clone()>
+                                                <td>{c.name.clone()}</td>
+                                                <td class="font-mono text-xs">{c.hint.clone()}</td>
+                                                <td class="text-xs">
+                                                    {if c.used_by.is_empty() {
+                                                        "—".to_owned()
+                                                    } else {
+                                                        c.used_by.join(", ")
+                                                    }}
+                                                </td>
+                                                <td class="text-xs">
+                                                    {check}
+                                                    <div class="text-slate-500">{c.verify_message.clone()}</div>
+                                                </td>
+                                                <td>
+                                                    <div class="flex gap-1">
+                                                        <button
+                                                            type="button"
+                                                            class="btn-secondary"
+                                                            disabled=move || verify.pending().get()
+                                                            on:click=move |_| {
+                                                                verify
+                                                                    .dispatch(VerifyCredential {
+                                                                        id: id.get_value(),
+                                                                    });
+                                                            }
+                                                        >
+                                                            {move || {
+                                                                if verify.pending().get() {
+                                                                    "Checking…"
+                                                                } else {
+                                                                    "Verify"
+                                                                }
+                                                            }}
+                                                        </button>
+                                                        <ConfirmButton
+                                                            label="Delete"
+                                                            confirm_label="Delete key"
+                                                            danger=true
+                                                            disabled=remove.pending()
+                                                            on_confirm=move || {
+                                                                remove
+                                                                    .dispatch(DeleteCredential {
+                                                                        id: id.get_value(),
+                                                                    });
+                                                            }
+                                                        />
+                                                    </div>
+                                                </td>
+                                            </tr>
+                                        }
+                                    })
+                                    .collect_view()}
                             </tbody>
                         </table>
                     </div>
-                }.into_any()
+                }
+                    .into_any()
             }}
-            <form class="grid gap-3 md:grid-cols-4 md:items-end" on:submit=submit aria-label="Add a provider key" novalidate=true>
-                <Field name="name" label="Name" value=name required=true error=field_error(result, "name") />
-                <Field name="secret" label="API key" kind="password" autocomplete="off" value=secret required=true hint="Stored encrypted; never shown again." error=field_error(result, "secret") />
-                <Field name="verify_url" label="Check against (optional)" value=verify_url hint="Base URL whose /models the Verify button lists." error=field_error(result, "verify_url") />
-                <button type="submit" class="btn-primary" disabled=move || add.pending().get()>"Add key"</button>
+            <form
+                class="grid gap-3 md:grid-cols-4 md:items-end"
+                on:submit=submit
+                aria-label="Add a provider key"
+                novalidate=true
+            >
+                <Field
+                    name="name"
+                    label="Name"
+                    value=name
+                    required=true
+                    error=field_error(result, "name")
+                />
+                <Field
+                    name="secret"
+                    label="API key"
+                    kind="password"
+                    autocomplete="off"
+                    value=secret
+                    required=true
+                    hint="Stored encrypted; never shown again."
+                    error=field_error(result, "secret")
+                />
+                <Field
+                    name="verify_url"
+                    label="Check against (optional)"
+                    value=verify_url
+                    hint="Base URL whose /models the Verify button lists."
+                    error=field_error(result, "verify_url")
+                />
+                <button type="submit" class="btn-primary" disabled=move || add.pending().get()>
+                    "Add key"
+                </button>
             </form>
             <ErrorNotice error=form_error(result) />
         </section>

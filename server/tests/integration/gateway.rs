@@ -1,10 +1,8 @@
 //! The model gateway end to end against the in-suite fake upstream: keys, visibility, limits,
 //! streaming, fallback, cancellation, usage, bad input and secrecy.
 
-pub mod common;
-
-use common::upstream::{self, COMPLETION_TOKENS, PROMPT_TOKENS, Upstream};
-use common::{Browser, TestServer, captured_logs, code};
+use crate::support::upstream::{self, COMPLETION_TOKENS, PROMPT_TOKENS, Upstream};
+use crate::support::{Browser, TestServer, captured_logs, code};
 use futures_util::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};

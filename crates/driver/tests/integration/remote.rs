@@ -1,11 +1,9 @@
 //! Split mode: the runtime manager's internal API in front of the real Docker driver, called
 //! through `RemoteDriver` over real HTTP.
 
-pub mod common;
-
+use crate::support::{self, Fixture};
 use clawloops_driver::remote::{RemoteDriver, service};
 use clawloops_driver::{ContainerState, DriverError, RuntimeDriver};
-use common::Fixture;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -19,8 +17,8 @@ async fn manager(f: &Fixture, allowed: &[&str]) -> reqwest::Url {
         pin: None,
     };
     let policy = service::Policy {
-        profile: common::profile(),
-        images: vec![common::stub_image()],
+        profile: support::profile(),
+        images: vec![support::stub_image()],
         egress: Default::default(),
     };
     let router = service::router(f.driver.clone(), access, policy).expect("router");
@@ -67,7 +65,7 @@ async fn a_runtime_runs_its_whole_life_through_the_runtime_manager() {
         "{\"gateway\":{}}"
     );
 
-    let info = common::running(&remote, &spec).await;
+    let info = support::running(&remote, &spec).await;
     // The remote view and the local view agree.
     let local = f
         .driver
@@ -373,7 +371,7 @@ async fn hostile_specs_and_ids_are_refused_and_touch_nothing() {
     spec.profile.tmpfs.push(("/proc".into(), "rw".into()));
     remote.prepare(&spec).await.expect("prepare");
     let created = remote.create(&spec).await.expect("create");
-    let seen = common::inspect(&created.id);
+    let seen = support::inspect(&created.id);
     assert_eq!(seen["Config"]["User"], "65534:65534", "{}", seen["Config"]);
     let env = seen["Config"]["Env"].to_string();
     assert!(!env.contains("LD_PRELOAD"), "{env}");

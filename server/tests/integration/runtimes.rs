@@ -1,14 +1,16 @@
 //! Runtimes through the app's server functions, with the real Docker engine (stub image).
 
-pub mod common;
-
-use common::{TestServer, code};
+use crate::support::{TestServer, code};
 use serde_json::Value;
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
 
 /// Polls `runtime/mine` until `done` holds for the card (or fails after 40 s).
-async fn wait_for(browser: &common::Browser, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+async fn wait_for(
+    browser: &crate::support::Browser,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let (status, card) = browser.call("runtime/mine", &[]).await;
@@ -134,12 +136,14 @@ async fn disabling_a_user_stops_their_runtime_and_deleting_removes_it(pool: PgPo
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let out = std::process::Command::new("docker")
-        .args(["volume", "ls", "-q", "--filter", "name=rt-eve-workspace"])
-        .output()
-        .expect("docker");
-    assert!(
-        String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+    let volumes = clawloops_testkit::labelled(
+        &["volume", "ls"],
+        &server.instance.to_string(),
+        Some("org.clawloops.runtime=rt-eve"),
+    );
+    assert_eq!(
+        volumes,
+        Vec::<String>::new(),
         "workspace wiped with the account"
     );
     server.remove_docker_objects().await;
@@ -207,10 +211,7 @@ async fn spawn_runtime_manager() -> ManagerProcess {
         // The manager runs runtimes as its own settings say: the stub, as the control plane
         // of these tests asks for.
         .env("CLAWLOOPS_RUNTIME_PROFILE", "stub")
-        .env(
-            "CLAWLOOPS_RUNTIME_IMAGE",
-            format!("clawloops/runtime-stub:{}", env!("CARGO_PKG_VERSION")),
-        )
+        .env("CLAWLOOPS_RUNTIME_IMAGE", clawloops_testkit::stub_image())
         .env("CLAWLOOPS_DATA_DIR", data.path())
         .env_remove("CLAWLOOPS_RUNTIME_MANAGER_URL")
         .stdout(std::process::Stdio::null())
@@ -240,7 +241,7 @@ async fn in_split_mode_the_control_plane_drives_runtimes_through_the_runtime_man
     let manager = spawn_runtime_manager().await;
     let url: url::Url = manager.url.parse().expect("url");
     let server = TestServer::start_with(pool.clone(), |settings| {
-        common::use_stub_runtimes(settings);
+        crate::support::use_stub_runtimes(settings);
         settings.runtime.manager.url = Some(url);
         settings.runtime.manager.secret = Some(MANAGER_SECRET.to_owned().into());
     })
@@ -362,19 +363,13 @@ async fn admins_give_a_user_their_own_limits_and_the_next_start_applies_them(poo
             .fetch_one(&pool)
             .await
             .expect("container");
-    let out = std::process::Command::new("docker")
-        .args([
-            "inspect",
-            "-f",
-            "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}",
-            &container,
-        ])
-        .output()
-        .expect("docker inspect");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("{} 100", 256 * 1024 * 1024)
-    );
+    let (_, limits) = clawloops_testkit::docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}}",
+        &container,
+    ]);
+    assert_eq!(limits, format!("{} 100", 256 * 1024 * 1024));
     let (_, audit) = admin
         .call(
             "admin/audit",
@@ -448,7 +443,7 @@ async fn each_runtime_gets_its_own_key_rotated_on_recover_and_revoked_on_disable
     admin
         .call("admin/users/status", &[("id", &id), ("status", "active")])
         .await;
-    ann.login_ok("ann", common::PASSWORD).await;
+    ann.login_ok("ann", crate::support::PASSWORD).await;
     ann.call("runtime/command", &[("command", "start")]).await;
     wait_for(&ann, "started again", |c| {
         c["observed"] == "running" && c["task_action"] == "start" && c["task_status"] == "succeeded"

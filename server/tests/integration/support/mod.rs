@@ -1,9 +1,11 @@
-//! Shared helpers for the server's integration tests (declared `pub mod common` in each test
-//! crate, so helpers one test binary does not use are not dead code).
+//! The server's test harness: a real server on 127.0.0.1:0 over a test database
+//! ([`TestServer`]), a cookie-keeping client that calls server functions ([`Browser`]), and the
+//! control plane behind a real Traefik ([`entry`]). Engine-, proxy- and upstream-level parts
+//! come from `clawloops-testkit`.
 
 pub mod entry;
-pub mod litellm;
-pub mod upstream;
+
+pub use clawloops_testkit::{litellm, upstream};
 
 use app::ssr::bootstrap::{self, InitialPassword};
 use clawloops_server::{http, serve, settings::Settings};
@@ -28,7 +30,7 @@ pub struct TestServer {
     /// that nothing of it (connections, listeners) outlives the test.
     tasks: Vec<tokio::task::AbortHandle>,
     /// The installation id that labels this server's Docker objects.
-    instance: uuid::Uuid,
+    pub instance: uuid::Uuid,
     /// The server's data directory (secret key, runtime configurations), removed at the end.
     data_dir: std::path::PathBuf,
 }
@@ -41,47 +43,16 @@ impl Drop for TestServer {
         self.state.gateway.abort();
         // A failed assertion skips the test's own clean-up: leave no container behind.
         if std::thread::panicking() {
-            remove_docker_objects(self.instance);
+            clawloops_testkit::remove_installation(&self.instance.to_string());
         }
         let _ = std::fs::remove_dir_all(&self.data_dir);
-    }
-}
-
-/// Removes every Docker object labelled with installation `instance` (the docker CLI, so that
-/// it also works while a failing test unwinds).
-fn remove_docker_objects(instance: uuid::Uuid) {
-    let filter = format!("label=org.clawloops.instance={instance}");
-    for (list, remove) in [
-        (&["ps", "-aq", "--filter"][..], &["rm", "-f"][..]),
-        (
-            &["network", "ls", "-q", "--filter"][..],
-            &["network", "rm"][..],
-        ),
-        (
-            &["volume", "ls", "-q", "--filter"][..],
-            &["volume", "rm", "-f"][..],
-        ),
-    ] {
-        let Ok(out) = std::process::Command::new("docker")
-            .args(list)
-            .arg(&filter)
-            .output()
-        else {
-            return;
-        };
-        for id in String::from_utf8_lossy(&out.stdout).lines() {
-            let _ = std::process::Command::new("docker")
-                .args(remove)
-                .arg(id)
-                .output();
-        }
     }
 }
 
 /// Runtimes with the tiny stub image (fast to start, little memory).
 pub fn use_stub_runtimes(settings: &mut Settings) {
     settings.runtime.profile = clawloops_server::settings::RuntimeProfile::Stub;
-    settings.runtime.image = format!("clawloops/runtime-stub:{}", env!("CARGO_PKG_VERSION"));
+    settings.runtime.image = clawloops_testkit::stub_image();
     settings.runtime.memory_mb = 128;
     settings.runtime.ready_timeout_secs = 30;
 }
@@ -98,7 +69,7 @@ impl TestServer {
 
     /// Removes every Docker object this server's installation made.
     pub async fn remove_docker_objects(&self) {
-        remove_docker_objects(self.instance);
+        clawloops_testkit::remove_installation(&self.instance.to_string());
     }
 
     /// Starts with settings adjusted by `adjust`.

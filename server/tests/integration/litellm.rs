@@ -2,11 +2,9 @@
 //! → the in-suite fake provider, streamed and not, with usage recorded. LiteLLM is installed by
 //! `scripts/test.sh` (pinned in deploy/litellm/requirements.lock) and named by `LITELLM_BIN`.
 
-pub mod common;
-
-use common::TestServer;
-use common::litellm::LiteLlm;
-use common::upstream::{self, COMPLETION_TOKENS, PROMPT_TOKENS};
+use crate::support::TestServer;
+use crate::support::litellm::LiteLlm;
+use crate::support::upstream::{self, COMPLETION_TOKENS, PROMPT_TOKENS};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::PgPool;

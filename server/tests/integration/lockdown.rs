@@ -8,19 +8,15 @@
 
 #![cfg(test)]
 
-pub mod common;
-
+use crate::support::entry::{Entry, docker};
+use crate::support::litellm::LiteLlm;
 use clawloops_driver::firewall::{self, BLOCKED_V4, Egress, Firewall, FirewallMode};
-use common::entry::{Entry, docker};
-use common::litellm::LiteLlm;
 use serde_json::Value;
 use sqlx::PgPool;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-
-const STUB_IMAGE: &str = concat!("clawloops/runtime-stub:", env!("CARGO_PKG_VERSION"));
 
 /// A listener of the test's own on every address of one family, counting who got through.
 struct OwnListener {
@@ -376,7 +372,7 @@ async fn lockdown(pool: PgPool, egress: Egress) {
             "PROBE_WAIT_FOR_ADDRESS=1",
             "--entrypoint",
             "/runtime-stub",
-            STUB_IMAGE,
+            &clawloops_testkit::stub_image(),
         ],
         &targets,
     )

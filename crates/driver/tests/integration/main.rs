@@ -1,0 +1,7 @@
+//! The driver's integration tests against the real Docker engine, one test binary: the Docker
+//! driver itself (`docker`) and split mode, the runtime manager's API in front of it
+//! (`remote`). `support` starts fixtures for a fresh installation id each.
+
+mod docker;
+mod remote;
+mod support;

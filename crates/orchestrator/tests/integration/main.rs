@@ -1,0 +1,8 @@
+//! The orchestrator with the real Docker engine (tiny runtime image) and a real PostgreSQL,
+//! one test binary.
+
+mod failures;
+mod harness;
+mod lifecycle;
+mod policies;
+mod recovery;
