@@ -8,7 +8,7 @@
 //! password change, runtime stop: see the `clawloops_access` triggers). Workspace activity for
 //! idle stop is noted in memory and written in batches.
 
-use clawloops_orchestrator::{Orchestrator, RuntimeRow, USER_HEADER};
+use clawloops_orchestrator::{DesiredState, ObservedState, Orchestrator, RuntimeRow, USER_HEADER};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use std::collections::HashMap;
@@ -372,7 +372,8 @@ impl EntryGate {
         let row = sqlx::query!(
             r#"SELECT u.id, u.username, u.status, u.must_change_password, s.expires_at,
                       (s.data->>'clawloops.login_at')::bigint AS login_at,
-                      r.desired_state AS "desired_state?", r.observed_state AS "observed_state?"
+                      r.desired_state AS "desired_state?: DesiredState",
+                      r.observed_state AS "observed_state?: ObservedState"
                  FROM sessions s
                  JOIN users u ON u.id = s.user_id
                  LEFT JOIN runtimes r ON r.user_id = u.id
@@ -394,8 +395,8 @@ impl EntryGate {
             username: row.username,
             active: row.status == "active",
             must_change_password: row.must_change_password,
-            running: row.desired_state.as_deref() == Some("running")
-                && row.observed_state.as_deref() == Some("running"),
+            running: row.desired_state == Some(DesiredState::Running)
+                && row.observed_state == Some(ObservedState::Running),
             valid_until: row.expires_at.min(login_end),
             marked: AtomicI64::new(0),
         })))
@@ -751,38 +752,10 @@ mod tests {
     }
 
     pub(crate) fn binding(username: &str, endpoint: Option<&str>) -> RuntimeRow {
-        let now = OffsetDateTime::now_utc();
-        RuntimeRow {
-            user_id: Uuid::nil(),
-            username: username.into(),
-            runtime_id: format!("rt-{}", Orchestrator::workspace_name(username)),
-            desired_state: "running".into(),
-            observed_state: "running".into(),
-            profile: "stub".into(),
-            image: "i".into(),
-            config_hash: None,
-            container_id: None,
-            internal_endpoint: endpoint.map(str::to_owned),
-            browser_url: None,
-            retention: "preserve_workspace".into(),
-            gateway_token: String::new(),
-            memory_mb: None,
-            cpus: None,
-            pids: None,
-            last_error: None,
-            crash_count: 0,
-            crash_window_start: None,
-            next_recover_at: None,
-            created_at: now,
-            updated_at: now,
-            ready_at: Some(now),
-            last_active_at: None,
-            idle_stop_minutes: None,
-            stop_reason: None,
-            routed_at: None,
-            disk_mb: None,
-            disk_used_bytes: None,
-            disk_measured_at: None,
-        }
+        let mut row = RuntimeRow::sample(username);
+        row.runtime_id = format!("rt-{}", Orchestrator::workspace_name(username));
+        row.internal_endpoint = endpoint.map(str::to_owned);
+        row.ready_at = Some(OffsetDateTime::now_utc());
+        row
     }
 }

@@ -1,6 +1,9 @@
 //! Runtimes: the signed-in user's own, and every runtime for admins.
 
 use crate::AppError;
+pub use clawloops_wire::runtime::{
+    Action, DesiredState, ObservedState, PlannedStopKind, Problem, Stage, TaskStatus,
+};
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -21,7 +24,7 @@ pub enum RuntimeCommand {
 /// One step a task went through, with when.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StageMark {
-    pub stage: String,
+    pub stage: Stage,
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
 }
@@ -30,17 +33,18 @@ pub struct StageMark {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuntimeCard {
     pub runtime_id: String,
-    /// `running`, `stopped` or `deleted`: what was asked for.
-    pub desired: String,
-    /// `creating`, `starting`, `running`, `stopping`, `stopped`, `error`, `deleted`.
-    pub observed: String,
+    /// What was asked for.
+    pub desired: DesiredState,
+    /// What was last seen.
+    pub observed: ObservedState,
     /// The newest task's action and status, when there is one.
-    pub task_action: Option<String>,
-    pub task_status: Option<String>,
+    pub task_action: Option<Action>,
+    pub task_status: Option<TaskStatus>,
     pub stages: Vec<StageMark>,
     /// Tasks ahead in the queue, while this one waits.
     pub queue_position: Option<i64>,
-    pub last_error: Option<String>,
+    /// What went wrong last, in the owner's words (None once the runtime is healthy).
+    pub problem: Option<ProblemView>,
     /// Where to open the workspace (only while it runs and the entry layer routes it).
     pub browser_url: Option<String>,
     /// The workspace's address whatever the state, when the entry layer routes workspaces
@@ -57,6 +61,30 @@ pub struct RuntimeCard {
     pub disk: Option<DiskView>,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+/// A runtime's problem as its owner sees it: a stable code, a sentence, and a reference to
+/// quote to an admin. Never the engine's own words (those are [`AdminRuntime::problem_detail`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProblemView {
+    pub code: String,
+    pub message: String,
+    pub reference: String,
+}
+
+impl ProblemView {
+    pub fn new(problem: &Problem, reference: String) -> ProblemView {
+        ProblemView {
+            code: problem.code().to_owned(),
+            message: problem.message(),
+            reference,
+        }
+    }
+
+    /// The reference as people quote it (its first eight characters).
+    pub fn short_reference(&self) -> &str {
+        self.reference.get(..8).unwrap_or(&self.reference)
+    }
 }
 
 /// A workspace's size against its limit.
@@ -83,8 +111,7 @@ impl DiskView {
 pub struct PlannedStopView {
     #[serde(with = "time::serde::rfc3339")]
     pub at: OffsetDateTime,
-    /// `idle` or `lifetime`.
-    pub kind: String,
+    pub kind: PlannedStopKind,
     /// The idle or lifetime limit, in words ("1 hour").
     pub limit: String,
 }
@@ -92,7 +119,10 @@ pub struct PlannedStopView {
 impl RuntimeCard {
     /// A task is queued or running.
     pub fn busy(&self) -> bool {
-        matches!(self.task_status.as_deref(), Some("queued" | "running"))
+        matches!(
+            self.task_status,
+            Some(TaskStatus::Queued | TaskStatus::Running)
+        )
     }
 }
 
@@ -102,6 +132,8 @@ pub struct AdminRuntime {
     pub user_id: String,
     pub username: String,
     pub card: RuntimeCard,
+    /// The engine's own words about the card's problem, and what to do (admins only).
+    pub problem_detail: Option<String>,
     pub crash_count: i32,
     /// Stopped retrying after repeated crashes.
     pub crash_looping: bool,

@@ -3,39 +3,42 @@
 
 use super::format;
 use super::ui::ErrorNotice;
-use crate::api::runtime::{CommandMyRuntime, RuntimeCard, RuntimeCommand, my_runtime};
+use crate::api::runtime::{
+    Action, CommandMyRuntime, ObservedState, PlannedStopKind, RuntimeCard, RuntimeCommand, Stage,
+    TaskStatus, my_runtime,
+};
 use leptos::prelude::*;
 use std::time::Duration;
 
 /// The steps of a start, with the words shown for each.
-pub const START_STEPS: &[(&str, &str)] = &[
-    ("queued", "Request received"),
-    ("config_rendered", "Configuration written"),
-    ("image_ready", "Runtime image ready"),
-    ("container_created", "Container created"),
-    ("started", "Started"),
-    ("healthy", "Answering — ready"),
+pub const START_STEPS: &[(Stage, &str)] = &[
+    (Stage::Queued, "Request received"),
+    (Stage::ConfigRendered, "Configuration written"),
+    (Stage::ImageReady, "Runtime image ready"),
+    (Stage::ContainerCreated, "Container created"),
+    (Stage::Started, "Started"),
+    (Stage::Healthy, "Answering — ready"),
 ];
 
 /// The state in words, and the badge tone.
 pub fn phase(card: &RuntimeCard) -> (String, &'static str) {
     if card.busy() {
-        let waiting = card.task_status.as_deref() == Some("queued");
-        return match (card.task_action.as_deref(), waiting, card.queue_position) {
+        let waiting = card.task_status == Some(TaskStatus::Queued);
+        return match (card.task_action, waiting, card.queue_position) {
             (_, true, Some(n)) if n > 0 => (format!("Waiting — {n} ahead of you"), "warn"),
             (_, true, _) => ("Waiting to begin".into(), "warn"),
-            (Some("stop"), ..) => ("Stopping…".into(), "warn"),
-            (Some("delete"), ..) => ("Removing…".into(), "warn"),
-            _ => ("Starting…".into(), "accent"),
+            (Some(Action::Stop), ..) => ("Stopping…".into(), "warn"),
+            (Some(Action::Delete), ..) => ("Removing…".into(), "warn"),
+            (Some(Action::Start | Action::Recover) | None, ..) => ("Starting…".into(), "accent"),
         };
     }
-    match card.observed.as_str() {
-        "running" => ("Running".into(), "ok"),
-        "stopped" => ("Stopped".into(), "neutral"),
-        "error" => ("Needs attention".into(), "bad"),
-        "creating" | "starting" => ("Starting…".into(), "accent"),
-        "stopping" => ("Stopping…".into(), "warn"),
-        _ => ("Removed".into(), "neutral"),
+    match card.observed {
+        ObservedState::Running => ("Running".into(), "ok"),
+        ObservedState::Stopped => ("Stopped".into(), "neutral"),
+        ObservedState::Error => ("Needs attention".into(), "bad"),
+        ObservedState::Creating | ObservedState::Starting => ("Starting…".into(), "accent"),
+        ObservedState::Stopping => ("Stopping…".into(), "warn"),
+        ObservedState::Deleted => ("Removed".into(), "neutral"),
     }
 }
 
@@ -64,10 +67,9 @@ pub fn RuntimePanel() -> impl IntoView {
             move || {
                 tick.update(|t| *t += 1);
                 let busy = latest.with_untracked(|c| {
-                    c.as_ref().and_then(|c| c.as_ref()).is_some_and(|c| {
-                        c.busy()
-                            || matches!(c.observed.as_str(), "creating" | "starting" | "stopping")
-                    })
+                    c.as_ref()
+                        .and_then(|c| c.as_ref())
+                        .is_some_and(|c| c.busy() || c.observed.is_transient())
                 });
                 if busy || tick.get_untracked().is_multiple_of(10) {
                     refresh.update(|n| *n += 1);
@@ -129,17 +131,20 @@ fn CardBody(
     };
     let (label, tone) = phase(&card);
     let busy = card.busy();
-    let observed = card.observed.clone();
-    let starting = busy && matches!(card.task_action.as_deref(), Some("start" | "recover"));
-    let deleting = busy && card.task_action.as_deref() == Some("delete");
-    let running = observed == "running" && !busy;
-    let can_start = !busy && matches!(observed.as_str(), "stopped" | "deleted");
+    let observed = card.observed;
+    let starting = busy && matches!(card.task_action, Some(Action::Start | Action::Recover));
+    let deleting = busy && card.task_action == Some(Action::Delete);
+    let running = observed == ObservedState::Running && !busy;
+    let can_start = !busy && matches!(observed, ObservedState::Stopped | ObservedState::Deleted);
     let can_stop = !busy
         && matches!(
-            observed.as_str(),
-            "running" | "starting" | "creating" | "error"
+            observed,
+            ObservedState::Running
+                | ObservedState::Starting
+                | ObservedState::Creating
+                | ObservedState::Error
         );
-    let can_recover = !busy && matches!(observed.as_str(), "running" | "error");
+    let can_recover = !busy && matches!(observed, ObservedState::Running | ObservedState::Error);
     let disabled = move || pending.get();
     let over_limit = card
         .disk
@@ -149,20 +154,25 @@ fn CardBody(
         <Header label tone />
         {starting.then(|| view! { <Progress card=card.clone() /> })}
         {card
-            .last_error
+            .problem
             .clone()
             .filter(|_| !running)
-            .map(|e| {
+            .map(|p| {
+                let reference = format!(
+                    " If it happens again, tell an administrator: reference {}.",
+                    p.short_reference(),
+                );
                 view! {
-                    <div role="alert" class="notice notice-error" data-runtime-error="">
-                        {e}
+                    <div role="alert" class="notice notice-error" data-runtime-error=p.code.clone()>
+                        {p.message.clone()}
+                        <span class="text-xs opacity-80">{reference}</span>
                     </div>
                 }
             })}
         {card
             .stop_reason
             .clone()
-            .filter(|_| observed == "stopped")
+            .filter(|_| observed == ObservedState::Stopped)
             .map(|why| {
                 let hint = (!over_limit).then_some(" Open the workspace to start it again.");
                 view! {
@@ -179,7 +189,7 @@ fn CardBody(
                 view! {
                     <p
                         class="text-sm text-slate-600 dark:text-slate-400"
-                        data-planned-stop=stop.kind.clone()
+                        data-planned-stop=stop.kind.as_str()
                     >
                         {planned_stop_words(&stop)}
                     </p>
@@ -298,7 +308,7 @@ fn Header(label: String, tone: &'static str) -> impl IntoView {
 /// "Stops at 14:03:09 UTC if the workspace stays unused (limit: 1 hour)."
 pub fn planned_stop_words(stop: &crate::api::runtime::PlannedStopView) -> String {
     let at = format::utc_time(stop.at);
-    if stop.kind == "lifetime" {
+    if stop.kind == PlannedStopKind::Lifetime {
         format!(
             "Stops at {at}: a runtime runs at most {} at a time.",
             stop.limit
@@ -314,8 +324,7 @@ pub fn planned_stop_words(stop: &crate::api::runtime::PlannedStopView) -> String
 /// The start steps with their times; the step under way is marked.
 #[component]
 pub fn Progress(card: RuntimeCard) -> impl IntoView {
-    let reached: Vec<String> = card.stages.iter().map(|s| s.stage.clone()).collect();
-    let current = reached.last().cloned().unwrap_or_default();
+    let current = card.stages.last().map(|s| s.stage);
     view! {
         <ol class="space-y-1 text-sm" aria-label="Start progress">
             {START_STEPS
@@ -327,7 +336,7 @@ pub fn Progress(card: RuntimeCard) -> impl IntoView {
                     let next = !done
                         && START_STEPS
                             .iter()
-                            .position(|(s, _)| *s == current.as_str())
+                            .position(|(s, _)| Some(*s) == current)
                             .and_then(|i| START_STEPS.get(i + 1))
                             .is_some_and(|(s, _)| s == stage);
                     let (icon, class) = if done {
@@ -340,7 +349,7 @@ pub fn Progress(card: RuntimeCard) -> impl IntoView {
                     view! {
                         <li
                             class=format!("flex justify-between {class}")
-                            data-stage=*stage
+                            data-stage=stage.as_str()
                             data-done=done.to_string()
                         >
                             <span>

@@ -2,7 +2,9 @@
 //! real stages of the start task, and sends the browser to the workspace host once the runtime
 //! answers and the entry proxy routes it. Failures say what happened and what to do.
 
-use crate::api::runtime::{CommandMyRuntime, RuntimeCard, RuntimeCommand, my_runtime};
+use crate::api::runtime::{
+    CommandMyRuntime, ObservedState, RuntimeCard, RuntimeCommand, TaskStatus, my_runtime,
+};
 use crate::components::auth::RequireUser;
 use crate::components::runtime::{Progress, phase};
 use crate::components::ui::{ErrorNotice, PageHeader};
@@ -47,17 +49,22 @@ pub fn next_step(card: Option<&RuntimeCard>, asked: bool) -> Next {
     if card.busy() {
         return Next::Wait;
     }
-    match card.observed.as_str() {
-        "running" => match (&card.browser_url, card.routed) {
+    match card.observed {
+        ObservedState::Running => match (&card.browser_url, card.routed) {
             (Some(url), true) => Next::Open(url.clone()),
             _ => Next::Wait,
         },
-        "error" if asked || card.task_status.as_deref() == Some("failed") => Next::Failed(
-            card.last_error
-                .clone()
-                .unwrap_or_else(|| "The runtime did not start.".into()),
-        ),
-        "creating" | "starting" | "stopping" => Next::Wait,
+        ObservedState::Error if asked || card.task_status == Some(TaskStatus::Failed) => {
+            Next::Failed(match &card.problem {
+                Some(p) => format!(
+                    "{} If it happens again, tell an administrator: reference {}.",
+                    p.message,
+                    p.short_reference()
+                ),
+                None => "The runtime did not start.".into(),
+            })
+        }
+        ObservedState::Creating | ObservedState::Starting | ObservedState::Stopping => Next::Wait,
         _ if asked => Next::Wait,
         _ => Next::Start,
     }
@@ -177,7 +184,7 @@ fn WorkspaceEntry() -> impl IntoView {
                         Next::Start | Next::Wait => {
                             let routed_step = card
                                 .as_ref()
-                                .is_some_and(|c| c.observed == "running" && !c.busy());
+                                .is_some_and(|c| c.observed == ObservedState::Running && !c.busy());
                             view! {
                                 {card.clone().map(|c| view! { <Progress card=c /> })}
                                 <p class="text-sm" data-entry-routing=routed_step.to_string()>
@@ -213,18 +220,23 @@ fn WorkspaceEntry() -> impl IntoView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::runtime::{Action, DesiredState, Problem, ProblemView};
 
     fn card(observed: &str, task: Option<(&str, &str)>, routed: bool) -> RuntimeCard {
+        let observed = ObservedState::parse(observed).expect("a state");
         RuntimeCard {
             runtime_id: "rt-ana".into(),
-            desired: "running".into(),
-            observed: observed.into(),
-            task_action: task.map(|t| t.0.into()),
-            task_status: task.map(|t| t.1.into()),
+            desired: DesiredState::Running,
+            observed,
+            task_action: task.and_then(|t| Action::parse(t.0)),
+            task_status: task.and_then(|t| TaskStatus::parse(t.1)),
             stages: Vec::new(),
             queue_position: None,
-            last_error: Some("The runtime image x is not available.".into()),
-            browser_url: (observed == "running").then(|| "http://ana.ws.test/".into()),
+            problem: Some(ProblemView::new(
+                &Problem::ImageMissing,
+                "0123456789abcdef".into(),
+            )),
+            browser_url: (observed == ObservedState::Running).then(|| "http://ana.ws.test/".into()),
             workspace_url: Some("http://ana.ws.test/".into()),
             routed,
             planned_stop: None,
@@ -269,7 +281,8 @@ mod tests {
         );
         assert!(matches!(
             next_step(Some(&card("error", Some(("start", "failed")), false)), true),
-            Next::Failed(why) if why.contains("image")
+            Next::Failed(why) if why.contains("software is not installed")
+                && why.contains("reference 01234567.")
         ));
         let mut unrouted = card("stopped", None, false);
         unrouted.workspace_url = None;

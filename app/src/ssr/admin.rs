@@ -51,9 +51,15 @@ pub async fn overview() -> Result<AdminOverview, AppError> {
         .await?
         .into_iter()
         .map(|r| {
-            let message = r
-                .last_error
-                .unwrap_or_else(|| "The runtime is in error.".into());
+            let message = match r.fault() {
+                Some(f) => format!(
+                    "{} {} (reference {})",
+                    f.problem.message(),
+                    super::runtimes::admin_detail(&f),
+                    f.reference
+                ),
+                None => "The runtime is in error.".into(),
+            };
             (r.username, r.user_id.to_string(), message)
         })
         .collect();

@@ -7,8 +7,8 @@ use super::{app_state, parse_id};
 use crate::AppError;
 use crate::api::runtime::{
     AdminRuntime, CPUS_RANGE, DISK_MB_RANGE, DiskView, IDLE_STOP_RANGE, MEMORY_MB_RANGE,
-    PIDS_RANGE, PlannedStopView, RuntimeCard, RuntimeCommand, RuntimeDetails, RuntimeLimits,
-    StageMark,
+    PIDS_RANGE, PlannedStopKind, PlannedStopView, ProblemView, RuntimeCard, RuntimeCommand,
+    RuntimeDetails, RuntimeLimits, Stage, StageMark,
 };
 use clawloops_orchestrator::{
     Action, DesiredState, LimitOverride, ObservedState, Orchestrator, OrchestratorError,
@@ -49,12 +49,12 @@ fn card(orchestrator: &Orchestrator, view: RuntimeView) -> RuntimeCard {
         .flatten()
         .map(|p| {
             let (kind, minutes) = match p.kind {
-                StopKind::Idle(m) => ("idle", m),
-                StopKind::Lifetime(m) => ("lifetime", m),
+                StopKind::Idle(m) => (PlannedStopKind::Idle, m),
+                StopKind::Lifetime(m) => (PlannedStopKind::Lifetime, m),
             };
             PlannedStopView {
                 at: p.at,
-                kind: kind.into(),
+                kind,
                 limit: duration_words(minutes),
             }
         });
@@ -73,7 +73,7 @@ fn card(orchestrator: &Orchestrator, view: RuntimeView) -> RuntimeCard {
         .unwrap_or_default()
         .into_iter()
         .filter_map(|s| {
-            let stage = s["stage"].as_str()?.to_owned();
+            let stage = Stage::parse(s["stage"].as_str()?)?;
             let at = s["at"].as_str().and_then(parse_pg_time)?;
             Some(StageMark { stage, at })
         })
@@ -91,15 +91,18 @@ fn card(orchestrator: &Orchestrator, view: RuntimeView) -> RuntimeCard {
             used: clawloops_orchestrator::disk::size(used_bytes),
             limit: limit_bytes.map(clawloops_orchestrator::disk::size),
         });
+    let problem = b
+        .fault()
+        .map(|f| ProblemView::new(&f.problem, f.reference.to_string()));
     RuntimeCard {
         runtime_id: b.runtime_id,
         desired: b.desired_state,
         observed: b.observed_state,
-        task_action: view.task.as_ref().map(|t| t.action.clone()),
-        task_status: view.task.as_ref().map(|t| t.status.clone()),
+        task_action: view.task.as_ref().map(|t| t.action),
+        task_status: view.task.as_ref().map(|t| t.status),
         stages,
         queue_position: view.queue_position,
-        last_error: b.last_error,
+        problem,
         browser_url: b.browser_url.filter(|_| running),
         workspace_url,
         routed,
@@ -107,6 +110,14 @@ fn card(orchestrator: &Orchestrator, view: RuntimeView) -> RuntimeCard {
         stop_reason,
         disk,
         updated_at: b.updated_at,
+    }
+}
+
+/// A problem's detail as admins read it: the engine's words, then what to do.
+pub(crate) fn admin_detail(fault: &clawloops_orchestrator::repo::Fault) -> String {
+    match fault.problem.remedy() {
+        "" => fault.detail.clone(),
+        remedy => format!("{} {remedy}", fault.detail),
     }
 }
 
@@ -223,6 +234,7 @@ pub async fn list() -> Result<Vec<AdminRuntime>, AppError> {
             AdminRuntime {
                 user_id: view.binding.user_id.to_string(),
                 username: view.binding.username.clone(),
+                problem_detail: view.binding.fault().map(|f| admin_detail(&f)),
                 crash_count,
                 crash_looping,
                 limits,

@@ -72,7 +72,7 @@ mod tests {
     use super::*;
 
     fn binding(own: Option<i32>, used: Option<i64>) -> RuntimeRow {
-        let mut b = crate::idle::tests_binding();
+        let mut b = crate::RuntimeRow::sample("ana");
         b.disk_mb = own;
         b.disk_used_bytes = used;
         b

@@ -76,44 +76,6 @@ pub fn span(minutes: u32) -> String {
     }
 }
 
-/// A stopped binding with nothing set, for unit tests.
-#[cfg(test)]
-pub(crate) fn tests_binding() -> RuntimeRow {
-    let now = OffsetDateTime::now_utc();
-    RuntimeRow {
-        user_id: uuid::Uuid::nil(),
-        username: "ana".into(),
-        runtime_id: "rt-ana".into(),
-        desired_state: "running".into(),
-        observed_state: "running".into(),
-        profile: "stub".into(),
-        image: "i".into(),
-        config_hash: None,
-        container_id: None,
-        internal_endpoint: None,
-        browser_url: None,
-        retention: "preserve_workspace".into(),
-        gateway_token: String::new(),
-        memory_mb: None,
-        cpus: None,
-        pids: None,
-        last_error: None,
-        crash_count: 0,
-        crash_window_start: None,
-        next_recover_at: None,
-        created_at: now,
-        updated_at: now,
-        ready_at: None,
-        last_active_at: None,
-        idle_stop_minutes: None,
-        stop_reason: None,
-        routed_at: None,
-        disk_mb: None,
-        disk_used_bytes: None,
-        disk_measured_at: None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,7 +86,7 @@ mod tests {
             ready_at: Some(now - Duration::minutes(ready_ago)),
             last_active_at: active_ago.map(|m| now - Duration::minutes(m)),
             idle_stop_minutes: own,
-            ..tests_binding()
+            ..RuntimeRow::sample("ana")
         }
     }
 

@@ -4,7 +4,6 @@
 
 pub mod disk;
 mod idle;
-pub mod model;
 mod reconcile;
 mod render;
 pub mod repo;
@@ -13,8 +12,10 @@ mod worker;
 
 /// How runtimes are fenced off on their host (the driver's answer).
 pub use clawloops_driver::Isolation;
+pub use clawloops_wire::runtime::{
+    Action, DesiredState, ObservedState, Problem, Stage, TaskStatus,
+};
 pub use idle::{PlannedStop, StopKind, span as duration_words};
-pub use model::{Action, DesiredState, ObservedState, Stage, TaskStatus};
 pub use reconcile::ReconcileReport;
 pub use render::USER_HEADER;
 pub use repo::{RuntimeRow, TaskRow};

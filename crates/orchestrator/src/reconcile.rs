@@ -1,10 +1,10 @@
 //! The reconciler: one pass compares every binding with what Docker reports and queues what
 //! brings them together. It never touches a runtime that has a task queued or running.
 
-use crate::model::{Action, DesiredState, ObservedState};
 use crate::{Orchestrator, OrchestratorError};
 use crate::{idle, render, repo};
 use clawloops_driver::{ContainerInfo, ContainerState};
+use clawloops_wire::runtime::{Action, DesiredState, ObservedState, Problem};
 use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
 
@@ -128,27 +128,40 @@ impl Orchestrator {
                         )
                         .await?;
                         report.crashes += 1;
-                        let exit = match container.as_ref().map(|c| c.state) {
-                            Some(ContainerState::Exited(code)) => format!(" (exit code {code})"),
-                            _ => String::new(),
+                        let exit_code = match container.as_ref().map(|c| c.state) {
+                            Some(ContainerState::Exited(code)) => Some(code),
+                            _ => None,
                         };
-                        let message = if count >= CRASH_LIMIT {
+                        let problem = if count >= CRASH_LIMIT {
                             report.crash_looping += 1;
-                            format!(
-                                "The runtime stopped unexpectedly {count} times in 10 minutes{exit}; \
-                                 automatic recovery is paused. Start or recover it to try again."
-                            )
+                            Problem::CrashLoop {
+                                crashes: u32::try_from(count).unwrap_or(u32::MAX),
+                                exit_code,
+                            }
                         } else {
-                            format!(
-                                "The runtime stopped unexpectedly{exit}; recovering in {} seconds.",
-                                backoff_secs(count)
-                            )
+                            Problem::Crashed {
+                                exit_code,
+                                retry_in_secs: backoff_secs(count) as u64,
+                            }
                         };
+                        let fault = repo::Fault {
+                            detail: format!(
+                                "container {:?} found {:?}",
+                                binding.container_id.as_deref().unwrap_or("-"),
+                                container.as_ref().map(|c| c.state)
+                            ),
+                            reference: uuid::Uuid::new_v4(),
+                            problem,
+                        };
+                        tracing::warn!(
+                            user = %binding.username, reference = %fault.reference,
+                            code = fault.problem.code(), detail = %fault.detail, "runtime crashed"
+                        );
                         repo::set_observed(
                             &mut conn,
                             binding.user_id,
                             ObservedState::Error,
-                            Some(&message),
+                            Some(&fault),
                         )
                         .await?;
                     } else if binding.next_recover_at.is_some_and(|at| at <= now) {

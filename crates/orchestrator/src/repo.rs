@@ -1,10 +1,20 @@
 //! SQL for `runtimes` and `runtime_tasks`. Every function takes a connection, so callers can
 //! run several in one transaction.
 
-use crate::model::{Action, DesiredState, ObservedState, Stage, TaskStatus};
+use clawloops_wire::runtime::{Action, DesiredState, ObservedState, Problem, Stage, TaskStatus};
 use sqlx::PgConnection;
+use sqlx::types::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
+
+/// A problem as recorded: what the owner is shown, the engine's words for logs and admins, and
+/// the reference both quote.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    pub problem: Problem,
+    pub detail: String,
+    pub reference: Uuid,
+}
 
 /// A runtime binding.
 #[derive(Debug, Clone)]
@@ -12,8 +22,8 @@ pub struct RuntimeRow {
     pub user_id: Uuid,
     pub username: String,
     pub runtime_id: String,
-    pub desired_state: String,
-    pub observed_state: String,
+    pub desired_state: DesiredState,
+    pub observed_state: ObservedState,
     pub profile: String,
     pub image: String,
     pub config_hash: Option<String>,
@@ -25,7 +35,12 @@ pub struct RuntimeRow {
     pub memory_mb: Option<i32>,
     pub cpus: Option<f64>,
     pub pids: Option<i32>,
-    pub last_error: Option<String>,
+    /// What went wrong last, as the owner is told (None once the runtime is healthy).
+    pub problem: Option<Json<Problem>>,
+    /// The engine's own words about it: logs and admins only.
+    pub problem_detail: Option<String>,
+    /// Quoted by the owner's card and the admin's view, and logged with the detail.
+    pub problem_ref: Option<Uuid>,
     pub crash_count: i32,
     pub crash_window_start: Option<OffsetDateTime>,
     pub next_recover_at: Option<OffsetDateTime>,
@@ -49,10 +64,58 @@ pub struct RuntimeRow {
 
 impl RuntimeRow {
     pub fn desired(&self) -> DesiredState {
-        DesiredState::parse(&self.desired_state).unwrap_or(DesiredState::Stopped)
+        self.desired_state
     }
     pub fn observed(&self) -> ObservedState {
-        ObservedState::parse(&self.observed_state).unwrap_or(ObservedState::Error)
+        self.observed_state
+    }
+    /// A running binding with every optional field empty (unit tests build on it).
+    pub fn sample(username: &str) -> RuntimeRow {
+        let now = OffsetDateTime::now_utc();
+        RuntimeRow {
+            user_id: Uuid::nil(),
+            username: username.into(),
+            runtime_id: format!("rt-{username}"),
+            desired_state: DesiredState::Running,
+            observed_state: ObservedState::Running,
+            profile: "stub".into(),
+            image: "i".into(),
+            config_hash: None,
+            container_id: None,
+            internal_endpoint: None,
+            browser_url: None,
+            retention: "preserve_workspace".into(),
+            gateway_token: String::new(),
+            memory_mb: None,
+            cpus: None,
+            pids: None,
+            problem: None,
+            problem_detail: None,
+            problem_ref: None,
+            crash_count: 0,
+            crash_window_start: None,
+            next_recover_at: None,
+            created_at: now,
+            updated_at: now,
+            ready_at: None,
+            last_active_at: None,
+            idle_stop_minutes: None,
+            stop_reason: None,
+            routed_at: None,
+            disk_mb: None,
+            disk_used_bytes: None,
+            disk_measured_at: None,
+        }
+    }
+
+    /// The problem with its detail and reference, when there is one.
+    pub fn fault(&self) -> Option<Fault> {
+        let problem = self.problem.as_ref()?.0.clone();
+        Some(Fault {
+            problem,
+            detail: self.problem_detail.clone().unwrap_or_default(),
+            reference: self.problem_ref.unwrap_or_default(),
+        })
     }
 }
 
@@ -61,9 +124,9 @@ impl RuntimeRow {
 pub struct TaskRow {
     pub id: Uuid,
     pub user_id: Uuid,
-    pub action: String,
-    pub status: String,
-    pub stage: String,
+    pub action: Action,
+    pub status: TaskStatus,
+    pub stage: Stage,
     pub stages: serde_json::Value,
     pub wipe_workspace: bool,
     pub error: Option<String>,
@@ -76,10 +139,10 @@ pub struct TaskRow {
 
 impl TaskRow {
     pub fn action(&self) -> Action {
-        Action::parse(&self.action).unwrap_or(Action::Start)
+        self.action
     }
     pub fn status(&self) -> TaskStatus {
-        TaskStatus::parse(&self.status).unwrap_or(TaskStatus::Failed)
+        self.status
     }
 }
 
@@ -97,6 +160,25 @@ pub async fn lock_user(db: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()>
     Ok(())
 }
 
+/// A query for runtime rows: `$sql` (any statement returning runtimes' columns) wrapped so that
+/// the states and the problem come out typed; `$tail` orders the result.
+macro_rules! runtime_query {
+    ($sql:tt $(; $tail:tt)? $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            RuntimeRow,
+            "WITH r AS (" + $sql + r#")
+             SELECT user_id, username, runtime_id, desired_state AS "desired_state: DesiredState",
+                    observed_state AS "observed_state: ObservedState", profile, image, config_hash,
+                    container_id, internal_endpoint, browser_url, retention, gateway_token,
+                    memory_mb, cpus, pids, problem AS "problem: Json<Problem>", problem_detail,
+                    problem_ref, crash_count, crash_window_start, next_recover_at, created_at,
+                    updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason,
+                    routed_at, disk_mb, disk_used_bytes, disk_measured_at FROM r"# $(+ $tail)?
+            $(, $arg)*
+        )
+    };
+}
+
 /// The binding for a user, made on first use.
 pub async fn ensure_binding(
     db: &mut PgConnection,
@@ -107,16 +189,11 @@ pub async fn ensure_binding(
     image: &str,
     token: &str,
 ) -> sqlx::Result<RuntimeRow> {
-    sqlx::query_as!(
-        RuntimeRow,
+    runtime_query!(
         "INSERT INTO runtimes (user_id, username, runtime_id, profile, image, gateway_token)
          VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (user_id) DO UPDATE SET username = EXCLUDED.username
-         RETURNING user_id, username, runtime_id, desired_state, observed_state, profile, image, config_hash,
-         container_id, internal_endpoint, browser_url, retention, gateway_token, memory_mb, cpus,
-         pids, last_error, crash_count, crash_window_start, next_recover_at, created_at,
-         updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason, routed_at,
-         disk_mb, disk_used_bytes, disk_measured_at",
+         RETURNING *",
         user_id,
         username,
         runtime_id,
@@ -129,32 +206,15 @@ pub async fn ensure_binding(
 }
 
 pub async fn get(db: &mut PgConnection, user_id: Uuid) -> sqlx::Result<Option<RuntimeRow>> {
-    sqlx::query_as!(
-        RuntimeRow,
-        "SELECT user_id, username, runtime_id, desired_state, observed_state, profile, image, config_hash,
-         container_id, internal_endpoint, browser_url, retention, gateway_token, memory_mb, cpus,
-         pids, last_error, crash_count, crash_window_start, next_recover_at, created_at,
-         updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason, routed_at,
-         disk_mb, disk_used_bytes, disk_measured_at
-           FROM runtimes WHERE user_id = $1",
-        user_id
-    )
-    .fetch_optional(db)
-    .await
+    runtime_query!("SELECT * FROM runtimes WHERE user_id = $1", user_id)
+        .fetch_optional(db)
+        .await
 }
 
 pub async fn all(db: &mut PgConnection) -> sqlx::Result<Vec<RuntimeRow>> {
-    sqlx::query_as!(
-        RuntimeRow,
-        "SELECT user_id, username, runtime_id, desired_state, observed_state, profile, image, config_hash,
-         container_id, internal_endpoint, browser_url, retention, gateway_token, memory_mb, cpus,
-         pids, last_error, crash_count, crash_window_start, next_recover_at, created_at,
-         updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason, routed_at,
-         disk_mb, disk_used_bytes, disk_measured_at
-           FROM runtimes ORDER BY username"
-    )
-    .fetch_all(db)
-    .await
+    runtime_query!("SELECT * FROM runtimes"; " ORDER BY username")
+        .fetch_all(db)
+        .await
 }
 
 /// Per-user resource limits (None = the deployment's default); false when there is no binding.
@@ -217,18 +277,22 @@ pub async fn set_desired(
     Ok(())
 }
 
-/// Sets the observed state; `error` replaces the last error (None clears it).
+/// Sets the observed state; `fault` replaces the runtime's problem (None clears it).
 pub async fn set_observed(
     db: &mut PgConnection,
     user_id: Uuid,
     observed: ObservedState,
-    error: Option<&str>,
+    fault: Option<&Fault>,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE runtimes SET observed_state = $2, last_error = $3, updated_at = now() WHERE user_id = $1",
+        "UPDATE runtimes SET observed_state = $2, problem = $3, problem_detail = $4,
+                problem_ref = $5, updated_at = now()
+          WHERE user_id = $1",
         user_id,
         observed.as_str(),
-        error
+        fault.map(|f| Json(&f.problem)) as _,
+        fault.map(|f| f.detail.as_str()),
+        fault.map(|f| f.reference)
     )
     .execute(db)
     .await?;
@@ -246,7 +310,8 @@ pub async fn mark_running(
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE runtimes SET observed_state = 'running', container_id = $2, config_hash = $3,
-                internal_endpoint = $4, browser_url = $5, last_error = NULL, ready_at = now(),
+                internal_endpoint = $4, browser_url = $5, problem = NULL, problem_detail = NULL,
+                problem_ref = NULL, ready_at = now(),
                 last_active_at = now(), stop_reason = NULL,
                 updated_at = now()
           WHERE user_id = $1",
@@ -388,9 +453,10 @@ macro_rules! task_query {
     ($sql:tt $(, $arg:expr)* $(,)?) => {
         sqlx::query_as!(
             TaskRow,
-            "WITH t AS (" + $sql + ")
-             SELECT id, user_id, action, status, stage, stages, wipe_workspace, error, requested_by,
-                    attempts, created_at, started_at, finished_at FROM t"
+            "WITH t AS (" + $sql + r#")
+             SELECT id, user_id, action AS "action: Action", status AS "status: TaskStatus",
+                    stage AS "stage: Stage", stages, wipe_workspace, error, requested_by,
+                    attempts, created_at, started_at, finished_at FROM t"#
             $(, $arg)*
         )
     };

@@ -1,64 +1,61 @@
 //! The workers: claim a task, carry it out stage by stage, keep its lease alive, finish it.
 //! Every step is idempotent, so a task resumed after a crash simply runs again.
 
-use crate::model::{Action, DesiredState, ObservedState, Stage, TaskStatus};
 use crate::render::{self, browser_url};
 use crate::repo::{self, TaskRow};
 use crate::{Orchestrator, OrchestratorError};
 use clawloops_driver::{ContainerState, DriverError};
+use clawloops_wire::runtime::{Action, DesiredState, ObservedState, Problem, Stage, TaskStatus};
 use std::time::{Duration, Instant};
 
 /// A task's lease; renewed every third of it while the task runs.
 const LEASE: Duration = Duration::from_secs(30);
 
-/// A failure, in words for the task and the runtime's last error.
-struct Failure(String);
+/// A task's failure: the problem its owner is shown, and the detail (engine text) for logs and
+/// admins only.
+struct Failure {
+    problem: Problem,
+    detail: String,
+}
+
+impl Failure {
+    fn new(problem: Problem, detail: impl Into<String>) -> Failure {
+        Failure {
+            problem,
+            detail: detail.into(),
+        }
+    }
+}
 
 impl From<DriverError> for Failure {
-    /// The driver's words, with what to do about them.
     fn from(err: DriverError) -> Self {
-        let hint = match &err {
-            DriverError::Unreachable(_) => " Check that Docker is running on the runtime host.",
-            DriverError::ManagerUnreachable(_) => {
-                " Check that `clawloops runtime-manager` is running and reachable."
-            }
-            DriverError::ManagerRefused(_) => {
-                " Check that both sides share the same runtime_manager_secret and that this address is allowed."
-            }
-            DriverError::ImageMissing(_) => {
-                " Build or pull it on the runtime host (scripts/build-images.sh builds the default)."
-            }
-            DriverError::DiskFull(_) => " Free disk space on the Docker host, then start again.",
-            DriverError::EntryProxyMissing(_) => {
-                " Start the entry proxy (Traefik) on the runtime host; scripts/start.sh starts it."
-            }
-            DriverError::Config(_)
-            | DriverError::Conflict
-            | DriverError::Docker(_)
-            | DriverError::Isolation(_) => "",
+        let problem = match &err {
+            DriverError::Unreachable(_) => Problem::EngineUnreachable,
+            DriverError::ManagerUnreachable(_) => Problem::ManagerUnreachable,
+            DriverError::ManagerRefused(_) => Problem::ManagerRefused,
+            DriverError::ImageMissing(_) => Problem::ImageMissing,
+            DriverError::DiskFull(_) => Problem::HostDiskFull,
+            DriverError::EntryProxyMissing(_) => Problem::EntryProxyMissing,
+            DriverError::Config(_) => Problem::ConfigFailed,
+            DriverError::Isolation(_) => Problem::IsolationUnavailable,
+            DriverError::Conflict | DriverError::Docker(_) => Problem::EngineRefused,
         };
-        let text = err.to_string();
-        let mut chars = text.chars();
-        let first = chars
-            .next()
-            .map(|c| c.to_uppercase().to_string())
-            .unwrap_or_default();
-        Failure(format!("{first}{}.{hint}", chars.as_str()))
+        Failure::new(problem, err.to_string())
     }
 }
 
 impl From<sqlx::Error> for Failure {
     fn from(err: sqlx::Error) -> Self {
-        tracing::error!(error = %err, "database error in a runtime task");
-        Failure("The database failed during the task; it will be retried.".into())
+        Failure::new(Problem::DatabaseFailed, err.to_string())
     }
 }
 
 impl From<std::io::Error> for Failure {
     fn from(err: std::io::Error) -> Self {
-        Failure(format!(
-            "The runtime configuration could not be written: {err}"
-        ))
+        Failure::new(
+            Problem::ConfigFailed,
+            format!("the runtime configuration could not be written: {err}"),
+        )
     }
 }
 
@@ -124,16 +121,22 @@ impl Orchestrator {
             Ok(Outcome::Canceled(why)) => {
                 repo::finish(&mut conn, task.id, TaskStatus::Canceled, Some(why)).await?;
             }
-            Err(Failure(message)) => {
-                tracing::warn!(task = %task.id, %message, "runtime task failed");
-                repo::set_observed(
-                    &mut conn,
-                    task.user_id,
-                    ObservedState::Error,
-                    Some(&message),
-                )
-                .await?;
-                repo::finish(&mut conn, task.id, TaskStatus::Failed, Some(&message)).await?;
+            Err(Failure { problem, detail }) => {
+                // The task's id is the reference the owner's card shows and admins look up.
+                let remedy = problem.remedy();
+                tracing::warn!(
+                    task = %task.id, reference = %task.id, code = problem.code(), %detail, remedy,
+                    "runtime task failed"
+                );
+                let fault = repo::Fault {
+                    problem,
+                    detail,
+                    reference: task.id,
+                };
+                repo::set_observed(&mut conn, task.user_id, ObservedState::Error, Some(&fault))
+                    .await?;
+                let recorded = format!("{}: {}", fault.problem.code(), fault.detail);
+                repo::finish(&mut conn, task.id, TaskStatus::Failed, Some(&recorded)).await?;
             }
         }
         Ok(true)
@@ -238,7 +241,10 @@ impl Orchestrator {
                     // A twin of this task (another replica, a resumed run) made it first.
                     Err(DriverError::Conflict) => {
                         driver.find(&spec.runtime_id).await?.ok_or_else(|| {
-                            Failure("The runtime container vanished while it was created.".into())
+                            Failure::new(
+                                Problem::Vanished,
+                                "the container vanished while it was created",
+                            )
                         })?
                     }
                     Err(other) => return Err(other.into()),
@@ -263,22 +269,27 @@ impl Orchestrator {
                 }
                 Some(c) => {
                     let tail = driver.logs(&c.id, 5).await.unwrap_or_default().join(" | ");
-                    return Err(Failure(format!(
-                        "The runtime stopped while starting ({:?}). Last output: {tail}",
-                        c.state
-                    )));
+                    return Err(Failure::new(
+                        Problem::ExitedWhileStarting,
+                        format!("{:?} while starting; last output: {tail}", c.state),
+                    ));
                 }
                 None => {
-                    return Err(Failure(
-                        "The runtime container disappeared while starting.".into(),
+                    return Err(Failure::new(
+                        Problem::Vanished,
+                        "the container disappeared while starting",
                     ));
                 }
             }
             if Instant::now() >= deadline {
-                return Err(Failure(format!(
-                    "The runtime did not become ready within {} seconds.",
-                    settings.ready_timeout.as_secs()
-                )));
+                let after_secs = settings.ready_timeout.as_secs();
+                return Err(Failure::new(
+                    Problem::NotReady { after_secs },
+                    format!(
+                        "no answer from {} within {after_secs} s",
+                        spec.profile.ready_path
+                    ),
+                ));
             }
             tokio::time::sleep(READY_POLL).await;
         };
@@ -352,7 +363,7 @@ impl Orchestrator {
         let api_key = match &self.inner.sealer {
             Some(sealer) => clawloops_models::keys::runtime_key(&mut conn, sealer, user, rotate)
                 .await
-                .map_err(|e| Failure(format!("Could not issue the runtime's model key: {e}")))?,
+                .map_err(|e| Failure::new(Problem::KeyFailed, e.to_string()))?,
             None => format!("clawloops-no-key-{user}"),
         };
         Ok(render::ModelAccess { api_key, models })

@@ -1,5 +1,6 @@
-//! Pure functions over untrusted input, shared by the server, the dashboard and the fuzz
-//! targets (`fuzz/`): what a gateway request may ask an upstream for and what it may cost
+//! The vocabulary every box shares ([`runtime`]: runtime states and the problems a user is
+//! shown) and pure functions over untrusted input, shared by the server, the dashboard and the
+//! fuzz targets (`fuzz/`): what a gateway request may ask an upstream for and what it may cost
 //! ([`request`]), the usage read from an upstream's answer or stream ([`usage`]), the entry's
 //! reading of hosts, cookies and origins ([`edge`]) and usernames ([`names`]). Nothing here does
 //! I/O, so every function can be fuzzed and property-tested as the product calls it.
@@ -7,6 +8,7 @@
 pub mod edge;
 pub mod names;
 pub mod request;
+pub mod runtime;
 pub mod usage;
 
 /// Nano-dollars for a request: tokens times micro-dollars per million tokens. Saturates (a

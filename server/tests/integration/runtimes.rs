@@ -240,6 +240,7 @@ async fn spawn_runtime_manager() -> ManagerProcess {
 async fn in_split_mode_the_control_plane_drives_runtimes_through_the_runtime_manager(pool: PgPool) {
     let manager = spawn_runtime_manager().await;
     let url: url::Url = manager.url.parse().expect("url");
+    let manager_port = url.port().expect("port").to_string();
     let server = TestServer::start_with(pool.clone(), |settings| {
         crate::support::use_stub_runtimes(settings);
         settings.runtime.manager.url = Some(url);
@@ -270,11 +271,26 @@ async fn in_split_mode_the_control_plane_drives_runtimes_through_the_runtime_man
     drop(manager);
     bob.call("runtime/command", &[("command", "stop")]).await;
     let card = wait_for(&bob, "a failed stop", |c| c["task_status"] == "failed").await;
-    assert!(
-        card["last_error"]
-            .as_str()
-            .is_some_and(|e| e.contains("runtime manager")),
+    // Bob gets a code, a sentence and a reference; the connection error (with the manager's
+    // address) is for admins only.
+    assert_eq!(card["problem"]["code"], "MANAGER_UNREACHABLE", "{card}");
+    assert_eq!(
+        card["problem"]["message"], "The runtime manager is not answering.",
         "{card}"
+    );
+    let reference = card["problem"]["reference"].as_str().expect("reference");
+    assert!(!card.to_string().contains(&manager_port), "{card}");
+    let (status, list) = admin.call("admin/runtimes/list", &[]).await;
+    assert_eq!(status, 200, "{list}");
+    let row = list
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["username"] == "bob"))
+        .expect("bob's runtime");
+    assert_eq!(row["card"]["problem"]["reference"], reference);
+    let detail = row["problem_detail"].as_str().expect("detail for admins");
+    assert!(
+        detail.contains("runtime manager cannot be reached") && detail.contains("Check that"),
+        "{detail}"
     );
     server.remove_docker_objects().await;
 }

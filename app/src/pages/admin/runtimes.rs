@@ -1,7 +1,7 @@
 use super::AdminNav;
 use crate::api::runtime::{
-    AdminRuntime, AdminRuntimeCommand, NetworkPolicyView, RuntimeCommand, RuntimeLimits,
-    SetRuntimeLimits, get_runtime_details, list_runtimes, runtime_network_policy,
+    AdminRuntime, AdminRuntimeCommand, NetworkPolicyView, PlannedStopKind, RuntimeCommand,
+    RuntimeLimits, SetRuntimeLimits, get_runtime_details, list_runtimes, runtime_network_policy,
 };
 use crate::components::auth::RequireUser;
 use crate::components::runtime::phase;
@@ -229,7 +229,7 @@ fn Row(
                     .map(|stop| {
                         view! {
                             <div class="mt-1 text-xs text-slate-500 dark:text-slate-400">
-                                {if stop.kind == "lifetime" {
+                                {if stop.kind == PlannedStopKind::Lifetime {
                                     "lifetime ends "
                                 } else {
                                     "idle stop "
@@ -268,7 +268,22 @@ fn Row(
             </td>
             <td class="whitespace-nowrap">{task}</td>
             <td class="max-w-xs text-xs">
-                {runtime.card.last_error.clone().unwrap_or_else(|| "—".into())}
+                {match (&runtime.card.problem, &runtime.problem_detail) {
+                    (Some(p), detail) => {
+                        view! {
+                            <span data-problem=p.code.clone()>
+                                <span class="font-medium">{p.message.clone()}</span>
+                                " "
+                                {detail.clone()}
+                                <span class="block text-slate-500">
+                                    {format!("{} · reference {}", p.code, p.reference)}
+                                </span>
+                            </span>
+                        }
+                            .into_any()
+                    }
+                    (None, _) => "—".into_any(),
+                }}
             </td>
             <td class="tabular-nums">{runtime.crash_count}</td>
             <td>

@@ -3,7 +3,7 @@
 
 use super::harness::*;
 use clawloops_driver::docker::DockerDriver;
-use clawloops_orchestrator::{Action, ObservedState, TaskStatus, repo};
+use clawloops_orchestrator::{Action, ObservedState, Problem, TaskStatus, repo};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -20,10 +20,15 @@ async fn a_missing_image_fails_the_task_with_a_clear_error(pool: PgPool) {
     h.drain().await;
     let binding = h.binding(id).await;
     assert_eq!(binding.observed(), ObservedState::Error);
-    let error = binding.last_error.expect("error");
+    // The owner is told in words; the engine's detail (the image name) is for admins, and the
+    // task that failed is the reference both quote.
+    let fault = binding.fault().expect("a problem");
+    assert_eq!(fault.problem, Problem::ImageMissing);
+    assert!(!fault.problem.message().contains("clawloops/"), "{fault:?}");
     assert!(
-        error.contains("clawloops/no-such-image:0") && error.contains("not available"),
-        "{error}"
+        fault.detail.contains("clawloops/no-such-image:0")
+            && fault.detail.contains("not available"),
+        "{fault:?}"
     );
     let mut conn = pool.acquire().await.expect("conn");
     let task = repo::latest_task(&mut conn, id)
@@ -31,7 +36,11 @@ async fn a_missing_image_fails_the_task_with_a_clear_error(pool: PgPool) {
         .expect("q")
         .expect("task");
     assert_eq!(task.status(), TaskStatus::Failed);
-    assert_eq!(task.error.as_deref(), Some(error.as_str()));
+    assert_eq!(fault.reference, task.id);
+    assert_eq!(
+        task.error.as_deref(),
+        Some(format!("IMAGE_MISSING: {}", fault.detail).as_str())
+    );
     h.cleanup().await;
 }
 
@@ -55,11 +64,17 @@ async fn an_unreachable_docker_engine_fails_the_task_clearly(pool: PgPool) {
     assert_eq!(task.status(), TaskStatus::Failed);
     let binding = h.binding(id).await;
     assert_eq!(binding.observed(), ObservedState::Error);
-    let error = binding.last_error.expect("error");
+    let fault = binding.fault().expect("a problem");
+    assert_eq!(fault.problem, Problem::EngineUnreachable);
     assert!(
-        error.contains("Docker engine cannot be reached")
-            && error.contains("Check that Docker is running"),
-        "{error}"
+        fault.detail.contains("Docker engine cannot be reached"),
+        "{fault:?}"
+    );
+    assert!(
+        fault
+            .problem
+            .remedy()
+            .contains("Check that Docker is running")
     );
     // The reconciler reports the outage instead of panicking or touching the bindings.
     let err = h.orchestrator.reconcile().await.expect_err("engine down");
@@ -80,11 +95,10 @@ async fn a_full_disk_fails_the_task_clearly_and_a_later_start_works(pool: PgPool
     h.drain().await;
     let binding = h.binding(id).await;
     assert_eq!(binding.observed(), ObservedState::Error);
-    let error = binding.last_error.expect("error");
-    assert!(
-        error.contains("out of disk space") && error.contains("Free disk space"),
-        "{error}"
-    );
+    let fault = binding.fault().expect("a problem");
+    assert_eq!(fault.problem, Problem::HostDiskFull);
+    assert!(fault.detail.contains("out of disk space"), "{fault:?}");
+    assert!(fault.problem.remedy().contains("Free disk space"));
     assert!(h.containers().await.is_empty(), "nothing half-made");
 
     // Space is back: the next start succeeds.

@@ -3,7 +3,7 @@
 
 use super::harness::*;
 use clawloops_driver::RuntimeDriver;
-use clawloops_orchestrator::{Action, ObservedState, TaskStatus};
+use clawloops_orchestrator::{Action, ObservedState, Problem, TaskStatus};
 use sqlx::PgPool;
 use std::time::Duration;
 
@@ -20,13 +20,18 @@ async fn a_killed_runtime_is_recovered_after_a_back_off(pool: PgPool) {
     assert_eq!(report.crashes, 1, "{report:?}");
     let binding = h.binding(id).await;
     assert_eq!(binding.observed(), ObservedState::Error);
-    assert!(
-        binding
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("stopped unexpectedly")),
-        "{:?}",
-        binding.last_error
+    // docker kill: SIGKILL, exit code 137; the first back-off is 5 s.
+    let fault = binding.fault().expect("a problem");
+    assert_eq!(
+        fault.problem,
+        Problem::Crashed {
+            exit_code: Some(137),
+            retry_in_secs: 5
+        }
+    );
+    assert_eq!(
+        fault.problem.message(),
+        "The runtime stopped unexpectedly (exit code 137); recovering in 5 seconds."
     );
 
     // Skip the 5 s back-off.
@@ -67,13 +72,17 @@ async fn the_crash_loop_guard_stops_retrying_after_five_crashes_in_ten_minutes(p
     assert_eq!(report.crash_looping, 1, "{report:?}");
     let binding = h.binding(id).await;
     assert_eq!(binding.observed(), ObservedState::Error);
+    let fault = binding.fault().expect("a problem");
+    assert_eq!(
+        fault.problem,
+        Problem::CrashLoop {
+            crashes: 5,
+            exit_code: Some(137)
+        }
+    );
     assert!(
-        binding
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("5 times in 10 minutes")),
-        "{:?}",
-        binding.last_error
+        fault.problem.message().contains("5 times in 10 minutes"),
+        "{fault:?}"
     );
     sqlx::query(
         "UPDATE runtimes SET next_recover_at = now() - interval '1 hour' WHERE user_id = $1",
