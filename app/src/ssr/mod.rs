@@ -15,6 +15,7 @@ mod state;
 pub mod status;
 pub mod users;
 
+pub use auth::gate::{Access, Caller};
 pub use state::{AppConfig, AppState, BuildInfo};
 
 use crate::AppError;
@@ -24,6 +25,13 @@ use leptos_axum::ResponseOptions;
 /// The application state, as provided to every server function and page render.
 pub fn app_state() -> Result<AppState, AppError> {
     use_context::<AppState>().ok_or_else(|| internal("AppState missing from the Leptos context"))
+}
+
+/// What a server function resolves first, at its edge: the state, and the caller — if they
+/// have `access`. The services it then calls take both explicitly.
+pub async fn edge(access: Access) -> Result<(AppState, Caller), AppError> {
+    let caller = auth::gate::require(access).await?;
+    Ok((app_state()?, caller))
 }
 
 /// Logs an internal failure with a fresh reference and returns the browser-safe error.

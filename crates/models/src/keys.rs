@@ -145,6 +145,92 @@ async fn revoke_kind(
     .rows_affected())
 }
 
+/// A key as its owner's list shows it (never its secret or hash).
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub id: uuid::Uuid,
+    pub name: String,
+    pub prefix: String,
+    pub kind: String,
+    pub created_at: time::OffsetDateTime,
+    pub expires_at: Option<time::OffsetDateTime>,
+    pub last_used_at: Option<time::OffsetDateTime>,
+    pub revoked_at: Option<time::OffsetDateTime>,
+}
+
+/// The user's keys: live ones first, then those revoked in the last 30 days.
+pub async fn of_user(
+    conn: &mut sqlx::PgConnection,
+    user_id: uuid::Uuid,
+) -> Result<Vec<KeyRow>, sqlx::Error> {
+    sqlx::query_as!(
+        KeyRow,
+        "SELECT id, name, prefix, kind, created_at, expires_at, last_used_at, revoked_at FROM api_keys
+         WHERE user_id = $1 AND (revoked_at IS NULL OR revoked_at > now() - interval '30 days')
+         ORDER BY revoked_at IS NOT NULL, created_at DESC",
+        user_id
+    )
+    .fetch_all(conn)
+    .await
+}
+
+/// How many live personal keys the user holds, counted under a lock on the user's row (so two
+/// creations at once cannot both pass a limit on the count).
+pub async fn lock_and_count_personal(
+    conn: &mut sqlx::PgConnection,
+    user_id: uuid::Uuid,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query!("SELECT id FROM users WHERE id = $1 FOR UPDATE", user_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "n!" FROM api_keys
+            WHERE user_id = $1 AND kind = 'personal' AND revoked_at IS NULL"#,
+        user_id
+    )
+    .fetch_one(conn)
+    .await
+}
+
+/// Stores a new personal key (its hash; the secret stays with the caller).
+pub async fn insert_personal(
+    conn: &mut sqlx::PgConnection,
+    key: &NewKey,
+    user_id: uuid::Uuid,
+    name: &str,
+    expires_at: Option<time::OffsetDateTime>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "INSERT INTO api_keys (id, user_id, kind, name, prefix, hash, expires_at)
+         VALUES ($1, $2, 'personal', $3, $4, $5, $6)",
+        key.id,
+        user_id,
+        name,
+        key.prefix,
+        key.hash,
+        expires_at
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Revokes one live personal key of the user; its name, or None when there is no such key.
+pub async fn revoke_personal(
+    conn: &mut sqlx::PgConnection,
+    id: uuid::Uuid,
+    user_id: uuid::Uuid,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "UPDATE api_keys SET revoked_at = now(), revoked_reason = 'revoked by its owner'
+         WHERE id = $1 AND user_id = $2 AND kind = 'personal' AND revoked_at IS NULL RETURNING name",
+        id,
+        user_id
+    )
+    .fetch_optional(conn)
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

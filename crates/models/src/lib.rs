@@ -1,9 +1,13 @@
-//! The model layer's pieces shared by the control plane's pages, the gateway and the
-//! orchestrator: the sealer for secrets at rest, gateway keys, and the registry queries every
-//! part reads (so what a user sees, what the gateway allows and what a runtime is given agree).
+//! The model domain's data: the registry (models, who may see them, the credentials they use),
+//! gateway keys, per-user limits and budgets, and usage — the repositories the control plane's
+//! pages, the gateway and the orchestrator share (so what a user sees, what the gateway allows
+//! and what a runtime is given agree) — and the sealer for secrets at rest.
 
+pub mod catalog;
 pub mod keys;
+pub mod limits;
 pub mod registry;
 pub mod seal;
+pub mod usage;
 
 pub use seal::{SealError, Sealer};

@@ -1,11 +1,11 @@
 //! Downloads that are files, not server-function answers: the admin usage CSV.
 
 use super::ServerState;
-use axum::extract::{Query, Request, State};
+use app::ssr::auth::{AuthSession, gate};
+use app::ssr::models::usage;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use leptos::prelude::provide_context;
-use leptos::reactive::{computed::ScopedFuture, owner::Owner};
 
 /// The usage CSV's filters: days `from`..=`to` (`YYYY-MM-DD`), optionally one user by name.
 #[derive(Debug, serde::Deserialize)]
@@ -21,25 +21,19 @@ pub struct CsvQuery {
 /// `GET /admin/usage.csv`: every gateway request in the period (admins), as a download.
 pub async fn usage_csv(
     State(state): State<ServerState>,
+    mut auth: AuthSession,
     Query(query): Query<CsvQuery>,
-    request: Request,
 ) -> Response {
-    let (parts, _) = request.into_parts();
-    let app = state.app.clone();
     let filename = format!("clawloops-usage-{}-to-{}.csv", query.from, query.to).replace(
         |c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '.'),
         "",
     );
-    let owner = Owner::new();
-    let result = owner
-        .with(|| {
-            ScopedFuture::new(async move {
-                provide_context(parts);
-                provide_context(app);
-                app::ssr::models::usage_csv(&query.from, &query.to, &query.user).await
-            })
-        })
-        .await;
+    let policy = state.app.session_policy();
+    let result = async {
+        gate::check(&mut auth, gate::Access::Admin, policy).await?;
+        usage::csv_export(&state.app, &query.from, &query.to, &query.user).await
+    }
+    .await;
     match result {
         Ok(text) => (
             [

@@ -50,7 +50,7 @@ pub async fn client_info() -> ClientInfo {
 /// `UNAUTHENTICATED`, `USER_DISABLED`, `PASSWORD_CHANGE_REQUIRED` or `ACCESS_DENIED`.
 pub async fn require(access: Access) -> Result<Caller, AppError> {
     let mut auth = auth_session().await?;
-    let user = check(&mut auth, access).await?;
+    let user = check(&mut auth, access, app_state()?.session_policy()).await?;
     Ok(Caller {
         user,
         auth,
@@ -58,8 +58,13 @@ pub async fn require(access: Access) -> Result<Caller, AppError> {
     })
 }
 
-/// The gate's rules on an already extracted session (also used by plain axum routes).
-pub async fn check(auth: &mut AuthSession, access: Access) -> Result<SessionUser, AppError> {
+/// The gate's rules on an already extracted session, under `policy` (plain axum routes call it
+/// with their own state; no Leptos context is needed).
+pub async fn check(
+    auth: &mut AuthSession,
+    access: Access,
+    policy: SessionPolicy,
+) -> Result<SessionUser, AppError> {
     let Some(user) = auth.user.clone() else {
         return Err(AppError::Unauthenticated);
     };
@@ -68,7 +73,6 @@ pub async fn check(auth: &mut AuthSession, access: Access) -> Result<SessionUser
         auth.logout().await.map_err(internal)?;
         return Err(AppError::UserDisabled);
     }
-    let policy = app_state()?.session_policy();
     let now = OffsetDateTime::now_utc();
     let login_at = session_time(auth, keys::LOGIN_AT).await?;
     if login_at.is_none_or(|at| now - at > policy.absolute) {

@@ -83,6 +83,22 @@ pub async fn find_by_username(
     .await
 }
 
+/// The ids of the users with these names (names with no user are left out).
+pub async fn ids_by_username(
+    db: impl PgExecutor<'_>,
+    usernames: &[String],
+) -> sqlx::Result<Vec<(Uuid, String)>> {
+    Ok(sqlx::query!(
+        "SELECT id, username FROM users WHERE username = ANY($1)",
+        usernames
+    )
+    .fetch_all(db)
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.username))
+    .collect())
+}
+
 /// Locks and returns the user (inside a transaction), so guards and the change it guards
 /// see the same row.
 pub async fn find_for_update(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<UserRow>> {
