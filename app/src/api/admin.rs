@@ -59,12 +59,24 @@ pub struct AdminOverview {
 
 #[server(endpoint = "admin/overview")]
 pub async fn get_admin_overview() -> Result<AdminOverview, AppError> {
-    use crate::ssr::{admin, respond};
-    respond(admin::overview().await)
+    use crate::ssr::{Access, admin, edge, respond};
+    respond(
+        async {
+            let (state, _caller) = edge(Access::Admin).await?;
+            admin::overview(&state).await
+        }
+        .await,
+    )
 }
 
 #[server(endpoint = "admin/audit")]
 pub async fn list_audit(query: AuditQuery) -> Result<AuditList, AppError> {
-    use crate::ssr::{admin, respond};
-    respond(admin::audit(query).await)
+    use crate::ssr::{Access, admin, edge, respond};
+    respond(
+        async {
+            let (state, _caller) = edge(Access::Admin).await?;
+            admin::audit(&state, query).await
+        }
+        .await,
+    )
 }

@@ -109,15 +109,27 @@ pub async fn logout() -> Result<(), AppError> {
 /// Changes the caller's password; ends every other session and renews this one.
 #[server(endpoint = "auth/password")]
 pub async fn change_password(current: String, new_password: String) -> Result<(), AppError> {
-    use crate::ssr::{account, respond};
-    respond(account::change_password(current, new_password).await)
+    use crate::ssr::{Access, account, edge, respond};
+    respond(
+        async {
+            let (state, mut caller) = edge(Access::SignedIn).await?;
+            account::change_password(&state, &mut caller, current, new_password).await
+        }
+        .await,
+    )
 }
 
 /// The caller's sessions, most recently used first.
 #[server(endpoint = "auth/sessions")]
 pub async fn my_sessions() -> Result<Vec<SessionInfo>, AppError> {
-    use crate::ssr::{account, respond};
-    respond(account::sessions().await)
+    use crate::ssr::{Access, account, edge, respond};
+    respond(
+        async {
+            let (state, caller) = edge(Access::User).await?;
+            account::sessions(&state, &caller).await
+        }
+        .await,
+    )
 }
 
 /// Ends every session of the caller, this one included, and what was opened with them: a
@@ -125,6 +137,12 @@ pub async fn my_sessions() -> Result<Vec<SessionInfo>, AppError> {
 /// personal API keys are revoked too. Answers how many sessions ended.
 #[server(endpoint = "auth/sign-out-everywhere")]
 pub async fn sign_out_everywhere(revoke_keys: Option<bool>) -> Result<u64, AppError> {
-    use crate::ssr::{account, respond};
-    respond(account::sign_out_everywhere(revoke_keys.unwrap_or(false)).await)
+    use crate::ssr::{Access, account, edge, respond};
+    respond(
+        async {
+            let (state, mut caller) = edge(Access::SignedIn).await?;
+            account::sign_out_everywhere(&state, &mut caller, revoke_keys.unwrap_or(false)).await
+        }
+        .await,
+    )
 }

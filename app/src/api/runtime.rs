@@ -177,22 +177,40 @@ pub struct RuntimeDetails {
 /// The caller's runtime, or `None` before the first start.
 #[server(endpoint = "runtime/mine")]
 pub async fn my_runtime() -> Result<Option<RuntimeCard>, AppError> {
-    use crate::ssr::{respond, runtimes};
-    respond(runtimes::mine().await)
+    use crate::ssr::{Access, edge, respond, runtimes};
+    respond(
+        async {
+            let (state, caller) = edge(Access::User).await?;
+            runtimes::mine(&state, &caller).await
+        }
+        .await,
+    )
 }
 
 /// Starts, stops, recovers or deletes the caller's runtime.
 #[server(endpoint = "runtime/command")]
 pub async fn command_my_runtime(command: RuntimeCommand) -> Result<Option<RuntimeCard>, AppError> {
-    use crate::ssr::{respond, runtimes};
-    respond(runtimes::command_mine(command).await)
+    use crate::ssr::{Access, edge, respond, runtimes};
+    respond(
+        async {
+            let (state, caller) = edge(Access::User).await?;
+            runtimes::command_mine(&state, &caller, command).await
+        }
+        .await,
+    )
 }
 
 /// Every runtime (admins).
 #[server(endpoint = "admin/runtimes/list")]
 pub async fn list_runtimes() -> Result<Vec<AdminRuntime>, AppError> {
-    use crate::ssr::{respond, runtimes};
-    respond(runtimes::list().await)
+    use crate::ssr::{Access, edge, respond, runtimes};
+    respond(
+        async {
+            let (state, _caller) = edge(Access::Admin).await?;
+            runtimes::list(&state).await
+        }
+        .await,
+    )
 }
 
 /// How runtimes are fenced off, as the admin runtimes page shows it.
@@ -213,8 +231,14 @@ pub struct NetworkPolicyView {
 /// What runtimes may reach, and whether the host firewall enforces it right now (admins).
 #[server(endpoint = "admin/runtimes/policy")]
 pub async fn runtime_network_policy() -> Result<NetworkPolicyView, AppError> {
-    use crate::ssr::{respond, runtimes};
-    respond(runtimes::network_policy().await)
+    use crate::ssr::{Access, edge, respond, runtimes};
+    respond(
+        async {
+            let (state, _caller) = edge(Access::Admin).await?;
+            runtimes::network_policy(&state).await
+        }
+        .await,
+    )
 }
 
 /// Acts on someone's runtime (admins).
@@ -223,15 +247,27 @@ pub async fn admin_runtime_command(
     user_id: String,
     command: RuntimeCommand,
 ) -> Result<Option<RuntimeCard>, AppError> {
-    use crate::ssr::{respond, runtimes};
-    respond(runtimes::command_for(&user_id, command).await)
+    use crate::ssr::{Access, edge, respond, runtimes};
+    respond(
+        async {
+            let (state, caller) = edge(Access::Admin).await?;
+            runtimes::command_for(&state, &caller, &user_id, command).await
+        }
+        .await,
+    )
 }
 
 /// The last 200 log lines and current memory/CPU of someone's runtime (admins).
 #[server(endpoint = "admin/runtimes/details")]
 pub async fn get_runtime_details(user_id: String) -> Result<RuntimeDetails, AppError> {
-    use crate::ssr::{respond, runtimes};
-    respond(runtimes::details(&user_id).await)
+    use crate::ssr::{Access, edge, respond, runtimes};
+    respond(
+        async {
+            let (state, _caller) = edge(Access::Admin).await?;
+            runtimes::details(&state, &user_id).await
+        }
+        .await,
+    )
 }
 
 /// Sets (or, with a value left out, resets to the default) someone's runtime limits (admins).
@@ -245,7 +281,7 @@ pub async fn set_runtime_limits(
     idle_stop_minutes: Option<u32>,
     disk_mb: Option<u32>,
 ) -> Result<RuntimeLimits, AppError> {
-    use crate::ssr::{respond, runtimes};
+    use crate::ssr::{Access, edge, respond, runtimes};
     let limits = runtimes::NewLimits {
         memory_mb,
         cpus,
@@ -253,5 +289,11 @@ pub async fn set_runtime_limits(
         idle_stop_minutes,
         disk_mb,
     };
-    respond(runtimes::set_limits(&user_id, limits).await)
+    respond(
+        async {
+            let (state, caller) = edge(Access::Admin).await?;
+            runtimes::set_limits(&state, &caller, &user_id, limits).await
+        }
+        .await,
+    )
 }

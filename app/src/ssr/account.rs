@@ -3,16 +3,20 @@
 use super::audit::{self, Subject, action};
 use super::auth::{SessionUser, gate, password, tokens};
 use super::db::{sessions, throttle, users};
-use super::{app_state, internal, lifecycle};
+use super::{AppState, Caller};
+use super::{internal, lifecycle};
 use crate::AppError;
 use crate::api::auth::SessionInfo;
 use crate::model::check_password;
 
 /// See [`crate::api::auth::change_password`].
-pub async fn change_password(current: String, new_password: String) -> Result<(), AppError> {
-    let state = app_state()?;
+pub async fn change_password(
+    state: &AppState,
+    caller: &mut Caller,
+    current: String,
+    new_password: String,
+) -> Result<(), AppError> {
     let pool = state.pool();
-    let mut caller = gate::require(gate::Access::SignedIn).await?;
     let user = &caller.user;
 
     // The current password is a secret too: guess it too often and the account locks.
@@ -52,20 +56,26 @@ pub async fn change_password(current: String, new_password: String) -> Result<()
     users::set_password(&mut *tx, user.id, &hash, false, &stamp).await?;
     let current_id = caller.auth.session.id().map(|id| id.to_string());
     sessions::delete_for_user(&mut *tx, user.id, current_id.as_deref()).await?;
-    let ended =
-        lifecycle::sessions_ended(&mut tx, user.id, &user.username, false, "password change")
-            .await?;
+    let ended = lifecycle::sessions_ended(
+        state,
+        &mut tx,
+        user.id,
+        &user.username,
+        false,
+        "password change",
+    )
+    .await?;
     let id = user.id.to_string();
     audit::by_caller(
         &mut *tx,
-        &caller,
+        caller,
         action::PASSWORD_CHANGED,
         Some(Subject::user(&id, &user.username)),
         Some(serde_json::json!({ "workspace_restarted": ended.workspace_restarted })),
     )
     .await?;
     tx.commit().await?;
-    app_state()?.access_changed(user.id);
+    state.access_changed(user.id);
 
     // This session carries on under a new id and the new stamp.
     let renewed = users::find(pool, caller.user.id)
@@ -78,9 +88,7 @@ pub async fn change_password(current: String, new_password: String) -> Result<()
 }
 
 /// See [`crate::api::auth::my_sessions`].
-pub async fn sessions() -> Result<Vec<SessionInfo>, AppError> {
-    let state = app_state()?;
-    let caller = gate::require(gate::Access::User).await?;
+pub async fn sessions(state: &AppState, caller: &Caller) -> Result<Vec<SessionInfo>, AppError> {
     let current = caller.auth.session.id().map(|id| id.to_string());
     let rows = sessions::list_for_user(state.pool(), caller.user.id).await?;
     Ok(rows
@@ -96,13 +104,16 @@ pub async fn sessions() -> Result<Vec<SessionInfo>, AppError> {
 }
 
 /// See [`crate::api::auth::sign_out_everywhere`].
-pub async fn sign_out_everywhere(revoke_keys: bool) -> Result<u64, AppError> {
-    let state = app_state()?;
-    let mut caller = gate::require(gate::Access::SignedIn).await?;
+pub async fn sign_out_everywhere(
+    state: &AppState,
+    caller: &mut Caller,
+    revoke_keys: bool,
+) -> Result<u64, AppError> {
     let mut tx = state.pool().begin().await?;
     users::set_stamp(&mut *tx, caller.user.id, &tokens::new_stamp()).await?;
     let ended = sessions::delete_for_user(&mut *tx, caller.user.id, None).await?;
     let also = lifecycle::sessions_ended(
+        state,
         &mut tx,
         caller.user.id,
         &caller.user.username,
@@ -113,7 +124,7 @@ pub async fn sign_out_everywhere(revoke_keys: bool) -> Result<u64, AppError> {
     let id = caller.user.id.to_string();
     audit::by_caller(
         &mut *tx,
-        &caller,
+        caller,
         action::SESSIONS_ENDED,
         Some(Subject::user(&id, &caller.user.username)),
         Some(serde_json::json!({
@@ -125,6 +136,6 @@ pub async fn sign_out_everywhere(revoke_keys: bool) -> Result<u64, AppError> {
     .await?;
     tx.commit().await?;
     caller.auth.logout().await.map_err(internal)?;
-    app_state()?.access_changed(caller.user.id);
+    state.access_changed(caller.user.id);
     Ok(ended)
 }

@@ -1,7 +1,6 @@
 //! The admin home numbers and the audit log reader.
 
-use super::app_state;
-use super::auth::gate;
+use super::AppState;
 use super::db::audit::{self as repo, AuditFilter, AuditRow};
 use super::db::{invitations, users};
 use crate::AppError;
@@ -37,9 +36,7 @@ pub fn entry(row: AuditRow) -> AuditEntry {
 }
 
 /// See [`crate::api::admin::get_admin_overview`].
-pub async fn overview() -> Result<AdminOverview, AppError> {
-    let state = app_state()?;
-    gate::require(gate::Access::Admin).await?;
+pub async fn overview(state: &AppState) -> Result<AdminOverview, AppError> {
     let pool = state.pool();
     let (users_active, users_disabled) = users::counts(pool).await?;
     let (invitations_pending, invitations_expiring) = invitations::pending_counts(pool, 24).await?;
@@ -74,9 +71,7 @@ pub async fn overview() -> Result<AdminOverview, AppError> {
 }
 
 /// See [`crate::api::admin::list_audit`].
-pub async fn audit(query: AuditQuery) -> Result<AuditList, AppError> {
-    let state = app_state()?;
-    gate::require(gate::Access::Admin).await?;
+pub async fn audit(state: &AppState, query: AuditQuery) -> Result<AuditList, AppError> {
     let action = query.action.trim();
     let person = query.person.trim();
     if action.chars().count() > 64 || person.chars().count() > 100 {

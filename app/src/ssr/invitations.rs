@@ -4,7 +4,8 @@ use super::audit::{self, Subject, action};
 use super::auth::{SessionUser, gate, password, tokens};
 use super::db::invitations::{self as repo, InvitationRow, NewInvitation};
 use super::db::{audit as audit_repo, users};
-use super::{app_state, parse_id};
+use super::parse_id;
+use super::{AppState, Caller};
 use crate::AppError;
 use crate::api::auth::Me;
 use crate::api::invitations::{
@@ -54,13 +55,12 @@ fn expiry(hours: i64) -> Result<OffsetDateTime, AppError> {
     Ok(OffsetDateTime::now_utc() + Duration::hours(hours))
 }
 
-fn link(token: &str) -> Result<String, AppError> {
-    Ok(format!("{}/invite/{token}", app_state()?.public_url()))
+fn link(state: &AppState, token: &str) -> String {
+    format!("{}/invite/{token}", state.public_url())
 }
 
 /// See [`crate::api::invitations::preview_invitation`].
-pub async fn preview(token: &str) -> Result<InvitationPreview, AppError> {
-    let state = app_state()?;
+pub async fn preview(state: &AppState, token: &str) -> Result<InvitationPreview, AppError> {
     let row = repo::find_by_token(state.pool(), &tokens::hash_token(token.trim()))
         .await?
         .ok_or(AppError::InvitationNotFound)?;
@@ -75,8 +75,12 @@ pub async fn preview(token: &str) -> Result<InvitationPreview, AppError> {
 }
 
 /// See [`crate::api::invitations::accept_invitation`].
-pub async fn accept(token: &str, username: &str, password: String) -> Result<Me, AppError> {
-    let state = app_state()?;
+pub async fn accept(
+    state: &AppState,
+    token: &str,
+    username: &str,
+    password: String,
+) -> Result<Me, AppError> {
     let pool = state.pool();
     let token_hash = tokens::hash_token(token.trim());
 
@@ -169,9 +173,11 @@ fn unique_to_field(err: sqlx::Error, name: &str) -> AppError {
 }
 
 /// See [`crate::api::invitations::create_invitation`].
-pub async fn create(form: NewInvitationForm) -> Result<InvitationLink, AppError> {
-    let state = app_state()?;
-    let caller = gate::require(gate::Access::Admin).await?;
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    form: NewInvitationForm,
+) -> Result<InvitationLink, AppError> {
     let username = match form.username.trim() {
         "" => None,
         given => Some(normalize_username(given).map_err(|m| AppError::field("username", m))?),
@@ -212,7 +218,7 @@ pub async fn create(form: NewInvitationForm) -> Result<InvitationLink, AppError>
     let id_text = id.to_string();
     audit::by_caller(
         &mut *tx,
-        &caller,
+        caller,
         action::INVITATION_CREATED,
         Some(Subject::invitation(&id_text)),
         Some(serde_json::json!({
@@ -225,15 +231,17 @@ pub async fn create(form: NewInvitationForm) -> Result<InvitationLink, AppError>
     tx.commit().await?;
     Ok(InvitationLink {
         id: id_text,
-        link: link(&token)?,
+        link: link(state, &token),
         expires_at,
     })
 }
 
 /// See [`crate::api::invitations::list_invitations`].
-pub async fn list(status: Option<InvitationStatus>, page: i64) -> Result<InvitationList, AppError> {
-    let state = app_state()?;
-    gate::require(gate::Access::Admin).await?;
+pub async fn list(
+    state: &AppState,
+    status: Option<InvitationStatus>,
+    page: i64,
+) -> Result<InvitationList, AppError> {
     let page = page.clamp(1, 100_000);
     let mut conn = state.pool().acquire().await?;
     let found = repo::list(&mut conn, status, (page - 1) * PER_PAGE, PER_PAGE).await?;
@@ -247,9 +255,7 @@ pub async fn list(status: Option<InvitationStatus>, page: i64) -> Result<Invitat
 }
 
 /// See [`crate::api::invitations::get_invitation`].
-pub async fn get(id: &str) -> Result<InvitationSummary, AppError> {
-    let state = app_state()?;
-    gate::require(gate::Access::Admin).await?;
+pub async fn get(state: &AppState, id: &str) -> Result<InvitationSummary, AppError> {
     let row = repo::find(state.pool(), parse_id(id, "Invitation")?)
         .await?
         .ok_or_else(|| AppError::NotFound {
@@ -259,9 +265,11 @@ pub async fn get(id: &str) -> Result<InvitationSummary, AppError> {
 }
 
 /// See [`crate::api::invitations::revoke_invitation`].
-pub async fn revoke(id: &str) -> Result<InvitationSummary, AppError> {
-    let state = app_state()?;
-    let caller = gate::require(gate::Access::Admin).await?;
+pub async fn revoke(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<InvitationSummary, AppError> {
     let id = parse_id(id, "Invitation")?;
     let mut tx = state.pool().begin().await?;
     let row = repo::lock(&mut *tx, id)
@@ -278,20 +286,23 @@ pub async fn revoke(id: &str) -> Result<InvitationSummary, AppError> {
     let id_text = id.to_string();
     audit::by_caller(
         &mut *tx,
-        &caller,
+        caller,
         action::INVITATION_REVOKED,
         Some(Subject::invitation(&id_text)),
         None,
     )
     .await?;
     tx.commit().await?;
-    get(&id_text).await
+    get(state, &id_text).await
 }
 
 /// See [`crate::api::invitations::reissue_invitation`].
-pub async fn reissue(id: &str, hours: i64) -> Result<InvitationLink, AppError> {
-    let state = app_state()?;
-    let caller = gate::require(gate::Access::Admin).await?;
+pub async fn reissue(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    hours: i64,
+) -> Result<InvitationLink, AppError> {
     let id = parse_id(id, "Invitation")?;
     let expires_at = expiry(hours)?;
     let mut tx = state.pool().begin().await?;
@@ -314,7 +325,7 @@ pub async fn reissue(id: &str, hours: i64) -> Result<InvitationLink, AppError> {
     let id_text = id.to_string();
     audit::by_caller(
         &mut *tx,
-        &caller,
+        caller,
         action::INVITATION_REISSUED,
         Some(Subject::invitation(&id_text)),
         Some(serde_json::json!({ "expires_in_hours": hours })),
@@ -323,7 +334,7 @@ pub async fn reissue(id: &str, hours: i64) -> Result<InvitationLink, AppError> {
     tx.commit().await?;
     Ok(InvitationLink {
         id: id_text,
-        link: link(&token)?,
+        link: link(state, &token),
         expires_at,
     })
 }

@@ -2,6 +2,7 @@
 //!
 //! Sessions, the user's runtime and its gateway key, inside the caller's transaction.
 
+use super::AppState;
 use super::auth::tokens;
 use super::db::{sessions, users};
 use crate::AppError;
@@ -12,11 +13,12 @@ use uuid::Uuid;
 /// their next request can be answered with `USER_DISABLED` (and then end); none of them passes
 /// the gate again.
 pub async fn user_disabled(
+    state: &AppState,
     tx: &mut PgConnection,
     user: Uuid,
     username: &str,
 ) -> Result<(), AppError> {
-    super::runtimes::stop_for_disabled(tx, user, username).await?;
+    super::runtimes::stop_for_disabled(state, tx, user, username).await?;
     // Personal keys stop working while the account is disabled (the gateway checks the
     // account); the runtime's key is revoked outright and a new one issued at its next start.
     clawloops_models::keys::revoke_runtime_key(tx, user, "account disabled").await?;
@@ -33,13 +35,22 @@ pub async fn user_enabled(tx: &mut PgConnection, user: Uuid) -> Result<(), AppEr
 /// The account's password was reset by an admin: every session ends, and what was opened with
 /// them too (see [`sessions_ended`]).
 pub async fn password_reset(
+    state: &AppState,
     tx: &mut PgConnection,
     user: Uuid,
     username: &str,
     revoke_personal_keys: bool,
 ) -> Result<Ended, AppError> {
     sessions::delete_for_user(&mut *tx, user, None).await?;
-    sessions_ended(tx, user, username, revoke_personal_keys, "password reset").await
+    sessions_ended(
+        state,
+        tx,
+        user,
+        username,
+        revoke_personal_keys,
+        "password reset",
+    )
+    .await
 }
 
 /// What ending someone's sessions ended besides.
@@ -57,6 +68,7 @@ pub struct Ended {
 /// recovery does): every connection to it ends, and its owner opens it again with a valid
 /// session. Personal API keys are revoked when asked for (a stolen session may have made one).
 pub async fn sessions_ended(
+    state: &AppState,
     tx: &mut PgConnection,
     user: Uuid,
     username: &str,
@@ -67,7 +79,7 @@ pub async fn sessions_ended(
         .await?
         .is_some_and(|b| b.desired() == clawloops_orchestrator::DesiredState::Running);
     if running {
-        super::runtimes::restart_for_recovery(tx, user, username, why).await?;
+        super::runtimes::restart_for_recovery(state, tx, user, username, why).await?;
     }
     let keys_revoked = if revoke_personal_keys {
         clawloops_models::keys::revoke_personal_keys(&mut *tx, user, why).await?
@@ -83,9 +95,10 @@ pub async fn sessions_ended(
 /// The account is about to be deleted (its sessions go with it by foreign key): its runtime and
 /// workspace are removed.
 pub async fn user_deleting(
+    state: &AppState,
     tx: &mut PgConnection,
     user: Uuid,
     username: &str,
 ) -> Result<(), AppError> {
-    super::runtimes::delete_for_deleted(tx, user, username).await
+    super::runtimes::delete_for_deleted(state, tx, user, username).await
 }

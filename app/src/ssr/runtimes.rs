@@ -1,9 +1,10 @@
 //! Runtime server functions over the orchestrator.
 
+use super::AppState;
 use super::audit::{self, Subject};
-use super::auth::gate::{self, Caller};
+use super::auth::gate::Caller;
 use super::db::users;
-use super::{app_state, parse_id};
+use super::parse_id;
 use crate::AppError;
 use crate::api::runtime::{
     AdminRuntime, CPUS_RANGE, DISK_MB_RANGE, DiskView, IDLE_STOP_RANGE, MEMORY_MB_RANGE,
@@ -135,8 +136,7 @@ fn action_of(command: RuntimeCommand) -> (Action, bool) {
     }
 }
 
-async fn view_of(user: Uuid) -> Result<Option<RuntimeCard>, AppError> {
-    let state = app_state()?;
+async fn view_of(state: &AppState, user: Uuid) -> Result<Option<RuntimeCard>, AppError> {
     let orchestrator = state.orchestrator();
     Ok(orchestrator
         .view(user)
@@ -145,18 +145,17 @@ async fn view_of(user: Uuid) -> Result<Option<RuntimeCard>, AppError> {
 }
 
 /// See [`crate::api::runtime::my_runtime`].
-pub async fn mine() -> Result<Option<RuntimeCard>, AppError> {
-    let caller = gate::require(gate::Access::User).await?;
-    view_of(caller.user.id).await
+pub async fn mine(state: &AppState, caller: &Caller) -> Result<Option<RuntimeCard>, AppError> {
+    view_of(state, caller.user.id).await
 }
 
 async fn command(
+    state: &AppState,
     caller: &Caller,
     user: Uuid,
     username: &str,
     command: RuntimeCommand,
 ) -> Result<Option<RuntimeCard>, AppError> {
-    let state = app_state()?;
     let (action, wipe) = action_of(command);
     let by = format!("user:{}", caller.user.username);
     state
@@ -172,37 +171,40 @@ async fn command(
         wipe.then(|| serde_json::json!({ "wipe_workspace": true })),
     )
     .await?;
-    view_of(user).await
+    view_of(state, user).await
 }
 
 /// See [`crate::api::runtime::command_my_runtime`].
-pub async fn command_mine(cmd: RuntimeCommand) -> Result<Option<RuntimeCard>, AppError> {
-    let caller = gate::require(gate::Access::User).await?;
+pub async fn command_mine(
+    state: &AppState,
+    caller: &Caller,
+    cmd: RuntimeCommand,
+) -> Result<Option<RuntimeCard>, AppError> {
     let (id, name) = (caller.user.id, caller.user.username.clone());
-    command(&caller, id, &name, cmd).await
+    command(state, caller, id, &name, cmd).await
 }
 
 /// See [`crate::api::runtime::admin_runtime_command`].
 pub async fn command_for(
+    state: &AppState,
+    caller: &Caller,
     user_id: &str,
     cmd: RuntimeCommand,
 ) -> Result<Option<RuntimeCard>, AppError> {
-    let caller = gate::require(gate::Access::Admin).await?;
-    let state = app_state()?;
     let id = parse_id(user_id, "User")?;
     let target = users::find(state.pool(), id)
         .await?
         .ok_or_else(|| AppError::NotFound {
             what: "User".into(),
         })?;
-    command(&caller, id, &target.username, cmd).await
+    command(state, caller, id, &target.username, cmd).await
 }
 
 /// See [`crate::api::runtime::list_runtimes`].
 /// See [`crate::api::runtime::runtime_network_policy`].
-pub async fn network_policy() -> Result<crate::api::runtime::NetworkPolicyView, AppError> {
-    gate::require(gate::Access::Admin).await?;
-    let state = app_state()?;
+pub async fn network_policy(
+    state: &AppState,
+) -> Result<crate::api::runtime::NetworkPolicyView, AppError> {
     let orchestrator = state.orchestrator();
     let status = orchestrator.isolation();
     let (firewall, problem) = match status.result {
@@ -218,9 +220,7 @@ pub async fn network_policy() -> Result<crate::api::runtime::NetworkPolicyView, 
     })
 }
 
-pub async fn list() -> Result<Vec<AdminRuntime>, AppError> {
-    gate::require(gate::Access::Admin).await?;
-    let state = app_state()?;
+pub async fn list(state: &AppState) -> Result<Vec<AdminRuntime>, AppError> {
     let orchestrator = state.orchestrator();
     let views = orchestrator.views().await?;
     Ok(views
@@ -300,7 +300,12 @@ pub struct NewLimits {
 }
 
 /// See [`crate::api::runtime::set_runtime_limits`].
-pub async fn set_limits(user_id: &str, limits: NewLimits) -> Result<RuntimeLimits, AppError> {
+pub async fn set_limits(
+    state: &AppState,
+    caller: &Caller,
+    user_id: &str,
+    limits: NewLimits,
+) -> Result<RuntimeLimits, AppError> {
     let NewLimits {
         memory_mb,
         cpus,
@@ -308,8 +313,6 @@ pub async fn set_limits(user_id: &str, limits: NewLimits) -> Result<RuntimeLimit
         idle_stop_minutes,
         disk_mb,
     } = limits;
-    let caller = gate::require(gate::Access::Admin).await?;
-    let state = app_state()?;
     let id = parse_id(user_id, "User")?;
     check_range("memory_mb", memory_mb, &MEMORY_MB_RANGE, " MiB")?;
     // NaN is in no range, so it is refused here too.
@@ -349,7 +352,7 @@ pub async fn set_limits(user_id: &str, limits: NewLimits) -> Result<RuntimeLimit
     let id_text = id.to_string();
     audit::by_caller(
         state.pool(),
-        &caller,
+        caller,
         "runtime.limits",
         Some(Subject::user(&id_text, &binding.username)),
         Some(serde_json::json!({
@@ -362,9 +365,7 @@ pub async fn set_limits(user_id: &str, limits: NewLimits) -> Result<RuntimeLimit
 }
 
 /// See [`crate::api::runtime::get_runtime_details`].
-pub async fn details(user_id: &str) -> Result<RuntimeDetails, AppError> {
-    gate::require(gate::Access::Admin).await?;
-    let state = app_state()?;
+pub async fn details(state: &AppState, user_id: &str) -> Result<RuntimeDetails, AppError> {
     let id = parse_id(user_id, "User")?;
     let orchestrator = state.orchestrator();
     let logs = orchestrator.logs(id, LOG_LINES).await?;
@@ -382,22 +383,23 @@ pub async fn details(user_id: &str) -> Result<RuntimeDetails, AppError> {
 
 /// Lifecycle hook: a disabled user's runtime stops (inside the caller's transaction).
 pub async fn stop_for_disabled(
+    state: &AppState,
     tx: &mut sqlx::PgConnection,
     user: Uuid,
     username: &str,
 ) -> Result<(), AppError> {
-    request_in(tx, user, username, Action::Stop, false).await
+    request_in(state, tx, user, username, Action::Stop, false).await
 }
 
 /// Lifecycle hook: a running runtime is made anew so that every connection to it ends (inside
 /// the caller's transaction); `why` is recorded as who asked.
 pub async fn restart_for_recovery(
+    state: &AppState,
     tx: &mut sqlx::PgConnection,
     user: Uuid,
     username: &str,
     why: &str,
 ) -> Result<(), AppError> {
-    let state = app_state()?;
     state
         .orchestrator()
         .request_in(
@@ -414,21 +416,22 @@ pub async fn restart_for_recovery(
 
 /// Lifecycle hook: a deleted user's runtime and workspace go (inside the caller's transaction).
 pub async fn delete_for_deleted(
+    state: &AppState,
     tx: &mut sqlx::PgConnection,
     user: Uuid,
     username: &str,
 ) -> Result<(), AppError> {
-    request_in(tx, user, username, Action::Delete, true).await
+    request_in(state, tx, user, username, Action::Delete, true).await
 }
 
 async fn request_in(
+    state: &AppState,
     tx: &mut sqlx::PgConnection,
     user: Uuid,
     username: &str,
     action: Action,
     wipe: bool,
 ) -> Result<(), AppError> {
-    let state = app_state()?;
     match state
         .orchestrator()
         .request_in(

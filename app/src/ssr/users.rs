@@ -1,13 +1,14 @@
 //! Admin user management, with the guards that keep an installation governable: the last
 //! active admin stays, and nobody disables or deletes themself.
 
+use super::AppState;
 use super::admin::entry;
 use super::audit::{self, Subject, action};
-use super::auth::gate::{self, Caller};
+use super::auth::gate::Caller;
 use super::auth::{password, tokens};
 use super::db::users::{self, UserFilter, UserRow};
 use super::db::{audit as audit_repo, sessions};
-use super::{app_state, lifecycle, parse_id};
+use super::{lifecycle, parse_id};
 use crate::AppError;
 use crate::api::users::{OneTimePassword, PER_PAGE, UserDetail, UserList, UserQuery, UserSummary};
 use crate::model::{Role, UserStatus};
@@ -36,9 +37,7 @@ fn not_found() -> AppError {
 }
 
 /// See [`crate::api::users::list_users`].
-pub async fn list(query: UserQuery) -> Result<UserList, AppError> {
-    let state = app_state()?;
-    gate::require(gate::Access::Admin).await?;
+pub async fn list(state: &AppState, query: UserQuery) -> Result<UserList, AppError> {
     let search = query.search.trim();
     if search.chars().count() > SEARCH_MAX {
         return Err(AppError::field(
@@ -63,9 +62,7 @@ pub async fn list(query: UserQuery) -> Result<UserList, AppError> {
 }
 
 /// See [`crate::api::users::get_user`].
-pub async fn detail(id: &str) -> Result<UserDetail, AppError> {
-    let state = app_state()?;
-    let caller = gate::require(gate::Access::Admin).await?;
+pub async fn detail(state: &AppState, caller: &Caller, id: &str) -> Result<UserDetail, AppError> {
     let id = parse_id(id, "User")?;
     let row = users::find(state.pool(), id).await?.ok_or_else(not_found)?;
     let open_sessions =
@@ -134,20 +131,25 @@ enum Change {
 }
 
 /// See [`crate::api::users::set_user_status`].
-pub async fn set_status(id: &str, status: UserStatus) -> Result<UserSummary, AppError> {
-    let state = app_state()?;
-    let caller = gate::require(gate::Access::Admin).await?;
+pub async fn set_status(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    status: UserStatus,
+) -> Result<UserSummary, AppError> {
     let id = parse_id(id, "User")?;
     let change = match status {
         UserStatus::Disabled => Change::Disable,
         UserStatus::Active => Change::Enable,
     };
     let mut tx = state.pool().begin().await?;
-    let target = guarded(&mut tx, &caller, id, change).await?;
+    let target = guarded(&mut tx, caller, id, change).await?;
     if target.status != status {
         users::set_status(&mut *tx, id, status, &target.session_stamp).await?;
         match status {
-            UserStatus::Disabled => lifecycle::user_disabled(&mut tx, id, &target.username).await?,
+            UserStatus::Disabled => {
+                lifecycle::user_disabled(state, &mut tx, id, &target.username).await?
+            }
             UserStatus::Active => lifecycle::user_enabled(&mut tx, id).await?,
         }
         let act = match status {
@@ -156,7 +158,7 @@ pub async fn set_status(id: &str, status: UserStatus) -> Result<UserSummary, App
         };
         let id_text = id.to_string();
         let subject = Subject::user(&id_text, &target.username);
-        audit::by_caller(&mut *tx, &caller, act, Some(subject), None).await?;
+        audit::by_caller(&mut *tx, caller, act, Some(subject), None).await?;
     }
     let updated = users::find(&mut *tx, id).await?.ok_or_else(not_found)?;
     tx.commit().await?;
@@ -165,22 +167,25 @@ pub async fn set_status(id: &str, status: UserStatus) -> Result<UserSummary, App
 }
 
 /// See [`crate::api::users::set_user_role`].
-pub async fn set_role(id: &str, role: Role) -> Result<UserSummary, AppError> {
-    let state = app_state()?;
-    let caller = gate::require(gate::Access::Admin).await?;
+pub async fn set_role(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    role: Role,
+) -> Result<UserSummary, AppError> {
     let id = parse_id(id, "User")?;
     let change = match role {
         Role::User => Change::Demote,
         Role::Admin => Change::Promote,
     };
     let mut tx = state.pool().begin().await?;
-    let target = guarded(&mut tx, &caller, id, change).await?;
+    let target = guarded(&mut tx, caller, id, change).await?;
     if target.role != role {
         users::set_role(&mut *tx, id, role).await?;
         let id_text = id.to_string();
         audit::by_caller(
             &mut *tx,
-            &caller,
+            caller,
             action::USER_ROLE_CHANGED,
             Some(Subject::user(&id_text, &target.username)),
             Some(serde_json::json!({ "from": target.role.as_str(), "to": role.as_str() })),
@@ -194,9 +199,12 @@ pub async fn set_role(id: &str, role: Role) -> Result<UserSummary, AppError> {
 }
 
 /// See [`crate::api::users::reset_user_password`].
-pub async fn reset_password(id: &str, revoke_keys: bool) -> Result<OneTimePassword, AppError> {
-    let state = app_state()?;
-    let caller = gate::require(gate::Access::Admin).await?;
+pub async fn reset_password(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    revoke_keys: bool,
+) -> Result<OneTimePassword, AppError> {
     let id = parse_id(id, "User")?;
     let one_time = tokens::one_time_password();
     let hash = password::hash(one_time.clone()).await?;
@@ -205,11 +213,12 @@ pub async fn reset_password(id: &str, revoke_keys: bool) -> Result<OneTimePasswo
         .await?
         .ok_or_else(not_found)?;
     users::set_password(&mut *tx, id, &hash, true, &tokens::new_stamp()).await?;
-    let ended = lifecycle::password_reset(&mut tx, id, &target.username, revoke_keys).await?;
+    let ended =
+        lifecycle::password_reset(state, &mut tx, id, &target.username, revoke_keys).await?;
     let id_text = id.to_string();
     audit::by_caller(
         &mut *tx,
-        &caller,
+        caller,
         action::PASSWORD_RESET,
         Some(Subject::user(&id_text, &target.username)),
         Some(serde_json::json!({
@@ -227,18 +236,16 @@ pub async fn reset_password(id: &str, revoke_keys: bool) -> Result<OneTimePasswo
 }
 
 /// See [`crate::api::users::delete_user`].
-pub async fn delete(id: &str) -> Result<(), AppError> {
-    let state = app_state()?;
-    let caller = gate::require(gate::Access::Admin).await?;
+pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> Result<(), AppError> {
     let id = parse_id(id, "User")?;
     let mut tx = state.pool().begin().await?;
-    let target = guarded(&mut tx, &caller, id, Change::Delete).await?;
-    lifecycle::user_deleting(&mut tx, id, &target.username).await?;
+    let target = guarded(&mut tx, caller, id, Change::Delete).await?;
+    lifecycle::user_deleting(state, &mut tx, id, &target.username).await?;
     users::delete(&mut *tx, id).await?;
     let id_text = id.to_string();
     audit::by_caller(
         &mut *tx,
-        &caller,
+        caller,
         action::USER_DELETED,
         Some(Subject::user(&id_text, &target.username)),
         Some(serde_json::json!({ "role": target.role.as_str() })),
