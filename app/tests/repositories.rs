@@ -1,10 +1,12 @@
 //! Repository functions against a real PostgreSQL (one database per test).
 
 use app::model::{InvitationStatus, Role, UserStatus};
-use app::ssr::db::{
-    Page, audit, invitations, sessions, throttle,
+use app::ssr::audit::repo as audit;
+use app::ssr::identity::repo::{
+    invitations, sessions, throttle,
     users::{self, NewUser, UserFilter},
 };
+use app::ssr::paging::Page;
 use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
 

@@ -169,9 +169,9 @@ impl EmbeddedPostgres {
         let main_conf = self.dir.join("postgresql.conf");
         let mut text = std::fs::read_to_string(&main_conf)
             .with_context(|| format!("reading {}", main_conf.display()))?;
-        text.push_str(&format!(
-            "\n# Added by ClawLoops.\ninclude_if_exists = '{CONF_FILE}'\n"
-        ));
+        text.push_str("\n# Added by ClawLoops.\ninclude_if_exists = '");
+        text.push_str(CONF_FILE);
+        text.push_str("'\n");
         std::fs::write(&main_conf, text)
             .with_context(|| format!("writing {}", main_conf.display()))?;
         Ok(())

@@ -6,7 +6,6 @@ pub mod database;
 pub mod embedded_db;
 pub mod entry;
 pub mod gateway;
-pub mod handoff;
 pub mod http;
 pub mod runtime_manager;
 pub mod serve;

@@ -78,7 +78,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn admin(action: AdminAction, settings: &Settings) -> anyhow::Result<()> {
-    use app::ssr::bootstrap::{self, InitialPassword};
+    use app::ssr::identity::bootstrap::{self, InitialPassword};
     let db = database::Database::open(settings).await?;
     let result = match action {
         AdminAction::Create {

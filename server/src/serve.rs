@@ -4,8 +4,8 @@ use crate::database::Database;
 use crate::http::{self, HttpMetrics, ServerState};
 use crate::settings::Settings;
 use anyhow::Context;
-use app::ssr::auth::SessionPolicy;
-use app::ssr::bootstrap::{self, InitialPassword};
+use app::ssr::identity::auth::SessionPolicy;
+use app::ssr::identity::bootstrap::{self, InitialPassword};
 use app::ssr::{AppConfig, AppState};
 use leptos::config::LeptosOptions;
 use secrecy::ExposeSecret;
@@ -28,7 +28,7 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         })?;
     let database = Database::open(&settings).await?;
     first_admin(&settings, &database.pool).await?;
-    app::ssr::auth::password::warm_up();
+    app::ssr::identity::auth::password::warm_up();
     let instance = instance_id(&database.pool).await?;
     let state = server_state(&settings, database.pool.clone(), instance).await?;
     let mut background = spawn_background(&state);
@@ -257,7 +257,7 @@ async fn delete_expired_sessions(pool: sqlx::PgPool) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         every.tick().await;
-        match app::ssr::db::sessions::delete_expired(&pool).await {
+        match app::ssr::identity::repo::sessions::delete_expired(&pool).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(sessions = n, "removed expired sessions"),
             Err(err) => tracing::warn!(error = %err, "could not remove expired sessions"),

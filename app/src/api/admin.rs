@@ -59,24 +59,15 @@ pub struct AdminOverview {
 
 #[server(endpoint = "admin/overview")]
 pub async fn get_admin_overview() -> Result<AdminOverview, AppError> {
-    use crate::ssr::{Access, admin, edge, respond};
-    respond(
-        async {
-            let (state, _caller) = edge(Access::Admin).await?;
-            admin::overview(&state).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, admin, serve};
+    serve(Access::Admin, async |state, _| admin::overview(state).await).await
 }
 
 #[server(endpoint = "admin/audit")]
 pub async fn list_audit(query: AuditQuery) -> Result<AuditList, AppError> {
-    use crate::ssr::{Access, admin, edge, respond};
-    respond(
-        async {
-            let (state, _caller) = edge(Access::Admin).await?;
-            admin::audit(&state, query).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, admin, serve};
+    serve(Access::Admin, async |state, _| {
+        admin::audit(state, query).await
+    })
+    .await
 }

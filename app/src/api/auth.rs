@@ -31,8 +31,8 @@ pub struct SessionInfo {
 }
 
 #[cfg(feature = "ssr")]
-impl From<crate::ssr::auth::SessionUser> for Me {
-    fn from(user: crate::ssr::auth::SessionUser) -> Self {
+impl From<crate::ssr::identity::auth::SessionUser> for Me {
+    fn from(user: crate::ssr::identity::auth::SessionUser) -> Self {
         Me {
             id: user.id.to_string(),
             username: user.username,
@@ -46,90 +46,77 @@ impl From<crate::ssr::auth::SessionUser> for Me {
 /// Who is signed in: `None` for nobody, `USER_DISABLED` for a disabled account.
 #[server(endpoint = "auth/me")]
 pub async fn current_user() -> Result<Option<Me>, AppError> {
-    use crate::ssr::{auth::gate, respond};
-    respond(
-        async {
-            match gate::require(gate::Access::SignedIn).await {
-                Ok(caller) => Ok(Some(Me::from(caller.user))),
-                Err(AppError::Unauthenticated) => Ok(None),
-                Err(other) => Err(other),
-            }
+    use crate::ssr::{identity::auth::gate, respond};
+    respond(async {
+        match gate::require(gate::Access::SignedIn).await {
+            Ok(caller) => Ok(Some(Me::from(caller.user))),
+            Err(AppError::Unauthenticated) => Ok(None),
+            Err(other) => Err(other),
         }
-        .await,
-    )
+    })
+    .await
 }
 
 /// Signs in. Answers `INVALID_CREDENTIALS` without saying which part was wrong,
 /// `TOO_MANY_ATTEMPTS` after repeated failures, `USER_DISABLED` only after a right password.
 #[server(endpoint = "auth/login")]
 pub async fn login(username: String, password: String) -> Result<Me, AppError> {
-    use crate::ssr::{app_state, auth, respond};
-    respond(
-        async {
-            let state = app_state()?;
-            let mut session = auth::gate::auth_session().await?;
-            let client = auth::gate::client_info().await;
-            let user =
-                auth::login::sign_in(state.pool(), &mut session, &client, &username, password)
-                    .await?;
-            Ok(Me::from(user))
-        }
-        .await,
-    )
+    use crate::ssr::{app_state, identity::auth, respond};
+    respond(async {
+        let state = app_state()?;
+        let mut session = auth::gate::auth_session().await?;
+        let client = auth::gate::client_info().await;
+        let user =
+            auth::login::sign_in(state.pool(), &mut session, &client, &username, password).await?;
+        Ok(Me::from(user))
+    })
+    .await
 }
 
 /// Signs out of this session.
 #[server(endpoint = "auth/logout")]
 pub async fn logout() -> Result<(), AppError> {
-    use crate::ssr::{app_state, audit, auth::gate, internal, respond};
-    respond(
-        async {
-            let mut caller = match gate::require(gate::Access::SignedIn).await {
-                Ok(caller) => caller,
-                // Signing out twice, or after the session ended, is fine.
-                Err(AppError::Unauthenticated | AppError::UserDisabled) => return Ok(()),
-                Err(other) => return Err(other),
-            };
-            audit::by_caller(
-                app_state()?.pool(),
-                &caller,
-                audit::action::LOGOUT,
-                None,
-                None,
-            )
-            .await?;
-            caller.auth.logout().await.map_err(internal)?;
-            app_state()?.access_changed(caller.user.id);
-            Ok(())
-        }
-        .await,
-    )
+    use crate::ssr::{app_state, audit, identity::auth::gate, internal, respond};
+    respond(async {
+        let mut caller = match gate::require(gate::Access::SignedIn).await {
+            Ok(caller) => caller,
+            // Signing out twice, or after the session ended, is fine.
+            Err(AppError::Unauthenticated | AppError::UserDisabled) => return Ok(()),
+            Err(other) => return Err(other),
+        };
+        audit::by_caller(
+            app_state()?.pool(),
+            &caller,
+            audit::action::LOGOUT,
+            None,
+            None,
+        )
+        .await?;
+        caller.auth.logout().await.map_err(internal)?;
+        app_state()?.access_changed(caller.user.id);
+        Ok(())
+    })
+    .await
 }
 
 /// Changes the caller's password; ends every other session and renews this one.
 #[server(endpoint = "auth/password")]
 pub async fn change_password(current: String, new_password: String) -> Result<(), AppError> {
-    use crate::ssr::{Access, account, edge, respond};
-    respond(
-        async {
-            let (state, mut caller) = edge(Access::SignedIn).await?;
-            account::change_password(&state, &mut caller, current, new_password).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, identity::account, serve};
+    serve(Access::SignedIn, async |state, caller| {
+        account::change_password(state, caller, current, new_password).await
+    })
+    .await
 }
 
 /// The caller's sessions, most recently used first.
 #[server(endpoint = "auth/sessions")]
 pub async fn my_sessions() -> Result<Vec<SessionInfo>, AppError> {
-    use crate::ssr::{Access, account, edge, respond};
-    respond(
-        async {
-            let (state, caller) = edge(Access::User).await?;
-            account::sessions(&state, &caller).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, identity::account, serve};
+    serve(Access::User, async |state, caller| {
+        account::sessions(state, caller).await
+    })
+    .await
 }
 
 /// Ends every session of the caller, this one included, and what was opened with them: a
@@ -137,12 +124,9 @@ pub async fn my_sessions() -> Result<Vec<SessionInfo>, AppError> {
 /// personal API keys are revoked too. Answers how many sessions ended.
 #[server(endpoint = "auth/sign-out-everywhere")]
 pub async fn sign_out_everywhere(revoke_keys: Option<bool>) -> Result<u64, AppError> {
-    use crate::ssr::{Access, account, edge, respond};
-    respond(
-        async {
-            let (state, mut caller) = edge(Access::SignedIn).await?;
-            account::sign_out_everywhere(&state, &mut caller, revoke_keys.unwrap_or(false)).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, identity::account, serve};
+    serve(Access::SignedIn, async |state, caller| {
+        account::sign_out_everywhere(state, caller, revoke_keys.unwrap_or(false)).await
+    })
+    .await
 }

@@ -79,14 +79,12 @@ pub struct NewInvitationForm {
 /// code (`INVITATION_EXPIRED`, `INVITATION_REVOKED`, `INVITATION_ALREADY_CONSUMED`).
 #[server(endpoint = "invitations/preview")]
 pub async fn preview_invitation(token: String) -> Result<InvitationPreview, AppError> {
-    use crate::ssr::{app_state, invitations, respond};
-    respond(
-        async {
-            let state = app_state()?;
-            invitations::preview(&state, &token).await
-        }
-        .await,
-    )
+    use crate::ssr::{app_state, identity::invitations, respond};
+    respond(async {
+        let state = app_state()?;
+        invitations::preview(&state, &token).await
+    })
+    .await
 }
 
 /// Accepts an invitation: makes the account with the invitation's role and signs it in.
@@ -96,27 +94,22 @@ pub async fn accept_invitation(
     username: String,
     password: String,
 ) -> Result<Me, AppError> {
-    use crate::ssr::{app_state, invitations, respond};
-    respond(
-        async {
-            let state = app_state()?;
-            invitations::accept(&state, &token, &username, password).await
-        }
-        .await,
-    )
+    use crate::ssr::{app_state, identity::invitations, respond};
+    respond(async {
+        let state = app_state()?;
+        invitations::accept(&state, &token, &username, password).await
+    })
+    .await
 }
 
 /// Creates an invitation (admins).
 #[server(endpoint = "admin/invitations/create")]
 pub async fn create_invitation(form: NewInvitationForm) -> Result<InvitationLink, AppError> {
-    use crate::ssr::{Access, edge, invitations, respond};
-    respond(
-        async {
-            let (state, caller) = edge(Access::Admin).await?;
-            invitations::create(&state, &caller, form).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, identity::invitations, serve};
+    serve(Access::Admin, async |state, caller| {
+        invitations::create(state, caller, form).await
+    })
+    .await
 }
 
 /// Lists invitations, optionally only one status (admins).
@@ -125,40 +118,31 @@ pub async fn list_invitations(
     status: Option<InvitationStatus>,
     page: i64,
 ) -> Result<InvitationList, AppError> {
-    use crate::ssr::{Access, edge, invitations, respond};
-    respond(
-        async {
-            let (state, _caller) = edge(Access::Admin).await?;
-            invitations::list(&state, status, page).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, identity::invitations, serve};
+    serve(Access::Admin, async |state, _| {
+        invitations::list(state, status, page).await
+    })
+    .await
 }
 
 /// One invitation (admins).
 #[server(endpoint = "admin/invitations/get")]
 pub async fn get_invitation(id: String) -> Result<InvitationSummary, AppError> {
-    use crate::ssr::{Access, edge, invitations, respond};
-    respond(
-        async {
-            let (state, _caller) = edge(Access::Admin).await?;
-            invitations::get(&state, &id).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, identity::invitations, serve};
+    serve(Access::Admin, async |state, _| {
+        invitations::get(state, &id).await
+    })
+    .await
 }
 
 /// Withdraws a pending invitation (admins).
 #[server(endpoint = "admin/invitations/revoke")]
 pub async fn revoke_invitation(id: String) -> Result<InvitationSummary, AppError> {
-    use crate::ssr::{Access, edge, invitations, respond};
-    respond(
-        async {
-            let (state, caller) = edge(Access::Admin).await?;
-            invitations::revoke(&state, &caller, &id).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, identity::invitations, serve};
+    serve(Access::Admin, async |state, caller| {
+        invitations::revoke(state, caller, &id).await
+    })
+    .await
 }
 
 /// Makes a new link for a pending or expired invitation; the old link stops working (admins).
@@ -167,12 +151,9 @@ pub async fn reissue_invitation(
     id: String,
     expires_in_hours: i64,
 ) -> Result<InvitationLink, AppError> {
-    use crate::ssr::{Access, edge, invitations, respond};
-    respond(
-        async {
-            let (state, caller) = edge(Access::Admin).await?;
-            invitations::reissue(&state, &caller, &id, expires_in_hours).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, identity::invitations, serve};
+    serve(Access::Admin, async |state, caller| {
+        invitations::reissue(state, caller, &id, expires_in_hours).await
+    })
+    .await
 }

@@ -200,38 +200,29 @@ pub struct UsageReport {
 
 #[server(endpoint = "admin/models")]
 pub async fn get_models_admin() -> Result<ModelsAdmin, AppError> {
-    use crate::ssr::{Access, edge, models, respond};
-    respond(
-        async {
-            let (state, _caller) = edge(Access::Admin).await?;
-            models::catalog::admin_page(&state).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, models, serve};
+    serve(Access::Admin, async |state, _| {
+        models::catalog::admin_page(state).await
+    })
+    .await
 }
 
 #[server(endpoint = "admin/models/save")]
 pub async fn save_model(form: ModelForm) -> Result<ModelView, AppError> {
-    use crate::ssr::{Access, edge, models, respond};
-    respond(
-        async {
-            let (state, caller) = edge(Access::Admin).await?;
-            models::catalog::save(&state, &caller, form).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, models, serve};
+    serve(Access::Admin, async |state, caller| {
+        models::catalog::save(state, caller, form).await
+    })
+    .await
 }
 
 #[server(endpoint = "admin/models/delete")]
 pub async fn delete_model(id: String) -> Result<(), AppError> {
-    use crate::ssr::{Access, edge, models, respond};
-    respond(
-        async {
-            let (state, caller) = edge(Access::Admin).await?;
-            models::catalog::delete(&state, &caller, &id).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, models, serve};
+    serve(Access::Admin, async |state, caller| {
+        models::catalog::delete(state, caller, &id).await
+    })
+    .await
 }
 
 #[server(endpoint = "admin/credentials/add")]
@@ -240,87 +231,66 @@ pub async fn add_credential(
     secret: String,
     verify_url: String,
 ) -> Result<CredentialView, AppError> {
-    use crate::ssr::{Access, edge, models, respond};
-    respond(
-        async {
-            let (state, caller) = edge(Access::Admin).await?;
-            models::credentials::add_credential(&state, &caller, &name, &secret, &verify_url).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, models, serve};
+    serve(Access::Admin, async |state, caller| {
+        models::credentials::add_credential(state, caller, &name, &secret, &verify_url).await
+    })
+    .await
 }
 
 #[server(endpoint = "admin/credentials/verify")]
 pub async fn verify_credential(id: String) -> Result<CredentialView, AppError> {
-    use crate::ssr::{Access, edge, models, respond};
-    respond(
-        async {
-            let (state, caller) = edge(Access::Admin).await?;
-            models::credentials::verify_credential(&state, &caller, &id).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, models, serve};
+    serve(Access::Admin, async |state, caller| {
+        models::credentials::verify_credential(state, caller, &id).await
+    })
+    .await
 }
 
 #[server(endpoint = "admin/credentials/delete")]
 pub async fn delete_credential(id: String) -> Result<(), AppError> {
-    use crate::ssr::{Access, edge, models, respond};
-    respond(
-        async {
-            let (state, caller) = edge(Access::Admin).await?;
-            models::credentials::delete_credential(&state, &caller, &id).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, models, serve};
+    serve(Access::Admin, async |state, caller| {
+        models::credentials::delete_credential(state, caller, &id).await
+    })
+    .await
 }
 
 #[server(endpoint = "models/mine")]
 pub async fn get_my_models() -> Result<MyModels, AppError> {
-    use crate::ssr::{Access, edge, models, respond};
-    respond(
-        async {
-            let (state, caller) = edge(Access::User).await?;
-            models::keys::mine(&state, &caller).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, models, serve};
+    serve(Access::User, async |state, caller| {
+        models::keys::mine(state, caller).await
+    })
+    .await
 }
 
 /// Creates a personal API key; `expires_days` empty for a key that does not expire.
 #[server(endpoint = "keys/create")]
 pub async fn create_key(name: String, expires_days: Option<u32>) -> Result<CreatedKey, AppError> {
-    use crate::ssr::{Access, edge, models, respond};
-    respond(
-        async {
-            let (state, caller) = edge(Access::User).await?;
-            models::keys::create_key(&state, &caller, &name, expires_days).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, models, serve};
+    serve(Access::User, async |state, caller| {
+        models::keys::create_key(state, caller, &name, expires_days).await
+    })
+    .await
 }
 
 #[server(endpoint = "keys/revoke")]
 pub async fn revoke_key(id: String) -> Result<(), AppError> {
-    use crate::ssr::{Access, edge, models, respond};
-    respond(
-        async {
-            let (state, caller) = edge(Access::User).await?;
-            models::keys::revoke_key(&state, &caller, &id).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, models, serve};
+    serve(Access::User, async |state, caller| {
+        models::keys::revoke_key(state, caller, &id).await
+    })
+    .await
 }
 
 #[server(endpoint = "admin/limits")]
 pub async fn list_limits() -> Result<Vec<LimitsView>, AppError> {
-    use crate::ssr::{Access, edge, models, respond};
-    respond(
-        async {
-            let (state, _caller) = edge(Access::Admin).await?;
-            models::limits::list(&state).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, models, serve};
+    serve(Access::Admin, async |state, _| {
+        models::limits::list(state).await
+    })
+    .await
 }
 
 /// The limits form; an empty number means no limit.
@@ -340,38 +310,29 @@ pub struct LimitsForm {
 
 #[server(endpoint = "admin/limits/set")]
 pub async fn set_limits(form: LimitsForm) -> Result<LimitsView, AppError> {
-    use crate::ssr::{Access, edge, models, respond};
-    respond(
-        async {
-            let (state, caller) = edge(Access::Admin).await?;
-            models::limits::set(&state, &caller, form).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, models, serve};
+    serve(Access::Admin, async |state, caller| {
+        models::limits::set(state, caller, form).await
+    })
+    .await
 }
 
 /// The caller's usage over the last `days` days.
 #[server(endpoint = "usage/mine")]
 pub async fn get_my_usage(days: u32) -> Result<UsageReport, AppError> {
-    use crate::ssr::{Access, edge, models, respond};
-    respond(
-        async {
-            let (state, caller) = edge(Access::User).await?;
-            models::usage::mine(&state, &caller, days).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, models, serve};
+    serve(Access::User, async |state, caller| {
+        models::usage::mine(state, caller, days).await
+    })
+    .await
 }
 
 /// Usage across users between `from` and `to` (`YYYY-MM-DD`, inclusive), optionally one user's.
 #[server(endpoint = "admin/usage")]
 pub async fn get_usage(from: String, to: String, user: String) -> Result<UsageReport, AppError> {
-    use crate::ssr::{Access, edge, models, respond};
-    respond(
-        async {
-            let (state, _caller) = edge(Access::Admin).await?;
-            models::usage::everyone(&state, &from, &to, &user).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, models, serve};
+    serve(Access::Admin, async |state, _| {
+        models::usage::everyone(state, &from, &to, &user).await
+    })
+    .await
 }

@@ -85,6 +85,19 @@ impl ProblemView {
     pub fn short_reference(&self) -> &str {
         self.reference.get(..8).unwrap_or(&self.reference)
     }
+
+    /// What the owner is asked to do if it happens again, with the reference to quote.
+    pub fn ask_admin(&self) -> String {
+        format!(
+            "If it happens again, tell an administrator: reference {}.",
+            self.short_reference()
+        )
+    }
+
+    /// The whole sentence for the owner: what happened, then [`Self::ask_admin`].
+    pub fn sentence(&self) -> String {
+        format!("{} {}", self.message, self.ask_admin())
+    }
 }
 
 /// A workspace's size against its limit.
@@ -177,40 +190,28 @@ pub struct RuntimeDetails {
 /// The caller's runtime, or `None` before the first start.
 #[server(endpoint = "runtime/mine")]
 pub async fn my_runtime() -> Result<Option<RuntimeCard>, AppError> {
-    use crate::ssr::{Access, edge, respond, runtimes};
-    respond(
-        async {
-            let (state, caller) = edge(Access::User).await?;
-            runtimes::mine(&state, &caller).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, runtimes, serve};
+    serve(Access::User, async |state, caller| {
+        runtimes::mine(state, caller).await
+    })
+    .await
 }
 
 /// Starts, stops, recovers or deletes the caller's runtime.
 #[server(endpoint = "runtime/command")]
 pub async fn command_my_runtime(command: RuntimeCommand) -> Result<Option<RuntimeCard>, AppError> {
-    use crate::ssr::{Access, edge, respond, runtimes};
-    respond(
-        async {
-            let (state, caller) = edge(Access::User).await?;
-            runtimes::command_mine(&state, &caller, command).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, runtimes, serve};
+    serve(Access::User, async |state, caller| {
+        runtimes::command_mine(state, caller, command).await
+    })
+    .await
 }
 
 /// Every runtime (admins).
 #[server(endpoint = "admin/runtimes/list")]
 pub async fn list_runtimes() -> Result<Vec<AdminRuntime>, AppError> {
-    use crate::ssr::{Access, edge, respond, runtimes};
-    respond(
-        async {
-            let (state, _caller) = edge(Access::Admin).await?;
-            runtimes::list(&state).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, runtimes, serve};
+    serve(Access::Admin, async |state, _| runtimes::list(state).await).await
 }
 
 /// How runtimes are fenced off, as the admin runtimes page shows it.
@@ -231,14 +232,11 @@ pub struct NetworkPolicyView {
 /// What runtimes may reach, and whether the host firewall enforces it right now (admins).
 #[server(endpoint = "admin/runtimes/policy")]
 pub async fn runtime_network_policy() -> Result<NetworkPolicyView, AppError> {
-    use crate::ssr::{Access, edge, respond, runtimes};
-    respond(
-        async {
-            let (state, _caller) = edge(Access::Admin).await?;
-            runtimes::network_policy(&state).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, runtimes, serve};
+    serve(Access::Admin, async |state, _| {
+        runtimes::network_policy(state).await
+    })
+    .await
 }
 
 /// Acts on someone's runtime (admins).
@@ -247,27 +245,21 @@ pub async fn admin_runtime_command(
     user_id: String,
     command: RuntimeCommand,
 ) -> Result<Option<RuntimeCard>, AppError> {
-    use crate::ssr::{Access, edge, respond, runtimes};
-    respond(
-        async {
-            let (state, caller) = edge(Access::Admin).await?;
-            runtimes::command_for(&state, &caller, &user_id, command).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, runtimes, serve};
+    serve(Access::Admin, async |state, caller| {
+        runtimes::command_for(state, caller, &user_id, command).await
+    })
+    .await
 }
 
 /// The last 200 log lines and current memory/CPU of someone's runtime (admins).
 #[server(endpoint = "admin/runtimes/details")]
 pub async fn get_runtime_details(user_id: String) -> Result<RuntimeDetails, AppError> {
-    use crate::ssr::{Access, edge, respond, runtimes};
-    respond(
-        async {
-            let (state, _caller) = edge(Access::Admin).await?;
-            runtimes::details(&state, &user_id).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, runtimes, serve};
+    serve(Access::Admin, async |state, _| {
+        runtimes::details(state, &user_id).await
+    })
+    .await
 }
 
 /// Sets (or, with a value left out, resets to the default) someone's runtime limits (admins).
@@ -281,7 +273,7 @@ pub async fn set_runtime_limits(
     idle_stop_minutes: Option<u32>,
     disk_mb: Option<u32>,
 ) -> Result<RuntimeLimits, AppError> {
-    use crate::ssr::{Access, edge, respond, runtimes};
+    use crate::ssr::{Access, runtimes, serve};
     let limits = runtimes::NewLimits {
         memory_mb,
         cpus,
@@ -289,11 +281,8 @@ pub async fn set_runtime_limits(
         idle_stop_minutes,
         disk_mb,
     };
-    respond(
-        async {
-            let (state, caller) = edge(Access::Admin).await?;
-            runtimes::set_limits(&state, &caller, &user_id, limits).await
-        }
-        .await,
-    )
+    serve(Access::Admin, async |state, caller| {
+        runtimes::set_limits(state, caller, &user_id, limits).await
+    })
+    .await
 }

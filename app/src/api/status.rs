@@ -56,13 +56,11 @@ pub enum DatabaseStatus {
 /// caller's session was checked is part of the answer, not an error.
 #[server(endpoint = "admin/status")]
 pub async fn get_status() -> Result<SystemStatus, AppError> {
-    use crate::ssr::{app_state, auth::gate, respond};
-    respond(
-        async {
-            gate::require(gate::Access::Admin).await?;
-            let state = app_state()?;
-            Ok(crate::ssr::status::snapshot(&state).await)
-        }
-        .await,
-    )
+    use crate::ssr::{app_state, identity::auth::gate, respond};
+    respond(async {
+        gate::require(gate::Access::Admin).await?;
+        let state = app_state()?;
+        Ok(crate::ssr::status::snapshot(&state).await)
+    })
+    .await
 }

@@ -63,51 +63,39 @@ pub struct OneTimePassword {
 
 #[server(endpoint = "admin/users/list")]
 pub async fn list_users(query: UserQuery) -> Result<UserList, AppError> {
-    use crate::ssr::{Access, edge, respond, users};
-    respond(
-        async {
-            let (state, _caller) = edge(Access::Admin).await?;
-            users::list(&state, query).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, identity::users, serve};
+    serve(Access::Admin, async |state, _| {
+        users::list(state, query).await
+    })
+    .await
 }
 
 #[server(endpoint = "admin/users/get")]
 pub async fn get_user(id: String) -> Result<UserDetail, AppError> {
-    use crate::ssr::{Access, edge, respond, users};
-    respond(
-        async {
-            let (state, caller) = edge(Access::Admin).await?;
-            users::detail(&state, &caller, &id).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, identity::users, serve};
+    serve(Access::Admin, async |state, caller| {
+        users::detail(state, caller, &id).await
+    })
+    .await
 }
 
 /// Enables or disables an account. Disabling ends all of its sessions at once.
 #[server(endpoint = "admin/users/status")]
 pub async fn set_user_status(id: String, status: UserStatus) -> Result<UserSummary, AppError> {
-    use crate::ssr::{Access, edge, respond, users};
-    respond(
-        async {
-            let (state, caller) = edge(Access::Admin).await?;
-            users::set_status(&state, &caller, &id, status).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, identity::users, serve};
+    serve(Access::Admin, async |state, caller| {
+        users::set_status(state, caller, &id, status).await
+    })
+    .await
 }
 
 #[server(endpoint = "admin/users/role")]
 pub async fn set_user_role(id: String, role: Role) -> Result<UserSummary, AppError> {
-    use crate::ssr::{Access, edge, respond, users};
-    respond(
-        async {
-            let (state, caller) = edge(Access::Admin).await?;
-            users::set_role(&state, &caller, &id, role).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, identity::users, serve};
+    serve(Access::Admin, async |state, caller| {
+        users::set_role(state, caller, &id, role).await
+    })
+    .await
 }
 
 /// Sets a one-time password the user must change at next sign-in; ends their sessions and what
@@ -118,24 +106,18 @@ pub async fn reset_user_password(
     id: String,
     revoke_keys: Option<bool>,
 ) -> Result<OneTimePassword, AppError> {
-    use crate::ssr::{Access, edge, respond, users};
-    respond(
-        async {
-            let (state, caller) = edge(Access::Admin).await?;
-            users::reset_password(&state, &caller, &id, revoke_keys.unwrap_or(false)).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, identity::users, serve};
+    serve(Access::Admin, async |state, caller| {
+        users::reset_password(state, caller, &id, revoke_keys.unwrap_or(false)).await
+    })
+    .await
 }
 
 #[server(endpoint = "admin/users/delete")]
 pub async fn delete_user(id: String) -> Result<(), AppError> {
-    use crate::ssr::{Access, edge, respond, users};
-    respond(
-        async {
-            let (state, caller) = edge(Access::Admin).await?;
-            users::delete(&state, &caller, &id).await
-        }
-        .await,
-    )
+    use crate::ssr::{Access, identity::users, serve};
+    serve(Access::Admin, async |state, caller| {
+        users::delete(state, caller, &id).await
+    })
+    .await
 }

@@ -1,6 +1,7 @@
 //! The live status panel on the overview page.
 
 use super::format;
+use super::ui::Fact;
 use crate::AppError;
 use crate::api::status::{DatabaseStatus, SystemStatus, get_status};
 use leptos::prelude::*;
@@ -203,21 +204,5 @@ fn Card(title: &'static str, badge: Badge, children: Children) -> impl IntoView 
             </div>
             <dl class="space-y-1.5 text-sm">{children()}</dl>
         </article>
-    }
-}
-
-#[component]
-fn Fact(label: &'static str, value: String, #[prop(optional)] mono: bool) -> impl IntoView {
-    let title = value.clone();
-    view! {
-        <div class="flex justify-between gap-3">
-            <dt class="whitespace-nowrap text-slate-500 dark:text-slate-400">{label}</dt>
-            <dd
-                class=if mono { "truncate font-mono text-xs leading-5" } else { "text-right" }
-                title=title
-            >
-                {value}
-            </dd>
-        </div>
     }
 }

@@ -369,3 +369,21 @@ pub fn Pill(text: &'static str, #[prop(default = "neutral")] tone: &'static str)
     };
     view! { <span class=class>{text}</span> }
 }
+
+/// One fact of a `<dl>`: its label on the left, its value on the right (`mono` for ids: one
+/// line, truncated, the whole value in its tooltip).
+#[component]
+pub fn Fact(label: &'static str, value: String, #[prop(optional)] mono: bool) -> impl IntoView {
+    let title = value.clone();
+    view! {
+        <div class="flex justify-between gap-3">
+            <dt class="whitespace-nowrap text-slate-500 dark:text-slate-400">{label}</dt>
+            <dd
+                class=if mono { "truncate font-mono text-xs leading-5" } else { "text-right" }
+                title=title
+            >
+                {value}
+            </dd>
+        </div>
+    }
+}

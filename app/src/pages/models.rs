@@ -117,8 +117,7 @@ fn Content(
                                                 <td class="tabular-nums">
                                                     {m
                                                         .context_window
-                                                        .map(|w| format!("{w} tokens"))
-                                                        .unwrap_or_else(|| "—".into())}
+                                                        .map_or_else(|| "—".into(), |w| format!("{w} tokens"))}
                                                 </td>
                                                 <td class="tabular-nums">
                                                     {format!("${} / ${}", m.price_input, m.price_output)}
@@ -198,7 +197,7 @@ fn NewKey(create: ServerAction<CreateKey>) -> impl IntoView {
                     ("30".into(), "in 30 days".into()),
                     ("90".into(), "in 90 days".into()),
                     ("365".into(), "in a year".into()),
-                    ("".into(), "never".into()),
+                    (String::new(), "never".into()),
                 ]
             />
             <button type="submit" class="btn-primary" disabled=move || create.pending().get()>
@@ -275,16 +274,10 @@ fn KeyTable(keys: Vec<KeyView>, revoke: ServerAction<RevokeKey>) -> impl IntoVie
                                     <td class="font-mono text-xs">{format!("{}…", k.prefix)}</td>
                                     <td class="whitespace-nowrap">{format::utc(k.created_at)}</td>
                                     <td class="whitespace-nowrap">
-                                        {k
-                                            .last_used_at
-                                            .map(format::utc)
-                                            .unwrap_or_else(|| "never".into())}
+                                        {k.last_used_at.map_or_else(|| "never".into(), format::utc)}
                                     </td>
                                     <td class="whitespace-nowrap">
-                                        {k
-                                            .expires_at
-                                            .map(format::utc)
-                                            .unwrap_or_else(|| "never".into())}
+                                        {k.expires_at.map_or_else(|| "never".into(), format::utc)}
                                     </td>
                                     <td>
                                         <span class=format!("badge {tone}")>{k.state.clone()}</span>

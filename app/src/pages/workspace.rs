@@ -56,11 +56,7 @@ pub fn next_step(card: Option<&RuntimeCard>, asked: bool) -> Next {
         },
         ObservedState::Error if asked || card.task_status == Some(TaskStatus::Failed) => {
             Next::Failed(match &card.problem {
-                Some(p) => format!(
-                    "{} If it happens again, tell an administrator: reference {}.",
-                    p.message,
-                    p.short_reference()
-                ),
+                Some(p) => p.sentence(),
                 None => "The runtime did not start.".into(),
             })
         }
@@ -136,8 +132,7 @@ fn WorkspaceEntry() -> impl IntoView {
                     let step = next_step(card.as_ref(), asked.get());
                     let (label, tone) = card
                         .as_ref()
-                        .map(phase)
-                        .unwrap_or(("Starting…".into(), "accent"));
+                        .map_or(("Starting…".into(), "accent"), phase);
                     let badge = format!("badge badge-{tone}");
                     let state = label.clone();
                     let body = match step {

@@ -1,10 +1,10 @@
 //! The admin home numbers and the audit log reader.
 
-use super::AppState;
-use super::db::audit::{self as repo, AuditFilter, AuditRow};
-use super::db::{invitations, users};
 use crate::AppError;
 use crate::api::admin::{AUDIT_PER_PAGE, AdminOverview, AuditEntry, AuditList, AuditQuery};
+use crate::ssr::AppState;
+use crate::ssr::audit::repo::{self as repo, AuditFilter, AuditRow};
+use crate::ssr::identity::repo::{invitations, users};
 
 /// An audit row in words.
 pub fn entry(row: AuditRow) -> AuditEntry {
@@ -52,7 +52,7 @@ pub async fn overview(state: &AppState) -> Result<AdminOverview, AppError> {
                 Some(f) => format!(
                     "{} {} (reference {})",
                     f.problem.message(),
-                    super::runtimes::admin_detail(&f),
+                    crate::ssr::runtimes::admin_detail(&f),
                     f.reference
                 ),
                 None => "The runtime is in error.".into(),

@@ -2,10 +2,10 @@
 //!
 //! Sessions, the user's runtime and its gateway key, inside the caller's transaction.
 
-use super::AppState;
-use super::auth::tokens;
-use super::db::{sessions, users};
 use crate::AppError;
+use crate::ssr::AppState;
+use crate::ssr::identity::auth::tokens;
+use crate::ssr::identity::repo::{sessions, users};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -18,7 +18,7 @@ pub async fn user_disabled(
     user: Uuid,
     username: &str,
 ) -> Result<(), AppError> {
-    super::runtimes::stop_for_disabled(state, tx, user, username).await?;
+    crate::ssr::runtimes::stop_for_disabled(state, tx, user, username).await?;
     // Personal keys stop working while the account is disabled (the gateway checks the
     // account); the runtime's key is revoked outright and a new one issued at its next start.
     clawloops_models::keys::revoke_runtime_key(tx, user, "account disabled").await?;
@@ -79,7 +79,7 @@ pub async fn sessions_ended(
         .await?
         .is_some_and(|b| b.desired() == clawloops_orchestrator::DesiredState::Running);
     if running {
-        super::runtimes::restart_for_recovery(state, tx, user, username, why).await?;
+        crate::ssr::runtimes::restart_for_recovery(state, tx, user, username, why).await?;
     }
     let keys_revoked = if revoke_personal_keys {
         clawloops_models::keys::revoke_personal_keys(&mut *tx, user, why).await?
@@ -100,5 +100,5 @@ pub async fn user_deleting(
     user: Uuid,
     username: &str,
 ) -> Result<(), AppError> {
-    super::runtimes::delete_for_deleted(state, tx, user, username).await
+    crate::ssr::runtimes::delete_for_deleted(state, tx, user, username).await
 }

@@ -1,21 +1,17 @@
 //! Server-only parts of the app: the state server functions read, and the glue that turns
 //! internal failures into [`AppError`]s.
 
-pub mod account;
 pub mod admin;
 pub mod audit;
-pub mod auth;
-pub mod bootstrap;
-pub mod db;
-pub mod invitations;
+pub mod identity;
 pub mod lifecycle;
 pub mod models;
+pub mod paging;
 pub mod runtimes;
 mod state;
 pub mod status;
-pub mod users;
 
-pub use auth::gate::{Access, Caller};
+pub use identity::auth::gate::{Access, Caller};
 pub use state::{AppConfig, AppState, BuildInfo};
 
 use crate::AppError;
@@ -29,8 +25,8 @@ pub fn app_state() -> Result<AppState, AppError> {
 
 /// What a server function resolves first, at its edge: the state, and the caller — if they
 /// have `access`. The services it then calls take both explicitly.
-pub async fn edge(access: Access) -> Result<(AppState, Caller), AppError> {
-    let caller = auth::gate::require(access).await?;
+async fn edge(access: Access) -> Result<(AppState, Caller), AppError> {
+    let caller = identity::auth::gate::require(access).await?;
     Ok((app_state()?, caller))
 }
 
@@ -48,9 +44,10 @@ pub fn parse_id(id: &str, what: &str) -> Result<uuid::Uuid, AppError> {
     })
 }
 
-/// Finishes a server function: on error, sets the HTTP status to the error's own
+/// Runs a server function's work: on error, sets the HTTP status to the error's own
 /// (server functions otherwise always answer 500).
-pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
+pub async fn respond<T>(work: impl Future<Output = Result<T, AppError>>) -> Result<T, AppError> {
+    let result = work.await;
     if let Err(err) = &result
         && let Some(options) = use_context::<ResponseOptions>()
     {
@@ -63,6 +60,19 @@ pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
         }
     }
     result
+}
+
+/// A server function's whole body: resolves the state and the caller for `access` at the
+/// edge, hands both to the service, and answers with the error's own status.
+pub async fn serve<T>(
+    access: Access,
+    service: impl AsyncFnOnce(&AppState, &mut Caller) -> Result<T, AppError>,
+) -> Result<T, AppError> {
+    respond(async {
+        let (state, mut caller) = edge(access).await?;
+        service(&state, &mut caller).await
+    })
+    .await
 }
 
 impl From<sqlx::Error> for AppError {

@@ -1,4 +1,4 @@
-use super::auth::SessionPolicy;
+use crate::ssr::identity::auth::SessionPolicy;
 use clawloops_orchestrator::Orchestrator;
 use sqlx::PgPool;
 use std::sync::Arc;

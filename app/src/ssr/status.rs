@@ -1,7 +1,7 @@
 //! Gathers the [`SystemStatus`] from the process and the database.
 
-use super::AppState;
 use crate::api::status::{DatabaseStatus, SystemStatus};
+use crate::ssr::AppState;
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;

@@ -241,7 +241,7 @@ async fn measure(args: &Args, addr: SocketAddr, http_port: u16, cookie: &str) ->
     println!(
         "\nForward-auth, {} s per run, oha with one worker thread, {} cores, same run:\n",
         args.duration,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        std::thread::available_parallelism().map_or(0, std::num::NonZero::get)
     );
     println!("| what | load | req/s | p50 ms | p99 ms | non-2xx |");
     println!("|---|---|---:|---:|---:|---:|");

@@ -195,10 +195,9 @@ pub fn precise_fixed_rate(target: Target, rate: u32, seconds: u64) -> Result<(Fi
             let figures = |mut micros: Vec<u32>| {
                 micros.sort_unstable();
                 let pick = |q: f64| {
-                    let i = ((micros.len() as f64 * q).ceil() as usize)
-                        .clamp(1, micros.len().max(1))
-                        - 1;
-                    micros.get(i).map_or(f64::NAN, |&us| f64::from(us) / 1000.0)
+                    micros
+                        .get(quantile_index(micros.len(), q))
+                        .map_or(f64::NAN, |&us| f64::from(us) / 1000.0)
                 };
                 Figures {
                     rps: micros.len() as f64 / elapsed,
@@ -250,4 +249,15 @@ pub fn rss_mib(pid: u32) -> f64 {
         }
     }
     total_kib as f64 / 1024.0
+}
+
+/// The index of quantile `q` (0–1) in `len` sorted samples (nearest rank; 0 when empty).
+pub fn quantile_index(len: usize, q: f64) -> usize {
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a share of a length: between 0 and the length"
+    )]
+    let rank = (len as f64 * q).ceil() as usize;
+    rank.clamp(1, len.max(1)) - 1
 }

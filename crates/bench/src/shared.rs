@@ -123,10 +123,10 @@ impl InProcess {
 
 /// The benchmarks' user `bench` (an admin) with `password`.
 pub async fn bench_user(pool: &PgPool, password: &str) -> Result<()> {
-    app::ssr::bootstrap::create_admin(
+    app::ssr::identity::bootstrap::create_admin(
         pool,
         "bench",
-        app::ssr::bootstrap::InitialPassword::Given(password.into()),
+        app::ssr::identity::bootstrap::InitialPassword::Given(password.into()),
         "bench",
     )
     .await

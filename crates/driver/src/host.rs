@@ -50,8 +50,7 @@ pub fn host_address_from(
         .unwrap_or_default();
     if let Some(gateway) = configs
         .iter()
-        .filter_map(|c| c.gateway.as_deref()?.parse::<Ipv4Addr>().ok())
-        .next()
+        .find_map(|c| c.gateway.as_deref()?.parse::<Ipv4Addr>().ok())
     {
         return Ok(gateway);
     }

@@ -3,9 +3,9 @@
 //! that speaks to Docker. Orchestration (what to do when) lives elsewhere; the driver only knows
 //! how.
 
-pub mod config;
 pub mod disk;
 pub mod docker;
+pub mod files;
 pub mod firewall;
 pub mod host;
 pub mod remote;

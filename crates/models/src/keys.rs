@@ -260,3 +260,41 @@ mod tests {
         )));
     }
 }
+
+/// A key as the gateway checks it: whose it is, whether it may still be used, and the owner's
+/// limits (all `None` without a `user_limits` row).
+#[derive(Debug, Clone)]
+pub struct KeyHolder {
+    pub id: uuid::Uuid,
+    pub kind: String,
+    pub user_id: uuid::Uuid,
+    pub expires_at: Option<time::OffsetDateTime>,
+    pub revoked_at: Option<time::OffsetDateTime>,
+    pub revoked_reason: Option<String>,
+    pub username: String,
+    pub status: String,
+    pub rpm: Option<i32>,
+    pub tpm: Option<i32>,
+    pub budget_tokens: Option<i64>,
+    pub budget_usd_micro: Option<i64>,
+    pub budget_period: Option<String>,
+    pub keys_suspended_at: Option<time::OffsetDateTime>,
+}
+
+/// The key with this hash, or `None` for a key that does not exist.
+pub async fn holder(pool: &sqlx::PgPool, hash: &[u8]) -> Result<Option<KeyHolder>, sqlx::Error> {
+    sqlx::query_as!(
+        KeyHolder,
+        r#"SELECT k.id, k.kind, k.user_id, k.expires_at, k.revoked_at, k.revoked_reason,
+                  u.username, u.status,
+                  l.rpm AS "rpm?", l.tpm AS "tpm?", l.budget_tokens AS "budget_tokens?",
+                  l.budget_usd_micro AS "budget_usd_micro?", l.budget_period AS "budget_period?",
+                  l.keys_suspended_at AS "keys_suspended_at?"
+           FROM api_keys k JOIN users u ON u.id = k.user_id
+           LEFT JOIN user_limits l ON l.user_id = k.user_id
+           WHERE k.hash = $1"#,
+        hash
+    )
+    .fetch_optional(pool)
+    .await
+}

@@ -4,8 +4,9 @@
 //! limit is stopped, and a runtime over its limit is not started until an admin raises the
 //! limit (or the workspace is reset).
 
-use crate::repo::RuntimeRow;
+use crate::repo::{self, RuntimeRow};
 use crate::settings::RuntimeSettings;
+use crate::{Action, DesiredState, Orchestrator, OrchestratorError, UserRef};
 
 const MIB: u64 = 1024 * 1024;
 
@@ -67,6 +68,65 @@ pub fn size(bytes: u64) -> String {
     }
 }
 
+/// What one workspace measurement did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct DiskReport {
+    /// Workspaces measured.
+    pub measured: usize,
+    /// Whether the engine itself holds volumes to their limit.
+    pub engine_enforced: bool,
+    /// Running runtimes stopped for being over their limit.
+    pub stopped: usize,
+}
+
+impl Orchestrator {
+    /// One workspace measurement (see this module); does nothing while no workspace has a limit.
+    pub async fn check_disks(&self) -> Result<DiskReport, OrchestratorError> {
+        let settings = &self.inner.settings;
+        let mut report = DiskReport::default();
+        let mut conn = self.inner.pool.acquire().await?;
+        let mut bindings = repo::all(&mut conn).await?;
+        if !any_limit(settings, &bindings) {
+            return Ok(report);
+        }
+        let usage = self.inner.driver.disk_usage().await?;
+        report.measured = usage.by_runtime.len();
+        report.engine_enforced = usage.engine_enforced;
+        repo::record_disk_usage(&mut conn, &usage.by_runtime).await?;
+        let busy: std::collections::HashSet<_> =
+            repo::busy_users(&mut conn).await?.into_iter().collect();
+        for binding in &mut bindings {
+            let Some(&used) = usage.by_runtime.get(&binding.runtime_id) else {
+                continue;
+            };
+            if busy.contains(&binding.user_id) || binding.desired() != DesiredState::Running {
+                continue;
+            }
+            // What was just recorded, without reading every binding again.
+            binding.disk_used_bytes = Some(i64::try_from(used).unwrap_or(i64::MAX));
+            let Some((used, limit)) = over_limit(settings, binding) else {
+                continue;
+            };
+            let reason = stop_reason(used, limit);
+            tracing::info!(user = %binding.username, used, limit, "stopping a runtime over its workspace limit");
+            let user = UserRef {
+                id: binding.user_id,
+                username: &binding.username,
+            };
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            self.request_in(&mut tx, user, Action::Stop, false, "disk check")
+                .await?;
+            repo::set_stop_reason(&mut tx, user.id, Some(&reason)).await?;
+            tx.commit().await?;
+            report.stopped += 1;
+        }
+        if report.stopped > 0 {
+            self.wake();
+        }
+        Ok(report)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,7 +174,7 @@ mod tests {
         );
         assert_eq!(
             over_limit(&settings, &binding(None, Some(mib + 1))),
-            Some((mib as u64 + 1, mib as u64))
+            Some((mib.unsigned_abs() + 1, mib.unsigned_abs()))
         );
         assert_eq!(
             over_limit(&settings, &binding(Some(0), Some(i64::MAX))),

@@ -2,8 +2,12 @@
 //! a bounded pool of workers, and a reconciler that keeps Docker equal to the desired state.
 //! It acts only through [`clawloops_driver::RuntimeDriver`].
 
+mod background;
 pub mod disk;
+mod error;
 mod idle;
+mod isolation;
+pub mod openclaw;
 mod reconcile;
 mod render;
 pub mod repo;
@@ -15,7 +19,10 @@ pub use clawloops_driver::Isolation;
 pub use clawloops_wire::runtime::{
     Action, DesiredState, ObservedState, Problem, Stage, TaskStatus,
 };
+pub use disk::DiskReport;
+pub use error::OrchestratorError;
 pub use idle::{PlannedStop, StopKind, span as duration_words};
+pub use isolation::IsolationStatus;
 pub use reconcile::ReconcileReport;
 pub use render::USER_HEADER;
 pub use repo::{RuntimeRow, TaskRow};
@@ -35,20 +42,6 @@ pub struct UserRef<'a> {
     pub username: &'a str,
 }
 
-/// What went wrong with a request (task failures are recorded on the task instead).
-#[derive(Debug, thiserror::Error)]
-pub enum OrchestratorError {
-    #[error("this user has no runtime")]
-    NoRuntime,
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
-    #[error(transparent)]
-    Driver(#[from] clawloops_driver::DriverError),
-    /// The workspace holds more than its disk limit (in words for the user).
-    #[error("{0}")]
-    WorkspaceFull(String),
-}
-
 /// A user's own resource limits; `None` keeps the deployment's default.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct LimitOverride {
@@ -59,17 +52,6 @@ pub struct LimitOverride {
     pub disk_mb: Option<u32>,
 }
 
-/// What one workspace measurement did.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct DiskReport {
-    /// Workspaces measured.
-    pub measured: usize,
-    /// Whether the engine itself holds volumes to their limit.
-    pub engine_enforced: bool,
-    /// Running runtimes stopped for being over their limit.
-    pub stopped: usize,
-}
-
 /// A runtime as pages show it: the binding, its newest task, and the task's place in the queue.
 #[derive(Debug, Clone)]
 pub struct RuntimeView {
@@ -77,16 +59,6 @@ pub struct RuntimeView {
     pub task: Option<TaskRow>,
     /// Tasks ahead of this one in the queue, when it is queued.
     pub queue_position: Option<i64>,
-}
-
-/// The host firewall for runtimes as the reconciler last found it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IsolationStatus {
-    /// `Ok` when runtimes are fenced off (or left to someone else by configuration); the
-    /// driver's words otherwise.
-    pub result: Result<Isolation, String>,
-    /// When it was checked (None: not yet).
-    pub checked_at: Option<time::OffsetDateTime>,
 }
 
 /// The orchestrator. Cheap to clone.
@@ -150,37 +122,6 @@ impl Orchestrator {
 
     pub fn driver(&self) -> &Arc<dyn RuntimeDriver> {
         &self.inner.driver
-    }
-
-    /// Checks (and repairs) the host firewall that keeps runtimes to the entry proxy, and
-    /// remembers the answer for the admin pages.
-    pub async fn check_isolation(&self) -> IsolationStatus {
-        let result = self
-            .inner
-            .driver
-            .ensure_isolation()
-            .await
-            .map_err(|e| e.to_string());
-        if let Err(err) = &result {
-            tracing::error!(error = %err, "runtimes are not isolated: no runtime will start");
-        }
-        let status = IsolationStatus {
-            result,
-            checked_at: Some(time::OffsetDateTime::now_utc()),
-        };
-        if let Ok(mut last) = self.inner.isolation.lock() {
-            *last = status.clone();
-        }
-        status
-    }
-
-    /// The last isolation check's answer.
-    pub fn isolation(&self) -> IsolationStatus {
-        self.inner
-            .isolation
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_else(|e| e.into_inner().clone())
     }
 
     /// The runtime id of a user: `rt-<username>` (usernames are unique and DNS-safe).
@@ -440,124 +381,9 @@ impl Orchestrator {
             .await?
             .map(|c| c.id))
     }
-
-    /// Starts the workers and the reconciler; they run until the returned handles are aborted.
-    pub fn spawn(&self) -> Vec<tokio::task::JoinHandle<()>> {
-        let mut handles: Vec<_> = (0..self.inner.settings.concurrency.max(1))
-            .map(|_| {
-                let this = self.clone();
-                tokio::spawn(async move { this.work_forever().await })
-            })
-            .collect();
-        let this = self.clone();
-        handles.push(tokio::spawn(async move { this.reconcile_forever().await }));
-        let this = self.clone();
-        handles.push(tokio::spawn(async move { this.isolation_forever().await }));
-        let this = self.clone();
-        handles.push(tokio::spawn(async move { this.disks_forever().await }));
-        handles
-    }
-
-    /// Measures every workspace now and then (walking volumes costs the host some reading),
-    /// records the sizes and stops running runtimes over their limit.
-    async fn disks_forever(&self) {
-        periodically(self.inner.settings.disk_check_every, || async {
-            match self.check_disks().await {
-                Ok(report) if report.stopped > 0 => {
-                    tracing::info!(?report, "stopped runtimes over their workspace limit");
-                }
-                Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "workspace disk check failed"),
-            }
-        })
-        .await;
-    }
-
-    /// One workspace measurement (see [`disk`]); does nothing while no workspace has a limit.
-    pub async fn check_disks(&self) -> Result<DiskReport, OrchestratorError> {
-        let settings = &self.inner.settings;
-        let mut report = DiskReport::default();
-        let mut conn = self.inner.pool.acquire().await?;
-        let mut bindings = repo::all(&mut conn).await?;
-        if !disk::any_limit(settings, &bindings) {
-            return Ok(report);
-        }
-        let usage = self.inner.driver.disk_usage().await?;
-        report.measured = usage.by_runtime.len();
-        report.engine_enforced = usage.engine_enforced;
-        repo::record_disk_usage(&mut conn, &usage.by_runtime).await?;
-        let busy: std::collections::HashSet<_> =
-            repo::busy_users(&mut conn).await?.into_iter().collect();
-        for binding in &mut bindings {
-            let Some(&used) = usage.by_runtime.get(&binding.runtime_id) else {
-                continue;
-            };
-            if busy.contains(&binding.user_id) || binding.desired() != DesiredState::Running {
-                continue;
-            }
-            // What was just recorded, without reading every binding again.
-            binding.disk_used_bytes = Some(i64::try_from(used).unwrap_or(i64::MAX));
-            let Some((used, limit)) = disk::over_limit(settings, binding) else {
-                continue;
-            };
-            let reason = disk::stop_reason(used, limit);
-            tracing::info!(user = %binding.username, used, limit, "stopping a runtime over its workspace limit");
-            let user = UserRef {
-                id: binding.user_id,
-                username: &binding.username,
-            };
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            self.request_in(&mut tx, user, Action::Stop, false, "disk check")
-                .await?;
-            repo::set_stop_reason(&mut tx, user.id, Some(&reason)).await?;
-            tx.commit().await?;
-            report.stopped += 1;
-        }
-        if report.stopped > 0 {
-            self.wake();
-        }
-        Ok(report)
-    }
-
-    /// The host firewall for runtimes, checked (and repaired) at start and then at the
-    /// reconciler's pace: rules lost to a reboot, a flush or another tool come back within a
-    /// period. Its own loop, so neither waits for the other.
-    async fn isolation_forever(&self) {
-        periodically(self.inner.settings.reconcile_every, || async {
-            self.check_isolation().await;
-        })
-        .await;
-    }
-
-    async fn reconcile_forever(&self) {
-        periodically(self.inner.settings.reconcile_every, || async {
-            match self.reconcile().await {
-                Ok(report) if report.acted() => tracing::info!(?report, "reconciled runtimes"),
-                Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "reconciler pass failed"),
-            }
-        })
-        .await;
-    }
-}
-
-/// Runs `step` at once and then every `period`, forever; a step that overruns delays the next
-/// rather than bunching them up.
-async fn periodically<F, Fut>(period: std::time::Duration, mut step: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    let mut every = tokio::time::interval(period);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        every.tick().await;
-        step().await;
-    }
 }
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_owned())
-        .unwrap_or_else(|_| "clawloops".into())
+        .map_or_else(|_| "clawloops".into(), |h| h.trim().to_owned())
 }

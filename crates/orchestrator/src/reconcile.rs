@@ -40,8 +40,8 @@ impl ReconcileReport {
 }
 
 /// Seconds to wait before recovering after the `n`th crash: 5, 10, 20, 40 …
-fn backoff_secs(n: i32) -> f64 {
-    5.0 * 2f64.powi((n - 1).clamp(0, 10))
+fn backoff_secs(n: i32) -> u32 {
+    5 << (n - 1).clamp(0, 10)
 }
 
 impl Orchestrator {
@@ -124,7 +124,7 @@ impl Orchestrator {
                             &mut conn,
                             binding.user_id,
                             CRASH_WINDOW_SECS,
-                            backoff_secs(binding.crash_count + 1),
+                            f64::from(backoff_secs(binding.crash_count + 1)),
                         )
                         .await?;
                         report.crashes += 1;
@@ -141,7 +141,7 @@ impl Orchestrator {
                         } else {
                             Problem::Crashed {
                                 exit_code,
-                                retry_in_secs: backoff_secs(count) as u64,
+                                retry_in_secs: u64::from(backoff_secs(count)),
                             }
                         };
                         let fault = repo::Fault {
@@ -214,8 +214,10 @@ mod tests {
 
     #[test]
     fn recovery_backs_off_exponentially() {
-        assert_eq!(backoff_secs(1), 5.0);
-        assert_eq!(backoff_secs(2), 10.0);
-        assert_eq!(backoff_secs(4), 40.0);
+        assert_eq!(backoff_secs(0), 5);
+        assert_eq!(backoff_secs(1), 5);
+        assert_eq!(backoff_secs(2), 10);
+        assert_eq!(backoff_secs(4), 40);
+        assert_eq!(backoff_secs(50), 5 * 1024, "capped after ten doublings");
     }
 }

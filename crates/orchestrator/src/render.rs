@@ -1,10 +1,10 @@
 //! From a binding to what the driver needs: the rendered `openclaw.json` (which the driver writes
 //! where the container mounts it) and the [`RuntimeSpec`].
 
+use crate::openclaw::{GatewayAuth, ModelProvider, RuntimeConfig, fingerprint};
 use crate::repo::RuntimeRow;
 use crate::settings::RuntimeSettings;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use clawloops_driver::config::{GatewayAuth, ModelProvider, RuntimeConfig, fingerprint};
 use clawloops_driver::{Limits, RuntimeSpec};
 
 /// A fresh gateway token for one runtime (256 random bits).

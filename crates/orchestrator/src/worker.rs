@@ -372,6 +372,6 @@ impl Orchestrator {
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     err.as_database_error()
-        .and_then(|e| e.code())
+        .and_then(sqlx::error::DatabaseError::code)
         .is_some_and(|code| code == "23505")
 }

@@ -96,7 +96,12 @@ fn count(n: Option<serde_json::Number>) -> i64 {
         i64::MAX
     } else {
         // A fraction or an exponent: whole tokens, within range (`as` saturates).
-        n.as_f64().map_or(0, |f| f.max(0.0).ceil() as i64)
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "`as` saturates, which is what an absurd count should become"
+        )]
+        let whole = n.as_f64().map_or(0, |f| f.max(0.0).ceil() as i64);
+        whole
     }
 }
 
@@ -158,7 +163,9 @@ mod tests {
                 if *usage {
                     stream.push_str("data: {\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4}}\n\n");
                 } else {
-                    stream.push_str(&format!("data: {text}\n\n"));
+                    stream.push_str("data: ");
+                    stream.push_str(text);
+                    stream.push_str("\n\n");
                 }
             }
             let bytes = stream.as_bytes();

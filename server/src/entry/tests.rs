@@ -1,4 +1,8 @@
+use super::routes::routes;
 use super::*;
+use clawloops_orchestrator::{Orchestrator, RuntimeRow};
+use serde_json::json;
+use std::sync::Arc;
 
 fn gate() -> EntryGate {
     let pool = sqlx::postgres::PgPoolOptions::new()

@@ -47,20 +47,12 @@ pub struct Registry {
 
 impl Registry {
     pub async fn load(pool: &sqlx::PgPool, sealer: &Sealer) -> Result<Registry, sqlx::Error> {
-        let rows = sqlx::query!(
-            r#"SELECT m.id, m.alias, m.base_url, m.upstream_model, m.price_input_micro,
-                      m.price_output_micro, m.context_window, m.fallback_id, m.created_at,
-                      c.id AS "credential_id?", c.sealed AS "sealed?"
-               FROM models m LEFT JOIN provider_credentials c ON c.id = m.credential_id
-               WHERE m.enabled"#
-        )
-        .fetch_all(pool)
-        .await?;
+        let rows = clawloops_models::registry::enabled(pool).await?;
         let mut registry = Registry::default();
         for row in rows {
-            let credential = match (row.credential_id, row.sealed) {
-                (Some(id), Some(sealed)) => {
-                    match sealer.open(clawloops_models::seal::CREDENTIAL, id, &sealed) {
+            let credential = match &row.credential {
+                Some((id, sealed)) => {
+                    match sealer.open(clawloops_models::seal::CREDENTIAL, *id, sealed) {
                         Ok(secret) => Some(secret),
                         Err(err) => {
                             tracing::error!(model = %row.alias, error = %err, "cannot open the model's credential; requests to it will fail upstream");
@@ -68,7 +60,7 @@ impl Registry {
                         }
                     }
                 }
-                _ => None,
+                None => None,
             };
             if let Some(secret) = &credential {
                 registry.secrets.push(secret.clone());
@@ -136,20 +128,7 @@ pub struct Caller {
 impl Caller {
     /// The key's caller, or `None` for a key that does not exist.
     pub async fn load(pool: &sqlx::PgPool, hash: &[u8]) -> Result<Option<Caller>, sqlx::Error> {
-        let Some(row) = sqlx::query!(
-            r#"SELECT k.id, k.kind, k.user_id, k.expires_at, k.revoked_at, k.revoked_reason,
-                      u.username, u.status,
-                      l.rpm AS "rpm?", l.tpm AS "tpm?", l.budget_tokens AS "budget_tokens?",
-                      l.budget_usd_micro AS "budget_usd_micro?", l.budget_period AS "budget_period?",
-                      l.keys_suspended_at AS "keys_suspended_at?"
-               FROM api_keys k JOIN users u ON u.id = k.user_id
-               LEFT JOIN user_limits l ON l.user_id = k.user_id
-               WHERE k.hash = $1"#,
-            hash
-        )
-        .fetch_optional(pool)
-        .await?
-        else {
+        let Some(row) = clawloops_models::keys::holder(pool, hash).await? else {
             return Ok(None);
         };
         let refused = if row.revoked_at.is_some() {
@@ -164,14 +143,10 @@ impl Caller {
         } else {
             None
         };
-        let models = sqlx::query_scalar!(
-            r#"SELECT model_id AS "model_id!" FROM user_models WHERE user_id = $1"#,
-            row.user_id
-        )
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .collect();
+        let models = clawloops_models::registry::granted_ids(pool, row.user_id)
+            .await?
+            .into_iter()
+            .collect();
         Ok(Some(Caller {
             key_id: row.id,
             runtime_key: row.kind == "runtime",

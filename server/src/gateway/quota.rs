@@ -16,26 +16,8 @@ use std::time::{Duration, Instant};
 use time::{OffsetDateTime, Time};
 use uuid::Uuid;
 
-/// The kinds of quota.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Quota {
-    Rpm,
-    Tpm,
-    Tokens,
-    Cost,
-}
-
-impl Quota {
-    fn name(self) -> &'static str {
-        match self {
-            Quota::Rpm => "rpm",
-            Quota::Tpm => "tpm",
-            Quota::Tokens => "tokens",
-            Quota::Cost => "cost",
-        }
-    }
-}
-
+pub use clawloops_models::quota::Quota;
+use clawloops_models::quota::{self as store, Window};
 pub use clawloops_wire::Amount;
 
 /// Why a request was refused, and when trying again makes sense.
@@ -55,8 +37,7 @@ fn window(quota: Quota, monthly: bool, now: OffsetDateTime) -> (OffsetDateTime, 
             .unwrap_or(now),
         Quota::Tokens | Quota::Cost if monthly => now
             .replace_day(1)
-            .map(|t| t.replace_time(Time::MIDNIGHT))
-            .unwrap_or(now),
+            .map_or(now, |t| t.replace_time(Time::MIDNIGHT)),
         Quota::Tokens | Quota::Cost => now.replace_time(Time::MIDNIGHT),
     };
     let end = match quota {
@@ -290,53 +271,8 @@ impl Quotas {
         need: i64,
         chunk: i64,
     ) -> Result<i64, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query!(
-            "INSERT INTO quota_usage (user_id, quota, window_start) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
-            user,
-            quota.name(),
-            start
-        )
-        .execute(&mut *tx)
-        .await?;
-        let used = sqlx::query_scalar!(
-            "SELECT used FROM quota_usage WHERE user_id = $1 AND quota = $2 AND window_start = $3 FOR UPDATE",
-            user,
-            quota.name(),
-            start
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        let leased = sqlx::query_scalar!(
-            r#"SELECT COALESCE(sum(amount), 0)::bigint AS "sum!" FROM quota_leases
-               WHERE user_id = $1 AND quota = $2 AND window_start = $3"#,
-            user,
-            quota.name(),
-            start
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        let room = limit.saturating_sub(used).saturating_sub(leased);
-        let grant = chunk.min(room);
-        if grant < need {
-            return Ok(0);
-        }
-        sqlx::query!(
-            "INSERT INTO quota_leases (replica, user_id, quota, window_start, amount)
-             VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (replica, user_id, quota, window_start)
-             DO UPDATE SET amount = quota_leases.amount + EXCLUDED.amount, heartbeat_at = now()",
-            self.replica,
-            user,
-            quota.name(),
-            start,
-            grant
-        )
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(grant)
+        let window = Window { user, quota, start };
+        store::lease(&self.pool, self.replica, window, limit, need, chunk).await
     }
 
     /// Moves settled use into `quota_usage`, returns idle leases, renews this replica's leases
@@ -368,31 +304,12 @@ impl Quotas {
                 (settled, before, s.lease, idle)
             };
             if settled > 0 || lease_after != lease_before {
-                let mut tx = self.pool.begin().await?;
-                if settled > 0 {
-                    sqlx::query!(
-                        "UPDATE quota_usage SET used = used + $4
-                         WHERE user_id = $1 AND quota = $2 AND window_start = $3",
-                        user,
-                        quota.name(),
-                        slot.window_start,
-                        settled
-                    )
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                sqlx::query!(
-                    "UPDATE quota_leases SET amount = $5, heartbeat_at = now()
-                     WHERE replica = $1 AND user_id = $2 AND quota = $3 AND window_start = $4",
-                    self.replica,
+                let window = Window {
                     user,
-                    quota.name(),
-                    slot.window_start,
-                    lease_after
-                )
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
+                    quota,
+                    start: slot.window_start,
+                };
+                store::write_back(&self.pool, self.replica, window, settled, lease_after).await?;
                 lock(&slot.state).settled -= settled;
             }
             let ended = match quota {
@@ -408,22 +325,7 @@ impl Quotas {
                 }
             }
         }
-        sqlx::query!(
-            "DELETE FROM quota_leases WHERE replica = $1 AND amount <= 0",
-            self.replica
-        )
-        .execute(&self.pool)
-        .await?;
-        sqlx::query!(
-            "UPDATE quota_leases SET heartbeat_at = now() WHERE replica = $1",
-            self.replica
-        )
-        .execute(&self.pool)
-        .await?;
-        sqlx::query!("DELETE FROM quota_leases WHERE heartbeat_at < now() - interval '1 minute'")
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        store::renew(&self.pool, self.replica).await
     }
 
     /// At shutdown: waits for a flush under way, calls `stop` (which stops the periodic flush
@@ -433,10 +335,7 @@ impl Quotas {
         let _one_flush = self.flushing.lock().await;
         stop();
         self.flush_now().await?;
-        sqlx::query!("DELETE FROM quota_leases WHERE replica = $1", self.replica)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        store::release(&self.pool, self.replica).await
     }
 
     /// Flushes every second until the process ends.

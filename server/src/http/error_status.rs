@@ -25,9 +25,8 @@ pub async fn from_error_code(req: Request, next: Next) -> Response {
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    let bytes = match to_bytes(body, MAX_ERROR_BODY).await {
-        Ok(bytes) => bytes,
-        Err(_) => return Response::from_parts(parts, Body::empty()),
+    let Ok(bytes) = to_bytes(body, MAX_ERROR_BODY).await else {
+        return Response::from_parts(parts, Body::empty());
     };
     if let Ok(error) = serde_json::from_slice::<AppError>(&bytes) {
         parts.status = StatusCode::from_u16(error.status()).unwrap_or(parts.status);

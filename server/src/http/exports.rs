@@ -1,7 +1,7 @@
 //! Downloads that are files, not server-function answers: the admin usage CSV.
 
 use super::ServerState;
-use app::ssr::auth::{AuthSession, gate};
+use app::ssr::identity::auth::{AuthSession, gate};
 use app::ssr::models::usage;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};

@@ -1,15 +1,15 @@
 //! The HTTP surface: the Leptos app and its server functions, plus plain routes for
 //! health and metrics, wrapped in request ids, one log line per request and metrics.
 
-pub mod entry;
 mod error_status;
 mod exports;
 mod health;
 pub mod metrics;
 pub mod request_guard;
 
+use crate::entry::http as entry;
 use app::ssr::AppState;
-use app::ssr::auth::{Backend, store::PgSessionStore};
+use app::ssr::identity::auth::{Backend, store::PgSessionStore};
 use axum::{
     Router,
     extract::{FromRef, State},

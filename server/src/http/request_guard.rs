@@ -1,7 +1,7 @@
 //! Two request middlewares: who the client is (address, user agent) and the cross-site
 //! request check for state-changing methods.
 
-use app::ssr::auth::ClientInfo;
+use app::ssr::identity::auth::ClientInfo;
 use axum::{
     Json,
     extract::{ConnectInfo, Request, State},

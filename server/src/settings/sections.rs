@@ -134,7 +134,7 @@ impl RawSettings {
         let model_gateway_url = self
             .model_gateway_url
             .clone()
-            .unwrap_or_else(|| format!("{}v1", public_url));
+            .unwrap_or_else(|| format!("{public_url}v1"));
         let manager = self.manager_settings()?;
         let network_pool = self
             .runtime_network_pool
@@ -236,7 +236,7 @@ impl RawSettings {
             (None, Some(ws)) if within(&public_host, ws) => Some(ws.clone()),
             (None, Some(ws)) if within(ws, &public_host) => Some(public_host.clone()),
             // A site of its own: the session cookie stays on the public host.
-            (None, Some(_)) | (None, None) => None,
+            (None, Some(_) | None) => None,
         };
         // Workspaces the session cookie does not reach are entered by a handoff.
         let handoff = workspace_domain.as_ref().is_some_and(|ws| {

@@ -142,8 +142,8 @@ async fn a_chat_goes_through_litellm_streamed_and_not_and_its_usage_is_recorded(
     let expected = |stream| {
         (
             stream,
-            PROMPT_TOKENS as i32,
-            COMPLETION_TOKENS as i32,
+            i32::try_from(PROMPT_TOKENS).expect("small"),
+            i32::try_from(COMPLETION_TOKENS).expect("small"),
             false,
             200,
             "team-chat".to_owned(),

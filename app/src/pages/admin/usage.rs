@@ -228,16 +228,10 @@ pub fn LimitsPage() -> impl IntoView {
                                                         <tr data-user=l.username.clone()>
                                                             <td>{l.username.clone()}</td>
                                                             <td class="tabular-nums">
-                                                                {l
-                                                                    .rpm
-                                                                    .map(|v| v.to_string())
-                                                                    .unwrap_or_else(|| "—".into())}
+                                                                {l.rpm.map_or_else(|| "—".into(), |v| v.to_string())}
                                                             </td>
                                                             <td class="tabular-nums">
-                                                                {l
-                                                                    .tpm
-                                                                    .map(|v| v.to_string())
-                                                                    .unwrap_or_else(|| "—".into())}
+                                                                {l.tpm.map_or_else(|| "—".into(), |v| v.to_string())}
                                                             </td>
                                                             <td class="text-xs">{budget}</td>
                                                             <td class="tabular-nums text-xs">

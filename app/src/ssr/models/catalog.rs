@@ -3,8 +3,8 @@
 use super::{check_url, commit_audited, model_error, not_found, optional_id, parse_usd, show_usd};
 use crate::AppError;
 use crate::api::models::{ModelForm, ModelView, ModelsAdmin, UPSTREAM_KINDS};
-use crate::ssr::auth::gate::Caller;
-use crate::ssr::db::users;
+use crate::ssr::identity::auth::gate::Caller;
+use crate::ssr::identity::repo::users;
 use crate::ssr::{AppState, internal, parse_id};
 use clawloops_models::catalog::{self, ModelFields};
 use uuid::Uuid;

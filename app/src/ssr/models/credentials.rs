@@ -4,7 +4,7 @@
 use super::{check_url, commit_audited, model_error, not_found};
 use crate::AppError;
 use crate::api::models::CredentialView;
-use crate::ssr::auth::gate::Caller;
+use crate::ssr::identity::auth::gate::Caller;
 use crate::ssr::{AppState, internal, parse_id};
 use clawloops_models::catalog::{self, NewCredential};
 use clawloops_models::seal::CREDENTIAL as CREDENTIAL_PURPOSE;

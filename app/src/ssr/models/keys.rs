@@ -3,7 +3,7 @@
 use super::{commit_audited, not_found, show_usd};
 use crate::AppError;
 use crate::api::models::{CreatedKey, KeyView, MyModel, MyModels};
-use crate::ssr::auth::gate::Caller;
+use crate::ssr::identity::auth::gate::Caller;
 use crate::ssr::{AppState, internal, parse_id};
 use clawloops_models::{keys, limits, registry};
 use time::OffsetDateTime;

@@ -3,8 +3,8 @@
 use super::{commit_audited, not_found, parse_usd, show_usd};
 use crate::AppError;
 use crate::api::models::{LimitsForm, LimitsView};
-use crate::ssr::auth::gate::Caller;
-use crate::ssr::db::users;
+use crate::ssr::identity::auth::gate::Caller;
+use crate::ssr::identity::repo::users;
 use crate::ssr::{AppState, internal, parse_id};
 use clawloops_models::limits::{self, LimitFields};
 use time::OffsetDateTime;

@@ -10,7 +10,7 @@ pub mod limits;
 pub mod usage;
 
 use super::audit::{self, Subject};
-use super::auth::gate::Caller;
+use super::identity::auth::gate::Caller;
 use super::parse_id;
 use crate::AppError;
 use uuid::Uuid;

@@ -4,10 +4,11 @@
 use crate::AppError;
 use crate::api::models::{BudgetView, UsageDay, UsageReport, UsageTotal};
 use crate::ssr::AppState;
-use crate::ssr::auth::gate::Caller;
-use crate::ssr::db::users;
+use crate::ssr::identity::auth::gate::Caller;
+use crate::ssr::identity::repo::users;
 use clawloops_models::limits::{self, budget_period};
 use clawloops_models::usage::{self, TotalRow};
+use std::fmt::Write as _;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
@@ -177,8 +178,9 @@ pub async fn csv_export(
         let at =
             r.at.format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default();
-        out.push_str(&format!(
-            "{at},{},{},{},{},{},{},{},{},{},{:.9},{},{}\n",
+        let _ = writeln!(
+            out,
+            "{at},{},{},{},{},{},{},{},{},{},{:.9},{},{}",
             csv(&r.username),
             csv(&r.model_alias),
             r.endpoint,
@@ -191,7 +193,7 @@ pub async fn csv_export(
             r.cost_nano as f64 / 1e9,
             r.latency_ms,
             r.key_kind.as_deref().unwrap_or("")
-        ));
+        );
     }
     Ok(out)
 }

@@ -72,24 +72,24 @@ fn docker_answers_are_sorted_into_kinds_people_can_act_on() {
         message: message.to_owned(),
     };
     let full = classify(
-        server(
+        &server(
             500,
             "failed to create the container: write /var/lib/docker/x: no space left on device",
         ),
         None,
     );
     assert!(matches!(full, DriverError::DiskFull(_)), "{full}");
-    let missing = classify(server(404, "No such image: img:1"), Some("img:1"));
+    let missing = classify(&server(404, "No such image: img:1"), Some("img:1"));
     assert!(
         matches!(&missing, DriverError::ImageMissing(i) if i == "img:1"),
         "{missing}"
     );
     assert!(matches!(
-        classify(server(409, "name in use"), None),
+        classify(&server(409, "name in use"), None),
         DriverError::Conflict
     ));
     assert!(matches!(
-        classify(BollardError::RequestTimeoutError, None),
+        classify(&BollardError::RequestTimeoutError, None),
         DriverError::Unreachable(_)
     ));
 }

@@ -1,3 +1,4 @@
+use super::rules::{forward_jump, input_jump, rules_of};
 use super::*;
 
 /// `iptables-save -t filter` of a host where Docker 20.10 runs and nothing else.
@@ -37,7 +38,7 @@ fn installed(family: Family) -> Saved {
         rules
             .iter()
             .filter(|r| r.starts_with(&format!("-A {chain} ")))
-            .map(|r| format!("{r}\n"))
+            .flat_map(|r| [r.as_str(), "\n"])
             .collect::<String>()
     };
     Saved {

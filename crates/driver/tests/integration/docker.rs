@@ -29,7 +29,7 @@ async fn a_runtime_is_created_hardened_on_its_own_network_and_becomes_ready() {
     assert!(
         host["PortBindings"]
             .as_object()
-            .is_none_or(|p| p.is_empty()),
+            .is_none_or(serde_json::Map::is_empty),
         "no published ports"
     );
     assert_eq!(host["NetworkMode"], spec.network_name());

@@ -41,7 +41,7 @@ async fn a_missing_image_fails_the_task_with_a_clear_error(pool: PgPool) {
         task.error.as_deref(),
         Some(format!("IMAGE_MISSING: {}", fault.detail).as_str())
     );
-    h.cleanup().await;
+    h.cleanup();
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -106,5 +106,5 @@ async fn a_full_disk_fails_the_task_clearly_and_a_later_start_works(pool: PgPool
     h.request((id, &name), Action::Start).await;
     h.drain().await;
     assert_eq!(h.binding(id).await.observed(), ObservedState::Running);
-    h.cleanup().await;
+    h.cleanup();
 }

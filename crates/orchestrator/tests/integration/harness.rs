@@ -135,7 +135,7 @@ impl Harness {
     }
 
     /// Removes this installation's containers, networks and volumes.
-    pub async fn cleanup(&self) {
+    pub fn cleanup(&self) {
         clawloops_testkit::remove_installation(&self.instance);
     }
 }

@@ -68,7 +68,7 @@ async fn start_becomes_healthy_through_every_stage_and_a_second_start_changes_no
         "same container: a no-op"
     );
     assert_eq!(h.containers().await.len(), 1);
-    h.cleanup().await;
+    h.cleanup();
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -90,7 +90,7 @@ async fn twenty_concurrent_starts_make_one_container(pool: PgPool) {
     let containers = h.containers().await;
     assert_eq!(containers.len(), 1, "{containers:?}");
     assert_eq!(h.binding(id).await.observed(), ObservedState::Running);
-    h.cleanup().await;
+    h.cleanup();
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -142,7 +142,7 @@ async fn stop_stops_and_delete_keeps_or_wipes_the_workspace(pool: PgPool) {
         "binding removed"
     );
     assert!(!h.config_dir("rt-di").exists(), "config removed");
-    h.cleanup().await;
+    h.cleanup();
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -157,7 +157,7 @@ async fn a_start_requested_while_a_delete_is_queued_wins(pool: PgPool) {
     assert_eq!(h.task(delete.id).await.status(), TaskStatus::Canceled);
     assert_eq!(h.task(start.id).await.status(), TaskStatus::Succeeded);
     assert_eq!(h.binding(id).await.observed(), ObservedState::Running);
-    h.cleanup().await;
+    h.cleanup();
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -228,5 +228,5 @@ async fn starts_beyond_the_global_limit_wait_in_a_queue_and_users_see_their_plac
     }
     assert!((1..=2).contains(&most_running), "{most_running} at once");
     assert_eq!(h.containers().await.len(), 5);
-    h.cleanup().await;
+    h.cleanup();
 }

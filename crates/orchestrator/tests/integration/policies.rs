@@ -119,7 +119,7 @@ async fn unused_runtimes_are_stopped_after_the_idle_time_and_say_why(pool: PgPoo
         .expect("touch");
     let seen = h.binding(ana).await.last_active_at.expect("seen");
     assert!((seen - later).abs() < time::Duration::seconds(1));
-    h.cleanup().await;
+    h.cleanup();
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -211,7 +211,7 @@ async fn with_an_entry_proxy_the_runtime_trusts_only_its_address(pool: PgPool) {
         .expect("inspect");
     assert!(!out.status.success(), "network removed");
     let _ = Command::new("docker").args(["rm", "-f", &proxy]).output();
-    h.cleanup().await;
+    h.cleanup();
 }
 
 /// Writes `bytes` of data into a runtime's workspace volume from a throwaway container (as a
@@ -272,7 +272,7 @@ async fn a_workspace_over_its_disk_limit_is_stopped_and_may_not_start_until_rais
     if engine_enforced {
         // Where the engine enforces the limit, the write itself fails past it; nothing more
         // to test here (this machine's kernel has no quota support: see the doc).
-        return h.cleanup().await;
+        return h.cleanup();
     }
     fill_workspace(&volume("ana"), 3 * 1024 * 1024);
     fill_workspace(&volume("bo"), 3 * 1024 * 1024);
@@ -284,7 +284,7 @@ async fn a_workspace_over_its_disk_limit_is_stopped_and_may_not_start_until_rais
         (row.desired(), row.observed()),
         (DesiredState::Stopped, ObservedState::Stopped)
     );
-    let used = row.disk_used_bytes.expect("measured") as u64;
+    let used = row.disk_used_bytes.expect("measured").unsigned_abs();
     assert!(used >= 3 * 1024 * 1024, "{used}");
     let reason = row.stop_reason.expect("a reason");
     assert!(
@@ -331,5 +331,5 @@ async fn a_workspace_over_its_disk_limit_is_stopped_and_may_not_start_until_rais
     let report = h.orchestrator.check_disks().await.expect("check");
     assert_eq!(report.stopped, 0, "{report:?}");
     assert_eq!(h.binding(ana).await.observed(), ObservedState::Running);
-    h.cleanup().await;
+    h.cleanup();
 }

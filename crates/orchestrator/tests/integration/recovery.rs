@@ -51,7 +51,7 @@ async fn a_killed_runtime_is_recovered_after_a_back_off(pool: PgPool) {
         "a fresh container"
     );
     assert_eq!(h.containers().await.len(), 1);
-    h.cleanup().await;
+    h.cleanup();
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -99,7 +99,7 @@ async fn the_crash_loop_guard_stops_retrying_after_five_crashes_in_ten_minutes(p
     h.drain().await;
     assert_eq!(h.binding(id).await.observed(), ObservedState::Running);
     assert_eq!(h.binding(id).await.crash_count, 0);
-    h.cleanup().await;
+    h.cleanup();
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -127,7 +127,7 @@ async fn after_a_control_plane_restart_running_runtimes_are_reattached_untouched
     after.sort();
     assert_eq!(before, after, "same containers, none restarted");
     assert_eq!(h.binding(a.0).await.observed(), ObservedState::Running);
-    h.cleanup().await;
+    h.cleanup();
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -171,7 +171,7 @@ async fn a_start_interrupted_by_a_crash_finishes_after_restart_with_one_containe
     assert_eq!(task.attempts, 2, "resumed once");
     assert_eq!(h.containers().await.len(), 1, "exactly one container");
     assert_eq!(h.binding(id).await.observed(), ObservedState::Running);
-    h.cleanup().await;
+    h.cleanup();
 }
 
 #[sqlx::test(migrations = "../../migrations")]
@@ -189,5 +189,5 @@ async fn orphan_containers_are_removed(pool: PgPool) {
     let report = h.orchestrator.reconcile().await.expect("reconcile");
     assert_eq!(report.orphans_removed, 1, "{report:?}");
     assert!(h.containers().await.is_empty());
-    h.cleanup().await;
+    h.cleanup();
 }

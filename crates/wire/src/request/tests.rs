@@ -8,8 +8,8 @@ const PRICED: ModelBounds = ModelBounds {
     price_out_micro: 10_000_000,
 };
 
-fn planned(endpoint: Endpoint, body: Value, bounds: ModelBounds) -> (Parsed, Planned) {
-    let bytes = serde_json::to_vec(&body).expect("json");
+fn planned(endpoint: Endpoint, body: &Value, bounds: ModelBounds) -> (Parsed, Planned) {
+    let bytes = serde_json::to_vec(body).expect("json");
     let parsed = parse(endpoint, &bytes).expect("parses");
     let plan = plan(&parsed, "up", bounds);
     (parsed, plan)
@@ -19,7 +19,7 @@ fn planned(endpoint: Endpoint, body: Value, bounds: ModelBounds) -> (Parsed, Pla
 fn a_huge_max_tokens_is_clamped_and_never_wraps() {
     for max in [json!(i64::MAX), json!(u64::MAX), json!(i64::MAX - 1)] {
         let body = json!({"model": "m", "messages": [], "max_tokens": max, "n": 128});
-        let (_, p) = planned(Endpoint::Chat, body.clone(), PRICED);
+        let (_, p) = planned(Endpoint::Chat, &body, PRICED);
         assert_eq!(p.max_output, Some(MAX_OUTPUT_CEILING));
         assert_eq!(p.body["max_tokens"], json!(MAX_OUTPUT_CEILING));
         assert!(p.worst.tokens > 128 * MAX_OUTPUT_CEILING, "{:?}", p.worst);
@@ -28,7 +28,7 @@ fn a_huge_max_tokens_is_clamped_and_never_wraps() {
             context_window: Some(8192),
             ..PRICED
         };
-        let (_, p) = planned(Endpoint::Chat, body, windowed);
+        let (_, p) = planned(Endpoint::Chat, &body, windowed);
         assert_eq!(p.body["max_tokens"], json!(8192));
         assert_eq!(p.worst.tokens, 128 * 8192);
     }
@@ -38,24 +38,24 @@ fn a_huge_max_tokens_is_clamped_and_never_wraps() {
 fn answers_multiply_output_and_best_of_counts_every_candidate() {
     let (one_parsed, one) = planned(
         Endpoint::Chat,
-        json!({"model": "m", "messages": [], "max_tokens": 100}),
+        &json!({"model": "m", "messages": [], "max_tokens": 100}),
         PRICED,
     );
     let (four_parsed, four) = planned(
         Endpoint::Chat,
-        json!({"model": "m", "messages": [], "max_tokens": 100, "n": 4}),
+        &json!({"model": "m", "messages": [], "max_tokens": 100, "n": 4}),
         PRICED,
     );
     let longer = i64::try_from(four_parsed.bytes - one_parsed.bytes).expect("small");
     assert_eq!(four.worst.tokens - one.worst.tokens, 300 + longer);
     let (parsed, _) = planned(
         Endpoint::Completions,
-        json!({"model": "m", "prompt": "x", "max_tokens": 10, "n": 2, "best_of": 5}),
+        &json!({"model": "m", "prompt": "x", "max_tokens": 10, "n": 2, "best_of": 5}),
         PRICED,
     );
     assert_eq!(parsed.answers, 5);
     let best_of_in_chat = json!({"model": "m", "messages": [], "best_of": 5});
-    let (parsed, plan) = planned(Endpoint::Chat, best_of_in_chat, PRICED);
+    let (parsed, plan) = planned(Endpoint::Chat, &best_of_in_chat, PRICED);
     assert_eq!(parsed.answers, 1);
     assert!(!plan.body.contains_key("best_of"));
 }
@@ -64,7 +64,7 @@ fn answers_multiply_output_and_best_of_counts_every_candidate() {
 fn a_null_limit_is_no_limit_and_the_default_is_written() {
     let (parsed, p) = planned(
         Endpoint::Chat,
-        json!({"model": "m", "messages": [], "max_completion_tokens": null, "max_tokens": 9999}),
+        &json!({"model": "m", "messages": [], "max_completion_tokens": null, "max_tokens": 9999}),
         PRICED,
     );
     assert_eq!(parsed.max_output, Some((9999, OutputField::MaxTokens)));
@@ -72,14 +72,14 @@ fn a_null_limit_is_no_limit_and_the_default_is_written() {
     assert!(!p.body.contains_key("max_completion_tokens"));
     let (_, p) = planned(
         Endpoint::Chat,
-        json!({"model": "m", "messages": []}),
+        &json!({"model": "m", "messages": []}),
         PRICED,
     );
     assert_eq!(p.body["max_tokens"], json!(DEFAULT_MAX_OUTPUT));
     // Both names given: the newer one wins and both say the same.
     let (_, p) = planned(
         Endpoint::Chat,
-        json!({"model": "m", "messages": [], "max_completion_tokens": 10, "max_tokens": 5000}),
+        &json!({"model": "m", "messages": [], "max_completion_tokens": 10, "max_tokens": 5000}),
         PRICED,
     );
     assert_eq!(
@@ -96,7 +96,7 @@ fn only_the_endpoints_fields_go_on() {
         "mock_response": "free", "service_tier": "priority", "temperature": 0.2,
         "stream": true, "stream_options": {"include_usage": false, "extra": 1}
     });
-    let (parsed, p) = planned(Endpoint::Chat, body, PRICED);
+    let (parsed, p) = planned(Endpoint::Chat, &body, PRICED);
     let mut dropped = parsed.dropped.clone();
     dropped.sort();
     assert_eq!(
@@ -114,7 +114,7 @@ fn only_the_endpoints_fields_go_on() {
     assert_eq!(p.body["stream_options"], json!({"include_usage": true}));
     let (_, p) = planned(
         Endpoint::Embeddings,
-        json!({"model": "m", "input": "x", "max_tokens": 5, "n": 3}),
+        &json!({"model": "m", "input": "x", "max_tokens": 5, "n": 3}),
         PRICED,
     );
     assert_eq!(p.body.keys().collect::<Vec<_>>(), ["input", "model"]);
@@ -147,7 +147,7 @@ fn media_parts_count_their_allowance() {
         {"type": "text", "text": "what is this"},
         {"type": "image_url", "image_url": {"url": "https://x/a.png"}}
     ]}], "max_tokens": 10});
-    let (parsed, p) = planned(Endpoint::Chat, body, PRICED);
+    let (parsed, p) = planned(Endpoint::Chat, &body, PRICED);
     assert_eq!(parsed.media, 1);
     assert!(p.worst.tokens >= MEDIA_ALLOWANCE + 10);
 }
@@ -258,6 +258,7 @@ proptest! {
         let most_prompt = i64::try_from(bytes.len()).unwrap_or(i64::MAX)
             .saturating_add(parsed.media.saturating_mul(MEDIA_ALLOWANCE))
             .min(bounds.context_window.unwrap_or(i64::MAX));
+        #[expect(clippy::cast_possible_truncation, reason = "a share of a bound, within range")]
         let prompt = ((most_prompt as f64) * prompt_share) as i64;
         let spent = most_spent(&parsed, &plan, bounds, prompt.clamp(0, most_prompt));
         prop_assert!(plan.worst.tokens >= spent.tokens, "{:?} < {:?}", plan.worst, spent);

@@ -321,9 +321,9 @@ impl Entry {
         out.lines().next().expect("container").to_owned()
     }
 
-    pub async fn finish(self) {
+    pub fn finish(self) {
         let _ = docker(&["rm", "-f", &self.proxy]);
-        self.server.remove_docker_objects().await;
+        self.server.remove_docker_objects();
     }
 }
 

@@ -7,7 +7,7 @@ pub mod entry;
 
 pub use clawloops_testkit::{litellm, upstream};
 
-use app::ssr::bootstrap::{self, InitialPassword};
+use app::ssr::identity::bootstrap::{self, InitialPassword};
 use clawloops_server::{http, serve, settings::Settings};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -68,7 +68,7 @@ impl TestServer {
     }
 
     /// Removes every Docker object this server's installation made.
-    pub async fn remove_docker_objects(&self) {
+    pub fn remove_docker_objects(&self) {
         clawloops_testkit::remove_installation(&self.instance.to_string());
     }
 

@@ -1,0 +1,8 @@
+//! Identity's repositories: one module per table, each function one statement (or a short
+//! sequence inside the caller's transaction). They take any executor, so callers choose
+//! between the pool and a transaction.
+
+pub mod invitations;
+pub mod sessions;
+pub mod throttle;
+pub mod users;

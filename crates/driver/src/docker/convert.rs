@@ -1,0 +1,129 @@
+//! From bollard's types to the driver's: errors (404 and 409 are outcomes, not failures) and
+//! container summaries.
+
+use super::*;
+
+/// Docker's answer to a `size` its local volume driver cannot enforce.
+pub(super) fn quota_unsupported(err: &BollardError) -> bool {
+    matches!(err, BollardError::DockerResponseServerError { message, .. }
+        if message.to_lowercase().contains("quota"))
+}
+
+pub(super) fn status_of(err: &BollardError) -> Option<u16> {
+    match err {
+        BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+/// Turns a bollard error into words; `image` names the image for a 404 on create.
+pub(super) fn classify(err: &BollardError, image: Option<&str>) -> DriverError {
+    match err {
+        BollardError::DockerResponseServerError {
+            status_code,
+            message,
+        } => {
+            let lower = message.to_lowercase();
+            if lower.contains("no space left on device") {
+                DriverError::DiskFull(message.clone())
+            } else if *status_code == 404 && image.is_some() && lower.contains("image") {
+                DriverError::ImageMissing(image.unwrap_or_default().to_owned())
+            } else if *status_code == 409 {
+                DriverError::Conflict
+            } else {
+                DriverError::Docker(message.clone())
+            }
+        }
+        BollardError::HyperResponseError { .. }
+        | BollardError::HyperLegacyError { .. }
+        | BollardError::HttpClientError { .. }
+        | BollardError::IOError { .. }
+        | BollardError::SocketNotFoundError(_)
+        | BollardError::RequestTimeoutError => DriverError::Unreachable(err.to_string()),
+        _ => DriverError::Docker(err.to_string()),
+    }
+}
+
+pub(super) fn info_from(summary: ContainerSummary) -> Option<ContainerInfo> {
+    let labels = summary.labels.unwrap_or_default();
+    let runtime_id = labels.get(labels::RUNTIME)?.clone();
+    let state = match summary.state {
+        Some(ContainerSummaryStateEnum::RUNNING) => ContainerState::Running,
+        Some(ContainerSummaryStateEnum::CREATED) => ContainerState::Created,
+        Some(ContainerSummaryStateEnum::RESTARTING) => ContainerState::Restarting,
+        Some(ContainerSummaryStateEnum::PAUSED) => ContainerState::Paused,
+        Some(ContainerSummaryStateEnum::DEAD) => ContainerState::Dead,
+        Some(ContainerSummaryStateEnum::EXITED) => {
+            ContainerState::Exited(exit_code(summary.status.as_deref().unwrap_or_default()))
+        }
+        _ => ContainerState::Other,
+    };
+    let ip = summary
+        .network_settings
+        .and_then(|n| n.networks)
+        .and_then(|networks| {
+            networks
+                .into_iter()
+                .find(|(name, _)| name.starts_with("clawloops-"))
+                .and_then(|(_, endpoint)| endpoint.ip_address)
+        })
+        .and_then(|ip| ip.parse().ok());
+    Some(ContainerInfo {
+        id: summary.id.unwrap_or_default(),
+        name: summary
+            .names
+            .and_then(|n| n.into_iter().next())
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_owned(),
+        owner: labels.get(labels::OWNER).cloned().unwrap_or_default(),
+        config_hash: labels.get(labels::CONFIG_HASH).cloned(),
+        runtime_id,
+        state,
+        image: summary.image.unwrap_or_default(),
+        ip,
+    })
+}
+
+/// `Exited (137) 3 seconds ago` → 137.
+pub(super) fn exit_code(status: &str) -> i64 {
+    status
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .and_then(|(code, _)| code.parse().ok())
+        .unwrap_or(-1)
+}
+
+/// Memory (without the page cache the kernel can drop) and CPU (cores busy between the sample
+/// and the one before it) from one stats sample.
+pub(super) fn stats_from(sample: bollard::models::ContainerStatsResponse) -> Stats {
+    let memory = sample.memory_stats.unwrap_or_default();
+    let cache = memory
+        .stats
+        .as_ref()
+        .and_then(|s| s.get("inactive_file").or_else(|| s.get("cache")).copied())
+        .unwrap_or(0);
+    let cpu = |stats: Option<bollard::models::ContainerCpuStats>| {
+        stats.map_or((0u64, 0u64, 1u32), |s| {
+            (
+                s.cpu_usage.and_then(|u| u.total_usage).unwrap_or(0),
+                s.system_cpu_usage.unwrap_or(0),
+                s.online_cpus.unwrap_or(1),
+            )
+        })
+    };
+    let (total, system, cpus) = cpu(sample.cpu_stats);
+    let (pre_total, pre_system, _) = cpu(sample.precpu_stats);
+    let cpu_delta = total.saturating_sub(pre_total) as f64;
+    let system_delta = system.saturating_sub(pre_system) as f64;
+    let cpu_cores = if system_delta > 0.0 {
+        cpu_delta / system_delta * f64::from(cpus)
+    } else {
+        0.0
+    };
+    Stats {
+        memory_bytes: memory.usage.unwrap_or(0).saturating_sub(cache),
+        memory_limit_bytes: memory.limit.unwrap_or(0),
+        cpu_cores,
+    }
+}
