@@ -1,3 +1,4 @@
+import { cpus } from "node:os";
 import { test, expect, waitForHydration, ADMIN_STATE } from "./fixtures";
 
 test.use({ storageState: ADMIN_STATE });
@@ -60,6 +61,41 @@ test("the runtime card starts a real OpenClaw runtime with live progress, then s
   await card.getByRole("button", { name: "Stop" }).click();
   await expect(card.locator('[data-runtime-state="Stopped"]')).toBeVisible({ timeout: 60_000 });
   await expect(card.getByRole("button", { name: "Start" })).toBeVisible();
+
+  // A runtime that cannot start says why in plain words, with a code and a reference to quote;
+  // the engine's own words go to the admin only. More CPUs than this host has: Docker refuses.
+  expect(cpus().length, "this check needs a host with fewer than 64 CPUs").toBeLessThan(64);
+  await page.goto("/admin/runtimes");
+  await waitForHydration(page);
+  await row.getByRole("button", { name: "Details" }).click();
+  await limits.getByLabel("CPUs").fill("64");
+  await limits.getByLabel("CPUs").press("Enter");
+  await expect(limits.getByRole("status")).toContainText("Saved");
+  await page.goto("/");
+  await waitForHydration(page);
+  await card.getByRole("button", { name: "Start" }).click();
+  const problem = card.locator('[data-runtime-error="ENGINE_REFUSED"]');
+  await expect(problem).toBeVisible({ timeout: 60_000 });
+  await expect(problem).toContainText("The container engine refused to run the runtime.");
+  await expect(problem).toContainText(/If it happens again, tell an administrator: reference [0-9a-f]{8}\./);
+  await expect(card).not.toContainText(/CPU|Range of|daemon|Error response/i);
+  const reference = (await problem.textContent())!.match(/reference ([0-9a-f]{8})/)![1];
+  await page.getByRole("button", { name: "Light" }).click();
+  await page.screenshot({ path: "test-results/screenshots/runtime-problem-light.png", fullPage: true });
+  await page.getByRole("button", { name: "Dark" }).click();
+  await page.screenshot({ path: "test-results/screenshots/runtime-problem-dark.png", fullPage: true });
+  await page.getByRole("button", { name: "System" }).click();
+  // The admin sees the same code and reference, and what the engine said.
+  await page.goto("/admin/runtimes");
+  await waitForHydration(page);
+  const seen = row.locator('[data-problem="ENGINE_REFUSED"]');
+  await expect(seen).toContainText(`reference ${reference}`);
+  await expect(seen).toContainText(/CPU/i);
+  // Back to the default for the tests after this one.
+  await row.getByRole("button", { name: "Details" }).click();
+  await limits.getByLabel("CPUs").fill("");
+  await limits.getByLabel("CPUs").press("Enter");
+  await expect(limits.getByRole("status")).toContainText("Saved");
   // The one deliberate refusal (memory 10 MiB) is the only failed request.
   expect(consoleErrors.filter((e) => !e.includes("422"))).toEqual([]);
 });
