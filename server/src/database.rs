@@ -17,6 +17,9 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An open, migrated database, and the embedded cluster behind it when there is one.
+/// The shortest time a transaction may sit idle before PostgreSQL ends its session.
+const MIN_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(10);
+
 pub struct Database {
     /// The connection pool.
     pub pool: PgPool,
@@ -43,6 +46,14 @@ impl Database {
                 (cluster.connect_options(), shown, started.then_some(cluster))
             }
         };
+        // A transaction left open by a process that stopped answering (paused, cut off) ends
+        // after this: the locks it held (a task row, the claim lock) must not outlive the
+        // task leases, or every other replica's workers would wait for it for ever.
+        let silence = settings.replicas.task_lease.max(MIN_IDLE_IN_TRANSACTION);
+        let options = options.options([(
+            "idle_in_transaction_session_timeout",
+            silence.as_millis().to_string(),
+        )]);
         let pool = connect(options, settings.database_max_connections)
             .await
             .with_context(|| format!("cannot reach the database at {where_}"))?;

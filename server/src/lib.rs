@@ -7,9 +7,11 @@ pub mod embedded_db;
 pub mod entry;
 pub mod gateway;
 pub mod http;
+pub mod installation;
 pub mod runtime_manager;
 pub mod serve;
 pub mod settings;
+pub mod shutdown;
 pub mod telemetry;
 
 use app::ssr::BuildInfo;

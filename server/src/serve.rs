@@ -27,6 +27,9 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             )
         })?;
     let database = Database::open(&settings).await?;
+    // Every replica must seal with the installation's one key: refuse before doing anything.
+    crate::installation::check_key(&database.pool, &crate::installation::load_key(&settings)?)
+        .await?;
     first_admin(&settings, &database.pool).await?;
     app::ssr::identity::auth::password::warm_up();
     let instance = instance_id(&database.pool).await?;
@@ -36,18 +39,20 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
     background.push(tokio::spawn(delete_expired_sessions(database.pool.clone())));
 
     tracing::info!(url = %settings.public_url, listen = %settings.listen_addr, "ClawLoops is ready");
-    let served = axum::serve(
-        listener,
-        http::router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("serving HTTP");
-    tracing::info!("shutting down");
+    let orchestrator = state.app.orchestrator().clone();
+    let shutdown = crate::shutdown::Shutdown::new(settings.replicas, state.draining.clone());
+    let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let served = shutdown
+        .serve(
+            |stop| axum::serve(listener, app).with_graceful_shutdown(stop),
+            orchestrator.clone(),
+        )
+        .await;
     state_gateway.shutdown().await;
     for task in background {
         task.abort();
     }
+    orchestrator.hand_back().await;
     database.close().await?;
     served
 }
@@ -82,7 +87,7 @@ pub async fn server_state(
     pool: sqlx::PgPool,
     instance: uuid::Uuid,
 ) -> anyhow::Result<ServerState> {
-    let sealer = clawloops_models::Sealer::load_or_create(&settings.secret_key_file)?;
+    let sealer = crate::installation::load_key(settings)?;
     let session_key = tower_sessions::cookie::Key::from(&sealer.derive(SESSION_KEY_PURPOSE));
     let orchestrator = orchestrator(
         settings,
@@ -142,6 +147,7 @@ pub async fn server_state(
         // A browser that reached us over https never sends the session back over plain HTTP.
         cookie_secure: settings.cookie_secure || settings.public_url.scheme() == "https",
         cookie_domain: settings.entry.cookie_domain.clone(),
+        draining: Arc::default(),
         session_key,
         entry,
         gateway,
@@ -204,9 +210,15 @@ async fn orchestrator(
         max_lifetime_minutes: r.max_lifetime_hours.map(|h| h * 60),
         egress: r.egress,
     };
+    let coordination = clawloops_orchestrator::Coordination {
+        task_lease: settings.replicas.task_lease,
+        leader_lease: settings.replicas.leader_lease,
+        ..Default::default()
+    };
     Ok(
         clawloops_orchestrator::Orchestrator::new(pool, driver, runtime, instance)
-            .with_model_keys(sealer),
+            .with_model_keys(sealer)
+            .with_coordination(coordination),
     )
 }
 

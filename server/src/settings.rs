@@ -60,6 +60,11 @@ pub const KEYS: &[&str] = &[
     "runtime_idle_stop_minutes",
     "runtime_max_lifetime_hours",
     "secret_key_file",
+    "secret_key",
+    "shutdown_grace_secs",
+    "shutdown_delay_secs",
+    "task_lease_secs",
+    "leader_lease_secs",
     "gateway_max_body_bytes",
     "gateway_connect_timeout_secs",
     "gateway_first_byte_timeout_secs",
@@ -115,6 +120,10 @@ pub struct Settings {
     pub entry: EntrySettings,
     /// The installation's key for secrets at rest (made on first start when missing).
     pub secret_key_file: PathBuf,
+    /// The key itself (base64), which wins over the file: replicas share it.
+    pub secret_key: Option<SecretString>,
+    /// Shutdown and the leases replicas share work by.
+    pub replicas: ReplicaSettings,
     /// The model gateway's body limit and upstream timeouts.
     pub gateway: crate::gateway::GatewayConfig,
 }
@@ -245,6 +254,12 @@ struct RawSettings {
     runtime_idle_stop_minutes: u32,
     runtime_max_lifetime_hours: Option<u32>,
     secret_key_file: Option<PathBuf>,
+    #[serde(skip_serializing)]
+    secret_key: Option<SecretString>,
+    shutdown_grace_secs: u64,
+    shutdown_delay_secs: u64,
+    task_lease_secs: u64,
+    leader_lease_secs: u64,
     gateway_max_body_bytes: usize,
     gateway_connect_timeout_secs: u64,
     gateway_first_byte_timeout_secs: u64,
@@ -300,6 +315,11 @@ impl Default for RawSettings {
             runtime_idle_stop_minutes: 60,
             runtime_max_lifetime_hours: None,
             secret_key_file: None,
+            secret_key: None,
+            shutdown_grace_secs: 30,
+            shutdown_delay_secs: 2,
+            task_lease_secs: 30,
+            leader_lease_secs: 15,
             gateway_max_body_bytes: 8 * 1024 * 1024,
             gateway_connect_timeout_secs: 5,
             gateway_first_byte_timeout_secs: 120,
@@ -357,9 +377,11 @@ pub fn redact_url(text: &str) -> String {
 }
 
 mod error;
+mod replicas;
 mod sections;
 #[cfg(test)]
 mod tests;
 mod validate;
 
 pub use error::SettingsError;
+pub use replicas::ReplicaSettings;

@@ -12,4 +12,7 @@ pub enum OrchestratorError {
     /// The workspace holds more than its disk limit (in words for the user).
     #[error("{0}")]
     WorkspaceFull(String),
+    /// Another replica leads the reconciler now.
+    #[error("another control-plane replica leads the reconciler")]
+    NotLeader,
 }

@@ -7,7 +7,9 @@ pub mod disk;
 mod error;
 mod idle;
 mod isolation;
+mod leader;
 pub mod openclaw;
+pub mod presence;
 mod reconcile;
 mod render;
 pub mod repo;
@@ -26,12 +28,13 @@ pub use isolation::IsolationStatus;
 pub use reconcile::ReconcileReport;
 pub use render::USER_HEADER;
 pub use repo::{RuntimeRow, TaskRow};
-pub use settings::RuntimeSettings;
+pub use settings::{Coordination, RuntimeSettings};
 pub use worker::READY_POLL;
 
 use clawloops_driver::{RuntimeDriver, Stats};
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -71,9 +74,19 @@ struct Inner {
     pool: PgPool,
     driver: Arc<dyn RuntimeDriver>,
     settings: RuntimeSettings,
+    coordination: Coordination,
     instance: String,
+    /// This replica's id: the owner of its task leases and its row in the replica list.
     worker_id: String,
+    /// Idle workers wait on it (a request here, a `NOTIFY` from any replica).
     wake: Notify,
+    /// Set when the replica begins to shut down; `stop` wakes whoever waits.
+    stopping: AtomicBool,
+    stop: Notify,
+    /// Whether this replica holds the reconciler's lead.
+    leading: AtomicBool,
+    /// Tasks running on this replica now.
+    in_flight: AtomicUsize,
     /// Seals runtime gateway keys (absent: runtimes get a key that unlocks nothing).
     sealer: Option<clawloops_models::Sealer>,
     /// The last isolation check (the reconciler's).
@@ -93,9 +106,19 @@ impl Orchestrator {
                 pool,
                 driver,
                 settings,
+                coordination: Coordination::default(),
                 instance: instance.to_owned(),
-                worker_id: format!("{}-{}", hostname(), Uuid::new_v4().simple()),
+                worker_id: format!(
+                    "{}-{}-{}",
+                    hostname(),
+                    std::process::id(),
+                    Uuid::new_v4().simple()
+                ),
                 wake: Notify::new(),
+                stopping: AtomicBool::new(false),
+                stop: Notify::new(),
+                leading: AtomicBool::new(false),
+                in_flight: AtomicUsize::new(0),
                 sealer: None,
                 isolation: std::sync::Mutex::new(IsolationStatus {
                     result: Err("not checked yet".into()),
@@ -112,6 +135,15 @@ impl Orchestrator {
             None => tracing::error!(
                 "with_model_keys called on a shared orchestrator; runtimes get no model key"
             ),
+        }
+        self
+    }
+
+    /// Leases and pacing between replicas (call before cloning).
+    pub fn with_coordination(mut self, coordination: Coordination) -> Self {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.coordination = coordination,
+            None => tracing::error!("with_coordination called on a shared orchestrator; ignored"),
         }
         self
     }
@@ -252,7 +284,8 @@ impl Orchestrator {
         Ok(repo::enqueue(tx, user.id, action, wipe_workspace, requested_by).await?)
     }
 
-    /// Lets idle workers look for work now.
+    /// Lets this replica's idle workers look for work now (other replicas hear of queued work
+    /// through the queue's `NOTIFY`).
     pub fn wake(&self) {
         self.inner.wake.notify_waiters();
     }
@@ -383,7 +416,7 @@ impl Orchestrator {
     }
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map_or_else(|_| "clawloops".into(), |h| h.trim().to_owned())
 }

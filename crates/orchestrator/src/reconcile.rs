@@ -1,6 +1,7 @@
 //! The reconciler: one pass compares every binding with what Docker reports and queues what
 //! brings them together. It never touches a runtime that has a task queued or running.
 
+use crate::leader::still_there;
 use crate::{Orchestrator, OrchestratorError};
 use crate::{idle, render, repo};
 use clawloops_driver::{ContainerInfo, ContainerState};
@@ -45,11 +46,30 @@ fn backoff_secs(n: i32) -> u32 {
 }
 
 impl Orchestrator {
-    /// One reconciliation pass.
+    /// One reconciliation pass as the leader for its length (tests and tools; a serving replica
+    /// reconciles when it leads). [`OrchestratorError::NotLeader`] when another replica leads.
     pub async fn reconcile(&self) -> Result<ReconcileReport, OrchestratorError> {
+        let mut session =
+            crate::leader::Session::open(&self.inner.pool, self.inner.coordination.leader_lease)
+                .await?;
+        if !session.try_lead().await? {
+            session.resign().await;
+            return Err(OrchestratorError::NotLeader);
+        }
+        let report = self.reconcile_on(session.conn()).await;
+        session.resign().await;
+        report
+    }
+
+    /// One pass over `conn`, the leader's session: every write goes over it, so none is made
+    /// once the session (and the lead) is gone; before each change to the engine the session is
+    /// asked once more.
+    pub(crate) async fn reconcile_on(
+        &self,
+        conn: &mut sqlx::PgConnection,
+    ) -> Result<ReconcileReport, OrchestratorError> {
         let mut report = ReconcileReport::default();
-        let mut conn = self.inner.pool.acquire().await?;
-        let (resumed, failed) = repo::recover_abandoned(&mut conn, MAX_ATTEMPTS).await?;
+        let (resumed, failed) = repo::recover_abandoned(conn, MAX_ATTEMPTS).await?;
         report.tasks_resumed = resumed;
         report.tasks_failed = failed;
 
@@ -59,9 +79,9 @@ impl Orchestrator {
             .into_iter()
             .map(|c| (c.runtime_id.clone(), c))
             .collect();
-        let bindings = repo::all(&mut conn).await?;
+        let bindings = repo::all(&mut *conn).await?;
         report.bindings = bindings.len();
-        let busy: HashSet<_> = repo::busy_users(&mut conn).await?.into_iter().collect();
+        let busy: HashSet<_> = repo::busy_users(&mut *conn).await?.into_iter().collect();
         let now = OffsetDateTime::now_utc();
 
         for binding in &bindings {
@@ -82,7 +102,7 @@ impl Orchestrator {
                     if binding.observed() != ObservedState::Running
                         || binding.container_id.as_deref() != Some(c.id.as_str())
                     {
-                        repo::attach(&mut conn, binding.user_id, &c.id).await?;
+                        repo::attach(&mut *conn, binding.user_id, &c.id).await?;
                         report.attached += 1;
                     }
                     if let Some(stop) = idle::due(&self.inner.settings, binding, now) {
@@ -105,6 +125,7 @@ impl Orchestrator {
                         &render::ModelAccess::default(),
                     )
                     .spec;
+                    still_there(conn).await?;
                     if let Err(err) = self.inner.driver.prepare(&spec).await {
                         tracing::warn!(user = %binding.username, error = %err, "could not join the entry proxy to a runtime network");
                     }
@@ -120,13 +141,18 @@ impl Orchestrator {
                     if binding.observed() != ObservedState::Error
                         || binding.next_recover_at.is_none()
                     {
-                        let count = repo::record_crash(
-                            &mut conn,
+                        let Some(count) = repo::record_crash(
+                            &mut *conn,
                             binding.user_id,
+                            &crash_key(binding),
                             CRASH_WINDOW_SECS,
                             f64::from(backoff_secs(binding.crash_count + 1)),
                         )
-                        .await?;
+                        .await?
+                        else {
+                            // Counted already (by a leader before this one).
+                            continue;
+                        };
                         report.crashes += 1;
                         let exit_code = match container.as_ref().map(|c| c.state) {
                             Some(ContainerState::Exited(code)) => Some(code),
@@ -158,21 +184,21 @@ impl Orchestrator {
                             code = fault.problem.code(), detail = %fault.detail, "runtime crashed"
                         );
                         repo::set_observed(
-                            &mut conn,
+                            &mut *conn,
                             binding.user_id,
                             ObservedState::Error,
                             Some(&fault),
                         )
                         .await?;
                     } else if binding.next_recover_at.is_some_and(|at| at <= now) {
-                        repo::enqueue(&mut conn, user.id, Action::Recover, false, "reconciler")
+                        repo::enqueue(&mut *conn, user.id, Action::Recover, false, "reconciler")
                             .await?;
                         report.queued += 1;
                     }
                 }
                 DesiredState::Stopped => {
                     if running {
-                        repo::enqueue(&mut conn, user.id, Action::Stop, false, "reconciler")
+                        repo::enqueue(&mut *conn, user.id, Action::Stop, false, "reconciler")
                             .await?;
                         report.queued += 1;
                     } else if !matches!(
@@ -180,7 +206,7 @@ impl Orchestrator {
                         ObservedState::Stopped | ObservedState::Error
                     ) {
                         repo::set_observed(
-                            &mut conn,
+                            &mut *conn,
                             binding.user_id,
                             ObservedState::Stopped,
                             None,
@@ -189,7 +215,7 @@ impl Orchestrator {
                     }
                 }
                 DesiredState::Deleted => {
-                    repo::enqueue(&mut conn, user.id, Action::Delete, false, "reconciler").await?;
+                    repo::enqueue(&mut *conn, user.id, Action::Delete, false, "reconciler").await?;
                     report.queued += 1;
                 }
             }
@@ -197,6 +223,7 @@ impl Orchestrator {
 
         // Labelled containers nobody owns any more.
         for orphan in by_runtime.into_values() {
+            still_there(conn).await?;
             tracing::info!(runtime = %orphan.runtime_id, container = %orphan.id, "removing orphan runtime container");
             self.inner.driver.remove(&orphan.id).await?;
             report.orphans_removed += 1;
@@ -206,6 +233,23 @@ impl Orchestrator {
         }
         Ok(report)
     }
+}
+
+/// What identifies one crash of a runtime: the container it had, the moment it last became
+/// ready, and the problem on record when it was found. Two passes that see the same crash make
+/// the same key, so it is counted once.
+fn crash_key(binding: &repo::RuntimeRow) -> String {
+    format!(
+        "{}|{}|{}",
+        binding.container_id.as_deref().unwrap_or("-"),
+        binding
+            .ready_at
+            .map_or(0, time::OffsetDateTime::unix_timestamp_nanos),
+        binding
+            .problem_ref
+            .map(|r| r.to_string())
+            .unwrap_or_default()
+    )
 }
 
 #[cfg(test)]

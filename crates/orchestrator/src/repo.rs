@@ -269,14 +269,16 @@ pub async fn attach(db: &mut PgConnection, user_id: Uuid, container_id: &str) ->
     Ok(())
 }
 
-/// Counts an unexpected exit; the window restarts when the last one is older than
-/// `window_secs`. Returns the count in the window.
+/// Counts an unexpected exit, unless the crash `key` was counted already (compare and set in
+/// one statement); the window restarts when the last one is older than `window_secs`. Returns
+/// the count in the window, or None when this crash was counted before.
 pub async fn record_crash(
     db: &mut PgConnection,
     user_id: Uuid,
+    key: &str,
     window_secs: f64,
     retry_in_secs: f64,
-) -> sqlx::Result<i32> {
+) -> sqlx::Result<Option<i32>> {
     sqlx::query_scalar!(
         "UPDATE runtimes
             SET crash_count = CASE WHEN crash_window_start IS NULL
@@ -286,14 +288,16 @@ pub async fn record_crash(
                                             OR crash_window_start < now() - make_interval(secs => $2)
                                           THEN now() ELSE crash_window_start END,
                 next_recover_at = now() + make_interval(secs => $3),
+                crash_key = $4,
                 updated_at = now()
-          WHERE user_id = $1
+          WHERE user_id = $1 AND crash_key IS DISTINCT FROM $4
           RETURNING crash_count",
         user_id,
         window_secs,
-        retry_in_secs
+        retry_in_secs,
+        key
     )
-    .fetch_one(db)
+    .fetch_optional(db)
     .await
 }
 

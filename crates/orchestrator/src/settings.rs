@@ -104,3 +104,31 @@ impl RuntimeSettings {
         }
     }
 }
+
+/// How replicas share the work: leases and pacing. The defaults suit production; tests shorten
+/// them.
+#[derive(Debug, Clone, Copy)]
+pub struct Coordination {
+    /// A task's lease: renewed every third of it while the task runs; a worker silent longer
+    /// loses the task to another.
+    pub task_lease: Duration,
+    /// How long the leader's database session may be silent before PostgreSQL ends it (and with
+    /// it the lead): the longest a paused leader holds up reconciling.
+    pub leader_lease: Duration,
+    /// How often a follower tries to take the lead (the failover time after a leader's crash).
+    pub campaign_every: Duration,
+    /// How often idle workers look at the queue without being woken (wake-ups come by
+    /// `NOTIFY`; this catches any lost while a listener reconnected).
+    pub poll_every: Duration,
+}
+
+impl Default for Coordination {
+    fn default() -> Self {
+        Coordination {
+            task_lease: Duration::from_secs(30),
+            leader_lease: Duration::from_secs(15),
+            campaign_every: Duration::from_secs(1),
+            poll_every: Duration::from_secs(10),
+        }
+    }
+}

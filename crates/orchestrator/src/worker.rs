@@ -1,15 +1,21 @@
 //! The workers: claim a task, carry it out stage by stage, keep its lease alive, finish it.
 //! Every step is idempotent, so a task resumed after a crash simply runs again.
 
+//!
+//! Every write a worker makes is fenced by its lease: made in a transaction that first checks the
+//! lease is still held (and keeps the task row from being taken over until it commits). A worker
+//! whose lease was lost — paused past it, cut off from the database, its task handed to another —
+//! stops at once and touches nothing more. Before each change to the engine it checks the lease
+//! too.
+
 use crate::render::{self, browser_url};
-use crate::repo::{self, TaskRow};
+use crate::repo::{self, Lease, TaskRow};
 use crate::{Orchestrator, OrchestratorError};
 use clawloops_driver::{ContainerState, DriverError};
 use clawloops_wire::runtime::{Action, DesiredState, ObservedState, Problem, Stage, TaskStatus};
+use sqlx::{Postgres, Transaction};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-/// A task's lease; renewed every third of it while the task runs.
-const LEASE: Duration = Duration::from_secs(30);
 
 /// A task's failure: the problem its owner is shown, and the detail (engine text) for logs and
 /// admins only.
@@ -24,6 +30,20 @@ impl Failure {
             problem,
             detail: detail.into(),
         }
+    }
+}
+
+/// Why a task's execution stopped before its end.
+enum Halt {
+    /// It failed: recorded on the task and the runtime.
+    Failed(Failure),
+    /// The lease is gone: another worker owns the task now; nothing more is written.
+    LeaseLost,
+}
+
+impl<E: Into<Failure>> From<E> for Halt {
+    fn from(err: E) -> Self {
+        Halt::Failed(err.into())
     }
 }
 
@@ -73,6 +93,22 @@ impl Drop for LeaseGuard {
     }
 }
 
+/// Counts a task as running on this replica while it lives.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 enum Outcome {
     Done,
     Canceled(&'static str),
@@ -80,23 +116,30 @@ enum Outcome {
 
 impl Orchestrator {
     pub(crate) async fn work_forever(&self) {
-        loop {
+        while !self.stopping() {
+            // Listen before looking, so a wake-up between the look and the sleep is not lost.
+            let woken = self.inner.wake.notified();
             match self.run_next().await {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(err) => tracing::warn!(error = %err, "runtime worker"),
             }
-            // Sleep until woken by a request, or poll now and then (other replicas queue too).
-            let _ = tokio::time::timeout(Duration::from_secs(2), self.inner.wake.notified()).await;
+            // Sleep until work is queued on any replica, or poll now and then.
+            let _ = tokio::time::timeout(self.inner.coordination.poll_every, woken).await;
         }
     }
 
-    /// Claims and runs one task; `false` when there was none. Tests drive workers with it.
+    /// Claims and runs one task; `false` when there was none (or the replica is stopping).
+    /// Tests drive workers with it.
     pub async fn run_next(&self) -> Result<bool, OrchestratorError> {
+        if self.stopping() {
+            return Ok(false);
+        }
+        let lease_secs = self.inner.coordination.task_lease.as_secs_f64();
         let claimed = {
             let limit = i64::try_from(self.inner.settings.concurrency).unwrap_or(i64::MAX);
             let mut tx = self.inner.pool.begin().await?;
-            match repo::claim(&mut tx, &self.inner.worker_id, LEASE.as_secs_f64(), limit).await {
+            match repo::claim(&mut tx, &self.inner.worker_id, lease_secs, limit).await {
                 Ok(task) => {
                     tx.commit().await?;
                     task
@@ -110,18 +153,54 @@ impl Orchestrator {
             return Ok(false);
         };
         tracing::info!(task = %task.id, action = %task.action, user = %task.user_id, "runtime task started");
-        let heartbeat = LeaseGuard(self.keep_lease(task.id));
-        let result = self.execute(&task).await;
+        let _running = InFlight::enter(&self.inner.in_flight);
+        let (lost, lease_lost) = tokio::sync::oneshot::channel();
+        let heartbeat = LeaseGuard(self.keep_lease(task.lease(), lost));
+        let result = tokio::select! {
+            result = self.execute(&task) => result,
+            Ok(()) = lease_lost => Err(Halt::LeaseLost),
+        };
         drop(heartbeat);
-        let mut conn = self.inner.pool.acquire().await?;
-        match result {
-            Ok(Outcome::Done) => {
-                repo::finish(&mut conn, task.id, TaskStatus::Succeeded, None).await?;
+        let finished = match result {
+            Ok(outcome) => self.finish(&task, outcome).await,
+            Err(Halt::Failed(failure)) => self.fail(&task, failure).await,
+            Err(Halt::LeaseLost) => Err(Halt::LeaseLost),
+        };
+        match finished {
+            Ok(()) => {}
+            Err(Halt::LeaseLost) => {
+                tracing::warn!(task = %task.id, "lost the task's lease; another worker owns it now, nothing more is written here");
             }
-            Ok(Outcome::Canceled(why)) => {
-                repo::finish(&mut conn, task.id, TaskStatus::Canceled, Some(why)).await?;
+            Err(Halt::Failed(failure)) => {
+                return Err(OrchestratorError::Database(sqlx::Error::Protocol(
+                    failure.detail,
+                )));
             }
-            Err(Failure { problem, detail }) => {
+        }
+        Ok(true)
+    }
+
+    /// Records the task's end, fenced by its lease.
+    async fn finish(&self, task: &TaskRow, outcome: Outcome) -> Result<(), Halt> {
+        let mut tx = self.fenced(task).await?;
+        match outcome {
+            Outcome::Done => {
+                repo::finish(&mut tx, task.id, TaskStatus::Succeeded, None).await?;
+            }
+            Outcome::Canceled(why) => {
+                repo::finish(&mut tx, task.id, TaskStatus::Canceled, Some(why)).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a failure on the runtime and the task in one transaction, fenced by the lease.
+    async fn fail(&self, task: &TaskRow, failure: Failure) -> Result<(), Halt> {
+        let mut tx = self.fenced(task).await?;
+        {
+            let Failure { problem, detail } = failure;
+            {
                 // The task's id is the reference the owner's card shows and admins look up.
                 let remedy = problem.remedy();
                 tracing::warn!(
@@ -133,42 +212,73 @@ impl Orchestrator {
                     detail,
                     reference: task.id,
                 };
-                repo::set_observed(&mut conn, task.user_id, ObservedState::Error, Some(&fault))
+                repo::set_observed(&mut tx, task.user_id, ObservedState::Error, Some(&fault))
                     .await?;
                 let recorded = format!("{}: {}", fault.problem.code(), fault.detail);
-                repo::finish(&mut conn, task.id, TaskStatus::Failed, Some(&recorded)).await?;
+                repo::finish(&mut tx, task.id, TaskStatus::Failed, Some(&recorded)).await?;
             }
         }
-        Ok(true)
+        tx.commit().await?;
+        Ok(())
     }
 
-    fn keep_lease(&self, id: uuid::Uuid) -> tokio::task::JoinHandle<()> {
+    /// Renews the lease every third of it; says so on `lost` (and ends) when it is gone.
+    fn keep_lease(
+        &self,
+        lease: Lease,
+        lost: tokio::sync::oneshot::Sender<()>,
+    ) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
+        let period = this.inner.coordination.task_lease;
         tokio::spawn(async move {
             loop {
-                tokio::time::sleep(LEASE / 3).await;
-                if let Ok(mut conn) = this.inner.pool.acquire().await {
-                    let _ =
-                        repo::heartbeat(&mut conn, id, &this.inner.worker_id, LEASE.as_secs_f64())
-                            .await;
+                tokio::time::sleep(period / 3).await;
+                let Ok(mut conn) = this.inner.pool.acquire().await else {
+                    continue;
+                };
+                if let Ok(false) = repo::heartbeat(&mut conn, &lease, period.as_secs_f64()).await {
+                    let _ = lost.send(());
+                    return;
                 }
             }
         })
     }
 
-    async fn stage(&self, task: &TaskRow, stage: Stage) -> Result<(), Failure> {
+    /// A transaction in which the task's lease is held (and cannot be taken over) until commit.
+    async fn fenced(&self, task: &TaskRow) -> Result<Transaction<'static, Postgres>, Halt> {
+        let mut tx = self.inner.pool.begin().await?;
+        if repo::hold(&mut tx, &task.lease()).await? {
+            Ok(tx)
+        } else {
+            Err(Halt::LeaseLost)
+        }
+    }
+
+    /// Checks the lease before a change to the engine.
+    async fn fence(&self, task: &TaskRow) -> Result<(), Halt> {
         let mut conn = self.inner.pool.acquire().await?;
-        repo::set_stage(&mut conn, task.id, stage).await?;
+        if repo::hold(&mut conn, &task.lease()).await? {
+            Ok(())
+        } else {
+            Err(Halt::LeaseLost)
+        }
+    }
+
+    async fn stage(&self, task: &TaskRow, stage: Stage) -> Result<(), Halt> {
+        let mut tx = self.fenced(task).await?;
+        repo::set_stage(&mut tx, task.id, stage).await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn observe(&self, task: &TaskRow, state: ObservedState) -> Result<(), Failure> {
-        let mut conn = self.inner.pool.acquire().await?;
-        repo::set_observed(&mut conn, task.user_id, state, None).await?;
+    async fn observe(&self, task: &TaskRow, state: ObservedState) -> Result<(), Halt> {
+        let mut tx = self.fenced(task).await?;
+        repo::set_observed(&mut tx, task.user_id, state, None).await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    async fn execute(&self, task: &TaskRow) -> Result<Outcome, Failure> {
+    async fn execute(&self, task: &TaskRow) -> Result<Outcome, Halt> {
         let binding = {
             let mut conn = self.inner.pool.acquire().await?;
             repo::get(&mut conn, task.user_id).await?
@@ -199,13 +309,14 @@ impl Orchestrator {
         task: &TaskRow,
         binding: &repo::RuntimeRow,
         replace: bool,
-    ) -> Result<Outcome, Failure> {
+    ) -> Result<Outcome, Halt> {
         let settings = &self.inner.settings;
         let driver = &self.inner.driver;
         self.observe(task, ObservedState::Creating).await?;
         // The network first: with an entry proxy, its address there goes into the config.
-        let access = self.model_access(binding.user_id, replace).await?;
+        let access = self.model_access(task, replace).await?;
         let draft = render::render(settings, &self.inner.instance, binding, None, &access);
+        self.fence(task).await?;
         let prepared = driver.prepare(&draft.spec).await?;
         let rendered = render::render(
             settings,
@@ -214,13 +325,14 @@ impl Orchestrator {
             prepared.entry_ip,
             &access,
         );
+        self.fence(task).await?;
         driver
             .install_config(&rendered.spec, &rendered.config)
             .await?;
         self.stage(task, Stage::ConfigRendered).await?;
         let spec = &rendered.spec;
         if !driver.image_present(&spec.image).await? {
-            return Err(DriverError::ImageMissing(spec.image.clone()).into());
+            return Err(Failure::from(DriverError::ImageMissing(spec.image.clone())).into());
         }
         self.stage(task, Stage::ImageReady).await?;
 
@@ -232,6 +344,7 @@ impl Orchestrator {
             // Same configuration: keep the container (running: nothing to do; stopped: start it).
             Some(c) => c.clone(),
             None => {
+                self.fence(task).await?;
                 if let Some(old) = &existing {
                     driver.stop(&old.id, settings.stop_grace).await?;
                     driver.remove(&old.id).await?;
@@ -253,6 +366,7 @@ impl Orchestrator {
         };
         self.stage(task, Stage::ContainerCreated).await?;
         if container.state != ContainerState::Running {
+            self.fence(task).await?;
             driver.start(&container.id).await?;
         }
         self.stage(task, Stage::Started).await?;
@@ -272,13 +386,15 @@ impl Orchestrator {
                     return Err(Failure::new(
                         Problem::ExitedWhileStarting,
                         format!("{:?} while starting; last output: {tail}", c.state),
-                    ));
+                    )
+                    .into());
                 }
                 None => {
                     return Err(Failure::new(
                         Problem::Vanished,
                         "the container disappeared while starting",
-                    ));
+                    )
+                    .into());
                 }
             }
             if Instant::now() >= deadline {
@@ -289,7 +405,8 @@ impl Orchestrator {
                         "no answer from {} within {after_secs} s",
                         spec.profile.ready_path
                     ),
-                ));
+                )
+                .into());
             }
             tokio::time::sleep(READY_POLL).await;
         };
@@ -298,9 +415,9 @@ impl Orchestrator {
             .ip
             .map(|ip| format!("http://{ip}:{}", spec.profile.port))
             .unwrap_or_default();
-        let mut conn = self.inner.pool.acquire().await?;
+        let mut tx = self.fenced(task).await?;
         repo::mark_running(
-            &mut conn,
+            &mut tx,
             task.user_id,
             &ready.id,
             &spec.config_hash,
@@ -308,12 +425,14 @@ impl Orchestrator {
             browser_url(settings, &binding.username).as_deref(),
         )
         .await?;
+        tx.commit().await?;
         Ok(Outcome::Done)
     }
 
-    async fn stop(&self, task: &TaskRow, binding: &repo::RuntimeRow) -> Result<Outcome, Failure> {
+    async fn stop(&self, task: &TaskRow, binding: &repo::RuntimeRow) -> Result<Outcome, Halt> {
         self.observe(task, ObservedState::Stopping).await?;
         if let Some(c) = self.inner.driver.find(&binding.runtime_id).await? {
+            self.fence(task).await?;
             self.inner
                 .driver
                 .stop(&c.id, self.inner.settings.stop_grace)
@@ -324,7 +443,7 @@ impl Orchestrator {
         Ok(Outcome::Done)
     }
 
-    async fn delete(&self, task: &TaskRow, binding: &repo::RuntimeRow) -> Result<Outcome, Failure> {
+    async fn delete(&self, task: &TaskRow, binding: &repo::RuntimeRow) -> Result<Outcome, Halt> {
         let settings = &self.inner.settings;
         self.observe(task, ObservedState::Stopping).await?;
         let rendered = render::render(
@@ -335,15 +454,16 @@ impl Orchestrator {
             &render::ModelAccess::default(),
         );
         if let Some(c) = self.inner.driver.find(&binding.runtime_id).await? {
+            self.fence(task).await?;
             self.inner.driver.stop(&c.id, settings.stop_grace).await?;
             self.inner.driver.remove(&c.id).await?;
         }
         self.stage(task, Stage::Stopped).await?;
         let wipe = task.wipe_workspace || binding.retention == "wipe_workspace";
+        self.fence(task).await?;
         self.inner.driver.cleanup(&rendered.spec, wipe).await?;
         self.stage(task, Stage::Removed).await?;
-        let mut conn = self.inner.pool.acquire().await?;
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        let mut tx = self.fenced(task).await?;
         repo::delete_binding(&mut tx, task.user_id).await?;
         clawloops_models::keys::revoke_runtime_key(&mut tx, task.user_id, "runtime deleted")
             .await?;
@@ -355,17 +475,20 @@ impl Orchestrator {
     /// sealer (orchestrator tests) the key is a placeholder that unlocks nothing.
     async fn model_access(
         &self,
-        user: uuid::Uuid,
+        task: &TaskRow,
         rotate: bool,
-    ) -> Result<render::ModelAccess, Failure> {
-        let mut conn = self.inner.pool.acquire().await?;
-        let models = clawloops_models::registry::visible_aliases(&mut conn, user).await?;
+    ) -> Result<render::ModelAccess, Halt> {
+        let user = task.user_id;
+        // A new key replaces the old one: fenced like every other write.
+        let mut tx = self.fenced(task).await?;
+        let models = clawloops_models::registry::visible_aliases(&mut tx, user).await?;
         let api_key = match &self.inner.sealer {
-            Some(sealer) => clawloops_models::keys::runtime_key(&mut conn, sealer, user, rotate)
+            Some(sealer) => clawloops_models::keys::runtime_key(&mut tx, sealer, user, rotate)
                 .await
                 .map_err(|e| Failure::new(Problem::KeyFailed, e.to_string()))?,
             None => format!("clawloops-no-key-{user}"),
         };
+        tx.commit().await?;
         Ok(render::ModelAccess { api_key, models })
     }
 }

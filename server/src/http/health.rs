@@ -1,6 +1,6 @@
 //! Liveness and readiness probes.
 
-use app::ssr::AppState;
+use super::ServerState;
 use axum::{Json, extract::State, http::StatusCode};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -13,9 +13,16 @@ pub async fn live() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: 200 when the database answers, 503 when it does not.
-pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let ping = sqlx::query("SELECT 1").execute(state.pool());
+/// `GET /readyz`: 200 when the database answers, 503 when it does not or when the process is
+/// shutting down (so the entry proxy sends new requests to other replicas).
+pub async fn ready(State(state): State<ServerState>) -> (StatusCode, Json<Value>) {
+    if state.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "shutting_down" })),
+        );
+    }
+    let ping = sqlx::query("SELECT 1").execute(state.app.pool());
     match tokio::time::timeout(DB_TIMEOUT, ping).await {
         Ok(Ok(_)) => (
             StatusCode::OK,

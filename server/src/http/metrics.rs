@@ -53,6 +53,7 @@ pub struct HttpMetrics {
     in_flight: Gauge,
     pool_size: Gauge,
     pool_idle: Gauge,
+    leader: Gauge,
     decisions: Family<DecisionLabels, Counter>,
 }
 
@@ -76,6 +77,7 @@ impl HttpMetrics {
         let in_flight = Gauge::default();
         let pool_size = Gauge::default();
         let pool_idle = Gauge::default();
+        let leader = Gauge::default();
         let info = Family::<BuildLabels, Gauge>::default();
         info.get_or_create(&BuildLabels {
             version: build.version.to_owned(),
@@ -108,6 +110,11 @@ impl HttpMetrics {
             "Idle database connections in the pool",
             pool_idle.clone(),
         );
+        registry.register(
+            "reconciler_leader",
+            "1 while this replica leads the reconciler (one replica of an installation at a time)",
+            leader.clone(),
+        );
         registry.register("build_info", "Version of the running binary", info);
         let decisions = Family::<DecisionLabels, Counter>::default();
         registry.register(
@@ -122,6 +129,7 @@ impl HttpMetrics {
             in_flight,
             pool_size,
             pool_idle,
+            leader,
             decisions,
         }
     }
@@ -182,6 +190,10 @@ pub async fn export(State(state): State<ServerState>) -> Response {
         .metrics
         .pool_idle
         .set(i64::try_from(pool.num_idle()).unwrap_or(i64::MAX));
+    state
+        .metrics
+        .leader
+        .set(i64::from(state.app.orchestrator().is_leader()));
     let mut body = String::new();
     if let Err(err) = encode(&mut body, &state.metrics.registry) {
         tracing::error!(error = %err, "encoding metrics failed");

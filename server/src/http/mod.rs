@@ -47,6 +47,8 @@ pub struct ServerState {
     pub cookie_secure: bool,
     /// The session cookie's `Domain` (covering the workspace hosts), when workspaces are routed.
     pub cookie_domain: Option<String>,
+    /// Set when the process begins to shut down: readiness answers 503 from then on.
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
     /// Signs the session cookie (derived from the installation key): a made-up session id is
     /// refused without a lookup, here and at forward-auth.
     pub session_key: tower_sessions::cookie::Key,

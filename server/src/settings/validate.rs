@@ -147,6 +147,7 @@ impl RawSettings {
             ));
         }
         let gateway = self.gateway_settings()?;
+        let replicas = self.replica_settings()?;
         let data_dir = self.data_dir.clone().unwrap_or_else(default_data_dir);
         Ok(Settings {
             runtime,
@@ -155,6 +156,8 @@ impl RawSettings {
                 .secret_key_file
                 .clone()
                 .unwrap_or_else(|| data_dir.join("secret.key")),
+            secret_key: self.secret_key,
+            replicas,
             gateway,
             // Always over https; `cookie_secure = true` also asks for it behind plain HTTP.
             cookie_secure: self.cookie_secure.unwrap_or(false) || public_url.scheme() == "https",

@@ -14,6 +14,7 @@ mod identity;
 mod litellm;
 mod lockdown;
 mod migrations;
+mod replicas;
 mod runtimes;
 mod support;
 mod throttle;

@@ -41,6 +41,7 @@ impl From<OrchestratorError> for AppError {
                 AppError::Unavailable
             }
             OrchestratorError::WorkspaceFull(message) => AppError::Conflict { message },
+            OrchestratorError::NotLeader => AppError::Unavailable,
         }
     }
 }

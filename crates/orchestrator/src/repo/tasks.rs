@@ -22,9 +22,29 @@ pub struct TaskRow {
     pub created_at: OffsetDateTime,
     pub started_at: Option<OffsetDateTime>,
     pub finished_at: Option<OffsetDateTime>,
+    /// Drawn anew at every claim; the worker's writes are conditional on it.
+    pub lease_token: Option<Uuid>,
 }
 
+/// A worker's hold on a task: the task and the token its claim drew.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub task: Uuid,
+    pub token: Uuid,
+}
+
+/// The channel on which queued work is announced to every replica.
+pub const WORK_CHANNEL: &str = "clawloops_runtime_tasks";
+
 impl TaskRow {
+    /// The lease this row was claimed under (a nil token, which holds nothing, when unclaimed).
+    pub fn lease(&self) -> Lease {
+        Lease {
+            task: self.id,
+            token: self.lease_token.unwrap_or_default(),
+        }
+    }
+
     pub fn action(&self) -> Action {
         self.action
     }
@@ -40,14 +60,15 @@ macro_rules! task_query {
             "WITH t AS (" + $sql + r#")
              SELECT id, user_id, action AS "action: Action", status AS "status: TaskStatus",
                     stage AS "stage: Stage", stages, wipe_workspace, error, requested_by,
-                    attempts, created_at, started_at, finished_at FROM t"#
+                    attempts, created_at, started_at, finished_at, lease_token FROM t"#
             $(, $arg)*
         )
     };
 }
 
 /// Queues `action` for a user, or returns the equivalent task already queued or running (so
-/// twenty clicks make one task).
+/// twenty clicks make one task). Every replica's idle workers hear of it when the transaction
+/// commits (`NOTIFY`).
 pub async fn enqueue(
     db: &mut PgConnection,
     user_id: Uuid,
@@ -66,6 +87,9 @@ pub async fn enqueue(
     {
         return Ok(running);
     }
+    sqlx::query!("SELECT pg_notify($1, $2)", WORK_CHANNEL, action.as_str())
+        .execute(&mut *db)
+        .await?;
     task_query!(
         "INSERT INTO runtime_tasks (user_id, action, wipe_workspace, requested_by, stages)
          VALUES ($1, $2, $3, $4, jsonb_build_array(jsonb_build_object('stage', 'queued', 'at', now())))
@@ -96,7 +120,7 @@ pub async fn claim(
         .await?;
     task_query!(
         "UPDATE runtime_tasks
-            SET status = 'running', lease_owner = $1,
+            SET status = 'running', lease_owner = $1, lease_token = gen_random_uuid(),
                 lease_until = now() + make_interval(secs => $2),
                 started_at = coalesce(started_at, now()), attempts = attempts + 1
           WHERE id = (
@@ -118,18 +142,18 @@ pub async fn claim(
     .await
 }
 
-/// Extends the lease of a task this worker holds.
+/// Extends a lease that is still held and has not run out; false when it is lost (taken over,
+/// handed back, or run out: a worker silent past its lease does not get it back).
 pub async fn heartbeat(
     db: &mut PgConnection,
-    id: Uuid,
-    owner: &str,
+    lease: &Lease,
     lease_secs: f64,
 ) -> sqlx::Result<bool> {
     let done = sqlx::query!(
         "UPDATE runtime_tasks SET lease_until = now() + make_interval(secs => $3)
-          WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
-        id,
-        owner,
+          WHERE id = $1 AND lease_token = $2 AND status = 'running' AND lease_until > now()",
+        lease.task,
+        lease.token,
         lease_secs
     )
     .execute(db)
@@ -137,7 +161,51 @@ pub async fn heartbeat(
     Ok(done.rows_affected() == 1)
 }
 
-/// Records that a task reached `stage`.
+/// Whether `lease` is still held and current; in a transaction it also keeps the task row from
+/// being taken over until the transaction ends, so the writes that follow are fenced by it.
+pub async fn hold(db: &mut PgConnection, lease: &Lease) -> sqlx::Result<bool> {
+    Ok(sqlx::query_scalar!(
+        r#"SELECT 1 AS "held!" FROM runtime_tasks
+            WHERE id = $1 AND lease_token = $2 AND status = 'running' AND lease_until > now()
+              FOR SHARE"#,
+        lease.task,
+        lease.token
+    )
+    .fetch_optional(db)
+    .await?
+    .is_some())
+}
+
+/// Puts the tasks `owner` still holds back in the queue (a replica shutting down), with a new
+/// queued stage; returns how many.
+pub async fn hand_back(db: &mut PgConnection, owner: &str) -> sqlx::Result<u64> {
+    // A queued twin already waits (unique per user and action): the held one just ends.
+    sqlx::query!(
+        "UPDATE runtime_tasks r
+            SET status = 'canceled', finished_at = now(), lease_owner = NULL, lease_until = NULL,
+                lease_token = NULL,
+                error = 'Replaced by an identical queued task when a control-plane replica stopped.'
+          WHERE r.status = 'running' AND r.lease_owner = $1
+            AND EXISTS (SELECT 1 FROM runtime_tasks q
+                         WHERE q.user_id = r.user_id AND q.action = r.action AND q.status = 'queued')",
+        owner
+    )
+    .execute(&mut *db)
+    .await?;
+    Ok(sqlx::query!(
+        "UPDATE runtime_tasks
+            SET status = 'queued', lease_owner = NULL, lease_until = NULL, lease_token = NULL,
+                stages = stages || jsonb_build_array(jsonb_build_object('stage', 'queued', 'at', now())),
+                stage = 'queued'
+          WHERE status = 'running' AND lease_owner = $1",
+        owner
+    )
+    .execute(db)
+    .await?
+    .rows_affected())
+}
+
+/// Records that a task reached `stage` (the worker fences it with [`hold`]).
 pub async fn set_stage(db: &mut PgConnection, id: Uuid, stage: Stage) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE runtime_tasks
@@ -152,7 +220,7 @@ pub async fn set_stage(db: &mut PgConnection, id: Uuid, stage: Stage) -> sqlx::R
     Ok(())
 }
 
-/// Ends a task.
+/// Ends a task (the worker fences it with [`hold`]).
 pub async fn finish(
     db: &mut PgConnection,
     id: Uuid,
@@ -161,7 +229,8 @@ pub async fn finish(
 ) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE runtime_tasks
-            SET status = $2, error = $3, finished_at = now(), lease_owner = NULL, lease_until = NULL
+            SET status = $2, error = $3, finished_at = now(), lease_owner = NULL, lease_until = NULL,
+                lease_token = NULL
           WHERE id = $1",
         id,
         status.as_str(),
@@ -217,7 +286,7 @@ pub async fn recover_abandoned(
     let failed = sqlx::query!(
         "UPDATE runtime_tasks
             SET status = 'failed', finished_at = now(), lease_owner = NULL, lease_until = NULL,
-                error = 'The control plane stopped while this task ran, too many times; it was given up.'
+                lease_token = NULL, error = 'The control plane stopped while this task ran, too many times; it was given up.'
           WHERE status = 'running' AND lease_until < now() AND attempts >= $1",
         max_attempts
     )
@@ -228,7 +297,7 @@ pub async fn recover_abandoned(
     let merged = sqlx::query!(
         "UPDATE runtime_tasks r
             SET status = 'canceled', finished_at = now(), lease_owner = NULL, lease_until = NULL,
-                error = 'Replaced by an identical queued task after a control-plane restart.'
+                lease_token = NULL, error = 'Replaced by an identical queued task after a control-plane restart.'
           WHERE r.status = 'running' AND r.lease_until < now()
             AND EXISTS (SELECT 1 FROM runtime_tasks q
                          WHERE q.user_id = r.user_id AND q.action = r.action AND q.status = 'queued')"
@@ -238,7 +307,7 @@ pub async fn recover_abandoned(
     .rows_affected();
     let requeued = sqlx::query!(
         "UPDATE runtime_tasks
-            SET status = 'queued', lease_owner = NULL, lease_until = NULL,
+            SET status = 'queued', lease_owner = NULL, lease_until = NULL, lease_token = NULL,
                 stages = stages || jsonb_build_array(jsonb_build_object('stage', 'queued', 'at', now())),
                 stage = 'queued'
           WHERE status = 'running' AND lease_until < now()"

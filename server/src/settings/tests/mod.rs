@@ -234,6 +234,9 @@ fn semantic_checks_name_the_setting() {
             "[\"everyone\"]",
             "runtime_manager_allowed_clients",
         ),
+        ("CLAWLOOPS_SECRET_KEY", "c2hvcnQ=", "secret_key"),
+        ("CLAWLOOPS_SHUTDOWN_GRACE_SECS", "0", "shutdown_grace_secs"),
+        ("CLAWLOOPS_TASK_LEASE_SECS", "1", "task_lease_secs"),
     ];
     for (var, value, setting) in cases {
         jailed(|jail| {
@@ -293,6 +296,14 @@ fn every_listed_key_is_a_real_setting() {
         ("runtime_idle_stop_minutes", "30"),
         ("runtime_max_lifetime_hours", "8"),
         ("secret_key_file", "\"/etc/clawloops/secret.key\""),
+        (
+            "secret_key",
+            "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"",
+        ),
+        ("shutdown_grace_secs", "10"),
+        ("shutdown_delay_secs", "1"),
+        ("task_lease_secs", "20"),
+        ("leader_lease_secs", "10"),
         ("gateway_max_body_bytes", "65536"),
         ("gateway_connect_timeout_secs", "3"),
         ("gateway_first_byte_timeout_secs", "60"),
