@@ -36,6 +36,12 @@ test.describe("as the admin", () => {
     await expect(database).toContainText(/PostgreSQL\s*\d+/);
     await expect(database).toContainText(/\d+ migrations?/);
     await expect(page.getByRole("article", { name: "Installation" })).toContainText(/[0-9a-f]{8}-[0-9a-f]{4}-/);
+    // The replicas: here one, serving, leading the reconciler, the one that answered.
+    const replicas = page.getByRole("region", { name: "Control-plane replicas" });
+    await expect(replicas.locator("tbody tr")).toHaveCount(1);
+    await expect(replicas).toContainText("Reconciler leader");
+    await expect(replicas).toContainText("Serving");
+    await expect(replicas).toContainText("(answered this page)");
     await waitForHydration(page);
     expect(consoleErrors).toEqual([]);
   });

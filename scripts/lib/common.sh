@@ -226,14 +226,24 @@ docker_host_ip() {
 
 # Starts the entry proxy (Traefik, clawloops/traefik) in its own container with the repository's
 # configuration (deploy/traefik):
-#   start_entry_proxy NAME PUBLISH CONTROL_PLANE_PORT PUBLIC_HOST CONFIG_DIR [TRUSTED_CLIENT_NET]
+#   start_entry_proxy NAME PUBLISH CONTROL_PLANE_PORTS PUBLIC_HOST CONFIG_DIR [TRUSTED_CLIENT_NET]
 # PUBLISH is Docker's -p host side (e.g. 127.0.0.1:8080). The control plane listens on the
-# Docker host's bridge address; the proxy reaches it as `control-plane`. TRUSTED_CLIENT_NET lets
-# clients arriving from that network claim their address in X-Forwarded-For (browser tests).
+# Docker host's bridge address; the proxy reaches it as `control-plane`. CONTROL_PLANE_PORTS is
+# one port, or several (comma-separated) for several replicas: Traefik then load-balances them,
+# health-checking /readyz, and sends forward-auth and its route provider through its own
+# `internal` entry point. TRUSTED_CLIENT_NET lets clients arriving from that network claim
+# their address in X-Forwarded-For (browser tests).
 start_entry_proxy() {
-  local name=$1 publish=$2 cp_port=$3 host=$4 dir=$5 trusted=${6:-}
+  local name=$1 publish=$2 cp_ports=$3 host=$4 dir=$5 trusted=${6:-}
+  local first=${cp_ports%%,*} control_plane servers="" port
   mkdir -p "$dir/dynamic"
-  sed "s#http://control-plane:3000#http://control-plane:$cp_port#" "$ROOT/deploy/traefik/traefik.yml" >"$dir/traefik.yml"
+  if [ "$first" = "$cp_ports" ]; then
+    control_plane=http://control-plane:$first
+  else
+    control_plane=http://127.0.0.1:8002
+    for port in ${cp_ports//,/ }; do servers+="${servers:+,}http://control-plane:$port"; done
+  fi
+  sed "s#http://control-plane:3000#$control_plane#" "$ROOT/deploy/traefik/traefik.yml" >"$dir/traefik.yml"
   if [ -n "$trusted" ]; then
     sed -i "s#^    address: \":8000\"\$#    address: \":8000\"\n    forwardedHeaders:\n      trustedIPs: [\"$trusted\"]#" "$dir/traefik.yml"
   fi
@@ -247,8 +257,9 @@ start_entry_proxy() {
   for var in CLAWLOOPS_ENTRY_IN_FLIGHT_PER_CLIENT CLAWLOOPS_ENTRY_RATE_PER_CLIENT CLAWLOOPS_ENTRY_BURST_PER_CLIENT; do
     [ -z "${!var:-}" ] || limits+=(-e "$var=${!var}")
   done
+  [ -z "$servers" ] || limits+=(-e "CLAWLOOPS_CONTROL_PLANE_SERVERS=$servers")
   docker run -d --name "$name" --restart unless-stopped \
     --add-host control-plane:host-gateway -p "$publish:8000" \
-    -e "CLAWLOOPS_PUBLIC_HOST=$host" -e "CLAWLOOPS_CONTROL_PLANE=http://control-plane:$cp_port" \
+    -e "CLAWLOOPS_PUBLIC_HOST=$host" -e "CLAWLOOPS_CONTROL_PLANE=$control_plane" \
     "${limits[@]}" -v "$dir:/etc/traefik:ro" -w /etc/traefik clawloops/traefik:3.7.15 >/dev/null
 }

@@ -46,6 +46,10 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .serve(
             |stop| axum::serve(listener, app).with_graceful_shutdown(stop),
             orchestrator.clone(),
+            {
+                let gateway = state_gateway.clone();
+                move || gateway.close_streams()
+            },
         )
         .await;
     state_gateway.shutdown().await;

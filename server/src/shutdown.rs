@@ -5,8 +5,10 @@
 //!    the replica out of rotation before it stops listening;
 //! 3. then no new connection is accepted, and requests in flight — model streams included — may
 //!    finish within `shutdown_grace`; the tasks running here too;
-//! 4. what still runs after the grace is cut; tasks still held are handed back to the queue (the
-//!    caller does that after stopping the background work).
+//! 4. when the grace is over, model streams still open end with an error event
+//!    (`server_shutting_down`) rather than a cut connection; a moment later what still runs is
+//!    cut; tasks still held are handed back to the queue (the caller does that after stopping
+//!    the background work).
 
 use crate::settings::ReplicaSettings;
 use anyhow::Context;
@@ -17,6 +19,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
+
+/// How long streams ended by [`Shutdown::serve`]'s `close_streams` have to send their last
+/// event before connections are cut.
+const LAST_EVENT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The future that tells the HTTP server to stop accepting connections.
 pub type StopSignal = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -32,11 +38,13 @@ impl Shutdown {
     }
 
     /// Runs `serve` (given the signal to stop accepting) until it ends by itself after a
-    /// shutdown signal, or until the grace is over; then waits for the orchestrator's drain.
+    /// shutdown signal, or until the grace is over (`close_streams` is called then, and
+    /// connections are cut a moment later); then waits for the orchestrator's drain.
     pub async fn serve<F>(
         self,
         serve: impl FnOnce(StopSignal) -> F,
         orchestrator: Orchestrator,
+        close_streams: impl FnOnce() + Send + 'static,
     ) -> anyhow::Result<()>
     where
         F: IntoFuture<Output = std::io::Result<()>>,
@@ -61,6 +69,8 @@ impl Shutdown {
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(drain);
                 tokio::spawn(async move {
                     tokio::time::sleep(settings.shutdown_delay + settings.shutdown_grace).await;
+                    close_streams();
+                    tokio::time::sleep(LAST_EVENT).await;
                     cut.notify_one();
                 });
                 tokio::time::sleep(settings.shutdown_delay).await;

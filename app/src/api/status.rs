@@ -23,6 +23,35 @@ pub struct SystemStatus {
     pub checked_at: OffsetDateTime,
     /// The database part of the snapshot.
     pub database: DatabaseStatus,
+    /// The control-plane replicas serving this installation, the reconciler's leader first.
+    #[serde(default)]
+    pub replicas: Vec<ReplicaStatus>,
+}
+
+/// One control-plane replica, as it last reported itself (every 5 s).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    /// `host-pid-random`: also the owner of the task leases it holds.
+    pub id: String,
+    pub hostname: String,
+    pub version: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub seen_at: OffsetDateTime,
+    /// It leads the reconciler.
+    pub leader: bool,
+    /// It is shutting down (readiness 503, no new tasks).
+    pub draining: bool,
+    /// It answered this very request.
+    pub this: bool,
+}
+
+impl ReplicaStatus {
+    /// Not heard from for longer than three reports and a margin: stopped, killed or cut off.
+    pub fn gone(&self, now: OffsetDateTime) -> bool {
+        now - self.seen_at > time::Duration::seconds(30)
+    }
 }
 
 /// Whether the database answers, and what it holds.

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod chart;
 pub mod format;
 pub mod layout;
+pub mod replicas;
 pub mod runtime;
 pub mod status;
 pub mod theme;

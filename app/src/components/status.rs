@@ -1,6 +1,7 @@
 //! The live status panel on the overview page.
 
 use super::format;
+use super::replicas::ReplicaTable;
 use super::ui::Fact;
 use crate::AppError;
 use crate::api::status::{DatabaseStatus, SystemStatus, get_status};
@@ -63,17 +64,28 @@ fn StatusCards(snapshot: SystemStatus) -> impl IntoView {
         .checked_at
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default();
+    let serving = snapshot
+        .replicas
+        .iter()
+        .filter(|r| !r.gone(snapshot.checked_at))
+        .count();
+    let running = if serving > 1 {
+        Badge::ok(format!("{serving} replicas"))
+    } else {
+        Badge::ok("Running")
+    };
 
     view! {
         <div class="grid gap-4 md:grid-cols-3">
-            <Card title="Control plane" badge=Badge::ok("Running")>
+            <Card title="Control plane" badge=running>
                 <Fact label="Version" value=format!("{}{commit}", snapshot.version) />
                 <Fact label="Built" value=format::utc(snapshot.built_at) />
                 <Fact label="Up for" value=uptime />
             </Card>
             <DatabaseCard database=snapshot.database.clone() />
-            <InstallationCard database=snapshot.database />
+            <InstallationCard database=snapshot.database serving />
         </div>
+        <ReplicaTable replicas=snapshot.replicas checked_at=snapshot.checked_at />
         <p class="text-xs text-slate-500 dark:text-slate-400" data-checked-at=checked_iso>
             "Last checked "
             {format::utc_time(snapshot.checked_at)}
@@ -120,14 +132,19 @@ fn DatabaseCard(database: DatabaseStatus) -> impl IntoView {
 }
 
 #[component]
-fn InstallationCard(database: DatabaseStatus) -> impl IntoView {
+fn InstallationCard(database: DatabaseStatus, serving: usize) -> impl IntoView {
+    let shape = if serving > 1 {
+        format!("{serving} replicas")
+    } else {
+        "Single replica".to_owned()
+    };
     match database {
         DatabaseStatus::Up {
             instance_id,
             installed_at,
             ..
         } => view! {
-            <Card title="Installation" badge=Badge::neutral("Single instance")>
+            <Card title="Installation" badge=Badge::neutral(shape)>
                 <Fact label="Instance ID" value=instance_id mono=true />
                 <Fact label="Installed" value=format::utc(installed_at) />
             </Card>
@@ -169,26 +186,26 @@ fn StatusSkeleton() -> impl IntoView {
 /// A coloured status word in a card's corner.
 #[derive(Clone)]
 struct Badge {
-    text: &'static str,
+    text: String,
     class: &'static str,
 }
 
 impl Badge {
-    fn ok(text: &'static str) -> Self {
+    fn ok(text: impl Into<String>) -> Self {
         Badge {
-            text,
+            text: text.into(),
             class: "badge badge-ok",
         }
     }
-    fn bad(text: &'static str) -> Self {
+    fn bad(text: impl Into<String>) -> Self {
         Badge {
-            text,
+            text: text.into(),
             class: "badge badge-bad",
         }
     }
-    fn neutral(text: &'static str) -> Self {
+    fn neutral(text: impl Into<String>) -> Self {
         Badge {
-            text,
+            text: text.into(),
             class: "badge badge-neutral",
         }
     }

@@ -1,6 +1,6 @@
 //! Gathers the [`SystemStatus`] from the process and the database.
 
-use crate::api::status::{DatabaseStatus, SystemStatus};
+use crate::api::status::{DatabaseStatus, ReplicaStatus, SystemStatus};
 use crate::ssr::AppState;
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
@@ -19,7 +19,34 @@ pub async fn snapshot(state: &AppState) -> SystemStatus {
         started_at: state.started_at(),
         checked_at: OffsetDateTime::now_utc(),
         database: database(state.pool()).await,
+        replicas: replicas(state).await,
     }
+}
+
+/// The replicas as they report themselves; none when the database does not answer.
+async fn replicas(state: &AppState) -> Vec<ReplicaStatus> {
+    let orchestrator = state.orchestrator();
+    let listed = tokio::time::timeout(
+        DB_TIMEOUT,
+        clawloops_orchestrator::presence::list(state.pool()),
+    )
+    .await;
+    let Ok(Ok(replicas)) = listed else {
+        return Vec::new();
+    };
+    replicas
+        .into_iter()
+        .map(|r| ReplicaStatus {
+            this: r.id == orchestrator.replica_id(),
+            leader: r.leader_since.is_some(),
+            draining: r.draining_at.is_some(),
+            id: r.id,
+            hostname: r.hostname,
+            version: r.version,
+            started_at: r.started_at,
+            seen_at: r.seen_at,
+        })
+        .collect()
 }
 
 async fn database(pool: &PgPool) -> DatabaseStatus {

@@ -87,6 +87,9 @@ struct Inner {
     leading: AtomicBool,
     /// Tasks running on this replica now.
     in_flight: AtomicUsize,
+    /// One claim at a time per replica: a replica that stalls mid-claim then holds the queue's
+    /// claim lock with one connection, not with every worker's in turn.
+    claiming: tokio::sync::Mutex<()>,
     /// Seals runtime gateway keys (absent: runtimes get a key that unlocks nothing).
     sealer: Option<clawloops_models::Sealer>,
     /// The last isolation check (the reconciler's).
@@ -119,6 +122,7 @@ impl Orchestrator {
                 stop: Notify::new(),
                 leading: AtomicBool::new(false),
                 in_flight: AtomicUsize::new(0),
+                claiming: tokio::sync::Mutex::new(()),
                 sealer: None,
                 isolation: std::sync::Mutex::new(IsolationStatus {
                     result: Err("not checked yet".into()),

@@ -138,14 +138,16 @@ impl Orchestrator {
         let lease_secs = self.inner.coordination.task_lease.as_secs_f64();
         let claimed = {
             let limit = i64::try_from(self.inner.settings.concurrency).unwrap_or(i64::MAX);
+            let _one_at_a_time = self.inner.claiming.lock().await;
             let mut tx = self.inner.pool.begin().await?;
             match repo::claim(&mut tx, &self.inner.worker_id, lease_secs, limit).await {
                 Ok(task) => {
                     tx.commit().await?;
                     task
                 }
-                // Another worker took a twin for the same user at the same moment.
-                Err(err) if is_unique_violation(&err) => return Ok(true),
+                // Another worker took a twin for the same user at the same moment, or another
+                // replica held the claim lock too long (it may have stalled): look again.
+                Err(err) if is_unique_violation(&err) || is_lock_timeout(&err) => return Ok(true),
                 Err(err) => return Err(err.into()),
             }
         };
@@ -494,7 +496,15 @@ impl Orchestrator {
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
+    has_code(err, "23505")
+}
+
+fn is_lock_timeout(err: &sqlx::Error) -> bool {
+    has_code(err, "55P03")
+}
+
+fn has_code(err: &sqlx::Error, wanted: &str) -> bool {
     err.as_database_error()
         .and_then(sqlx::error::DatabaseError::code)
-        .is_some_and(|code| code == "23505")
+        .is_some_and(|code| code == wanted)
 }

@@ -33,6 +33,39 @@ pub fn write_config(
     control_plane_port: u16,
     trusted_client: Option<IpAddr>,
 ) -> io::Result<()> {
+    write_config_reaching(
+        dir,
+        &format!("http://control-plane:{control_plane_port}"),
+        trusted_client,
+    )
+}
+
+/// Traefik's own `internal` entry point: where forward-auth and the route provider go when
+/// several replicas are load-balanced (deploy/traefik/traefik.yml).
+pub const INTERNAL: &str = "http://127.0.0.1:8002";
+
+/// As [`write_config`], for several control-plane replicas (`replicated_env` names them).
+pub fn write_replicated_config(dir: &Path, trusted_client: Option<IpAddr>) -> io::Result<()> {
+    write_config_reaching(dir, INTERNAL, trusted_client)
+}
+
+/// The settings that make the proxy of [`run_args`] load-balance the replicas on these ports.
+pub fn replicated_env(ports: &[u16]) -> Vec<String> {
+    let servers: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://control-plane:{p}"))
+        .collect();
+    vec![
+        format!("CLAWLOOPS_CONTROL_PLANE={INTERNAL}"),
+        format!("CLAWLOOPS_CONTROL_PLANE_SERVERS={}", servers.join(",")),
+    ]
+}
+
+fn write_config_reaching(
+    dir: &Path,
+    control_plane: &str,
+    trusted_client: Option<IpAddr>,
+) -> io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let root = repository_config();
     let mut static_file = std::fs::read_to_string(root.join("traefik.yml"))?;
@@ -41,10 +74,7 @@ pub fn write_config(
             "deploy/traefik/traefik.yml no longer names {CONTROL_PLANE}"
         )));
     }
-    static_file = static_file.replace(
-        CONTROL_PLANE,
-        &format!("http://control-plane:{control_plane_port}"),
-    );
+    static_file = static_file.replace(CONTROL_PLANE, control_plane);
     if let Some(client) = trusted_client {
         for address in ["\":8000\"", "\":8443\""] {
             static_file = static_file.replace(
@@ -87,7 +117,8 @@ fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
 
 /// `docker run` arguments for the proxy container `name`, published on 127.0.0.1:`port`,
 /// reaching the control plane on the Docker host at `control_plane_port`; `env` adds
-/// `NAME=value` settings of the configuration (e.g. `CLAWLOOPS_ENTRY_RATE_PER_CLIENT`).
+/// `NAME=value` settings of the configuration (e.g. `CLAWLOOPS_ENTRY_RATE_PER_CLIENT`; later
+/// ones win, so [`replicated_env`] replaces the single control plane).
 pub fn run_args(
     name: &str,
     port: u16,

@@ -226,9 +226,7 @@ pub async fn traefik(
 ) -> Response {
     let ip = peer.ip().to_canonical();
     let trusted = ip.is_loopback() || state.guard.trusted_proxies.iter().any(|n| n.contains(&ip));
-    let forwarded =
-        headers.contains_key("x-forwarded-for") || headers.contains_key("x-forwarded-host");
-    if !trusted || forwarded {
+    if !trusted || !from_the_proxy_itself(&headers) {
         return refuse(
             StatusCode::FORBIDDEN,
             "FORBIDDEN",
@@ -250,6 +248,19 @@ pub async fn traefik(
             )
         }
     }
+}
+
+/// Whether a request comes from the entry proxy itself: not forwarded at all, or forwarded only
+/// by the proxy's own loopback entry point (`internal`, several replicas), never on behalf of
+/// anyone else.
+fn from_the_proxy_itself(headers: &HeaderMap) -> bool {
+    let mut hops = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .map(|hop| hop.trim().parse::<std::net::IpAddr>());
+    hops.all(|hop| hop.is_ok_and(|ip| ip.is_loopback()))
+        && (headers.get("x-forwarded-for").is_some() || !headers.contains_key("x-forwarded-host"))
 }
 
 /// The workspace name of a forwarded host, or "" (the handoff then refuses).

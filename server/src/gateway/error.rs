@@ -123,6 +123,19 @@ impl ApiError {
         }
     }
 
+    /// The server is shutting down and its grace is over: ask again (another replica answers).
+    pub fn shutting_down(message: impl Into<String>) -> Self {
+        ApiError {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "server_shutting_down",
+                message,
+            )
+        }
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -84,6 +84,8 @@ pub struct Gateway {
     writer: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// The registry must be read again before it is used.
     stale: std::sync::atomic::AtomicBool,
+    /// Set when the shutdown grace is over: streams still open end with an error event.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Gateway {
@@ -127,6 +129,7 @@ impl Gateway {
                 LOOKUP_WAIT,
             ),
             in_flight: Arc::default(),
+            closing: tokio::sync::watch::Sender::new(false),
             registry: RwLock::new(Arc::new(registry)),
             quotas: quotas.clone(),
             pool,
@@ -158,6 +161,12 @@ impl Gateway {
 
     /// Stops the background tasks after the usage still queued is written and settled quota
     /// use is moved to PostgreSQL (call once the server accepts no more requests).
+    /// Ends the streams still open with an error event (`server_shutting_down`), so that their
+    /// clients see a proper end instead of a cut connection; the shutdown grace is over.
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
     pub async fn shutdown(&self) {
         self.usage.close();
         let writer = self

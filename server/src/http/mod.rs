@@ -134,17 +134,25 @@ pub fn router(state: ServerState) -> Router {
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("-");
                     let path = crate::telemetry::loggable_path(req.uri().path());
-                    tracing::info_span!("request", id, method = %req.method(), path = %path)
+                    // Health checks (the entry proxy asks every replica every second) are
+                    // logged at debug level only.
+                    if matches!(req.uri().path(), "/readyz" | "/healthz") {
+                        tracing::debug_span!("request", id, method = %req.method(), path = %path)
+                    } else {
+                        tracing::info_span!("request", id, method = %req.method(), path = %path)
+                    }
                 })
                 .on_request(())
                 .on_response(
-                    |res: &axum::http::Response<_>, latency: Duration, _span: &tracing::Span| {
-                        tracing::event!(
-                            Level::INFO,
-                            status = res.status().as_u16(),
-                            latency_ms = latency.as_secs_f64() * 1000.0,
-                            "request"
-                        );
+                    |res: &axum::http::Response<_>, latency: Duration, span: &tracing::Span| {
+                        let status = res.status().as_u16();
+                        let latency_ms = latency.as_secs_f64() * 1000.0;
+                        let quiet = span.metadata().is_none_or(|m| *m.level() == Level::DEBUG);
+                        if quiet && status < 500 {
+                            tracing::event!(Level::DEBUG, status, latency_ms, "request");
+                        } else {
+                            tracing::event!(Level::INFO, status, latency_ms, "request");
+                        }
                     },
                 )
                 .on_failure(()),

@@ -175,14 +175,14 @@ fn the_compose_stack_is_valid_and_keeps_its_boundaries() {
             .collect();
         secrets.sort_unstable();
         let expected: &[&str] = match name.as_str() {
-            "control-plane" => &["postgres_password", "runtime_manager_secret"],
+            "control-plane" => &["postgres_password", "runtime_manager_secret", "secret_key"],
             "runtime-manager" => &["runtime_manager_secret"],
             "postgres" => &["postgres_password"],
             _ => &[],
         };
         assert_eq!(secrets, expected, "{name}'s secrets");
     }
-    for secret in ["postgres_password", "runtime_manager_secret"] {
+    for secret in ["postgres_password", "runtime_manager_secret", "secret_key"] {
         assert!(
             config["secrets"][secret]["file"]
                 .as_str()
@@ -210,9 +210,23 @@ fn traefik_exposes_no_dashboard_and_trusts_no_client_headers() {
     let traefik =
         std::fs::read_to_string(root().join("deploy/traefik/traefik.yml")).expect("static");
     assert!(traefik.contains("dashboard: false") && traefik.contains("insecure: false"));
+    // Production trusts no client's X-Forwarded-* (tests add it for loopback clients): the one
+    // entry point that keeps them is `internal`, Traefik's own loopback door back to the
+    // control plane (several replicas), trusting only loopback.
+    assert_eq!(
+        traefik.matches("forwardedHeaders").count(),
+        1,
+        "only the internal entry point keeps forwarded headers"
+    );
+    let internal = traefik
+        .split("\n  internal:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("the internal entry point");
     assert!(
-        !traefik.contains("forwardedHeaders"),
-        "production trusts no client's X-Forwarded-* (tests add it for loopback clients)"
+        internal.contains("address: \"127.0.0.1:8002\"")
+            && internal.contains("forwardedHeaders:\n      trustedIPs: [\"127.0.0.1/32\"]"),
+        "{internal}"
     );
     let dynamic = std::fs::read_to_string(root().join("deploy/traefik/dynamic/clawloops.yml"))
         .expect("dynamic");

@@ -111,6 +111,24 @@ async fn status_server_function_reports_the_database_to_admins(pool: PgPool) {
             .is_some_and(|v| !v.is_empty()),
         "{body}"
     );
+    // The one replica, which answered, leads the reconciler once it has campaigned.
+    let mut tries = 0;
+    let replica = loop {
+        let (_, body) = admin.call("admin/status", &[]).await;
+        let replicas = body["replicas"].as_array().cloned().unwrap_or_default();
+        assert!(replicas.len() <= 1, "{body}");
+        if let Some(one) = replicas.first()
+            && one["leader"] == true
+        {
+            break one.clone();
+        }
+        tries += 1;
+        assert!(tries < 100, "no leading replica listed: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(replica["this"], true, "{replica}");
+    assert_eq!(replica["draining"], false, "{replica}");
+    assert_eq!(replica["version"], env!("CARGO_PKG_VERSION"));
 }
 
 #[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]

@@ -87,9 +87,7 @@ pub async fn enqueue(
     {
         return Ok(running);
     }
-    sqlx::query!("SELECT pg_notify($1, $2)", WORK_CHANNEL, action.as_str())
-        .execute(&mut *db)
-        .await?;
+    announce(db, action.as_str()).await?;
     task_query!(
         "INSERT INTO runtime_tasks (user_id, action, wipe_workspace, requested_by, stages)
          VALUES ($1, $2, $3, $4, jsonb_build_array(jsonb_build_object('stage', 'queued', 'at', now())))
@@ -115,6 +113,11 @@ pub async fn claim(
     lease_secs: f64,
     limit: i64,
 ) -> sqlx::Result<Option<TaskRow>> {
+    // A replica that stalls holding the lock keeps it until PostgreSQL ends its idle
+    // transaction; the others stop waiting after a moment and look again.
+    sqlx::query!("SET LOCAL lock_timeout = '2s'")
+        .execute(&mut *db)
+        .await?;
     sqlx::query!("SELECT pg_advisory_xact_lock(hashtext('clawloops.runtime_tasks.claim'))")
         .execute(&mut *db)
         .await?;
@@ -176,6 +179,15 @@ pub async fn hold(db: &mut PgConnection, lease: &Lease) -> sqlx::Result<bool> {
     .is_some())
 }
 
+/// Tells every replica's idle workers that work can be claimed (delivered when the caller's
+/// transaction commits, so the work is visible by then).
+async fn announce(db: &mut PgConnection, what: &str) -> sqlx::Result<()> {
+    sqlx::query!("SELECT pg_notify($1, $2)", WORK_CHANNEL, what)
+        .execute(&mut *db)
+        .await?;
+    Ok(())
+}
+
 /// Puts the tasks `owner` still holds back in the queue (a replica shutting down), with a new
 /// queued stage; returns how many.
 pub async fn hand_back(db: &mut PgConnection, owner: &str) -> sqlx::Result<u64> {
@@ -192,7 +204,7 @@ pub async fn hand_back(db: &mut PgConnection, owner: &str) -> sqlx::Result<u64> 
     )
     .execute(&mut *db)
     .await?;
-    Ok(sqlx::query!(
+    let handed = sqlx::query!(
         "UPDATE runtime_tasks
             SET status = 'queued', lease_owner = NULL, lease_until = NULL, lease_token = NULL,
                 stages = stages || jsonb_build_array(jsonb_build_object('stage', 'queued', 'at', now())),
@@ -200,9 +212,12 @@ pub async fn hand_back(db: &mut PgConnection, owner: &str) -> sqlx::Result<u64> 
           WHERE status = 'running' AND lease_owner = $1",
         owner
     )
-    .execute(db)
+    .execute(&mut *db)
     .await?
-    .rows_affected())
+    .rows_affected();
+    // Handed back (or a queued twin freed): another replica's idle worker takes it now.
+    announce(db, "handed back").await?;
+    Ok(handed)
 }
 
 /// Records that a task reached `stage` (the worker fences it with [`hold`]).
@@ -315,5 +330,9 @@ pub async fn recover_abandoned(
     .execute(&mut *db)
     .await?
     .rows_affected();
+    if requeued + merged > 0 {
+        // Claimable again (or a queued twin freed): wake the idle workers of every replica.
+        announce(db, "requeued").await?;
+    }
     Ok((requeued, failed + merged))
 }

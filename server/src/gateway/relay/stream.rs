@@ -14,19 +14,36 @@ pub(super) fn stream_through(
         upstream: futures_util::stream::BoxStream<'static, reqwest::Result<Bytes>>,
         ticket: Ticket,
         idle: Duration,
+        closing: tokio::sync::watch::Receiver<bool>,
         done: bool,
     }
     let state = State {
         upstream: response.bytes_stream().boxed(),
         ticket,
         idle: gw.config.idle_timeout,
+        closing: gw.closing.subscribe(),
         done: false,
     };
     let body = futures_util::stream::unfold(state, |mut st| async move {
         if st.done {
             return None;
         }
-        match tokio::time::timeout(st.idle, st.upstream.next()).await {
+        let next = tokio::select! {
+            next = tokio::time::timeout(st.idle, st.upstream.next()) => next,
+            () = closed(&mut st.closing) => {
+                st.done = true;
+                st.ticket.scanner.finish();
+                st.ticket.ended = true;
+                st.ticket.status = 503;
+                st.ticket.error_code = Some("server_shutting_down".into());
+                let err = ApiError::shutting_down(
+                    "This server is restarting and could not finish the answer; ask again.",
+                );
+                let event = format!("\n\ndata: {}\n\ndata: [DONE]\n\n", err.body());
+                return Some((Ok(Bytes::from(event)), st));
+            }
+        };
+        match next {
             Ok(Some(Ok(chunk))) => {
                 st.ticket.scanner.feed(&chunk);
                 Some((Ok::<Bytes, std::convert::Infallible>(chunk), st))
@@ -59,6 +76,13 @@ pub(super) fn stream_through(
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
     out
+}
+
+/// Resolves once the gateway closes its streams (never, if it is gone without closing).
+async fn closed(closing: &mut tokio::sync::watch::Receiver<bool>) {
+    if closing.wait_for(|closing| *closing).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// One request's accounting: settled and logged when dropped, however the request ended.

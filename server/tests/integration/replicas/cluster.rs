@@ -55,6 +55,8 @@ pub struct Replica {
     child: Option<Child>,
     pub port: u16,
     pub log: PathBuf,
+    /// Settings of this replica alone (`NAME`, value), over the cluster's.
+    settings: Vec<(String, String)>,
 }
 
 impl Replica {
@@ -67,9 +69,20 @@ impl Replica {
     }
 }
 
+/// Traefik in front of the replicas, load-balancing them (`deploy/traefik`, as
+/// `scripts/start.sh --replicas N` runs it).
+pub struct Proxy {
+    pub name: String,
+    pub port: u16,
+    _config: tempfile::TempDir,
+}
+
 pub struct Cluster {
     pub pool: PgPool,
     pub instance: String,
+    /// Where the replicas listen (loopback, or the Docker host's bridge address for Traefik).
+    pub ip: std::net::IpAddr,
+    pub proxy: Option<Proxy>,
     database_url: String,
     key: String,
     dir: tempfile::TempDir,
@@ -77,11 +90,13 @@ pub struct Cluster {
     jar: Arc<reqwest::cookie::Jar>,
 }
 
-/// A client that finds [`DOMAIN`] on this machine (the C library does not resolve `.localhost`).
-pub fn client() -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
-        .no_proxy()
-        .resolve(DOMAIN, std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+/// A client that finds `hosts` at `ip` (the C library does not resolve `.localhost`).
+pub fn client(ip: std::net::IpAddr, hosts: &[&str]) -> reqwest::ClientBuilder {
+    hosts
+        .iter()
+        .fold(reqwest::Client::builder().no_proxy(), |b, host| {
+            b.resolve(host, std::net::SocketAddr::new(ip, 0))
+        })
 }
 
 /// A 256-bit key, base64 (what `CLAWLOOPS_SECRET_KEY` takes).
@@ -98,15 +113,42 @@ pub fn new_key() -> String {
 impl Cluster {
     /// `n` replicas on the test's database, all ready.
     pub async fn start(pool: PgPool, n: usize) -> Cluster {
+        Self::build(pool, n, false).await
+    }
+
+    /// `n` replicas behind Traefik, which load-balances them and health-checks `/readyz`.
+    pub async fn behind_traefik(pool: PgPool, n: usize) -> Cluster {
+        Self::build(pool, n, true).await
+    }
+
+    async fn build(pool: PgPool, n: usize, traefik: bool) -> Cluster {
         let options: PgConnectOptions = pool.connect_options().as_ref().clone();
         let database_url = sqlx::ConnectOptions::to_url_lossy(&options).to_string();
         let instance = clawloops_server::serve::instance_id(&pool)
             .await
             .expect("instance id")
             .to_string();
+        let (ip, proxy) = if traefik {
+            let ip = clawloops_testkit::entry_proxy::control_plane_ip()
+                .await
+                .expect("the Docker host's bridge address");
+            let proxy = Proxy {
+                name: format!(
+                    "clawloops-test-lb-{}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..12]
+                ),
+                port: clawloops_testkit::free_port(),
+                _config: tempfile::tempdir().expect("tempdir"),
+            };
+            (ip, Some(proxy))
+        } else {
+            (std::net::IpAddr::from([127, 0, 0, 1]), None)
+        };
         let mut cluster = Cluster {
             pool,
             instance,
+            ip,
+            proxy,
             database_url,
             key: new_key(),
             dir: tempfile::tempdir().expect("tempdir"),
@@ -120,13 +162,67 @@ impl Cluster {
                 child: None,
                 port,
                 log,
+                settings: Vec::new(),
             });
             cluster.launch(i, None);
         }
         for i in 0..n {
             cluster.wait_ready(i).await;
         }
+        if cluster.proxy.is_some() {
+            cluster.start_proxy().await;
+        }
         cluster
+    }
+
+    async fn start_proxy(&self) {
+        use clawloops_testkit::entry_proxy;
+        let proxy = self.proxy.as_ref().expect("proxy");
+        let dir = proxy._config.path();
+        entry_proxy::write_replicated_config(dir, None).expect("proxy configuration");
+        let ports: Vec<u16> = self.replicas.iter().map(|r| r.port).collect();
+        let args = entry_proxy::run_args(
+            &proxy.name,
+            proxy.port,
+            ports[0],
+            DOMAIN,
+            dir,
+            entry_proxy::TRAEFIK_IMAGE,
+            &entry_proxy::replicated_env(&ports),
+        );
+        let (ok, out) =
+            clawloops_testkit::docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(ok, "the proxy started: {out}");
+        let url = format!("http://{DOMAIN}:{}/readyz", proxy.port);
+        let via = client(std::net::IpAddr::from([127, 0, 0, 1]), &[DOMAIN])
+            .build()
+            .expect("client");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !via
+            .get(&url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == StatusCode::OK)
+        {
+            assert!(Instant::now() < deadline, "Traefik never reached a replica");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A browser going through Traefik, with `jar` (finding `hosts` — the main host and
+    /// workspaces — on this machine).
+    pub fn browser_via_proxy(&self, jar: &Arc<reqwest::cookie::Jar>, hosts: &[&str]) -> Browser {
+        let proxy = self.proxy.as_ref().expect("behind Traefik");
+        Browser {
+            client: client(std::net::IpAddr::from([127, 0, 0, 1]), hosts)
+                .cookie_provider(jar.clone())
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            jar: jar.clone(),
+            base: format!("http://{DOMAIN}:{}", proxy.port),
+        }
     }
 
     /// A `clawloops serve` for replica `i` (its own data directory: nothing is shared through
@@ -134,11 +230,22 @@ impl Cluster {
     pub fn command(&self, i: usize, key: Option<&str>) -> Command {
         let replica = &self.replicas[i];
         let data = self.dir.path().join(format!("data-{i}"));
-        let public_port = self.replicas[0].port;
+        let public_port = self
+            .proxy
+            .as_ref()
+            .map_or(self.replicas[0].port, |p| p.port);
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_clawloops"));
+        if let Some(proxy) = &self.proxy {
+            cmd.env("CLAWLOOPS_ENTRY_PROXY_CONTAINER", &proxy.name)
+                .env("CLAWLOOPS_TRUSTED_PROXIES", r#"["172.16.0.0/12"]"#)
+                .env(
+                    "CLAWLOOPS_RUNTIME_BROWSER_URL",
+                    format!("http://{{user}}.{DOMAIN}:{public_port}/"),
+                );
+        }
         cmd.arg("serve")
             .env("CLAWLOOPS_DATABASE_URL", &self.database_url)
-            .env("CLAWLOOPS_LISTEN_ADDR", format!("127.0.0.1:{}", replica.port))
+            .env("CLAWLOOPS_LISTEN_ADDR", format!("{}:{}", self.ip, replica.port))
             .env("CLAWLOOPS_PUBLIC_URL", format!("http://{DOMAIN}:{public_port}/"))
             .env("CLAWLOOPS_WORKSPACE_DOMAIN", DOMAIN)
             .env("CLAWLOOPS_DATA_DIR", &data)
@@ -150,14 +257,25 @@ impl Cluster {
             .env("CLAWLOOPS_RUNTIME_FIREWALL", "external")
             .env("CLAWLOOPS_TASK_LEASE_SECS", TASK_LEASE_SECS.to_string())
             .env("CLAWLOOPS_LEADER_LEASE_SECS", LEADER_LEASE_SECS.to_string())
-            .env("CLAWLOOPS_SHUTDOWN_DELAY_SECS", "0")
+            // Long enough for Traefik's health check (every second) to see a stopping replica.
+            .env("CLAWLOOPS_SHUTDOWN_DELAY_SECS", "2")
             .env("CLAWLOOPS_SHUTDOWN_GRACE_SECS", "10")
             .env("CLAWLOOPS_LOG_LEVEL", "info")
             .env_remove("CLAWLOOPS_SECRET_KEY_FILE")
             .env_remove("CLAWLOOPS_CONFIG")
             .env_remove("RUST_LOG")
+            .envs(replica.settings.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         cmd
+    }
+
+    /// Starts replica `i` again with `settings` of its own (`NAME`, value).
+    pub async fn restart_with(&mut self, i: usize, settings: &[(&str, &str)]) {
+        self.replicas[i].settings = settings
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.restart(i).await;
     }
 
     fn launch(&mut self, i: usize, key: Option<&str>) {
@@ -184,7 +302,8 @@ impl Cluster {
         let url = format!("{}/readyz", self.replicas[i].base());
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let seen = match client().build().expect("client").get(&url).send().await {
+            let direct = client(self.ip, &[DOMAIN]).build().expect("client");
+            let seen = match direct.get(&url).send().await {
                 Ok(res) if res.status() == StatusCode::OK => return,
                 Ok(res) => res.status().to_string(),
                 Err(err) => format!("{err:?}"),
@@ -252,7 +371,7 @@ impl Cluster {
             if replica.child.is_none() {
                 continue;
             }
-            let url = format!("http://127.0.0.1:{}/metrics", replica.port);
+            let url = format!("http://{}:{}/metrics", self.ip, replica.port);
             let Ok(res) = reqwest::Client::new()
                 .get(&url)
                 .timeout(Duration::from_millis(500))
@@ -293,7 +412,7 @@ impl Cluster {
     /// (cookies are for the host, whatever the port).
     pub fn browser_on(&self, i: usize, jar: &Arc<reqwest::cookie::Jar>) -> Browser {
         Browser {
-            client: client()
+            client: client(self.ip, &[DOMAIN])
                 .cookie_provider(jar.clone())
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(30))
@@ -345,6 +464,9 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         for i in 0..self.replicas.len() {
             self.kill(i);
+        }
+        if let Some(proxy) = &self.proxy {
+            let _ = clawloops_testkit::docker(&["rm", "-f", &proxy.name]);
         }
         clawloops_testkit::remove_installation(&self.instance);
     }

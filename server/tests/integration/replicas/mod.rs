@@ -4,6 +4,9 @@
 //! (`REPLICA_SEED` repeats a run) and the figures it measured.
 
 mod cluster;
+mod database;
+mod rolling;
+mod streams;
 
 use cluster::{Cluster, Dice, command, new_key, seed};
 use sqlx::PgPool;
@@ -106,6 +109,27 @@ async fn when_the_leader_dies_another_leads_and_a_crash_in_the_gap_counts_once(p
     let failover = killed.elapsed();
     eprintln!("failover: replica {leader} killed, replica {next} leads after {failover:?}");
     assert_ne!(next, leader);
+    // The overview page's replica list says so too.
+    let next_pid = cluster.replicas[next].pid().expect("running").to_string();
+    let on_next = cluster.browser_on(next, &admin.jar);
+    until(
+        Duration::from_secs(15),
+        "the status lists the new leader",
+        || async {
+            let (_, body) = on_next.call("admin/status", &[]).await;
+            let leaders: Vec<String> = body["replicas"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| r["leader"] == true)
+                .filter_map(|r| r["id"].as_str().map(str::to_owned))
+                .collect();
+            let right =
+                leaders.len() == 1 && leaders[0].rsplit('-').nth(1) == Some(next_pid.as_str());
+            (right, leaders)
+        },
+    )
+    .await;
     assert!(
         failover < Duration::from_secs(cluster::LEADER_LEASE_SECS + 3),
         "another replica leads within the lease: {failover:?}"
@@ -192,6 +216,19 @@ async fn signing_out_on_one_replica_is_refused_by_the_others_within_half_a_secon
     let mut dice = Dice::new(seed);
     let cluster = Cluster::start(pool.clone(), 3).await;
     let admin = cluster.admin().await;
+    // Bad input gets the same clear 4xx on every replica.
+    for i in 0..3 {
+        let on = cluster.browser_on(i, &admin.jar);
+        let (status, body) = on
+            .try_invite(&[("form[username]", "no spaces allowed")])
+            .await;
+        assert_eq!(status, 422, "replica {i}: {body}");
+        assert_eq!(body["field"], "username", "replica {i}: {body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
+    }
     for round in 0..5 {
         let name = format!("carol{round}");
         let on = dice.pick(3);
@@ -200,8 +237,8 @@ async fn signing_out_on_one_replica_is_refused_by_the_others_within_half_a_secon
         let check = |i: usize| {
             reqwest::Client::new()
                 .get(format!(
-                    "http://127.0.0.1:{}/internal/entry/auth",
-                    cluster.replicas[i].port
+                    "http://{}:{}/internal/entry/auth",
+                    cluster.ip, cluster.replicas[i].port
                 ))
                 .header("x-forwarded-host", format!("{name}.{}", cluster::DOMAIN))
                 .header("cookie", format!("clawloops_session={session}"))
