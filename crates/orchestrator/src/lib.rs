@@ -14,6 +14,7 @@ mod reconcile;
 mod render;
 pub mod repo;
 mod settings;
+mod views;
 mod worker;
 
 /// How runtimes are fenced off on their host (the driver's answer).
@@ -31,7 +32,7 @@ pub use repo::{RuntimeRow, TaskRow};
 pub use settings::{Coordination, RuntimeSettings};
 pub use worker::READY_POLL;
 
-use clawloops_driver::{RuntimeDriver, Stats};
+use clawloops_driver::RuntimeDriver;
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
@@ -292,131 +293,6 @@ impl Orchestrator {
     /// through the queue's `NOTIFY`).
     pub fn wake(&self) {
         self.inner.wake.notify_waiters();
-    }
-
-    /// A user's runtime with its newest task, if they have one.
-    pub async fn view(&self, user_id: Uuid) -> Result<Option<RuntimeView>, OrchestratorError> {
-        let mut conn = self.inner.pool.acquire().await?;
-        let Some(binding) = repo::get(&mut conn, user_id).await? else {
-            return Ok(None);
-        };
-        Ok(Some(self.with_task(&mut conn, binding).await?))
-    }
-
-    /// Every runtime (admin page).
-    pub async fn views(&self) -> Result<Vec<RuntimeView>, OrchestratorError> {
-        let mut conn = self.inner.pool.acquire().await?;
-        let bindings = repo::all(&mut conn).await?;
-        let mut views = Vec::with_capacity(bindings.len());
-        for binding in bindings {
-            views.push(self.with_task(&mut conn, binding).await?);
-        }
-        Ok(views)
-    }
-
-    async fn with_task(
-        &self,
-        conn: &mut PgConnection,
-        binding: RuntimeRow,
-    ) -> Result<RuntimeView, OrchestratorError> {
-        let task = repo::latest_task(conn, binding.user_id).await?;
-        let queue_position = match &task {
-            Some(t) if t.status() == TaskStatus::Queued => {
-                Some(repo::queue_position(conn, t).await?)
-            }
-            _ => None,
-        };
-        Ok(RuntimeView {
-            binding,
-            task,
-            queue_position,
-        })
-    }
-
-    /// Runtimes that are wanted running, are running and have an address: the ones the entry
-    /// proxy routes to.
-    pub async fn routable(&self) -> Result<Vec<RuntimeRow>, OrchestratorError> {
-        let mut conn = self.inner.pool.acquire().await?;
-        let all = repo::all(&mut conn).await?;
-        Ok(all
-            .into_iter()
-            .filter(|b| {
-                b.desired() == DesiredState::Running
-                    && b.observed() == ObservedState::Running
-                    && b.internal_endpoint
-                        .as_deref()
-                        .is_some_and(|e| !e.is_empty())
-            })
-            .collect())
-    }
-
-    /// Runtimes whose last state is `error` (admin alerts).
-    pub async fn in_error(&self) -> Result<Vec<RuntimeRow>, OrchestratorError> {
-        let mut conn = self.inner.pool.acquire().await?;
-        let all = repo::all(&mut conn).await?;
-        Ok(all
-            .into_iter()
-            .filter(|b| b.observed() == ObservedState::Error)
-            .collect())
-    }
-
-    /// Overrides a user's resource limits (None = the deployment's default). They apply at the
-    /// runtime's next start or recover: the limits are part of the configuration hash, so the
-    /// container is then replaced.
-    pub async fn set_limits(
-        &self,
-        user_id: Uuid,
-        limits: LimitOverride,
-    ) -> Result<(), OrchestratorError> {
-        let mut conn = self.inner.pool.acquire().await?;
-        let found = repo::set_limits(
-            &mut conn,
-            user_id,
-            limits.memory_mb.and_then(|m| i32::try_from(m).ok()),
-            limits.cpus,
-            limits.pids.and_then(|p| i32::try_from(p).ok()),
-            limits.disk_mb.and_then(|d| i32::try_from(d).ok()),
-        )
-        .await?;
-        if found {
-            Ok(())
-        } else {
-            Err(OrchestratorError::NoRuntime)
-        }
-    }
-
-    /// The last lines of a user's runtime output.
-    pub async fn logs(
-        &self,
-        user_id: Uuid,
-        lines: usize,
-    ) -> Result<Vec<String>, OrchestratorError> {
-        let container = self.container_of(user_id).await?;
-        Ok(match container {
-            Some(id) => self.inner.driver.logs(&id, lines).await?,
-            None => Vec::new(),
-        })
-    }
-
-    /// Memory and CPU of a user's runtime, when it has a container.
-    pub async fn stats(&self, user_id: Uuid) -> Result<Option<Stats>, OrchestratorError> {
-        match self.container_of(user_id).await? {
-            Some(id) => Ok(Some(self.inner.driver.stats(&id).await?)),
-            None => Ok(None),
-        }
-    }
-
-    async fn container_of(&self, user_id: Uuid) -> Result<Option<String>, OrchestratorError> {
-        let mut conn = self.inner.pool.acquire().await?;
-        let binding = repo::get(&mut conn, user_id)
-            .await?
-            .ok_or(OrchestratorError::NoRuntime)?;
-        Ok(self
-            .inner
-            .driver
-            .find(&binding.runtime_id)
-            .await?
-            .map(|c| c.id))
     }
 }
 

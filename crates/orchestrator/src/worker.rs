@@ -9,89 +9,22 @@
 //! too.
 
 use crate::render::{self, browser_url};
-use crate::repo::{self, Lease, TaskRow};
+use crate::repo::{self, TaskRow};
 use crate::{Orchestrator, OrchestratorError};
 use clawloops_driver::{ContainerState, DriverError};
-use clawloops_wire::runtime::{Action, DesiredState, ObservedState, Problem, Stage, TaskStatus};
-use sqlx::{Postgres, Transaction};
+use clawloops_wire::runtime::{Action, DesiredState, ObservedState, Problem, Stage};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-/// A task's failure: the problem its owner is shown, and the detail (engine text) for logs and
-/// admins only.
-struct Failure {
-    problem: Problem,
-    detail: String,
-}
+mod fencing;
+mod halt;
 
-impl Failure {
-    fn new(problem: Problem, detail: impl Into<String>) -> Failure {
-        Failure {
-            problem,
-            detail: detail.into(),
-        }
-    }
-}
-
-/// Why a task's execution stopped before its end.
-enum Halt {
-    /// It failed: recorded on the task and the runtime.
-    Failed(Failure),
-    /// The lease is gone: another worker owns the task now; nothing more is written.
-    LeaseLost,
-}
-
-impl<E: Into<Failure>> From<E> for Halt {
-    fn from(err: E) -> Self {
-        Halt::Failed(err.into())
-    }
-}
-
-impl From<DriverError> for Failure {
-    fn from(err: DriverError) -> Self {
-        let problem = match &err {
-            DriverError::Unreachable(_) => Problem::EngineUnreachable,
-            DriverError::ManagerUnreachable(_) => Problem::ManagerUnreachable,
-            DriverError::ManagerRefused(_) => Problem::ManagerRefused,
-            DriverError::ImageMissing(_) => Problem::ImageMissing,
-            DriverError::DiskFull(_) => Problem::HostDiskFull,
-            DriverError::EntryProxyMissing(_) => Problem::EntryProxyMissing,
-            DriverError::Config(_) => Problem::ConfigFailed,
-            DriverError::Isolation(_) => Problem::IsolationUnavailable,
-            DriverError::Conflict | DriverError::Docker(_) => Problem::EngineRefused,
-        };
-        Failure::new(problem, err.to_string())
-    }
-}
-
-impl From<sqlx::Error> for Failure {
-    fn from(err: sqlx::Error) -> Self {
-        Failure::new(Problem::DatabaseFailed, err.to_string())
-    }
-}
-
-impl From<std::io::Error> for Failure {
-    fn from(err: std::io::Error) -> Self {
-        Failure::new(
-            Problem::ConfigFailed,
-            format!("the runtime configuration could not be written: {err}"),
-        )
-    }
-}
+use fencing::LeaseGuard;
+use halt::{Failure, Halt};
 
 /// How often a starting runtime's health endpoint is asked (cheap for the runtime; a faster
 /// answer for the user).
 pub const READY_POLL: Duration = Duration::from_millis(100);
-
-/// Stops renewing the lease when the task ends — or when its future is dropped mid-way, as
-/// happens when the process dies: then the lease runs out and another worker resumes the task.
-struct LeaseGuard(tokio::task::JoinHandle<()>);
-
-impl Drop for LeaseGuard {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
 
 /// Counts a task as running on this replica while it lives.
 struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
@@ -180,104 +113,6 @@ impl Orchestrator {
             }
         }
         Ok(true)
-    }
-
-    /// Records the task's end, fenced by its lease.
-    async fn finish(&self, task: &TaskRow, outcome: Outcome) -> Result<(), Halt> {
-        let mut tx = self.fenced(task).await?;
-        match outcome {
-            Outcome::Done => {
-                repo::finish(&mut tx, task.id, TaskStatus::Succeeded, None).await?;
-            }
-            Outcome::Canceled(why) => {
-                repo::finish(&mut tx, task.id, TaskStatus::Canceled, Some(why)).await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Records a failure on the runtime and the task in one transaction, fenced by the lease.
-    async fn fail(&self, task: &TaskRow, failure: Failure) -> Result<(), Halt> {
-        let mut tx = self.fenced(task).await?;
-        {
-            let Failure { problem, detail } = failure;
-            {
-                // The task's id is the reference the owner's card shows and admins look up.
-                let remedy = problem.remedy();
-                tracing::warn!(
-                    task = %task.id, reference = %task.id, code = problem.code(), %detail, remedy,
-                    "runtime task failed"
-                );
-                let fault = repo::Fault {
-                    problem,
-                    detail,
-                    reference: task.id,
-                };
-                repo::set_observed(&mut tx, task.user_id, ObservedState::Error, Some(&fault))
-                    .await?;
-                let recorded = format!("{}: {}", fault.problem.code(), fault.detail);
-                repo::finish(&mut tx, task.id, TaskStatus::Failed, Some(&recorded)).await?;
-            }
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Renews the lease every third of it; says so on `lost` (and ends) when it is gone.
-    fn keep_lease(
-        &self,
-        lease: Lease,
-        lost: tokio::sync::oneshot::Sender<()>,
-    ) -> tokio::task::JoinHandle<()> {
-        let this = self.clone();
-        let period = this.inner.coordination.task_lease;
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(period / 3).await;
-                let Ok(mut conn) = this.inner.pool.acquire().await else {
-                    continue;
-                };
-                if let Ok(false) = repo::heartbeat(&mut conn, &lease, period.as_secs_f64()).await {
-                    let _ = lost.send(());
-                    return;
-                }
-            }
-        })
-    }
-
-    /// A transaction in which the task's lease is held (and cannot be taken over) until commit.
-    async fn fenced(&self, task: &TaskRow) -> Result<Transaction<'static, Postgres>, Halt> {
-        let mut tx = self.inner.pool.begin().await?;
-        if repo::hold(&mut tx, &task.lease()).await? {
-            Ok(tx)
-        } else {
-            Err(Halt::LeaseLost)
-        }
-    }
-
-    /// Checks the lease before a change to the engine.
-    async fn fence(&self, task: &TaskRow) -> Result<(), Halt> {
-        let mut conn = self.inner.pool.acquire().await?;
-        if repo::hold(&mut conn, &task.lease()).await? {
-            Ok(())
-        } else {
-            Err(Halt::LeaseLost)
-        }
-    }
-
-    async fn stage(&self, task: &TaskRow, stage: Stage) -> Result<(), Halt> {
-        let mut tx = self.fenced(task).await?;
-        repo::set_stage(&mut tx, task.id, stage).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn observe(&self, task: &TaskRow, state: ObservedState) -> Result<(), Halt> {
-        let mut tx = self.fenced(task).await?;
-        repo::set_observed(&mut tx, task.user_id, state, None).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     async fn execute(&self, task: &TaskRow) -> Result<Outcome, Halt> {

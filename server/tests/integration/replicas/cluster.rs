@@ -1,6 +1,8 @@
 //! Several control-plane replicas as separate `clawloops serve` processes on one database:
 //! started, killed (`SIGKILL`), paused (`SIGSTOP`/`SIGCONT`) and restarted by the scenarios.
 
+use super::proxy::Proxy;
+use super::tools::{client, new_key};
 use crate::support::{Browser, PASSWORD, join};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -15,41 +17,6 @@ pub const DOMAIN: &str = "clawloops.localhost";
 /// Short leases, so that the scenarios see takeovers within seconds.
 pub const TASK_LEASE_SECS: u64 = 3;
 pub const LEADER_LEASE_SECS: u64 = 2;
-
-/// A seed from `REPLICA_SEED` (to repeat a run) or the clock; printed by every scenario.
-pub fn seed() -> u64 {
-    let seed = std::env::var("REPLICA_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_secs() ^ u64::from(d.subsec_nanos()))
-        });
-    eprintln!("seed {seed} (repeat with REPLICA_SEED={seed})");
-    seed
-}
-
-/// A small deterministic generator (xorshift) for the scenarios' choices.
-pub struct Dice(u64);
-
-impl Dice {
-    pub fn new(seed: u64) -> Dice {
-        Dice(seed.max(1))
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-
-    /// One of `0..n`.
-    pub fn pick(&mut self, n: usize) -> usize {
-        usize::try_from(self.below(n as u64)).unwrap_or(0)
-    }
-}
 
 pub struct Replica {
     child: Option<Child>,
@@ -69,14 +36,6 @@ impl Replica {
     }
 }
 
-/// Traefik in front of the replicas, load-balancing them (`deploy/traefik`, as
-/// `scripts/start.sh --replicas N` runs it).
-pub struct Proxy {
-    pub name: String,
-    pub port: u16,
-    _config: tempfile::TempDir,
-}
-
 pub struct Cluster {
     pub pool: PgPool,
     pub instance: String,
@@ -88,26 +47,6 @@ pub struct Cluster {
     dir: tempfile::TempDir,
     pub replicas: Vec<Replica>,
     jar: Arc<reqwest::cookie::Jar>,
-}
-
-/// A client that finds `hosts` at `ip` (the C library does not resolve `.localhost`).
-pub fn client(ip: std::net::IpAddr, hosts: &[&str]) -> reqwest::ClientBuilder {
-    hosts
-        .iter()
-        .fold(reqwest::Client::builder().no_proxy(), |b, host| {
-            b.resolve(host, std::net::SocketAddr::new(ip, 0))
-        })
-}
-
-/// A 256-bit key, base64 (what `CLAWLOOPS_SECRET_KEY` takes).
-pub fn new_key() -> String {
-    use base64::Engine as _;
-    let bytes = [
-        uuid::Uuid::new_v4().into_bytes(),
-        uuid::Uuid::new_v4().into_bytes(),
-    ]
-    .concat();
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 impl Cluster {
@@ -138,7 +77,7 @@ impl Cluster {
                     &uuid::Uuid::new_v4().simple().to_string()[..12]
                 ),
                 port: clawloops_testkit::free_port(),
-                _config: tempfile::tempdir().expect("tempdir"),
+                config: tempfile::tempdir().expect("tempdir"),
             };
             (ip, Some(proxy))
         } else {
@@ -173,56 +112,6 @@ impl Cluster {
             cluster.start_proxy().await;
         }
         cluster
-    }
-
-    async fn start_proxy(&self) {
-        use clawloops_testkit::entry_proxy;
-        let proxy = self.proxy.as_ref().expect("proxy");
-        let dir = proxy._config.path();
-        entry_proxy::write_replicated_config(dir, None).expect("proxy configuration");
-        let ports: Vec<u16> = self.replicas.iter().map(|r| r.port).collect();
-        let args = entry_proxy::run_args(
-            &proxy.name,
-            proxy.port,
-            ports[0],
-            DOMAIN,
-            dir,
-            entry_proxy::TRAEFIK_IMAGE,
-            &entry_proxy::replicated_env(&ports),
-        );
-        let (ok, out) =
-            clawloops_testkit::docker(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        assert!(ok, "the proxy started: {out}");
-        let url = format!("http://{DOMAIN}:{}/readyz", proxy.port);
-        let via = client(std::net::IpAddr::from([127, 0, 0, 1]), &[DOMAIN])
-            .build()
-            .expect("client");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !via
-            .get(&url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == StatusCode::OK)
-        {
-            assert!(Instant::now() < deadline, "Traefik never reached a replica");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// A browser going through Traefik, with `jar` (finding `hosts` — the main host and
-    /// workspaces — on this machine).
-    pub fn browser_via_proxy(&self, jar: &Arc<reqwest::cookie::Jar>, hosts: &[&str]) -> Browser {
-        let proxy = self.proxy.as_ref().expect("behind Traefik");
-        Browser {
-            client: client(std::net::IpAddr::from([127, 0, 0, 1]), hosts)
-                .cookie_provider(jar.clone())
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("client"),
-            jar: jar.clone(),
-            base: format!("http://{DOMAIN}:{}", proxy.port),
-        }
     }
 
     /// A `clawloops serve` for replica `i` (its own data directory: nothing is shared through

@@ -5,12 +5,15 @@
 
 mod cluster;
 mod database;
+mod proxy;
 mod rolling;
 mod streams;
+mod tools;
 
-use cluster::{Cluster, Dice, command, new_key, seed};
+use cluster::{Cluster, command};
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
+use tools::{Dice, new_key, seed};
 
 /// The latest task of a user: (status, lease owner).
 async fn latest_task(pool: &PgPool, user: &str) -> Option<(String, Option<String>)> {
