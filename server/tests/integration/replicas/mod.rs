@@ -80,8 +80,8 @@ async fn a_replica_with_another_key_refuses_to_start(pool: PgPool) {
     cluster.wait_ready(0).await;
 }
 
-/// Scenario 2: the leader killed; another replica leads within the leader lease, and a runtime
-/// that crashed in the gap is recovered once and counted once.
+/// Scenario 2, three rounds: the leader killed; another replica leads within the leader lease,
+/// and a runtime that crashed in the gap is recovered once and counted once.
 #[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
 async fn when_the_leader_dies_another_leads_and_a_crash_in_the_gap_counts_once(pool: PgPool) {
     let mut dice = Dice::new(seed());
@@ -99,117 +99,128 @@ async fn when_the_leader_dies_another_leads_and_a_crash_in_the_gap_counts_once(p
     )
     .await;
     let alice_id = user_id(&pool, "alice").await;
-    let before = cluster.containers_of(&alice_id);
-    assert_eq!(before.len(), 1, "{before:?}");
+    let rounds = 3;
+    for round in 1..=rounds {
+        let before = cluster.containers_of(&alice_id);
+        assert_eq!(before.len(), 1, "{before:?}");
 
-    let leader = cluster.leader(Duration::from_secs(30)).await;
-    cluster.kill(leader);
-    let killed = Instant::now();
-    // The runtime crashes while no one leads.
-    let (ok, out) = clawloops_testkit::docker(&["kill", &before[0]]);
-    assert!(ok, "{out}");
-    let next = cluster.leader(Duration::from_secs(30)).await;
-    let failover = killed.elapsed();
-    eprintln!("failover: replica {leader} killed, replica {next} leads after {failover:?}");
-    assert_ne!(next, leader);
-    // The overview page's replica list says so too.
-    let next_pid = cluster.replicas[next].pid().expect("running").to_string();
-    let on_next = cluster.browser_on(next, &admin.jar);
-    until(
-        Duration::from_secs(15),
-        "the status lists the new leader",
-        || async {
-            let (_, body) = on_next.call("admin/status", &[]).await;
-            let leaders: Vec<String> = body["replicas"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|r| r["leader"] == true)
-                .filter_map(|r| r["id"].as_str().map(str::to_owned))
-                .collect();
-            let right =
-                leaders.len() == 1 && leaders[0].rsplit('-').nth(1) == Some(next_pid.as_str());
-            (right, leaders)
-        },
-    )
-    .await;
-    assert!(
-        failover < Duration::from_secs(cluster::LEADER_LEASE_SECS + 3),
-        "another replica leads within the lease: {failover:?}"
-    );
+        let leader = cluster.leader(Duration::from_secs(30)).await;
+        cluster.kill(leader);
+        let killed = Instant::now();
+        // The runtime crashes while no one leads.
+        let (ok, out) = clawloops_testkit::docker(&["kill", &before[0]]);
+        assert!(ok, "{out}");
+        let next = cluster.leader(Duration::from_secs(30)).await;
+        let failover = killed.elapsed();
+        eprintln!(
+            "round {round}: failover: replica {leader} killed, replica {next} leads after {failover:?}"
+        );
+        assert_ne!(next, leader);
+        // The overview page's replica list says so too.
+        let next_pid = cluster.replicas[next].pid().expect("running").to_string();
+        let on_next = cluster.browser_on(next, &admin.jar);
+        until(
+            Duration::from_secs(15),
+            "the status lists the new leader",
+            || async {
+                let (_, body) = on_next.call("admin/status", &[]).await;
+                let leaders: Vec<String> = body["replicas"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|r| r["leader"] == true)
+                    .filter_map(|r| r["id"].as_str().map(str::to_owned))
+                    .collect();
+                let right =
+                    leaders.len() == 1 && leaders[0].rsplit('-').nth(1) == Some(next_pid.as_str());
+                (right, leaders)
+            },
+        )
+        .await;
+        assert!(
+            failover < Duration::from_secs(cluster::LEADER_LEASE_SECS + 3),
+            "another replica leads within the lease: {failover:?}"
+        );
 
-    let row = until(
-        Duration::from_secs(60),
-        "alice's runtime recovered",
-        || async {
-            let row = runtime_row(&pool, "alice").await;
-            let containers = cluster.containers_of(&alice_id);
-            let running = row.1 == "running" && containers.len() == 1 && containers != before;
-            (running, (row, containers))
-        },
-    )
-    .await;
-    assert_eq!(row.0.2, 1, "the crash is counted once: {row:?}");
-    // A while later, still once: no other pass counts it again.
+        let row = until(
+            Duration::from_secs(60),
+            "alice's runtime recovered",
+            || async {
+                let row = runtime_row(&pool, "alice").await;
+                let containers = cluster.containers_of(&alice_id);
+                let running = row.1 == "running" && containers.len() == 1 && containers != before;
+                (running, (row, containers))
+            },
+        )
+        .await;
+        assert_eq!(row.0.2, round, "each crash is counted once: {row:?}");
+        // Three replicas again for the next round.
+        cluster.restart(leader).await;
+    }
+    // A while later, still once each: no other pass counts one again.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    assert_eq!(runtime_row(&pool, "alice").await.2, 1);
+    assert_eq!(runtime_row(&pool, "alice").await.2, rounds);
 }
 
-/// Scenario 3: the worker holding a start is paused past its lease; another replica takes the
-/// task over and finishes it; the paused one, resumed, writes nothing more.
+/// Scenario 3, two rounds: the worker holding a start is paused past its lease; another
+/// replica takes the task over and finishes it; the paused one, resumed, writes nothing more.
 #[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
 async fn a_worker_paused_past_its_lease_writes_nothing_when_it_resumes(pool: PgPool) {
     let mut dice = Dice::new(seed());
     let cluster = Cluster::start(pool.clone(), 3).await;
     let admin = cluster.admin().await;
-    let (bob, _jar) = cluster.user(&admin, "bob", dice.pick(3)).await;
-    command(&bob, "start").await;
-    // The moment a worker claims the start, its replica is paused.
-    let owner = until(Duration::from_secs(30), "the start claimed", || async {
-        let task = latest_task(&pool, "bob").await;
-        let owner = task.as_ref().and_then(|(_, o)| o.clone());
-        (owner.is_some(), owner)
-    })
-    .await
-    .expect("owner");
-    let paused = cluster
-        .replica_of_worker(&owner)
-        .expect("the owner is one of ours");
-    cluster.signal(paused, "STOP");
-    let stopped = Instant::now();
-    let (status, new_owner) = until(
-        Duration::from_secs(60),
-        "the task taken over and done",
-        || async {
-            let task = latest_task(&pool, "bob").await.expect("task");
-            (
-                task.0 == "succeeded" && task.1.as_deref() != Some(&owner),
-                task,
-            )
-        },
-    )
-    .await;
-    eprintln!(
-        "taken over and finished {:?} after the pause",
-        stopped.elapsed()
-    );
-    cluster.signal(paused, "CONT");
-    // The resumed worker notices and gives up; the outcome stays the new owner's.
-    until(
-        Duration::from_secs(30),
-        "the resumed worker gives up",
-        || async {
-            let log = cluster.log(paused);
-            (log.contains("lost the task's lease"), ())
-        },
-    )
-    .await;
-    let task = latest_task(&pool, "bob").await.expect("task");
-    assert_eq!(task, (status, new_owner));
-    let bob_id = user_id(&pool, "bob").await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(cluster.containers_of(&bob_id).len(), 1);
-    assert_eq!(runtime_row(&pool, "bob").await.1, "running");
+    for round in 0..2 {
+        let name = format!("bob{round}");
+        let (bob, _jar) = cluster.user(&admin, &name, dice.pick(3)).await;
+        command(&bob, "start").await;
+        // The moment a worker claims the start, its replica is paused.
+        let owner = until(Duration::from_secs(30), "the start claimed", || async {
+            let task = latest_task(&pool, &name).await;
+            let owner = task.as_ref().and_then(|(_, o)| o.clone());
+            (owner.is_some(), owner)
+        })
+        .await
+        .expect("owner");
+        let paused = cluster
+            .replica_of_worker(&owner)
+            .expect("the owner is one of ours");
+        let gave_up_before = cluster.log(paused).matches("lost the task's lease").count();
+        cluster.signal(paused, "STOP");
+        let stopped = Instant::now();
+        let (status, new_owner) = until(
+            Duration::from_secs(60),
+            "the task taken over and done",
+            || async {
+                let task = latest_task(&pool, &name).await.expect("task");
+                (
+                    task.0 == "succeeded" && task.1.as_deref() != Some(&owner),
+                    task,
+                )
+            },
+        )
+        .await;
+        eprintln!(
+            "round {round}: replica {paused} paused, the task taken over and finished {:?} later",
+            stopped.elapsed()
+        );
+        cluster.signal(paused, "CONT");
+        // The resumed worker notices and gives up; the outcome stays the new owner's.
+        until(
+            Duration::from_secs(30),
+            "the resumed worker gives up",
+            || async {
+                let gave_up = cluster.log(paused).matches("lost the task's lease").count();
+                (gave_up > gave_up_before, gave_up)
+            },
+        )
+        .await;
+        let task = latest_task(&pool, &name).await.expect("task");
+        assert_eq!(task, (status, new_owner));
+        let bob_id = user_id(&pool, &name).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(cluster.containers_of(&bob_id).len(), 1);
+        assert_eq!(runtime_row(&pool, &name).await.1, "running");
+    }
 }
 
 /// Scenario 4: signing out on one replica; forward-auth on the others refuses at once.
