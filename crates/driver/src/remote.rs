@@ -7,9 +7,7 @@
 //! secret as a bearer token; the installation it acts for is named in
 //! [`INSTANCE_HEADER`], and the manager only touches that installation's objects.
 
-use crate::{
-    ContainerInfo, DriverError, Isolation, Prepared, Profile, RuntimeDriver, RuntimeSpec, Stats,
-};
+use crate::{DriverError, Isolation, Observation, Prepared, RuntimeDriver, RuntimeSpec, Stats};
 use async_trait::async_trait;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -29,44 +27,30 @@ pub enum Call {
     Prepare {
         spec: RuntimeSpec,
     },
-    ImagePresent {
-        image: String,
+    Ensure {
+        spec: RuntimeSpec,
+        config: String,
+        replace: bool,
     },
-    Find {
+    SetRunning {
+        runtime_id: String,
+        running: bool,
+        grace_ms: u64,
+    },
+    Observe {
         runtime_id: String,
     },
     List,
-    InstallConfig {
-        spec: RuntimeSpec,
-        text: String,
-    },
-    Create {
-        spec: RuntimeSpec,
-    },
-    Start {
-        container_id: String,
-    },
-    Stop {
-        container_id: String,
-        grace_ms: u64,
-    },
     Remove {
-        container_id: String,
-    },
-    Cleanup {
-        spec: RuntimeSpec,
+        runtime_id: String,
         wipe_workspace: bool,
     },
-    Probe {
-        container: ContainerInfo,
-        profile: Profile,
-    },
     Logs {
-        container_id: String,
+        runtime_id: String,
         lines: usize,
     },
     Stats {
-        container_id: String,
+        runtime_id: String,
     },
     DiskUsage,
 }
@@ -77,30 +61,25 @@ impl Call {
         match self {
             Call::EnsureIsolation => "ensure_isolation",
             Call::Prepare { .. } => "prepare",
-            Call::ImagePresent { .. } => "image_present",
-            Call::Find { .. } => "find",
+            Call::Ensure { .. } => "ensure",
+            Call::SetRunning { .. } => "set_running",
+            Call::Observe { .. } => "observe",
             Call::List => "list",
-            Call::InstallConfig { .. } => "install_config",
-            Call::Create { .. } => "create",
-            Call::Start { .. } => "start",
-            Call::Stop { .. } => "stop",
             Call::Remove { .. } => "remove",
-            Call::Cleanup { .. } => "cleanup",
-            Call::Probe { .. } => "probe",
             Call::Logs { .. } => "logs",
             Call::Stats { .. } => "stats",
             Call::DiskUsage => "disk_usage",
         }
     }
 
-    /// The container the call acts on by id, if any (it must be the caller's).
-    fn container_id(&self) -> Option<&str> {
+    /// The runtime the call acts on by id, if any.
+    fn runtime_id(&self) -> Option<&str> {
         match self {
-            Call::Start { container_id }
-            | Call::Stop { container_id, .. }
-            | Call::Remove { container_id }
-            | Call::Logs { container_id, .. }
-            | Call::Stats { container_id } => Some(container_id),
+            Call::SetRunning { runtime_id, .. }
+            | Call::Observe { runtime_id }
+            | Call::Remove { runtime_id, .. }
+            | Call::Logs { runtime_id, .. }
+            | Call::Stats { runtime_id } => Some(runtime_id),
             _ => None,
         }
     }
@@ -108,10 +87,7 @@ impl Call {
     /// The spec the call carries, if any (its installation must match the caller's).
     fn spec(&self) -> Option<&RuntimeSpec> {
         match self {
-            Call::Prepare { spec }
-            | Call::InstallConfig { spec, .. }
-            | Call::Create { spec }
-            | Call::Cleanup { spec, .. } => Some(spec),
+            Call::Prepare { spec } | Call::Ensure { spec, .. } => Some(spec),
             _ => None,
         }
     }
@@ -197,88 +173,64 @@ impl RuntimeDriver for RemoteDriver {
         self.call(&call, CALL_TIMEOUT).await
     }
 
-    async fn image_present(&self, image: &str) -> Result<bool, DriverError> {
-        let call = Call::ImagePresent {
-            image: image.to_owned(),
-        };
-        self.call(&call, CALL_TIMEOUT).await
-    }
-
-    async fn find(&self, runtime_id: &str) -> Result<Option<ContainerInfo>, DriverError> {
-        let call = Call::Find {
-            runtime_id: runtime_id.to_owned(),
-        };
-        self.call(&call, CALL_TIMEOUT).await
-    }
-
-    async fn list(&self) -> Result<Vec<ContainerInfo>, DriverError> {
-        self.call(&Call::List, CALL_TIMEOUT).await
-    }
-
-    async fn install_config(&self, spec: &RuntimeSpec, text: &str) -> Result<(), DriverError> {
-        let call = Call::InstallConfig {
+    async fn ensure(
+        &self,
+        spec: &RuntimeSpec,
+        config: &str,
+        replace: bool,
+    ) -> Result<Observation, DriverError> {
+        let call = Call::Ensure {
             spec: spec.clone(),
-            text: text.to_owned(),
+            config: config.to_owned(),
+            replace,
         };
         self.call(&call, CALL_TIMEOUT).await
     }
 
-    async fn create(&self, spec: &RuntimeSpec) -> Result<ContainerInfo, DriverError> {
-        let call = Call::Create { spec: spec.clone() };
-        self.call(&call, CALL_TIMEOUT).await
-    }
-
-    async fn start(&self, container_id: &str) -> Result<(), DriverError> {
-        let call = Call::Start {
-            container_id: container_id.to_owned(),
-        };
-        self.call(&call, CALL_TIMEOUT).await
-    }
-
-    async fn stop(&self, container_id: &str, grace: Duration) -> Result<(), DriverError> {
-        let call = Call::Stop {
-            container_id: container_id.to_owned(),
+    async fn set_running(
+        &self,
+        runtime_id: &str,
+        running: bool,
+        grace: Duration,
+    ) -> Result<(), DriverError> {
+        let call = Call::SetRunning {
+            runtime_id: runtime_id.to_owned(),
+            running,
             grace_ms: u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
         };
         self.call(&call, CALL_TIMEOUT + grace).await
     }
 
-    async fn remove(&self, container_id: &str) -> Result<(), DriverError> {
-        let call = Call::Remove {
-            container_id: container_id.to_owned(),
+    async fn observe(&self, runtime_id: &str) -> Result<Option<Observation>, DriverError> {
+        let call = Call::Observe {
+            runtime_id: runtime_id.to_owned(),
         };
         self.call(&call, CALL_TIMEOUT).await
     }
 
-    async fn cleanup(&self, spec: &RuntimeSpec, wipe_workspace: bool) -> Result<(), DriverError> {
-        let call = Call::Cleanup {
-            spec: spec.clone(),
+    async fn list(&self) -> Result<Vec<Observation>, DriverError> {
+        self.call(&Call::List, CALL_TIMEOUT).await
+    }
+
+    async fn remove(&self, runtime_id: &str, wipe_workspace: bool) -> Result<(), DriverError> {
+        let call = Call::Remove {
+            runtime_id: runtime_id.to_owned(),
             wipe_workspace,
         };
         self.call(&call, CALL_TIMEOUT).await
     }
 
-    async fn probe(&self, container: &ContainerInfo, profile: &Profile) -> bool {
-        let call = Call::Probe {
-            container: container.clone(),
-            profile: profile.clone(),
-        };
-        self.call(&call, Duration::from_secs(10))
-            .await
-            .unwrap_or(false)
-    }
-
-    async fn logs(&self, container_id: &str, lines: usize) -> Result<Vec<String>, DriverError> {
+    async fn logs(&self, runtime_id: &str, lines: usize) -> Result<Vec<String>, DriverError> {
         let call = Call::Logs {
-            container_id: container_id.to_owned(),
+            runtime_id: runtime_id.to_owned(),
             lines,
         };
         self.call(&call, CALL_TIMEOUT).await
     }
 
-    async fn stats(&self, container_id: &str) -> Result<Stats, DriverError> {
+    async fn stats(&self, runtime_id: &str) -> Result<Stats, DriverError> {
         let call = Call::Stats {
-            container_id: container_id.to_owned(),
+            runtime_id: runtime_id.to_owned(),
         };
         self.call(&call, CALL_TIMEOUT).await
     }

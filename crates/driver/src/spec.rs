@@ -14,6 +14,10 @@ pub mod labels {
     pub const OWNER: &str = "org.clawloops.owner";
     /// Hash of the rendered configuration and image the container was made from.
     pub const CONFIG_HASH: &str = "org.clawloops.config-hash";
+    /// The port the runtime listens on (its endpoint is read back from the engine with it).
+    pub const PORT: &str = "org.clawloops.port";
+    /// The path that answers 200 once the runtime can take traffic.
+    pub const READY_PATH: &str = "org.clawloops.ready-path";
 }
 
 /// How a runtime image is run: its port, health path and mounts. One per image kind
@@ -34,6 +38,10 @@ pub struct Profile {
     pub tmpfs: Vec<(String, String)>,
     /// Environment for the process.
     pub env: Vec<(String, String)>,
+    /// The command an engine that checks readiness itself (Swarm) runs inside the runtime: exit
+    /// status 0 once `ready_path` answers 200. Engines that probe from outside ignore it.
+    #[serde(default)]
+    pub health_command: Vec<String>,
 }
 
 /// Resource limits for one container.
@@ -76,6 +84,11 @@ pub struct RuntimeSpec {
     /// What the runtime may reach beyond the entry proxy.
     #[serde(default)]
     pub egress: crate::firewall::Egress,
+    /// The node the runtime must run on (where its workspace lives), on engines with several
+    /// nodes; `None` lets the driver choose (and report its choice in
+    /// [`Observation::node`]).
+    #[serde(default)]
+    pub placement: Option<String>,
 }
 
 /// What ids and names a runtime manager accepts from its caller. Everything else is refused
@@ -102,9 +115,14 @@ pub mod ids {
             && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     }
 
-    /// A Docker container id (or a unique prefix of one, at least 12 hex digits).
-    pub fn container_id(text: &str) -> bool {
-        (12..=64).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_hexdigit())
+    /// A node's name (a hostname): letters, digits, dots and dashes, 1–253 long.
+    pub fn node(text: &str) -> bool {
+        (1..=253).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && !text.starts_with(['-', '.'])
+            && !text.contains("..")
     }
 
     /// An image reference: `name[:tag][@digest]` in Docker's characters, no path tricks.
@@ -143,6 +161,13 @@ impl RuntimeSpec {
         if !ids::label(&self.config_hash) {
             return Err("the configuration hash is not a hash".into());
         }
+        if self
+            .placement
+            .as_deref()
+            .is_some_and(|node| !ids::node(node))
+        {
+            return Err("the placement is not a node name".into());
+        }
         let Limits {
             memory_mb,
             cpus,
@@ -160,22 +185,21 @@ impl RuntimeSpec {
         Ok(())
     }
 
-    /// `clawloops-<instance prefix>-<runtime id>`: unique per installation, so two
-    /// installations (or a test run beside a real one) can share a Docker engine.
-    fn base_name(&self) -> String {
-        format!("{}-{}", name_prefix(&self.instance), self.runtime_id)
+    /// The names of everything the engine holds for this runtime.
+    pub fn names(&self) -> Names {
+        Names::new(&self.instance, &self.runtime_id)
     }
-    /// The container's name (also the name of its configuration directory).
+    /// The container's (or service's) name (also the name of its configuration directory).
     pub fn container_name(&self) -> String {
-        self.base_name()
+        self.names().base
     }
     /// `…-net`: the runtime's own network.
     pub fn network_name(&self) -> String {
-        format!("{}-net", self.base_name())
+        self.names().network()
     }
     /// `…-workspace`: the persistent state and workspace.
     pub fn volume_name(&self) -> String {
-        format!("{}-workspace", self.base_name())
+        self.names().volume()
     }
     /// A stable hostname: OpenClaw recognises its own lease after a hard restart by it.
     pub fn hostname(&self) -> String {
@@ -188,6 +212,31 @@ impl RuntimeSpec {
             (labels::RUNTIME.to_owned(), self.runtime_id.clone()),
             (labels::OWNER.to_owned(), self.owner.clone()),
         ])
+    }
+}
+
+/// The names of one runtime's objects in the engine: `clawloops-<instance prefix>-<runtime
+/// id>` and names made from it, unique per installation, so two installations (or a test run
+/// beside a real one) can share an engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Names {
+    /// The container's or service's name.
+    pub base: String,
+}
+
+impl Names {
+    pub fn new(instance: &str, runtime_id: &str) -> Names {
+        Names {
+            base: format!("{}-{runtime_id}", name_prefix(instance)),
+        }
+    }
+    /// `…-net`: the runtime's own network.
+    pub fn network(&self) -> String {
+        format!("{}-net", self.base)
+    }
+    /// `…-workspace`: the persistent state and workspace.
+    pub fn volume(&self) -> String {
+        format!("{}-workspace", self.base)
     }
 }
 
@@ -220,31 +269,64 @@ pub struct Prepared {
     pub entry_ip: Option<IpAddr>,
 }
 
-/// A container's state as Docker reports it.
+/// Where a runtime is in its life, in terms every engine can report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ContainerState {
-    Created,
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    /// It exists and is not running: never started, stopped, or exited by itself
+    /// (`exit_code` when it ran).
+    Stopped { exit_code: Option<i64> },
+    /// The engine is bringing it up (placing it, fetching its image, starting it, or
+    /// restarting it).
+    Starting,
+    /// Its process runs ([`Observation::ready`] says whether it answers).
     Running,
-    Restarting,
-    Paused,
-    /// Stopped, with its exit code.
-    Exited(i64),
-    Dead,
-    Other,
+    /// The engine gave up on it (refused, dead, or its last attempt failed);
+    /// [`Observation::reason`] says why.
+    Failed { exit_code: Option<i64> },
+    /// It belongs on a node that is unreachable now; it comes back with the node.
+    NodeDown,
 }
 
-/// A container ClawLoops manages.
+impl Phase {
+    /// The exit code of the last run, when it ended.
+    pub fn exit_code(self) -> Option<i64> {
+        match self {
+            Phase::Stopped { exit_code } | Phase::Failed { exit_code } => exit_code,
+            _ => None,
+        }
+    }
+}
+
+/// What the engine says of one runtime right now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ContainerInfo {
-    pub id: String,
-    pub name: String,
+pub struct Observation {
     pub runtime_id: String,
     pub owner: String,
-    pub state: ContainerState,
+    /// The engine's own id for it (a container id, a service id): for the record and logs.
+    pub handle: String,
+    pub phase: Phase,
+    /// Whether it answers its readiness check. [`crate::RuntimeDriver::observe`] always
+    /// finds out; [`crate::RuntimeDriver::list`] reports it where the engine tracks
+    /// readiness itself and `false` elsewhere.
+    pub ready: bool,
+    /// The configuration hash it was made from.
     pub config_hash: Option<String>,
     pub image: String,
-    /// The address on the runtime's own network.
-    pub ip: Option<IpAddr>,
+    /// Where the entry proxy reaches it (`http://address:port`), while it runs.
+    pub endpoint: Option<String>,
+    /// The node it runs on (or is pinned to), on engines with several.
+    pub node: Option<String>,
+    /// The engine's words when it is not running as asked (a rejected task, a node that is
+    /// down): for admins, never shown to the runtime's owner.
+    pub reason: Option<String>,
+}
+
+impl Observation {
+    /// Whether it runs and answers.
+    pub fn is_up(&self) -> bool {
+        self.phase == Phase::Running && self.ready
+    }
 }
 
 /// How much each workspace volume of an installation holds.
@@ -289,6 +371,8 @@ pub enum DriverError {
     Isolation(String),
     #[error("a container with this name already exists")]
     Conflict,
+    #[error("the runtime {0} does not exist")]
+    Missing(String),
     #[error("Docker refused: {0}")]
     Docker(String),
 }
@@ -321,9 +405,18 @@ mod tests {
         ] {
             assert!(!ids::runtime_id(bad), "{bad}");
         }
-        assert!(ids::container_id(&"ab12".repeat(16)));
-        for bad in ["../images/x", "abc", "0123456789ab/..", &"g".repeat(64)] {
-            assert!(!ids::container_id(bad), "{bad}");
+        assert!(ids::node("clsw-w1") && ids::node("node-3.example.com"));
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            "-a",
+            ".a",
+            "a..b",
+            "a b",
+            &"a".repeat(254),
+        ] {
+            assert!(!ids::node(bad), "{bad}");
         }
         for good in [
             "clawloops/runtime-stub:0.1.0",

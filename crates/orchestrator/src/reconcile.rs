@@ -4,7 +4,7 @@
 use crate::leader::still_there;
 use crate::{Orchestrator, OrchestratorError};
 use crate::{idle, render, repo};
-use clawloops_driver::{ContainerInfo, ContainerState};
+use clawloops_driver::{Observation, Phase};
 use clawloops_wire::runtime::{Action, DesiredState, ObservedState, Problem};
 use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
@@ -75,7 +75,7 @@ impl Orchestrator {
 
         let containers = self.inner.driver.list().await?;
         report.containers = containers.len();
-        let mut by_runtime: HashMap<String, ContainerInfo> = containers
+        let mut by_runtime: HashMap<String, Observation> = containers
             .into_iter()
             .map(|c| (c.runtime_id.clone(), c))
             .collect();
@@ -91,7 +91,7 @@ impl Orchestrator {
             }
             let running = container
                 .as_ref()
-                .is_some_and(|c| c.state == ContainerState::Running);
+                .is_some_and(|c| c.phase == Phase::Running);
             let user = crate::UserRef {
                 id: binding.user_id,
                 username: &binding.username,
@@ -100,9 +100,9 @@ impl Orchestrator {
                 DesiredState::Running if running => {
                     let Some(c) = &container else { continue };
                     if binding.observed() != ObservedState::Running
-                        || binding.container_id.as_deref() != Some(c.id.as_str())
+                        || binding.container_id.as_deref() != Some(c.handle.as_str())
                     {
-                        repo::attach(&mut *conn, binding.user_id, &c.id).await?;
+                        repo::attach(&mut *conn, binding.user_id, &c.handle).await?;
                         report.attached += 1;
                     }
                     if let Some(stop) = idle::due(&self.inner.settings, binding, now) {
@@ -154,10 +154,7 @@ impl Orchestrator {
                             continue;
                         };
                         report.crashes += 1;
-                        let exit_code = match container.as_ref().map(|c| c.state) {
-                            Some(ContainerState::Exited(code)) => Some(code),
-                            _ => None,
-                        };
+                        let exit_code = container.as_ref().and_then(|c| c.phase.exit_code());
                         let problem = if count >= CRASH_LIMIT {
                             report.crash_looping += 1;
                             Problem::CrashLoop {
@@ -174,7 +171,7 @@ impl Orchestrator {
                             detail: format!(
                                 "container {:?} found {:?}",
                                 binding.container_id.as_deref().unwrap_or("-"),
-                                container.as_ref().map(|c| c.state)
+                                container.as_ref().map(|c| c.phase)
                             ),
                             reference: uuid::Uuid::new_v4(),
                             problem,
@@ -224,8 +221,8 @@ impl Orchestrator {
         // Labelled containers nobody owns any more.
         for orphan in by_runtime.into_values() {
             still_there(conn).await?;
-            tracing::info!(runtime = %orphan.runtime_id, container = %orphan.id, "removing orphan runtime container");
-            self.inner.driver.remove(&orphan.id).await?;
+            tracing::info!(runtime = %orphan.runtime_id, handle = %orphan.handle, "removing an orphan runtime (its workspace is kept)");
+            self.inner.driver.remove(&orphan.runtime_id, false).await?;
             report.orphans_removed += 1;
         }
         if report.queued > 0 {

@@ -119,6 +119,7 @@ pub fn render(
             limits,
             config_hash,
             egress: settings.egress,
+            placement: binding.node.clone(),
         },
         config,
     }

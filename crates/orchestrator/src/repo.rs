@@ -39,7 +39,7 @@ macro_rules! runtime_query {
                     memory_mb, cpus, pids, problem AS "problem: Json<Problem>", problem_detail,
                     problem_ref, crash_count, crash_window_start, next_recover_at, created_at,
                     updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason,
-                    routed_at, disk_mb, disk_used_bytes, disk_measured_at FROM r"# $(+ $tail)?
+                    routed_at, disk_mb, disk_used_bytes, disk_measured_at, node FROM r"# $(+ $tail)?
             $(, $arg)*
         )
     };
@@ -169,9 +169,7 @@ pub async fn set_observed(
 pub async fn mark_running(
     db: &mut PgConnection,
     user_id: Uuid,
-    container_id: &str,
-    config_hash: &str,
-    endpoint: &str,
+    up: &Up<'_>,
     browser_url: Option<&str>,
 ) -> sqlx::Result<()> {
     sqlx::query!(
@@ -179,17 +177,27 @@ pub async fn mark_running(
                 internal_endpoint = $4, browser_url = $5, problem = NULL, problem_detail = NULL,
                 problem_ref = NULL, ready_at = now(),
                 last_active_at = now(), stop_reason = NULL,
-                updated_at = now()
+                node = COALESCE($6, node), updated_at = now()
           WHERE user_id = $1",
         user_id,
-        container_id,
-        config_hash,
-        endpoint,
-        browser_url
+        up.handle,
+        up.config_hash,
+        up.endpoint,
+        browser_url,
+        up.node
     )
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// A runtime that came up: the engine's handle for it, what it was made from, where the entry
+/// proxy reaches it and the node it landed on (kept: its workspace lives there).
+pub struct Up<'a> {
+    pub handle: &'a str,
+    pub config_hash: &'a str,
+    pub endpoint: &'a str,
+    pub node: Option<&'a str>,
 }
 
 /// Records workspace activity seen by forward-auth, in one statement for many users; a time

@@ -88,6 +88,12 @@ impl RuntimeSettings {
                 "OPENCLAW_CONFIG_PATH".into(),
                 "/etc/openclaw/openclaw.json".into(),
             )],
+            health_command: vec![
+                "node".into(),
+                "-e".into(),
+                "fetch('http://127.0.0.1:18789/readyz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+                    .into(),
+            ],
         }
     }
 
@@ -101,6 +107,11 @@ impl RuntimeSettings {
             user: "65534:65534".into(),
             tmpfs: vec![("/tmp".into(), "rw,size=16m".into())],
             env: Vec::new(),
+            health_command: vec![
+                "/runtime-stub".into(),
+                "ready".into(),
+                "http://127.0.0.1:18789/readyz".into(),
+            ],
         }
     }
 }

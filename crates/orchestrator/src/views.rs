@@ -109,31 +109,26 @@ impl Orchestrator {
         user_id: Uuid,
         lines: usize,
     ) -> Result<Vec<String>, OrchestratorError> {
-        let container = self.container_of(user_id).await?;
-        Ok(match container {
-            Some(id) => self.inner.driver.logs(&id, lines).await?,
-            None => Vec::new(),
-        })
+        let runtime_id = self.runtime_of(user_id).await?;
+        Ok(self.inner.driver.logs(&runtime_id, lines).await?)
     }
 
-    /// Memory and CPU of a user's runtime, when it has a container.
+    /// Memory and CPU of a user's runtime, when it runs.
     pub async fn stats(&self, user_id: Uuid) -> Result<Option<Stats>, OrchestratorError> {
-        match self.container_of(user_id).await? {
-            Some(id) => Ok(Some(self.inner.driver.stats(&id).await?)),
-            None => Ok(None),
+        let runtime_id = self.runtime_of(user_id).await?;
+        match self.inner.driver.observe(&runtime_id).await? {
+            Some(o) if o.phase == clawloops_driver::Phase::Running => {
+                Ok(Some(self.inner.driver.stats(&runtime_id).await?))
+            }
+            _ => Ok(None),
         }
     }
 
-    async fn container_of(&self, user_id: Uuid) -> Result<Option<String>, OrchestratorError> {
+    async fn runtime_of(&self, user_id: Uuid) -> Result<String, OrchestratorError> {
         let mut conn = self.inner.pool.acquire().await?;
         let binding = repo::get(&mut conn, user_id)
             .await?
             .ok_or(OrchestratorError::NoRuntime)?;
-        Ok(self
-            .inner
-            .driver
-            .find(&binding.runtime_id)
-            .await?
-            .map(|c| c.id))
+        Ok(binding.runtime_id)
     }
 }

@@ -11,7 +11,7 @@
 use crate::render::{self, browser_url};
 use crate::repo::{self, TaskRow};
 use crate::{Orchestrator, OrchestratorError};
-use clawloops_driver::{ContainerState, DriverError};
+use clawloops_driver::Phase;
 use clawloops_wire::runtime::{Action, DesiredState, ObservedState, Problem, Stage};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -162,74 +162,67 @@ impl Orchestrator {
             prepared.entry_ip,
             &access,
         );
-        self.fence(task).await?;
-        driver
-            .install_config(&rendered.spec, &rendered.config)
-            .await?;
-        self.stage(task, Stage::ConfigRendered).await?;
         let spec = &rendered.spec;
-        if !driver.image_present(&spec.image).await? {
-            return Err(Failure::from(DriverError::ImageMissing(spec.image.clone())).into());
-        }
-        self.stage(task, Stage::ImageReady).await?;
-
-        let existing = driver.find(&spec.runtime_id).await?;
-        let reusable = existing
-            .as_ref()
-            .filter(|c| !replace && c.config_hash.as_deref() == Some(spec.config_hash.as_str()));
-        let container = match reusable {
-            // Same configuration: keep the container (running: nothing to do; stopped: start it).
-            Some(c) => c.clone(),
-            None => {
-                self.fence(task).await?;
-                if let Some(old) = &existing {
-                    driver.stop(&old.id, settings.stop_grace).await?;
-                    driver.remove(&old.id).await?;
-                }
-                match driver.create(spec).await {
-                    Ok(c) => c,
-                    // A twin of this task (another replica, a resumed run) made it first.
-                    Err(DriverError::Conflict) => {
-                        driver.find(&spec.runtime_id).await?.ok_or_else(|| {
-                            Failure::new(
-                                Problem::Vanished,
-                                "the container vanished while it was created",
-                            )
-                        })?
-                    }
-                    Err(other) => return Err(other.into()),
-                }
-            }
-        };
-        self.stage(task, Stage::ContainerCreated).await?;
-        if container.state != ContainerState::Running {
+        // The old instance of another configuration shuts down gracefully before it is replaced.
+        if let Some(old) = driver.observe(&spec.runtime_id).await?
+            && (replace || old.config_hash.as_deref() != Some(spec.config_hash.as_str()))
+            && old.phase != (Phase::Stopped { exit_code: None })
+        {
             self.fence(task).await?;
-            driver.start(&container.id).await?;
+            driver
+                .set_running(&spec.runtime_id, false, settings.stop_grace)
+                .await?;
+        }
+        self.fence(task).await?;
+        let made = driver.ensure(spec, &rendered.config, replace).await?;
+        self.stage(task, Stage::ConfigRendered).await?;
+        self.stage(task, Stage::ImageReady).await?;
+        self.stage(task, Stage::ContainerCreated).await?;
+        if !matches!(made.phase, Phase::Running | Phase::Starting) {
+            self.fence(task).await?;
+            driver
+                .set_running(&spec.runtime_id, true, settings.stop_grace)
+                .await?;
         }
         self.stage(task, Stage::Started).await?;
         self.observe(task, ObservedState::Starting).await?;
 
         let deadline = Instant::now() + settings.ready_timeout;
         let ready = loop {
-            let current = driver.find(&spec.runtime_id).await?;
-            match current {
-                Some(c) if c.state == ContainerState::Running => {
-                    if driver.probe(&c, &spec.profile).await {
-                        break c;
-                    }
+            match driver.observe(&spec.runtime_id).await? {
+                Some(o) if o.is_up() => break o,
+                Some(o) if matches!(o.phase, Phase::Running | Phase::Starting) => {}
+                Some(o) if o.phase == Phase::NodeDown => {
+                    return Err(Failure::new(
+                        Problem::NodeDown,
+                        format!(
+                            "its node {} is unreachable: {}",
+                            o.node.as_deref().unwrap_or("-"),
+                            o.reason.as_deref().unwrap_or_default()
+                        ),
+                    )
+                    .into());
                 }
-                Some(c) => {
-                    let tail = driver.logs(&c.id, 5).await.unwrap_or_default().join(" | ");
+                Some(o) => {
+                    let tail = driver
+                        .logs(&spec.runtime_id, 5)
+                        .await
+                        .unwrap_or_default()
+                        .join(" | ");
                     return Err(Failure::new(
                         Problem::ExitedWhileStarting,
-                        format!("{:?} while starting; last output: {tail}", c.state),
+                        format!(
+                            "{:?} while starting ({}); last output: {tail}",
+                            o.phase,
+                            o.reason.as_deref().unwrap_or("no reason given")
+                        ),
                     )
                     .into());
                 }
                 None => {
                     return Err(Failure::new(
                         Problem::Vanished,
-                        "the container disappeared while starting",
+                        "the runtime disappeared while starting",
                     )
                     .into());
                 }
@@ -248,17 +241,17 @@ impl Orchestrator {
             tokio::time::sleep(READY_POLL).await;
         };
         self.stage(task, Stage::Healthy).await?;
-        let endpoint = ready
-            .ip
-            .map(|ip| format!("http://{ip}:{}", spec.profile.port))
-            .unwrap_or_default();
+        let up = repo::Up {
+            handle: &ready.handle,
+            config_hash: &spec.config_hash,
+            endpoint: ready.endpoint.as_deref().unwrap_or_default(),
+            node: ready.node.as_deref(),
+        };
         let mut tx = self.fenced(task).await?;
         repo::mark_running(
             &mut tx,
             task.user_id,
-            &ready.id,
-            &spec.config_hash,
-            &endpoint,
+            &up,
             browser_url(settings, &binding.username).as_deref(),
         )
         .await?;
@@ -268,37 +261,27 @@ impl Orchestrator {
 
     async fn stop(&self, task: &TaskRow, binding: &repo::RuntimeRow) -> Result<Outcome, Halt> {
         self.observe(task, ObservedState::Stopping).await?;
-        if let Some(c) = self.inner.driver.find(&binding.runtime_id).await? {
-            self.fence(task).await?;
-            self.inner
-                .driver
-                .stop(&c.id, self.inner.settings.stop_grace)
-                .await?;
-        }
+        self.fence(task).await?;
+        self.inner
+            .driver
+            .set_running(&binding.runtime_id, false, self.inner.settings.stop_grace)
+            .await?;
         self.stage(task, Stage::Stopped).await?;
         self.observe(task, ObservedState::Stopped).await?;
         Ok(Outcome::Done)
     }
 
     async fn delete(&self, task: &TaskRow, binding: &repo::RuntimeRow) -> Result<Outcome, Halt> {
-        let settings = &self.inner.settings;
+        let driver = &self.inner.driver;
         self.observe(task, ObservedState::Stopping).await?;
-        let rendered = render::render(
-            settings,
-            &self.inner.instance,
-            binding,
-            None,
-            &render::ModelAccess::default(),
-        );
-        if let Some(c) = self.inner.driver.find(&binding.runtime_id).await? {
-            self.fence(task).await?;
-            self.inner.driver.stop(&c.id, settings.stop_grace).await?;
-            self.inner.driver.remove(&c.id).await?;
-        }
+        self.fence(task).await?;
+        driver
+            .set_running(&binding.runtime_id, false, self.inner.settings.stop_grace)
+            .await?;
         self.stage(task, Stage::Stopped).await?;
         let wipe = task.wipe_workspace || binding.retention == "wipe_workspace";
         self.fence(task).await?;
-        self.inner.driver.cleanup(&rendered.spec, wipe).await?;
+        driver.remove(&binding.runtime_id, wipe).await?;
         self.stage(task, Stage::Removed).await?;
         let mut tx = self.fenced(task).await?;
         repo::delete_binding(&mut tx, task.user_id).await?;

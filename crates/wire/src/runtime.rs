@@ -150,10 +150,13 @@ pub enum Problem {
     },
     /// A failure recorded before problems had codes.
     Failed,
+    /// The machine (node) that holds the runtime's workspace is unreachable; the runtime comes
+    /// back when it does.
+    NodeDown,
 }
 
 /// Every code, as stored (the migration's check lists the same).
-pub const PROBLEM_CODES: [&str; 17] = [
+pub const PROBLEM_CODES: [&str; 18] = [
     "IMAGE_MISSING",
     "ENGINE_UNREACHABLE",
     "MANAGER_UNREACHABLE",
@@ -171,6 +174,7 @@ pub const PROBLEM_CODES: [&str; 17] = [
     "CRASHED",
     "CRASH_LOOP",
     "FAILED",
+    "NODE_DOWN",
 ];
 
 impl Problem {
@@ -194,6 +198,7 @@ impl Problem {
             Problem::Crashed { .. } => "CRASHED",
             Problem::CrashLoop { .. } => "CRASH_LOOP",
             Problem::Failed => "FAILED",
+            Problem::NodeDown => "NODE_DOWN",
         }
     }
 
@@ -245,6 +250,9 @@ impl Problem {
                 exit(exit_code)
             ),
             Problem::Failed => "The last action on the runtime failed.".into(),
+            Problem::NodeDown => "The machine that holds your workspace is not reachable right \
+                 now. Your runtime comes back by itself when that machine does."
+                .into(),
         }
     }
 
@@ -270,6 +278,9 @@ impl Problem {
             }
             Problem::NotReady { .. } => {
                 "The runtime's logs show how far it got; a slow host may need a longer runtime_ready_timeout_secs."
+            }
+            Problem::NodeDown => {
+                "Bring the node back (its Docker engine and network), or move the runtime to another node from Administration → Runtimes (it starts there with a fresh workspace)."
             }
             Problem::IsolationUnavailable
             | Problem::ConfigFailed
@@ -312,6 +323,7 @@ mod tests {
                 exit_code: None,
             },
             Problem::Failed,
+            Problem::NodeDown,
         ];
         assert_eq!(all.len(), PROBLEM_CODES.len());
         for (problem, code) in all.iter().zip(PROBLEM_CODES) {

@@ -20,10 +20,27 @@ use std::time::{Duration, Instant};
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    if args.next().as_deref() == Some("probe") {
-        let timeout_ms = args.next().and_then(|t| t.parse().ok()).unwrap_or(2000);
-        probe::run(timeout_ms, args.collect()).await;
-        return;
+    match args.next().as_deref() {
+        Some("probe") => {
+            let timeout_ms = args.next().and_then(|t| t.parse().ok()).unwrap_or(2000);
+            probe::run(timeout_ms, args.collect()).await;
+            return;
+        }
+        // The engine's health check (images without a shell): exit status 0 when the URL
+        // answers 200.
+        Some("ready") => {
+            let url = args.next().unwrap_or_default();
+            std::process::exit(i32::from(!probe::ready(&url).await));
+        }
+        _ => {}
+    }
+    // A runtime that fails (the driver tests observe its exit code).
+    if let Some(code) = std::env::var("STUB_EXIT_WITH")
+        .ok()
+        .and_then(|c| c.parse().ok())
+    {
+        eprintln!("runtime-stub: exiting with status {code}, as STUB_EXIT_WITH asks");
+        std::process::exit(code);
     }
     let port: u16 = std::env::var("STUB_PORT")
         .ok()

@@ -31,6 +31,13 @@ pub async fn run(timeout_ms: u64, targets: Vec<String>) {
     }
 }
 
+/// Whether `url` (`http://ADDRESS:PORT/PATH`) answers 200 within two seconds.
+pub async fn ready(url: &str) -> bool {
+    tokio::time::timeout(Duration::from_secs(2), attempt(url))
+        .await
+        .is_ok_and(|outcome| outcome == "http 200")
+}
+
 async fn attempt(target: &str) -> String {
     let (address, path) = match target.strip_prefix("http://") {
         Some(rest) => match rest.split_once('/') {

@@ -53,7 +53,7 @@ impl Bench {
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let healthy = containers
             .iter()
-            .filter(|c| c.state == clawloops_driver::ContainerState::Running)
+            .filter(|c| c.phase == clawloops_driver::Phase::Running)
             .count();
 
         let started = Instant::now();

@@ -4,11 +4,17 @@
 
 use super::*;
 
+/// A runtime's container as listed: what it is, and the path its readiness is asked on.
+pub(super) struct Found {
+    pub observed: Observation,
+    pub ready_path: Option<String>,
+}
+
 impl DockerDriver {
     /// The runtime's configuration directory: one plain name directly under the root, or an
     /// error (a name with separators or dots would reach elsewhere on the disk).
-    pub(super) fn config_dir(&self, spec: &RuntimeSpec) -> Result<PathBuf, DriverError> {
-        let name = spec.container_name();
+    pub(super) fn config_dir(&self, names: &Names) -> Result<PathBuf, DriverError> {
+        let name = &names.base;
         let mut parts = std::path::Path::new(&name).components();
         match (parts.next(), parts.next()) {
             (Some(std::path::Component::Normal(part)), None) if part == name.as_str() => {
@@ -20,6 +26,75 @@ impl DockerDriver {
         }
     }
 
+    /// This installation's containers (one runtime's, with `runtime_id`), as observations
+    /// without readiness.
+    pub(super) async fn containers(
+        &self,
+        runtime_id: Option<&str>,
+    ) -> Result<Vec<Found>, DriverError> {
+        let options = ListContainersOptionsBuilder::new()
+            .all(true)
+            .filters(&self.managed_filter(runtime_id.map(|id| (labels::RUNTIME, id))))
+            .build();
+        let found = self
+            .docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| classify(&e, None))?;
+        Ok(found.into_iter().filter_map(observation_from).collect())
+    }
+
+    /// The runtime's container, if there is one.
+    pub(super) async fn container(&self, runtime_id: &str) -> Result<Option<Found>, DriverError> {
+        Ok(self.containers(Some(runtime_id)).await?.into_iter().next())
+    }
+
+    /// Removes a container forcefully (a missing one, or one being removed, is fine).
+    pub(super) async fn remove_container(&self, id: &str) -> Result<(), DriverError> {
+        let options = RemoveContainerOptionsBuilder::new().force(true).build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => Ok(()),
+            Err(e) if matches!(status_of(&e), Some(404 | 409)) => Ok(()),
+            Err(e) => Err(classify(&e, None)),
+        }
+    }
+
+    /// Whether the image is available to this engine.
+    pub async fn image_present(&self, image: &str) -> Result<bool, DriverError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(e) if status_of(&e) == Some(404) => Ok(false),
+            Err(e) => Err(classify(&e, None)),
+        }
+    }
+
+    /// Writes the rendered configuration atomically where the container mounts it read-only.
+    pub(super) fn install_config(&self, spec: &RuntimeSpec, text: &str) -> Result<(), DriverError> {
+        let owner = crate::files::numeric_owner(&spec.profile.user);
+        let dir = self.config_dir(&spec.names())?;
+        crate::files::write_atomically(&self.config_root, &dir, text, owner).map_err(|e| {
+            match e.raw_os_error() {
+                Some(28) => DriverError::DiskFull(e.to_string()),
+                _ => DriverError::Config(e.to_string()),
+            }
+        })
+    }
+
+    /// Whether the runtime answers its readiness path now (asked from the host, which reaches
+    /// runtime networks).
+    pub(super) async fn probe(&self, found: &Found) -> bool {
+        let (Some(endpoint), Some(path)) = (&found.observed.endpoint, &found.ready_path) else {
+            return false;
+        };
+        // No X-Forwarded-* headers: OpenClaw refuses forwarded requests from peers that are not
+        // its trusted proxies, and the prober (the host) never is one.
+        self.http
+            .get(format!("{endpoint}{path}"))
+            .send()
+            .await
+            .is_ok_and(|res| res.status().is_success())
+    }
+
     /// The create request for `spec`'s container.
     pub(super) fn container_body(
         &self,
@@ -28,6 +103,8 @@ impl DockerDriver {
         let profile = &spec.profile;
         let mut labels = spec.labels();
         labels.insert(labels::CONFIG_HASH.to_owned(), spec.config_hash.clone());
+        labels.insert(labels::PORT.to_owned(), profile.port.to_string());
+        labels.insert(labels::READY_PATH.to_owned(), profile.ready_path.clone());
         let mut mounts = vec![Mount {
             target: Some(profile.state_mount.clone()),
             source: Some(spec.volume_name()),
@@ -37,7 +114,7 @@ impl DockerDriver {
         if let Some(target) = &profile.config_mount {
             mounts.push(Mount {
                 target: Some(target.clone()),
-                source: Some(self.config_dir(spec)?.display().to_string()),
+                source: Some(self.config_dir(&spec.names())?.display().to_string()),
                 typ: Some(MountType::BIND),
                 read_only: Some(true),
                 ..Default::default()

@@ -9,7 +9,7 @@ pub(super) fn quota_unsupported(err: &BollardError) -> bool {
         if message.to_lowercase().contains("quota"))
 }
 
-pub(super) fn status_of(err: &BollardError) -> Option<u16> {
+pub(crate) fn status_of(err: &BollardError) -> Option<u16> {
     match err {
         BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
         _ => None,
@@ -17,7 +17,7 @@ pub(super) fn status_of(err: &BollardError) -> Option<u16> {
 }
 
 /// Turns a bollard error into words; `image` names the image for a 404 on create.
-pub(super) fn classify(err: &BollardError, image: Option<&str>) -> DriverError {
+pub(crate) fn classify(err: &BollardError, image: Option<&str>) -> DriverError {
     match err {
         BollardError::DockerResponseServerError {
             status_code,
@@ -44,21 +44,21 @@ pub(super) fn classify(err: &BollardError, image: Option<&str>) -> DriverError {
     }
 }
 
-pub(super) fn info_from(summary: ContainerSummary) -> Option<ContainerInfo> {
+pub(super) fn observation_from(summary: ContainerSummary) -> Option<Found> {
     let labels = summary.labels.unwrap_or_default();
     let runtime_id = labels.get(labels::RUNTIME)?.clone();
-    let state = match summary.state {
-        Some(ContainerSummaryStateEnum::RUNNING) => ContainerState::Running,
-        Some(ContainerSummaryStateEnum::CREATED) => ContainerState::Created,
-        Some(ContainerSummaryStateEnum::RESTARTING) => ContainerState::Restarting,
-        Some(ContainerSummaryStateEnum::PAUSED) => ContainerState::Paused,
-        Some(ContainerSummaryStateEnum::DEAD) => ContainerState::Dead,
-        Some(ContainerSummaryStateEnum::EXITED) => {
-            ContainerState::Exited(exit_code(summary.status.as_deref().unwrap_or_default()))
-        }
-        _ => ContainerState::Other,
+    let phase = match summary.state {
+        Some(ContainerSummaryStateEnum::RUNNING) => Phase::Running,
+        Some(ContainerSummaryStateEnum::CREATED) => Phase::Stopped { exit_code: None },
+        Some(ContainerSummaryStateEnum::RESTARTING) => Phase::Starting,
+        Some(ContainerSummaryStateEnum::EXITED) => Phase::Stopped {
+            exit_code: Some(exit_code(summary.status.as_deref().unwrap_or_default())),
+        },
+        _ => Phase::Failed { exit_code: None },
     };
-    let ip = summary
+    let reason =
+        matches!(phase, Phase::Failed { .. }).then(|| summary.status.clone().unwrap_or_default());
+    let ip: Option<std::net::IpAddr> = summary
         .network_settings
         .and_then(|n| n.networks)
         .and_then(|networks| {
@@ -68,20 +68,25 @@ pub(super) fn info_from(summary: ContainerSummary) -> Option<ContainerInfo> {
                 .and_then(|(_, endpoint)| endpoint.ip_address)
         })
         .and_then(|ip| ip.parse().ok());
-    Some(ContainerInfo {
-        id: summary.id.unwrap_or_default(),
-        name: summary
-            .names
-            .and_then(|n| n.into_iter().next())
-            .unwrap_or_default()
-            .trim_start_matches('/')
-            .to_owned(),
-        owner: labels.get(labels::OWNER).cloned().unwrap_or_default(),
-        config_hash: labels.get(labels::CONFIG_HASH).cloned(),
-        runtime_id,
-        state,
-        image: summary.image.unwrap_or_default(),
-        ip,
+    let port = labels.get(labels::PORT).and_then(|p| p.parse::<u16>().ok());
+    let endpoint = match (ip, port) {
+        (Some(ip), Some(port)) if phase == Phase::Running => Some(format!("http://{ip}:{port}")),
+        _ => None,
+    };
+    Some(Found {
+        observed: Observation {
+            handle: summary.id.unwrap_or_default(),
+            owner: labels.get(labels::OWNER).cloned().unwrap_or_default(),
+            config_hash: labels.get(labels::CONFIG_HASH).cloned(),
+            runtime_id,
+            phase,
+            ready: false,
+            image: summary.image.unwrap_or_default(),
+            endpoint,
+            node: None,
+            reason,
+        },
+        ready_path: labels.get(labels::READY_PATH).cloned(),
     })
 }
 

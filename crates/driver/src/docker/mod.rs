@@ -2,9 +2,10 @@
 //! answers are outcomes here (already gone, already there), not failures.
 
 use crate::firewall::{self, Firewall, FirewallMode};
+use crate::spec::Names;
 use crate::{
-    ContainerInfo, ContainerState, DiskUsage, DriverError, Isolation, Prepared, Profile,
-    RuntimeDriver, RuntimeSpec, Stats, labels,
+    DiskUsage, DriverError, Isolation, Observation, Phase, Prepared, RuntimeDriver, RuntimeSpec,
+    Stats, labels,
 };
 use async_trait::async_trait;
 use bollard::Docker;
@@ -30,10 +31,11 @@ mod container;
 mod convert;
 mod network;
 mod volumes;
-use container::probe_client;
+use container::{Found, probe_client};
 #[cfg(test)]
 use convert::exit_code;
-use convert::{classify, info_from, quota_unsupported, stats_from, status_of};
+pub(crate) use convert::{classify, status_of};
+use convert::{observation_from, quota_unsupported, stats_from};
 pub use network::default_subnet_pool;
 #[cfg(test)]
 use network::{entry_address, free_subnet};
@@ -115,23 +117,6 @@ impl DockerDriver {
         }
     }
 
-    /// Whether `container_id` (full id or unique prefix) is one of this installation's
-    /// containers.
-    pub async fn manages(&self, container_id: &str) -> Result<bool, DriverError> {
-        let mut filters = self.managed_filter(None);
-        filters.insert("id".to_owned(), vec![container_id.to_owned()]);
-        let options = ListContainersOptionsBuilder::new()
-            .all(true)
-            .filters(&filters)
-            .build();
-        let found = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| classify(&e, None))?;
-        Ok(!found.is_empty())
-    }
-
     /// Allocates runtime networks from `pool` (a /28 each) instead of Docker's default address
     /// pools, which run out after about 30 networks.
     pub fn with_subnet_pool(mut self, pool: Ipv4Net) -> Self {
@@ -207,156 +192,149 @@ impl RuntimeDriver for DockerDriver {
         Ok(Prepared { entry_ip })
     }
 
-    async fn image_present(&self, image: &str) -> Result<bool, DriverError> {
-        match self.docker.inspect_image(image).await {
-            Ok(_) => Ok(true),
-            Err(e) if status_of(&e) == Some(404) => Ok(false),
-            Err(e) => Err(classify(&e, None)),
+    async fn ensure(
+        &self,
+        spec: &RuntimeSpec,
+        config: &str,
+        replace: bool,
+    ) -> Result<Observation, DriverError> {
+        self.install_config(spec, config)?;
+        if !self.image_present(&spec.image).await? {
+            return Err(DriverError::ImageMissing(spec.image.clone()));
         }
-    }
-
-    async fn find(&self, runtime_id: &str) -> Result<Option<ContainerInfo>, DriverError> {
-        let options = ListContainersOptionsBuilder::new()
-            .all(true)
-            .filters(&self.managed_filter(Some((labels::RUNTIME, runtime_id))))
-            .build();
-        let found = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| classify(&e, None))?;
-        Ok(found.into_iter().find_map(info_from))
-    }
-
-    async fn list(&self) -> Result<Vec<ContainerInfo>, DriverError> {
-        let options = ListContainersOptionsBuilder::new()
-            .all(true)
-            .filters(&self.managed_filter(None))
-            .build();
-        let found = self
-            .docker
-            .list_containers(Some(options))
-            .await
-            .map_err(|e| classify(&e, None))?;
-        Ok(found.into_iter().filter_map(info_from).collect())
-    }
-
-    async fn create(&self, spec: &RuntimeSpec) -> Result<ContainerInfo, DriverError> {
+        if let Some(Found {
+            observed,
+            ready_path,
+        }) = self.container(&spec.runtime_id).await?
+        {
+            // A container made before readiness labels existed is made again.
+            let same = observed.config_hash.as_deref() == Some(spec.config_hash.as_str());
+            if !replace && same && ready_path.is_some() {
+                return Ok(observed);
+            }
+            self.remove_container(&observed.handle).await?;
+        }
         let body = self.container_body(spec)?;
         let options = CreateContainerOptionsBuilder::new()
             .name(&spec.container_name())
             .build();
-        self.docker
-            .create_container(Some(options), body)
-            .await
-            .map_err(|e| classify(&e, Some(&spec.image)))?;
-        self.find(&spec.runtime_id)
+        match self.docker.create_container(Some(options), body).await {
+            Ok(_) => {}
+            // A twin of this call (another replica, a resumed task) made it first.
+            Err(e) if status_of(&e) == Some(409) => {}
+            Err(e) => return Err(classify(&e, Some(&spec.image))),
+        }
+        self.container(&spec.runtime_id)
             .await?
+            .map(|found| found.observed)
             .ok_or_else(|| DriverError::Docker("the new container disappeared".into()))
     }
 
-    async fn start(&self, container_id: &str) -> Result<(), DriverError> {
-        match self.docker.start_container(container_id, None).await {
+    async fn set_running(
+        &self,
+        runtime_id: &str,
+        running: bool,
+        grace: Duration,
+    ) -> Result<(), DriverError> {
+        let Some(Found {
+            observed: container,
+            ..
+        }) = self.container(runtime_id).await?
+        else {
+            return if running {
+                Err(DriverError::Missing(runtime_id.to_owned()))
+            } else {
+                Ok(())
+            };
+        };
+        let outcome = if running {
+            self.docker.start_container(&container.handle, None).await
+        } else {
+            let seconds = i32::try_from(grace.as_secs()).unwrap_or(30);
+            let options = StopContainerOptionsBuilder::new().t(seconds).build();
+            self.docker
+                .stop_container(&container.handle, Some(options))
+                .await
+        };
+        match outcome {
             Ok(()) => Ok(()),
-            // 304: already running.
+            // 304: already so; 404 while stopping: gone.
             Err(e) if status_of(&e) == Some(304) => Ok(()),
+            Err(e) if !running && status_of(&e) == Some(404) => Ok(()),
             Err(e) => Err(classify(&e, None)),
         }
     }
 
-    async fn stop(&self, container_id: &str, grace: Duration) -> Result<(), DriverError> {
-        let seconds = i32::try_from(grace.as_secs()).unwrap_or(30);
-        let options = StopContainerOptionsBuilder::new().t(seconds).build();
-        match self
-            .docker
-            .stop_container(container_id, Some(options))
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) if matches!(status_of(&e), Some(304 | 404)) => Ok(()),
-            Err(e) => Err(classify(&e, None)),
+    async fn observe(&self, runtime_id: &str) -> Result<Option<Observation>, DriverError> {
+        let Some(found) = self.container(runtime_id).await? else {
+            return Ok(None);
+        };
+        let ready = found.observed.phase == Phase::Running && self.probe(&found).await;
+        Ok(Some(Observation {
+            ready,
+            ..found.observed
+        }))
+    }
+
+    async fn list(&self) -> Result<Vec<Observation>, DriverError> {
+        let found = self.containers(None).await?;
+        Ok(found.into_iter().map(|f| f.observed).collect())
+    }
+
+    async fn remove(&self, runtime_id: &str, wipe_workspace: bool) -> Result<(), DriverError> {
+        let names = Names::new(&self.instance, runtime_id);
+        if let Some(found) = self.container(runtime_id).await? {
+            self.remove_container(&found.observed.handle).await?;
         }
-    }
-
-    async fn remove(&self, container_id: &str) -> Result<(), DriverError> {
-        let options = RemoveContainerOptionsBuilder::new().force(true).build();
-        match self
-            .docker
-            .remove_container(container_id, Some(options))
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(e) if status_of(&e) == Some(404) => Ok(()),
-            // 409: removal already in progress.
-            Err(e) if status_of(&e) == Some(409) => Ok(()),
-            Err(e) => Err(classify(&e, None)),
-        }
-    }
-
-    async fn install_config(&self, spec: &RuntimeSpec, text: &str) -> Result<(), DriverError> {
-        let owner = crate::files::numeric_owner(&spec.profile.user);
-        let dir = self.config_dir(spec)?;
-        crate::files::write_atomically(&self.config_root, &dir, text, owner).map_err(|e| {
-            match e.raw_os_error() {
-                Some(28) => DriverError::DiskFull(e.to_string()),
-                _ => DriverError::Config(e.to_string()),
-            }
-        })
-    }
-
-    async fn cleanup(&self, spec: &RuntimeSpec, wipe_workspace: bool) -> Result<(), DriverError> {
         // A network with the entry proxy still attached cannot be removed.
-        self.disconnect_entry(&spec.network_name()).await?;
-        match self.docker.remove_network(&spec.network_name()).await {
+        self.disconnect_entry(&names.network()).await?;
+        match self.docker.remove_network(&names.network()).await {
             Ok(()) => {}
             Err(e) if status_of(&e) == Some(404) => {}
             Err(e) => return Err(classify(&e, None)),
         }
-        match std::fs::remove_dir_all(self.config_dir(spec)?) {
+        match std::fs::remove_dir_all(self.config_dir(&names)?) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(DriverError::Config(e.to_string())),
         }
         if wipe_workspace {
-            self.remove_workspace(spec).await?;
+            self.remove_workspace(&names).await?;
         }
         Ok(())
     }
 
-    async fn probe(&self, container: &ContainerInfo, profile: &Profile) -> bool {
-        let Some(ip) = container.ip else {
-            return false;
+    async fn logs(&self, runtime_id: &str, lines: usize) -> Result<Vec<String>, DriverError> {
+        let Some(Found {
+            observed: container,
+            ..
+        }) = self.container(runtime_id).await?
+        else {
+            return Ok(Vec::new());
         };
-        let url = format!("http://{ip}:{}{}", profile.port, profile.ready_path);
-        // No X-Forwarded-* headers: OpenClaw refuses forwarded requests from peers that are not
-        // its trusted proxies, and the prober (the host) never is one.
-        self.http
-            .get(url)
-            .send()
-            .await
-            .is_ok_and(|res| res.status().is_success())
-    }
-
-    async fn logs(&self, container_id: &str, lines: usize) -> Result<Vec<String>, DriverError> {
         let options = LogsOptionsBuilder::new()
             .stdout(true)
             .stderr(true)
             .tail(&lines.to_string())
             .build();
-        let mut stream = self.docker.logs(container_id, Some(options));
-        let mut out = Vec::new();
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(output) => {
-                    let text = output.to_string();
-                    out.extend(text.lines().map(str::to_owned));
-                }
-                Err(e) if status_of(&e) == Some(404) => return Ok(Vec::new()),
-                Err(e) => return Err(classify(&e, None)),
-            }
-        }
-        let skip = out.len().saturating_sub(lines);
-        Ok(out.split_off(skip))
+        let stream = self.docker.logs(&container.handle, Some(options));
+        collect_logs(stream, lines).await
+    }
+
+    async fn stats(&self, runtime_id: &str) -> Result<Stats, DriverError> {
+        let Some(Found {
+            observed: container,
+            ..
+        }) = self.container(runtime_id).await?
+        else {
+            return Ok(Stats::default());
+        };
+        let options = StatsOptionsBuilder::new().stream(false).build();
+        let mut stream = self.docker.stats(&container.handle, Some(options));
+        let Some(sample) = stream.next().await else {
+            return Ok(Stats::default());
+        };
+        Ok(stats_from(sample.map_err(|e| classify(&e, None))?))
     }
 
     async fn disk_usage(&self) -> Result<DiskUsage, DriverError> {
@@ -367,15 +345,25 @@ impl RuntimeDriver for DockerDriver {
             by_runtime: walked,
         })
     }
+}
 
-    async fn stats(&self, container_id: &str) -> Result<Stats, DriverError> {
-        let options = StatsOptionsBuilder::new().stream(false).build();
-        let mut stream = self.docker.stats(container_id, Some(options));
-        let Some(sample) = stream.next().await else {
-            return Ok(Stats::default());
-        };
-        Ok(stats_from(sample.map_err(|e| classify(&e, None))?))
+/// A container's output, at most the last `lines` lines (a container that vanished meanwhile
+/// has none).
+pub(crate) async fn collect_logs(
+    mut stream: impl futures_util::Stream<Item = Result<bollard::container::LogOutput, BollardError>>
+    + Unpin,
+    lines: usize,
+) -> Result<Vec<String>, DriverError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(output) => out.extend(output.to_string().lines().map(str::to_owned)),
+            Err(e) if status_of(&e) == Some(404) => return Ok(Vec::new()),
+            Err(e) => return Err(classify(&e, None)),
+        }
     }
+    let skip = out.len().saturating_sub(lines);
+    Ok(out.split_off(skip))
 }
 
 /// How recent a firewall check a runtime start relies on (the reconciler checks every 5 s).

@@ -127,8 +127,8 @@ impl DockerDriver {
                 return Ok(state);
             }
             tracing::info!(network = %name, egress = spec.egress.as_str(), "replacing a runtime network of another egress class");
-            if let Some(old) = self.find(&spec.runtime_id).await? {
-                self.remove(&old.id).await?;
+            if let Some(old) = self.container(&spec.runtime_id).await? {
+                self.remove_container(&old.observed.handle).await?;
             }
             self.disconnect_entry(&name).await?;
             match self.docker.remove_network(&name).await {

@@ -29,11 +29,11 @@ impl DockerDriver {
     }
 
     /// Removes the runtime's workspace volume (a missing one is fine).
-    pub(super) async fn remove_workspace(&self, spec: &RuntimeSpec) -> Result<(), DriverError> {
+    pub(super) async fn remove_workspace(&self, names: &Names) -> Result<(), DriverError> {
         let options = RemoveVolumeOptionsBuilder::new().force(true).build();
         match self
             .docker
-            .remove_volume(&spec.volume_name(), Some(options))
+            .remove_volume(&names.volume(), Some(options))
             .await
         {
             Ok(()) => {}

@@ -163,23 +163,10 @@ async fn call(State(shared): State<Arc<Shared>>, request: axum::extract::Request
         tracing::warn!(op = call.op(), %message, "runtime manager call refused");
         return refuse(StatusCode::BAD_REQUEST, &message);
     }
-    // An image this manager does not run is not there, as far as its callers go.
-    if let Call::ImagePresent { image } = &call
-        && !shared.policy.images.contains(image)
-    {
-        return Json(Ok::<_, DriverError>(serde_json::json!(false))).into_response();
-    }
     tracing::debug!(op = call.op(), instance, "runtime manager call");
+    // Every call is by runtime id, and the driver for this installation only sees objects
+    // labelled as its own: anything else on the engine is invisible to the caller.
     let driver = shared.driver.for_instance(instance);
-    // Calls by container id only reach this installation's containers; anything else on
-    // the engine is invisible to the caller.
-    if let Some(id) = call.container_id() {
-        match driver.manages(id).await {
-            Ok(true) => {}
-            Ok(false) => return Json(not_found(&call)).into_response(),
-            Err(e) => return Json(Err::<serde_json::Value, _>(e)).into_response(),
-        }
-    }
     Json(perform(&driver, call).await).into_response()
 }
 
@@ -222,56 +209,23 @@ async fn pin(shared: &Shared, instance: &str) -> Option<Response> {
 /// Checks every id and name a call carries, and puts this manager's own profile and egress
 /// in place of the caller's. The reason for a refusal is returned.
 fn admit(policy: &Policy, call: &mut Call) -> Result<(), String> {
-    if let Some(id) = call.container_id()
-        && !crate::spec::ids::container_id(id)
+    if let Some(id) = call.runtime_id()
+        && !crate::spec::ids::runtime_id(id)
     {
-        return Err(format!("{id:?} is not a container id"));
+        return Err(format!("{id:?} is not a runtime id"));
     }
-    match call {
-        Call::Prepare { spec }
-        | Call::InstallConfig { spec, .. }
-        | Call::Create { spec }
-        | Call::Cleanup { spec, .. } => {
-            spec.check()?;
-            if !policy.images.contains(&spec.image) {
-                return Err(format!(
-                    "the image {} is not one this runtime manager runs",
-                    spec.image
-                ));
-            }
-            spec.profile = policy.profile.clone();
-            spec.egress = policy.egress;
+    if let Call::Prepare { spec } | Call::Ensure { spec, .. } = call {
+        spec.check()?;
+        if !policy.images.contains(&spec.image) {
+            return Err(format!(
+                "the image {} is not one this runtime manager runs",
+                spec.image
+            ));
         }
-        Call::ImagePresent { image } if !crate::spec::ids::image(image) => {
-            return Err(format!("{image:?} is not an image reference"));
-        }
-        Call::Find { runtime_id } if !crate::spec::ids::runtime_id(runtime_id) => {
-            return Err(format!("{runtime_id:?} is not a runtime id"));
-        }
-        Call::Probe { container, profile } => {
-            if !crate::spec::ids::container_id(&container.id)
-                || !crate::spec::ids::runtime_id(&container.runtime_id)
-            {
-                return Err("the container to probe is not named by its ids".into());
-            }
-            *profile = policy.profile.clone();
-        }
-        _ => {}
+        spec.profile = policy.profile.clone();
+        spec.egress = policy.egress;
     }
     Ok(())
-}
-
-/// The answer for a container that is not (or no longer) there: what the Docker driver
-/// answers for a missing container of its own.
-fn not_found(call: &Call) -> Result<serde_json::Value, DriverError> {
-    match call {
-        Call::Start { container_id } => Err(DriverError::Docker(format!(
-            "No such container: {container_id}"
-        ))),
-        Call::Logs { .. } => Ok(serde_json::json!([])),
-        Call::Stats { .. } => Ok(serde_json::json!(crate::Stats::default())),
-        _ => Ok(serde_json::Value::Null),
-    }
 }
 
 async fn perform(driver: &DockerDriver, call: Call) -> Result<serde_json::Value, DriverError> {
@@ -281,37 +235,33 @@ async fn perform(driver: &DockerDriver, call: Call) -> Result<serde_json::Value,
     match call {
         Call::EnsureIsolation => to_value(driver.ensure_isolation().await?),
         Call::Prepare { spec } => to_value(driver.prepare(&spec).await?),
-        Call::ImagePresent { image } => to_value(driver.image_present(&image).await?),
-        Call::Find { runtime_id } => to_value(driver.find(&runtime_id).await?),
-        Call::List => to_value(driver.list().await?),
-        Call::InstallConfig { spec, text } => to_value(driver.install_config(&spec, &text).await?),
-        Call::Create { spec } => to_value(driver.create(&spec).await?),
-        Call::Start { container_id } => to_value(driver.start(&container_id).await?),
-        Call::Stop {
-            container_id,
-            grace_ms,
-        } => to_value(
-            driver
-                .stop(&container_id, Duration::from_millis(grace_ms))
-                .await?,
-        ),
-        Call::Remove { container_id } => to_value(driver.remove(&container_id).await?),
-        Call::Cleanup {
+        Call::Ensure {
             spec,
+            config,
+            replace,
+        } => to_value(driver.ensure(&spec, &config, replace).await?),
+        Call::SetRunning {
+            runtime_id,
+            running,
+            grace_ms,
+        } => {
+            let grace = Duration::from_millis(grace_ms.min(MAX_GRACE_MS));
+            to_value(driver.set_running(&runtime_id, running, grace).await?)
+        }
+        // Readiness is asked of the address the engine reports, never one the caller names.
+        Call::Observe { runtime_id } => to_value(driver.observe(&runtime_id).await?),
+        Call::List => to_value(driver.list().await?),
+        Call::Remove {
+            runtime_id,
             wipe_workspace,
-        } => to_value(driver.cleanup(&spec, wipe_workspace).await?),
-        // Probe the address Docker reports for this runtime, never one the caller names.
-        Call::Probe { container, profile } => match driver.find(&container.runtime_id).await? {
-            Some(found) if found.id == container.id => {
-                to_value(driver.probe(&found, &profile).await)
-            }
-            _ => to_value(false),
-        },
-        Call::Logs {
-            container_id,
-            lines,
-        } => to_value(driver.logs(&container_id, lines.min(10_000)).await?),
-        Call::Stats { container_id } => to_value(driver.stats(&container_id).await?),
+        } => to_value(driver.remove(&runtime_id, wipe_workspace).await?),
+        Call::Logs { runtime_id, lines } => {
+            to_value(driver.logs(&runtime_id, lines.min(10_000)).await?)
+        }
+        Call::Stats { runtime_id } => to_value(driver.stats(&runtime_id).await?),
         Call::DiskUsage => to_value(driver.disk_usage().await?),
     }
 }
+
+/// The longest stop grace a caller may ask for (ten minutes).
+const MAX_GRACE_MS: u64 = 600_000;

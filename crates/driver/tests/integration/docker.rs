@@ -2,30 +2,20 @@
 //! (`scripts/build-images.sh stub` builds it). Each test uses its own instance id, so tests run
 //! side by side and clean up only what they made.
 
+use crate::conformance::{self, Hardening, Target};
 use crate::support::{Fixture, inspect, inspect_network};
+use async_trait::async_trait;
 use clawloops_driver::docker::managed_volumes;
-use clawloops_driver::{ContainerState, RuntimeDriver};
+use clawloops_driver::{RuntimeDriver, RuntimeSpec};
 use std::process::Command;
-use std::time::Duration;
 
 #[tokio::test]
-async fn a_runtime_is_created_hardened_on_its_own_network_and_becomes_ready() {
+async fn a_runtime_gets_its_own_internal_network_on_a_small_subnet_and_no_ports() {
     let f = Fixture::new().await;
     let spec = f.spec("hard");
-    let info = f.running(&spec).await;
-    let doc = inspect(&info.id);
+    f.running(&spec).await;
+    let doc = inspect(&spec.container_name());
     let host = &doc["HostConfig"];
-    assert_eq!(host["ReadonlyRootfs"], true);
-    assert_eq!(host["CapDrop"][0], "ALL");
-    assert!(
-        host["SecurityOpt"]
-            .to_string()
-            .contains("no-new-privileges"),
-        "{host}"
-    );
-    assert_eq!(host["Memory"], 64 * 1024 * 1024);
-    assert_eq!(host["NanoCpus"], 500_000_000);
-    assert_eq!(host["PidsLimit"], 64);
     assert!(
         host["PortBindings"]
             .as_object()
@@ -33,7 +23,6 @@ async fn a_runtime_is_created_hardened_on_its_own_network_and_becomes_ready() {
         "no published ports"
     );
     assert_eq!(host["NetworkMode"], spec.network_name());
-    assert_eq!(doc["Config"]["User"], "65534:65534");
     assert_eq!(doc["Config"]["Hostname"], spec.hostname());
     assert_eq!(
         doc["Config"]["Labels"]["org.clawloops.config-hash"],
@@ -51,148 +40,96 @@ async fn a_runtime_is_created_hardened_on_its_own_network_and_becomes_ready() {
     f.teardown(&[spec]).await;
 }
 
-#[tokio::test]
-async fn stop_start_remove_and_cleanup_are_idempotent_and_keep_or_wipe_the_workspace() {
-    let f = Fixture::new().await;
-    let keep = f.spec("keep");
-    let wipe = f.spec("wipe");
-    for spec in [&keep, &wipe] {
-        let info = f.running(spec).await;
-        f.driver
-            .stop(&info.id, Duration::from_secs(5))
-            .await
-            .expect("stop");
-        f.driver
-            .stop(&info.id, Duration::from_secs(5))
-            .await
-            .expect("stop twice is fine");
-        let stopped = f
-            .driver
-            .find(&spec.runtime_id)
-            .await
-            .expect("find")
-            .expect("still there");
-        assert!(
-            matches!(stopped.state, ContainerState::Exited(_)),
-            "{:?}",
-            stopped.state
-        );
-        f.driver.remove(&info.id).await.expect("remove");
-        f.driver
-            .remove(&info.id)
-            .await
-            .expect("remove twice is fine");
-        assert!(
-            f.driver
-                .find(&spec.runtime_id)
-                .await
-                .expect("find")
-                .is_none()
-        );
+/// The Docker driver as a conformance target.
+pub struct DockerTarget(pub Fixture);
+
+#[async_trait]
+impl Target for DockerTarget {
+    fn driver(&self) -> &dyn RuntimeDriver {
+        &self.0.driver
     }
-    f.driver
-        .cleanup(&keep, false)
-        .await
-        .expect("cleanup keeping");
-    f.driver.cleanup(&wipe, true).await.expect("cleanup wiping");
-    let volumes = managed_volumes(&f.driver).await.expect("volumes");
-    assert!(volumes.contains(&keep.volume_name()), "{volumes:?}");
-    assert!(!volumes.contains(&wipe.volume_name()), "{volumes:?}");
-    f.teardown(&[keep, wipe]).await;
+    fn spec(&self, name: &str) -> RuntimeSpec {
+        self.0.spec(name)
+    }
+    async fn hardening(&self, spec: &RuntimeSpec) -> Hardening {
+        let doc = inspect(&spec.container_name());
+        let host = &doc["HostConfig"];
+        Hardening {
+            read_only_root: host["ReadonlyRootfs"] == true,
+            no_capabilities: host["CapDrop"] == serde_json::json!(["ALL"]),
+            no_new_privileges: Some(
+                host["SecurityOpt"]
+                    .to_string()
+                    .contains("no-new-privileges"),
+            ),
+            memory_bytes: host["Memory"].as_i64().unwrap_or_default(),
+            pids: host["PidsLimit"].as_i64().unwrap_or_default(),
+            user: doc["Config"]["User"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        }
+    }
+    async fn workspace_exists(&self, spec: &RuntimeSpec) -> bool {
+        managed_volumes(&self.0.driver)
+            .await
+            .expect("volumes")
+            .contains(&spec.volume_name())
+    }
+    async fn reach_from(&self, spec: &RuntimeSpec, targets: &[String]) -> Vec<String> {
+        probe_in(&spec.container_name(), targets)
+    }
+    fn forbidden(&self) -> Vec<String> {
+        // The host on Docker's default bridge, and the engine's own API port.
+        vec!["172.17.0.1:22".into(), "172.17.0.1:2375".into()]
+    }
+}
+
+/// Runs the stub's probe inside `container` (on the local engine).
+pub fn probe_in(container: &str, targets: &[String]) -> Vec<String> {
+    let out = Command::new("docker")
+        .args(["exec", container, "/runtime-stub", "probe", "2000"])
+        .args(targets)
+        .output()
+        .expect("docker exec");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 #[tokio::test]
-async fn a_second_create_with_the_same_name_is_a_conflict_not_a_crash() {
-    let f = Fixture::new().await;
-    let spec = f.spec("twice");
-    f.driver.prepare(&spec).await.expect("prepare");
-    f.driver.create(&spec).await.expect("first");
-    let err = f.driver.create(&spec).await.expect_err("second");
-    assert!(
-        matches!(err, clawloops_driver::DriverError::Conflict),
-        "{err}"
-    );
-    f.teardown(&[spec]).await;
+async fn the_docker_driver_passes_the_conformance_suite() {
+    conformance::suite(&DockerTarget(Fixture::new().await)).await;
 }
 
 #[tokio::test]
-async fn a_missing_image_is_named_in_the_error() {
-    let f = Fixture::new().await;
-    let mut spec = f.spec("noimg");
-    spec.image = "clawloops/no-such-image:0".into();
-    f.driver.prepare(&spec).await.expect("prepare");
-    let err = f.driver.create(&spec).await.expect_err("no image");
-    assert!(
-        matches!(err, clawloops_driver::DriverError::ImageMissing(ref image) if image == "clawloops/no-such-image:0"),
-        "{err}"
-    );
-    f.teardown(&[spec]).await;
-}
-
-#[tokio::test]
-async fn list_sees_only_this_installations_containers_and_logs_and_stats_work() {
+async fn list_sees_only_this_installations_runtimes() {
     let f = Fixture::new().await;
     let other = Fixture::new().await;
     let mine = f.spec("mine");
     let theirs = other.spec("theirs");
-    let info = f.running(&mine).await;
+    f.running(&mine).await;
     other.running(&theirs).await;
     let listed = f.driver.list().await.expect("list");
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].runtime_id, mine.runtime_id);
     assert_eq!(listed[0].owner, "owner-mine");
-    let logs = f.driver.logs(&info.id, 10).await.expect("logs");
+    // Another installation's runtime of the same id is out of reach.
+    f.driver
+        .remove(&theirs.runtime_id, true)
+        .await
+        .expect("remove");
     assert!(
-        logs.iter().any(|l| l.contains("listening on port 18789")),
-        "{logs:?}"
+        other
+            .driver
+            .observe(&theirs.runtime_id)
+            .await
+            .expect("observe")
+            .is_some()
     );
-    let stats = f.driver.stats(&info.id).await.expect("stats");
-    assert!(stats.memory_bytes > 0, "{stats:?}");
-    assert_eq!(stats.memory_limit_bytes, 64 * 1024 * 1024);
     f.teardown(&[mine]).await;
     other.teardown(&[theirs]).await;
-}
-
-/// Tries a TCP connection from a throwaway container on `network` (Debian base image, bash).
-fn can_connect(network: &str, ip: std::net::IpAddr) -> bool {
-    let status = Command::new("docker")
-        .args([
-            "run",
-            "--rm",
-            "--network",
-            network,
-            "clawloops/debian:bookworm-min",
-            "timeout",
-            "3",
-            "bash",
-            "-c",
-        ])
-        .arg(format!("exec 3<>/dev/tcp/{ip}/18789"))
-        .status()
-        .expect("docker run");
-    status.success()
-}
-
-#[tokio::test]
-async fn two_users_runtimes_cannot_reach_each_other() {
-    let f = Fixture::new().await;
-    let (a, b) = (f.spec("alice"), f.spec("bob"));
-    let ia = f.running(&a).await;
-    let ib = f.running(&b).await;
-    let (ip_a, ip_b) = (ia.ip.expect("ip a"), ib.ip.expect("ip b"));
-    assert!(
-        can_connect(&a.network_name(), ip_a),
-        "a neighbour on A's network reaches A"
-    );
-    assert!(
-        !can_connect(&a.network_name(), ip_b),
-        "nothing on A's network reaches B"
-    );
-    assert!(
-        !can_connect(&b.network_name(), ip_a),
-        "nothing on B's network reaches A"
-    );
-    f.teardown(&[a, b]).await;
 }
 
 /// Installations starting a runtime of the same name at the same moment (the tests of several

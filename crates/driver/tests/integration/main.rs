@@ -2,6 +2,7 @@
 //! driver itself (`docker`) and split mode, the runtime manager's API in front of it
 //! (`remote`). `support` starts fixtures for a fresh installation id each.
 
+mod conformance;
 mod docker;
 mod remote;
 mod support;

@@ -1,9 +1,12 @@
 //! Split mode: the runtime manager's internal API in front of the real Docker driver, called
 //! through `RemoteDriver` over real HTTP.
 
+use crate::conformance::{self, Hardening, Target};
+use crate::docker::DockerTarget;
 use crate::support::{self, Fixture};
+use async_trait::async_trait;
 use clawloops_driver::remote::{RemoteDriver, service};
-use clawloops_driver::{ContainerState, DriverError, RuntimeDriver};
+use clawloops_driver::{DriverError, RuntimeDriver, RuntimeSpec};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -37,24 +40,55 @@ async fn manager(f: &Fixture, allowed: &[&str]) -> reqwest::Url {
     format!("http://{addr}/").parse().expect("url")
 }
 
+/// The runtime manager in front of the Docker driver, as a conformance target: the driver
+/// is the remote one, the engine-side facts are the local engine's.
+struct RemoteTarget {
+    local: DockerTarget,
+    remote: RemoteDriver,
+}
+
+#[async_trait]
+impl Target for RemoteTarget {
+    fn driver(&self) -> &dyn RuntimeDriver {
+        &self.remote
+    }
+    fn spec(&self, name: &str) -> RuntimeSpec {
+        self.local.spec(name)
+    }
+    async fn hardening(&self, spec: &RuntimeSpec) -> Hardening {
+        self.local.hardening(spec).await
+    }
+    async fn workspace_exists(&self, spec: &RuntimeSpec) -> bool {
+        self.local.workspace_exists(spec).await
+    }
+    async fn reach_from(&self, spec: &RuntimeSpec, targets: &[String]) -> Vec<String> {
+        self.local.reach_from(spec, targets).await
+    }
+    fn forbidden(&self) -> Vec<String> {
+        self.local.forbidden()
+    }
+    fn honours_profiles(&self) -> bool {
+        false
+    }
+}
+
 #[tokio::test]
-async fn a_runtime_runs_its_whole_life_through_the_runtime_manager() {
+async fn the_runtime_manager_passes_the_conformance_suite() {
+    let f = Fixture::new().await;
+    let url = manager(&f, &["127.0.0.1/32"]).await;
+    let remote = RemoteDriver::new(&url, SECRET, &f.instance).expect("remote");
+    let local = DockerTarget(f);
+    conformance::suite(&RemoteTarget { local, remote }).await;
+}
+
+#[tokio::test]
+async fn what_the_manager_answers_is_what_its_engine_holds() {
     let f = Fixture::new().await;
     let url = manager(&f, &["127.0.0.1/32"]).await;
     let remote = RemoteDriver::new(&url, SECRET, &f.instance).expect("remote");
     let spec = f.spec("split");
-
-    assert!(remote.image_present(&spec.image).await.expect("image"));
-    assert!(
-        !remote
-            .image_present("clawloops/no-such-image:0")
-            .await
-            .expect("image")
-    );
-    remote
-        .install_config(&spec, "{\"gateway\":{}}")
-        .await
-        .expect("config");
+    let up = support::running(&remote, &spec).await;
+    // The configuration is written on the manager's side.
     let written = f
         .config_root
         .path()
@@ -62,26 +96,18 @@ async fn a_runtime_runs_its_whole_life_through_the_runtime_manager() {
         .join("openclaw.json");
     assert_eq!(
         std::fs::read_to_string(&written).expect("written on the manager's side"),
-        "{\"gateway\":{}}"
+        support::CONFIG
     );
-
-    let info = support::running(&remote, &spec).await;
     // The remote view and the local view agree.
     let local = f
         .driver
-        .find(&spec.runtime_id)
+        .observe(&spec.runtime_id)
         .await
-        .expect("find")
+        .expect("observe")
         .expect("exists");
-    assert_eq!(local.id, info.id);
-    assert_eq!(remote.list().await.expect("list"), vec![local]);
-    let logs = remote.logs(&info.id, 20).await.expect("logs");
-    assert!(
-        logs.iter().any(|l| l.contains("listening on port 18789")),
-        "{logs:?}"
-    );
-    let stats = remote.stats(&info.id).await.expect("stats");
-    assert_eq!(stats.memory_limit_bytes, 64 * 1024 * 1024);
+    assert_eq!(local, up);
+    let listed = remote.list().await.expect("list");
+    assert_eq!(listed, f.driver.list().await.expect("list"));
     // Workspace sizes cross the wire too, for this installation's volumes only.
     let usage = remote.disk_usage().await.expect("disk usage");
     assert_eq!(
@@ -93,24 +119,7 @@ async fn a_runtime_runs_its_whole_life_through_the_runtime_manager() {
         usage,
         f.driver.disk_usage().await.expect("local disk usage")
     );
-
-    // A second create is a conflict on both sides of the wire.
-    let err = remote.create(&spec).await.expect_err("conflict");
-    assert!(matches!(err, DriverError::Conflict), "{err}");
-
-    remote
-        .stop(&info.id, Duration::from_secs(5))
-        .await
-        .expect("stop");
-    let stopped = remote
-        .find(&spec.runtime_id)
-        .await
-        .expect("find")
-        .expect("still there");
-    assert!(matches!(stopped.state, ContainerState::Exited(_)));
-    remote.remove(&info.id).await.expect("remove");
-    remote.cleanup(&spec, true).await.expect("cleanup");
-    assert!(remote.find(&spec.runtime_id).await.expect("find").is_none());
+    remote.remove(&spec.runtime_id, true).await.expect("remove");
     assert!(!written.exists(), "configuration removed with the runtime");
     f.teardown(&[spec]).await;
 }
@@ -120,7 +129,7 @@ async fn the_runtime_manager_refuses_wrong_secrets_strangers_and_other_installat
     let f = Fixture::new().await;
     let other = Fixture::new().await;
     let theirs = other.spec("theirs");
-    let their_container = other.running(&theirs).await;
+    other.running(&theirs).await;
 
     let url = manager(&f, &["127.0.0.1/32"]).await;
 
@@ -144,35 +153,29 @@ async fn the_runtime_manager_refuses_wrong_secrets_strangers_and_other_installat
         "{err}"
     );
 
-    // Another installation's container is invisible: removing or stopping it does nothing,
-    // starting it fails, its logs are empty.
+    // Another installation's runtime is invisible: removing or stopping it does nothing,
+    // starting it fails, its logs are empty, it is not observed.
+    let id = &theirs.runtime_id;
+    remote.remove(id, true).await.expect("no-op remove");
     remote
-        .remove(&their_container.id)
-        .await
-        .expect("no-op remove");
-    remote
-        .stop(&their_container.id, Duration::from_secs(1))
+        .set_running(id, false, Duration::from_secs(1))
         .await
         .expect("no-op stop");
-    assert!(remote.start(&their_container.id).await.is_err());
     assert!(
         remote
-            .logs(&their_container.id, 10)
+            .set_running(id, true, Duration::from_secs(1))
             .await
-            .expect("logs")
-            .is_empty()
+            .is_err()
     );
-    // Probing with a forged container id probes nothing.
-    let mut forged = their_container.clone();
-    forged.runtime_id = "rt-nobody".into();
-    assert!(!remote.probe(&forged, &theirs.profile).await);
+    assert!(remote.logs(id, 10).await.expect("logs").is_empty());
+    assert!(remote.observe(id).await.expect("observe").is_none());
     let still = other
         .driver
-        .find(&theirs.runtime_id)
+        .observe(id)
         .await
-        .expect("find")
+        .expect("observe")
         .expect("untouched");
-    assert_eq!(still.state, ContainerState::Running);
+    assert!(still.is_up(), "{still:?}");
 
     // A caller from an address that is not allowed.
     let closed = manager(&f, &["10.255.255.0/24"]).await;
@@ -269,7 +272,8 @@ async fn hostile_specs_and_ids_are_refused_and_touch_nothing() {
     let remote = RemoteDriver::new(&url, SECRET, &f.instance).expect("remote");
     let good = f.spec("calm");
     // Something on disk already, to see that nothing beside it changes.
-    remote.install_config(&good, "{}").await.expect("config");
+    remote.prepare(&good).await.expect("prepare");
+    remote.ensure(&good, "{}", false).await.expect("config");
     let outside = f.config_root.path().parent().expect("parent").to_path_buf();
     let before = tree(f.config_root.path());
 
@@ -318,9 +322,8 @@ async fn hostile_specs_and_ids_are_refused_and_touch_nothing() {
         spoil(&mut spec);
         let results = [
             remote.prepare(&spec).await.err(),
-            remote.install_config(&spec, "{\"evil\":true}").await.err(),
-            remote.create(&spec).await.err(),
-            remote.cleanup(&spec, true).await.err(),
+            remote.ensure(&spec, "{\"evil\":true}", false).await.err(),
+            remote.ensure(&spec, "{\"evil\":true}", true).await.err(),
         ];
         for result in results {
             assert!(
@@ -329,23 +332,35 @@ async fn hostile_specs_and_ids_are_refused_and_touch_nothing() {
             );
         }
     }
-    for id in ["../images/json", "abc", "clawloops-x", &"z".repeat(64)] {
+    for id in [
+        "../images/json",
+        "abc",
+        "clawloops-x",
+        "rt-../x",
+        "rt-A",
+        &"z".repeat(64),
+    ] {
         let refused = [
-            remote.start(id).await.err(),
-            remote.stop(id, Duration::from_secs(1)).await.err(),
-            remote.remove(id).await.err(),
+            remote
+                .set_running(id, true, Duration::from_secs(1))
+                .await
+                .err(),
+            remote
+                .set_running(id, false, Duration::from_secs(1))
+                .await
+                .err(),
+            remote.observe(id).await.err(),
+            remote.remove(id, true).await.err(),
             remote.logs(id, 5).await.err(),
             remote.stats(id).await.err(),
         ];
         for result in refused {
             assert!(
-                matches!(&result, Some(DriverError::ManagerRefused(m)) if m.contains("container id")),
+                matches!(&result, Some(DriverError::ManagerRefused(m)) if m.contains("runtime id")),
                 "{id}: {result:?}"
             );
         }
     }
-    let err = remote.find("rt-../x").await.expect_err("refused");
-    assert!(matches!(&err, DriverError::ManagerRefused(_)), "{err}");
     assert_eq!(
         tree(f.config_root.path()),
         before,
@@ -354,9 +369,10 @@ async fn hostile_specs_and_ids_are_refused_and_touch_nothing() {
     for escaped in [outside.join("evil"), "/tmp/evil".into()] {
         assert!(!escaped.exists(), "{}", escaped.display());
     }
-    assert!(
-        f.driver.list().await.expect("list").is_empty(),
-        "no container was made"
+    assert_eq!(
+        f.driver.list().await.expect("list").len(),
+        1,
+        "no container was made beside the calm one"
     );
 
     // The caller's profile is not used: the container runs as the manager's profile says
@@ -370,8 +386,8 @@ async fn hostile_specs_and_ids_are_refused_and_touch_nothing() {
         .push(("LD_PRELOAD".into(), "/tmp/evil.so".into()));
     spec.profile.tmpfs.push(("/proc".into(), "rw".into()));
     remote.prepare(&spec).await.expect("prepare");
-    let created = remote.create(&spec).await.expect("create");
-    let seen = support::inspect(&created.id);
+    let created = remote.ensure(&spec, "{}", false).await.expect("create");
+    let seen = support::inspect(&created.handle);
     assert_eq!(seen["Config"]["User"], "65534:65534", "{}", seen["Config"]);
     let env = seen["Config"]["Env"].to_string();
     assert!(!env.contains("LD_PRELOAD"), "{env}");

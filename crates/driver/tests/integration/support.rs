@@ -2,7 +2,7 @@
 //! runtime image, and cleanup.
 
 use clawloops_driver::docker::DockerDriver;
-use clawloops_driver::{ContainerState, Limits, Profile, RuntimeDriver, RuntimeSpec};
+use clawloops_driver::{Limits, Observation, Profile, RuntimeDriver, RuntimeSpec};
 pub use clawloops_testkit::stub_image;
 use std::time::{Duration, Instant};
 
@@ -16,6 +16,11 @@ pub fn profile() -> Profile {
         user: "65534:65534".into(),
         tmpfs: vec![("/tmp".into(), "rw,size=16m".into())],
         env: vec![("STUB_READY_AFTER_MS".into(), "200".into())],
+        health_command: vec![
+            "/runtime-stub".into(),
+            "ready".into(),
+            "http://127.0.0.1:18789/readyz".into(),
+        ],
     }
 }
 
@@ -59,19 +64,17 @@ impl Fixture {
             },
             config_hash: "hash-1".into(),
             egress: Default::default(),
+            placement: None,
         }
     }
 
-    pub async fn running(&self, spec: &RuntimeSpec) -> clawloops_driver::ContainerInfo {
+    pub async fn running(&self, spec: &RuntimeSpec) -> Observation {
         running(&self.driver, spec).await
     }
 
     pub async fn teardown(&self, specs: &[RuntimeSpec]) {
         for spec in specs {
-            if let Ok(Some(info)) = self.driver.find(&spec.runtime_id).await {
-                let _ = self.driver.remove(&info.id).await;
-            }
-            let _ = self.driver.cleanup(spec, true).await;
+            let _ = self.driver.remove(&spec.runtime_id, true).await;
         }
     }
 }
@@ -86,24 +89,57 @@ pub fn inspect_network(network: &str) -> serde_json::Value {
     clawloops_testkit::inspect("network", network)
 }
 
-/// Prepares, creates and starts `spec` through `driver`, and waits until it answers.
-pub async fn running(
-    driver: &dyn RuntimeDriver,
-    spec: &RuntimeSpec,
-) -> clawloops_driver::ContainerInfo {
+/// A stand-in for the rendered configuration.
+pub const CONFIG: &str = "{\"gateway\":{}}";
+
+/// Prepares, ensures and starts `spec` through `driver`, and waits until it answers.
+pub async fn running(driver: &dyn RuntimeDriver, spec: &RuntimeSpec) -> Observation {
     driver.prepare(spec).await.expect("prepare");
-    let created = driver.create(spec).await.expect("create");
-    driver.start(&created.id).await.expect("start");
-    let info = driver
-        .find(&spec.runtime_id)
+    driver.ensure(spec, CONFIG, false).await.expect("ensure");
+    driver
+        .set_running(&spec.runtime_id, true, GRACE)
         .await
-        .expect("find")
-        .expect("exists");
-    assert_eq!(info.state, ContainerState::Running);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !driver.probe(&info, &spec.profile).await {
-        assert!(Instant::now() < deadline, "never became ready");
+        .expect("start");
+    up(driver, &spec.runtime_id).await
+}
+
+/// Waits until the runtime runs and answers (60 s at most: a Swarm task is placed, pulled
+/// and health-checked first).
+pub async fn up(driver: &dyn RuntimeDriver, runtime_id: &str) -> Observation {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = driver.observe(runtime_id).await.expect("observe");
+        match seen {
+            Some(o) if o.is_up() => return o,
+            other => assert!(
+                Instant::now() < deadline,
+                "{runtime_id} never became ready: {other:?}"
+            ),
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    info
 }
+
+/// Waits until `check` holds for the runtime's observation (60 s at most).
+pub async fn until(
+    driver: &dyn RuntimeDriver,
+    runtime_id: &str,
+    what: &str,
+    check: impl Fn(Option<&Observation>) -> bool,
+) -> Option<Observation> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = driver.observe(runtime_id).await.expect("observe");
+        if check(seen.as_ref()) {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{runtime_id}: never {what}: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The stop grace the tests give runtimes.
+pub const GRACE: Duration = Duration::from_secs(5);

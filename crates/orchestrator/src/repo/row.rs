@@ -58,6 +58,8 @@ pub struct RuntimeRow {
     /// What the workspace volume held when last measured.
     pub disk_used_bytes: Option<i64>,
     pub disk_measured_at: Option<OffsetDateTime>,
+    /// The node the runtime's workspace lives on (engines with several nodes).
+    pub node: Option<String>,
 }
 
 impl RuntimeRow {
@@ -103,6 +105,7 @@ impl RuntimeRow {
             disk_mb: None,
             disk_used_bytes: None,
             disk_measured_at: None,
+            node: None,
         }
     }
 

@@ -45,7 +45,9 @@ impl From<DriverError> for Failure {
             DriverError::EntryProxyMissing(_) => Problem::EntryProxyMissing,
             DriverError::Config(_) => Problem::ConfigFailed,
             DriverError::Isolation(_) => Problem::IsolationUnavailable,
-            DriverError::Conflict | DriverError::Docker(_) => Problem::EngineRefused,
+            DriverError::Conflict | DriverError::Missing(_) | DriverError::Docker(_) => {
+                Problem::EngineRefused
+            }
         };
         Failure::new(problem, err.to_string())
     }

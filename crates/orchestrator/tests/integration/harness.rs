@@ -130,7 +130,7 @@ impl Harness {
             .expect("task")
     }
 
-    pub async fn containers(&self) -> Vec<clawloops_driver::ContainerInfo> {
+    pub async fn containers(&self) -> Vec<clawloops_driver::Observation> {
         self.driver.list().await.expect("list")
     }
 

@@ -106,10 +106,15 @@ async fn stop_stops_and_delete_keeps_or_wipes_the_workspace(pool: PgPool) {
     h.request((keep_id, &keep), Action::Stop).await;
     h.drain().await;
     assert_eq!(h.binding(keep_id).await.observed(), ObservedState::Stopped);
-    let stopped = h.driver.find("rt-cy").await.expect("find").expect("kept");
+    let stopped = h
+        .driver
+        .observe("rt-cy")
+        .await
+        .expect("observe")
+        .expect("kept");
     assert!(matches!(
-        stopped.state,
-        clawloops_driver::ContainerState::Exited(_)
+        stopped.phase,
+        clawloops_driver::Phase::Stopped { exit_code: Some(_) }
     ));
 
     h.request((keep_id, &keep), Action::Delete).await;

@@ -2,7 +2,7 @@
 //! proxy's address, workspace disk limits.
 
 use super::harness::*;
-use clawloops_driver::ContainerState;
+use clawloops_driver::Phase;
 use clawloops_driver::docker::DockerDriver;
 use clawloops_orchestrator::{
     Action, DesiredState, ObservedState, RuntimeSettings, StopKind, TaskStatus, UserRef,
@@ -82,7 +82,7 @@ async fn unused_runtimes_are_stopped_after_the_idle_time_and_say_why(pool: PgPoo
         .containers()
         .await
         .into_iter()
-        .filter(|c| c.state == ContainerState::Running)
+        .filter(|c| c.phase == Phase::Running)
         .map(|c| c.runtime_id)
         .collect();
     assert_eq!(running, ["rt-cy"]);

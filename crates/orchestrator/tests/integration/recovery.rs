@@ -110,7 +110,7 @@ async fn after_a_control_plane_restart_running_runtimes_are_reattached_untouched
         h.request((*id, name), Action::Start).await;
     }
     h.drain().await;
-    let before: Vec<_> = h.containers().await.into_iter().map(|c| c.id).collect();
+    let before: Vec<_> = h.containers().await.into_iter().map(|c| c.handle).collect();
     // The control plane lost track (as if the row had been written by a crashed process).
     sqlx::query("UPDATE runtimes SET observed_state = 'starting', container_id = NULL")
         .execute(&h.pool)
@@ -121,7 +121,7 @@ async fn after_a_control_plane_restart_running_runtimes_are_reattached_untouched
     let report = h.orchestrator.reconcile().await.expect("reconcile");
     assert_eq!(report.attached, 2, "{report:?}");
     assert_eq!(report.crashes, 0);
-    let mut after: Vec<_> = h.containers().await.into_iter().map(|c| c.id).collect();
+    let mut after: Vec<_> = h.containers().await.into_iter().map(|c| c.handle).collect();
     let mut before = before;
     before.sort();
     after.sort();
@@ -141,7 +141,7 @@ async fn a_start_interrupted_by_a_crash_finishes_after_restart_with_one_containe
         tokio::spawn(async move { orchestrator.run_next().await })
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while h.driver.find("rt-ivo").await.expect("find").is_none() {
+    while h.driver.observe("rt-ivo").await.expect("observe").is_none() {
         assert!(
             std::time::Instant::now() < deadline,
             "the container never appeared"

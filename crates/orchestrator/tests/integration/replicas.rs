@@ -5,8 +5,7 @@
 use super::harness::*;
 use clawloops_driver::docker::DockerDriver;
 use clawloops_driver::{
-    ContainerInfo, DiskUsage, DriverError, Isolation, Prepared, Profile, RuntimeDriver,
-    RuntimeSpec, Stats,
+    DiskUsage, DriverError, Isolation, Observation, Prepared, RuntimeDriver, RuntimeSpec, Stats,
 };
 use clawloops_orchestrator::{
     Action, Coordination, ObservedState, Orchestrator, OrchestratorError, TaskStatus, repo,
@@ -138,45 +137,40 @@ impl RuntimeDriver for Gated {
     async fn prepare(&self, spec: &RuntimeSpec) -> Result<Prepared, DriverError> {
         self.inner.prepare(spec).await
     }
-    async fn image_present(&self, image: &str) -> Result<bool, DriverError> {
-        self.inner.image_present(image).await
-    }
-    async fn find(&self, runtime_id: &str) -> Result<Option<ContainerInfo>, DriverError> {
-        self.inner.find(runtime_id).await
-    }
-    async fn list(&self) -> Result<Vec<ContainerInfo>, DriverError> {
-        self.inner.list().await
-    }
-    async fn install_config(&self, spec: &RuntimeSpec, text: &str) -> Result<(), DriverError> {
-        self.inner.install_config(spec, text).await
-    }
-    async fn create(&self, spec: &RuntimeSpec) -> Result<ContainerInfo, DriverError> {
+    async fn ensure(
+        &self,
+        spec: &RuntimeSpec,
+        config: &str,
+        replace: bool,
+    ) -> Result<Observation, DriverError> {
         if self.gated.load(Ordering::SeqCst) {
             self.waiting.store(true, Ordering::SeqCst);
             let _pass = self.gate.acquire().await.expect("gate");
         }
-        self.inner.create(spec).await
+        self.inner.ensure(spec, config, replace).await
     }
-    async fn start(&self, container_id: &str) -> Result<(), DriverError> {
-        self.inner.start(container_id).await
+    async fn set_running(
+        &self,
+        runtime_id: &str,
+        running: bool,
+        grace: Duration,
+    ) -> Result<(), DriverError> {
+        self.inner.set_running(runtime_id, running, grace).await
     }
-    async fn stop(&self, container_id: &str, grace: Duration) -> Result<(), DriverError> {
-        self.inner.stop(container_id, grace).await
+    async fn observe(&self, runtime_id: &str) -> Result<Option<Observation>, DriverError> {
+        self.inner.observe(runtime_id).await
     }
-    async fn remove(&self, container_id: &str) -> Result<(), DriverError> {
-        self.inner.remove(container_id).await
+    async fn list(&self) -> Result<Vec<Observation>, DriverError> {
+        self.inner.list().await
     }
-    async fn cleanup(&self, spec: &RuntimeSpec, wipe: bool) -> Result<(), DriverError> {
-        self.inner.cleanup(spec, wipe).await
+    async fn remove(&self, runtime_id: &str, wipe: bool) -> Result<(), DriverError> {
+        self.inner.remove(runtime_id, wipe).await
     }
-    async fn probe(&self, container: &ContainerInfo, profile: &Profile) -> bool {
-        self.inner.probe(container, profile).await
+    async fn logs(&self, runtime_id: &str, lines: usize) -> Result<Vec<String>, DriverError> {
+        self.inner.logs(runtime_id, lines).await
     }
-    async fn logs(&self, container_id: &str, lines: usize) -> Result<Vec<String>, DriverError> {
-        self.inner.logs(container_id, lines).await
-    }
-    async fn stats(&self, container_id: &str) -> Result<Stats, DriverError> {
-        self.inner.stats(container_id).await
+    async fn stats(&self, runtime_id: &str) -> Result<Stats, DriverError> {
+        self.inner.stats(runtime_id).await
     }
     async fn disk_usage(&self) -> Result<DiskUsage, DriverError> {
         self.inner.disk_usage().await
