@@ -5,4 +5,5 @@
 mod conformance;
 mod docker;
 mod remote;
+mod remote_hostile;
 mod support;
