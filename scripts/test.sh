@@ -38,6 +38,7 @@ server=""
 entry=""
 litellm=""
 start_pid=""
+swarm_dir=""
 cleanup() {
   # README command 1, if its check stopped half-way: its whole process group.
   [ -z "$start_pid" ] || kill -INT -- "-$start_pid" 2>/dev/null || true
@@ -60,6 +61,7 @@ cleanup() {
     docker volume ls -q --filter "$filter" | xargs -r docker volume rm -f >/dev/null 2>&1 || true
   fi
   "$BIN" db down >/dev/null 2>&1 || true
+  [ -z "$swarm_dir" ] || "$ROOT/scripts/swarm.sh" down "$swarm_dir" >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -133,6 +135,13 @@ cargo sqlx prepare --workspace --check -- -p app -p server -p clawloops-orchestr
 step "Lints: cargo clippy (server side, then the browser build)"
 cargo clippy -p app -p server -p runtime-stub -p clawloops-driver -p clawloops-orchestrator -p clawloops-models -p clawloops-wire -p clawloops-testkit -p clawloops-bench --all-targets -- -D warnings
 cargo clippy -p frontend --target wasm32-unknown-unknown -- -D warnings
+
+# A real three-node Docker Swarm for the Swarm driver's tests (daemons in network namespaces, a
+# local registry; docs/swarm.md), removed at the end.
+step "Bringing up a three-node Docker Swarm for the Swarm tests (scripts/swarm.sh)"
+export CLAWLOOPS_TEST_SWARM_DIR="$WORK/swarm"
+swarm_dir=$CLAWLOOPS_TEST_SWARM_DIR
+"$ROOT/scripts/swarm.sh" up "$swarm_dir"
 
 step "Rust tests (cargo nextest: each test in its own process; see .config/nextest.toml)"
 cargo nextest run -p app -p server -p clawloops-driver -p clawloops-orchestrator -p clawloops-models -p clawloops-wire 2>&1 | tee "$WORK/cargo-test.log"

@@ -8,6 +8,8 @@
 #   swarm.sh kill DIR NODE        kill -9 one node's dockerd (its containers keep running)
 #   swarm.sh revive DIR NODE      start that node's dockerd again (it rejoins by itself)
 #   swarm.sh push DIR IMAGE...    push local images to the registry as REGISTRY/IMAGE
+#   swarm.sh ensure DIR IMAGE...  bring it up unless it is up with every node ready, and push
+#                                 the images the registry lacks
 #
 # DIR/env afterwards holds SWARM_MANAGER_SOCKET, SWARM_REGISTRY, SWARM_NODES and SWARM_BRIDGE_IP
 # for the tests. Addresses: bridge 10.231.0.0/24 (host .1, nodes .11…), node bridges
@@ -143,6 +145,27 @@ swarm_push() {
   for image in "$@"; do
     docker tag "$image" "$SWARM_PUSH/$image" && docker push -q "$SWARM_PUSH/$image" >/dev/null &&
       docker rmi "$SWARM_PUSH/$image" >/dev/null || return 1
+  done
+}
+
+# Whether the swarm in DIR is up: its manager answers and every node is ready.
+swarm_healthy() {
+  local dir=$1
+  [ -f "$dir/env" ] || return 1
+  source "$dir/env"
+  local states
+  states=$(timeout 10 docker -H "unix://$SWARM_MANAGER_SOCKET" node ls --format '{{.Status}}' 2>/dev/null) || return 1
+  [ -n "$states" ] && ! grep -qv '^Ready$' <<<"$states"
+}
+
+swarm_ensure() {
+  local dir=$1 image name tag
+  shift
+  swarm_healthy "$dir" || swarm_up "$dir" || return 1
+  for image in "$@"; do
+    name=${image%:*} tag=${image##*:}
+    curl -fsS -o /dev/null -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+      "http://$SWARM_PUSH/v2/$name/manifests/$tag" 2>/dev/null || swarm_push "$dir" "$image" || return 1
   done
 }
 

@@ -69,4 +69,9 @@ pub trait RuntimeDriver: Send + Sync + 'static {
     /// How much each of this installation's workspaces holds (the engine walks them: call it
     /// every minute or so, not every second).
     async fn disk_usage(&self) -> Result<DiskUsage, DriverError>;
+    /// What of a runtime's hardening this engine cannot enforce, in words for admins (empty
+    /// where everything is).
+    fn hardening_gaps(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

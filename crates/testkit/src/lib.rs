@@ -11,6 +11,7 @@
 pub mod certificates;
 pub mod entry_proxy;
 pub mod litellm;
+pub mod swarm;
 pub mod upstream;
 
 use std::process::Command;

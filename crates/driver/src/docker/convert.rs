@@ -101,7 +101,7 @@ pub(super) fn exit_code(status: &str) -> i64 {
 
 /// Memory (without the page cache the kernel can drop) and CPU (cores busy between the sample
 /// and the one before it) from one stats sample.
-pub(super) fn stats_from(sample: bollard::models::ContainerStatsResponse) -> Stats {
+pub(crate) fn stats_from(sample: bollard::models::ContainerStatsResponse) -> Stats {
     let memory = sample.memory_stats.unwrap_or_default();
     let cache = memory
         .stats

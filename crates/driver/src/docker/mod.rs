@@ -34,8 +34,8 @@ mod volumes;
 use container::{Found, probe_client};
 #[cfg(test)]
 use convert::exit_code;
-pub(crate) use convert::{classify, status_of};
-use convert::{observation_from, quota_unsupported, stats_from};
+pub(crate) use convert::{classify, stats_from, status_of};
+use convert::{observation_from, quota_unsupported};
 pub use network::default_subnet_pool;
 #[cfg(test)]
 use network::{entry_address, free_subnet};

@@ -7,3 +7,4 @@ mod docker;
 mod remote;
 mod remote_hostile;
 mod support;
+mod swarm;
