@@ -168,9 +168,28 @@ async fn orchestrator(
     use crate::settings::RuntimeProfile;
     use clawloops_orchestrator::RuntimeSettings as Runtime;
     let r = &settings.runtime;
-    let driver: Arc<dyn clawloops_driver::RuntimeDriver> = match (&r.manager.url, &r.manager.secret)
-    {
-        (Some(url), Some(secret)) => {
+    let driver: Arc<dyn clawloops_driver::RuntimeDriver> = match (
+        &r.engine,
+        &r.manager.url,
+        &r.manager.secret,
+    ) {
+        (crate::settings::Engine::Swarm(swarm), _, _) => {
+            tracing::info!(manager = %swarm.manager, nodes = swarm.nodes.len(), "runtimes run on a Docker Swarm");
+            let mut driver = clawloops_driver::swarm::SwarmDriver::connect(
+                &swarm.manager,
+                &swarm.nodes,
+                instance,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(entry) = &settings.entry.proxy_container {
+                driver = driver.with_entry_proxy(&swarm.entry_node, entry);
+            }
+            for gap in clawloops_driver::RuntimeDriver::hardening_gaps(&driver) {
+                tracing::warn!(gap = %gap, "the swarm cannot enforce part of the runtime hardening");
+            }
+            Arc::new(driver)
+        }
+        (_, Some(url), Some(secret)) => {
             tracing::info!(runtime_manager = %url, "split mode: runtimes are driven by the runtime manager");
             Arc::new(
                 clawloops_driver::remote::RemoteDriver::new(url, secret.expose_secret(), instance)

@@ -53,6 +53,10 @@ pub const KEYS: &[&str] = &[
     "runtime_manager_secret_file",
     "runtime_manager_listen",
     "runtime_manager_allowed_clients",
+    "runtime_engine",
+    "swarm_manager",
+    "swarm_nodes",
+    "swarm_entry_node",
     "workspace_domain",
     "cookie_domain",
     "entry_proxy_container",
@@ -146,64 +150,6 @@ pub struct EntrySettings {
     pub session_lookups: u32,
 }
 
-/// Which kind of runtime image.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RuntimeProfile {
-    /// The OpenClaw gateway (production).
-    Openclaw,
-    /// The tiny stand-in (tests, benchmarks).
-    Stub,
-}
-
-/// Runtime settings.
-#[derive(Debug, Clone)]
-pub struct RuntimeSettings {
-    pub profile: RuntimeProfile,
-    pub image: String,
-    pub memory_mb: u32,
-    pub cpus: f64,
-    pub pids: u32,
-    /// The most one workspace volume may hold, in MiB (None: no limit).
-    pub disk_mb: Option<u32>,
-    /// How often workspaces are measured against their limit.
-    pub disk_check_secs: u64,
-    pub concurrency: usize,
-    pub ready_timeout_secs: u64,
-    /// The workspace address with `{user}` for the username, once the entry layer routes it.
-    pub browser_url: Option<String>,
-    /// The model gateway as runtimes reach it (`…/v1`).
-    pub model_gateway_url: String,
-    /// The IPv4 range runtime networks take their /28 subnets from.
-    pub network_pool: ipnet::Ipv4Net,
-    /// What runtimes may reach beyond the entry proxy: `none` (default) or `public` internet
-    /// addresses (private ranges and the host stay blocked either way).
-    pub egress: Egress,
-    /// Whether the runtime manager installs the host firewall that enforces it (`managed`,
-    /// default) or someone else does (`external`).
-    pub firewall: FirewallMode,
-    /// Split mode: where `clawloops runtime-manager` listens, and who may call it.
-    pub manager: ManagerSettings,
-    /// Minutes without workspace traffic before a runtime is stopped (0 = never).
-    pub idle_stop_minutes: u32,
-    /// The longest a runtime runs at a time (None = no limit).
-    pub max_lifetime_hours: Option<u32>,
-}
-
-/// Split mode. With `url` set the control plane drives runtimes through that runtime manager;
-/// without it the driver runs in-process (embedded mode).
-#[derive(Debug, Clone)]
-pub struct ManagerSettings {
-    /// The runtime manager the control plane calls (split mode).
-    pub url: Option<url::Url>,
-    /// The secret both sides share (required in split mode, at least 32 characters).
-    pub secret: Option<SecretString>,
-    /// Where `clawloops runtime-manager` listens.
-    pub listen: SocketAddr,
-    /// Addresses or networks the runtime manager accepts calls from (the control plane).
-    pub allowed_clients: Vec<ipnet::IpNet>,
-}
-
 /// The raw shape read from file and environment, before validation.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -247,6 +193,10 @@ struct RawSettings {
     runtime_manager_secret_file: Option<PathBuf>,
     runtime_manager_listen: SocketAddr,
     runtime_manager_allowed_clients: Vec<String>,
+    runtime_engine: RuntimeEngine,
+    swarm_manager: String,
+    swarm_nodes: std::collections::BTreeMap<String, String>,
+    swarm_entry_node: Option<String>,
     workspace_domain: Option<String>,
     cookie_domain: Option<String>,
     entry_proxy_container: Option<String>,
@@ -308,6 +258,10 @@ impl Default for RawSettings {
             runtime_manager_secret_file: None,
             runtime_manager_listen: SocketAddr::from(([127, 0, 0, 1], 3001)),
             runtime_manager_allowed_clients: vec!["127.0.0.1".into(), "::1".into()],
+            runtime_engine: RuntimeEngine::Docker,
+            swarm_manager: "unix:///var/run/docker.sock".into(),
+            swarm_nodes: std::collections::BTreeMap::new(),
+            swarm_entry_node: None,
             workspace_domain: None,
             cookie_domain: None,
             entry_proxy_container: None,
@@ -378,6 +332,8 @@ pub fn redact_url(text: &str) -> String {
 
 mod error;
 mod replicas;
+mod runtime;
+pub use runtime::*;
 mod sections;
 #[cfg(test)]
 mod tests;

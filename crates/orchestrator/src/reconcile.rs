@@ -30,12 +30,14 @@ pub struct ReconcileReport {
     pub crash_looping: usize,
     /// Runtimes stopped for idleness or lifetime.
     pub stopped_idle: usize,
+    /// Runtimes found waiting for their node (newly).
+    pub nodes_down: usize,
 }
 
 impl ReconcileReport {
     /// Whether the pass changed anything.
     pub fn acted(&self) -> bool {
-        self.attached + self.crashes + self.queued + self.orphans_removed > 0
+        self.attached + self.crashes + self.queued + self.orphans_removed + self.nodes_down > 0
             || self.tasks_resumed + self.tasks_failed > 0
     }
 }
@@ -99,10 +101,20 @@ impl Orchestrator {
             match binding.desired() {
                 DesiredState::Running if running => {
                     let Some(c) = &container else { continue };
+                    // A task made anew (after its node came back) has a new address.
+                    let moved = c.endpoint.is_some()
+                        && binding.internal_endpoint.as_deref() != c.endpoint.as_deref();
                     if binding.observed() != ObservedState::Running
                         || binding.container_id.as_deref() != Some(c.handle.as_str())
+                        || moved
                     {
-                        repo::attach(&mut *conn, binding.user_id, &c.handle).await?;
+                        repo::attach(
+                            &mut *conn,
+                            binding.user_id,
+                            &c.handle,
+                            c.endpoint.as_deref(),
+                        )
+                        .await?;
                         report.attached += 1;
                     }
                     if let Some(stop) = idle::due(&self.inner.settings, binding, now) {
@@ -131,6 +143,12 @@ impl Orchestrator {
                     }
                 }
                 DesiredState::Running => {
+                    if self
+                        .waiting_for_node(conn, binding, container.as_ref(), &mut report)
+                        .await?
+                    {
+                        continue;
+                    }
                     if binding.observed() == ObservedState::Error
                         && binding.crash_count >= CRASH_LIMIT
                     {
@@ -229,6 +247,49 @@ impl Orchestrator {
             self.wake();
         }
         Ok(report)
+    }
+}
+
+impl Orchestrator {
+    /// A runtime whose node is unreachable waits for it (shown as such, not counted as a
+    /// crash); once the node is back it is started there again at once. Whether the binding
+    /// was handled here.
+    async fn waiting_for_node(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        binding: &repo::RuntimeRow,
+        seen: Option<&Observation>,
+        report: &mut ReconcileReport,
+    ) -> Result<bool, OrchestratorError> {
+        let on_record = binding
+            .problem
+            .as_ref()
+            .is_some_and(|p| p.0 == Problem::NodeDown);
+        if let Some(seen) = seen.filter(|o| o.phase == Phase::NodeDown) {
+            if !on_record {
+                let fault = repo::Fault {
+                    detail: format!(
+                        "its node {} is unreachable: {}",
+                        seen.node.as_deref().unwrap_or("-"),
+                        seen.reason.as_deref().unwrap_or_default()
+                    ),
+                    reference: uuid::Uuid::new_v4(),
+                    problem: Problem::NodeDown,
+                };
+                tracing::warn!(user = %binding.username, node = ?seen.node, "a runtime's node is unreachable");
+                repo::set_observed(conn, binding.user_id, ObservedState::Error, Some(&fault))
+                    .await?;
+                report.nodes_down += 1;
+            }
+            return Ok(true);
+        }
+        if on_record {
+            tracing::info!(user = %binding.username, "a runtime's node is back: starting it again");
+            repo::enqueue(conn, binding.user_id, Action::Recover, false, "reconciler").await?;
+            report.queued += 1;
+            return Ok(true);
+        }
+        Ok(false)
     }
 }
 

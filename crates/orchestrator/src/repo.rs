@@ -265,12 +265,19 @@ pub async fn set_idle_stop(
 }
 
 /// Re-attaches a running container found by the reconciler.
-pub async fn attach(db: &mut PgConnection, user_id: Uuid, container_id: &str) -> sqlx::Result<()> {
+pub async fn attach(
+    db: &mut PgConnection,
+    user_id: Uuid,
+    container_id: &str,
+    endpoint: Option<&str>,
+) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE runtimes SET observed_state = 'running', container_id = $2, updated_at = now()
+        "UPDATE runtimes SET observed_state = 'running', container_id = $2,
+                internal_endpoint = COALESCE($3, internal_endpoint), updated_at = now()
           WHERE user_id = $1",
         user_id,
-        container_id
+        container_id,
+        endpoint
     )
     .execute(db)
     .await?;

@@ -156,6 +156,19 @@ pub fn run_args(
     args
 }
 
+/// Rewrites [`run_args`] for a proxy run by another engine (a swarm node): published on
+/// `publish` instead of loopback, and reaching the control plane at `control_plane` instead
+/// of that engine's own host.
+pub fn on_node(args: &mut [String], publish: IpAddr, control_plane: IpAddr) {
+    for arg in args {
+        if arg == "control-plane:host-gateway" {
+            *arg = format!("control-plane:{control_plane}");
+        } else if let Some(rest) = arg.strip_prefix("127.0.0.1:") {
+            *arg = format!("{publish}:{rest}");
+        }
+    }
+}
+
 /// Where the proxy container finds the certificate files (as `docker-compose.yml` mounts them).
 pub const TLS_DIR: &str = "/etc/clawloops-tls";
 

@@ -153,6 +153,7 @@ impl RawSettings {
             })?;
         Ok(RuntimeSettings {
             manager,
+            engine: self.engine()?,
             network_pool,
             egress: self.runtime_egress,
             firewall: self.runtime_firewall,

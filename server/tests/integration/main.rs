@@ -17,4 +17,5 @@ mod migrations;
 mod replicas;
 mod runtimes;
 mod support;
+mod swarm;
 mod throttle;

@@ -24,6 +24,12 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a runtime gets between SIGTERM and SIGKILL (the single-host driver's default).
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
+/// A configuration's secret.
+struct Secret {
+    id: String,
+    name: String,
+}
+
 impl SwarmDriver {
     /// Makes the runtime's service exist as `spec` says (0 replicas when new), replacing the
     /// spec of one made from another configuration (or any, when `replace`).
@@ -75,7 +81,8 @@ impl SwarmDriver {
         }
         // Earlier configurations' secrets (one still used by a stopping task stays until the
         // next call).
-        self.remove_secrets(&spec.runtime_id, Some(&secret)).await
+        self.remove_secrets(&spec.runtime_id, Some(&secret.name))
+            .await
     }
 
     /// Whether the image can be run: known to the registry the nodes pull from, or present in
@@ -98,7 +105,7 @@ impl SwarmDriver {
 
     /// The configuration as a secret named by its content's hash (secrets cannot change: a new
     /// configuration is a new secret).
-    async fn ensure_secret(&self, spec: &RuntimeSpec, config: &str) -> Result<String, DriverError> {
+    async fn ensure_secret(&self, spec: &RuntimeSpec, config: &str) -> Result<Secret, DriverError> {
         let digest = Sha256::digest(config.as_bytes());
         let short = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..9]);
         let name = format!("{}-config-{short}", spec.names().base);
@@ -108,11 +115,18 @@ impl SwarmDriver {
             data: Some(BASE64.encode(config.as_bytes())),
             ..Default::default()
         };
-        match self.manager.create_secret(secret).await {
-            Ok(_) => Ok(name),
-            Err(e) if status_of(&e) == Some(409) => Ok(name),
-            Err(e) => Err(classify(&e, None)),
-        }
+        let id = match self.manager.create_secret(secret).await {
+            Ok(made) => made.id,
+            Err(e) if status_of(&e) == Some(409) => self
+                .manager
+                .inspect_secret(&name)
+                .await
+                .map_err(|e| classify(&e, None))?
+                .id
+                .unwrap_or_default(),
+            Err(e) => return Err(classify(&e, None)),
+        };
+        Ok(Secret { id, name })
     }
 
     /// Deletes the runtime's secrets except `keep`; one still in use stays.
@@ -144,7 +158,7 @@ impl SwarmDriver {
     }
 
     /// The service spec for `spec`, pinned to `node`, with no replicas.
-    fn service_spec(&self, spec: &RuntimeSpec, secret: &str, node: &str) -> ServiceSpec {
+    fn service_spec(&self, spec: &RuntimeSpec, secret: &Secret, node: &str) -> ServiceSpec {
         let profile = &spec.profile;
         let mut labels = spec.labels();
         labels.insert(labels::CONFIG_HASH.to_owned(), spec.config_hash.clone());
@@ -160,8 +174,8 @@ impl SwarmDriver {
                     gid: Some(gid.to_string()),
                     mode: Some(0o400),
                 }),
-                secret_name: Some(secret.to_owned()),
-                secret_id: None,
+                secret_name: Some(secret.name.clone()),
+                secret_id: Some(secret.id.clone()),
             }]
         });
         let health_check = (!profile.health_command.is_empty()).then(|| HealthConfig {

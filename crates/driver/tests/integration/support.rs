@@ -12,7 +12,7 @@ pub fn profile() -> Profile {
         port: 18789,
         ready_path: "/readyz".into(),
         state_mount: "/state".into(),
-        config_mount: None,
+        config_mount: Some("/etc/clawloops".into()),
         user: "65534:65534".into(),
         tmpfs: vec![("/tmp".into(), "rw,size=16m".into())],
         env: vec![("STUB_READY_AFTER_MS".into(), "200".into())],

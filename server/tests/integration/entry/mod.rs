@@ -12,10 +12,10 @@ mod openclaw;
 mod owner;
 mod sites;
 
-const PROVIDER_KEY: &str = "sk-provider-for-entry-tests-5d1";
+pub(crate) const PROVIDER_KEY: &str = "sk-provider-for-entry-tests-5d1";
 
 /// Registers the fake provider's key and a default model `chat` for everyone.
-async fn register_model(admin: &Browser, base_url: &str) {
+pub(crate) async fn register_model(admin: &Browser, base_url: &str) {
     let (status, cred) = admin
         .call(
             "admin/credentials/add",

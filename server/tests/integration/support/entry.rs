@@ -30,7 +30,11 @@ pub struct Entry {
     pub https: Option<(u16, reqwest::Certificate)>,
     /// Workspaces are `<name>.<ws_domain>` ([`DOMAIN`] unless they are a site of their own).
     pub ws_domain: String,
-    _config: tempfile::TempDir,
+    /// Where the proxy's ports are published (loopback, or a swarm node's address).
+    pub proxy_ip: std::net::IpAddr,
+    /// The swarm the runtimes (and the proxy) run on, for the Swarm tests.
+    pub swarm: Option<clawloops_testkit::swarm::Swarm>,
+    pub(super) _config: tempfile::TempDir,
 }
 
 impl Entry {
@@ -139,6 +143,8 @@ impl Entry {
             port,
             https,
             ws_domain: DOMAIN.into(),
+            proxy_ip: [127, 0, 0, 1].into(),
+            swarm: None,
             _config: config,
         };
         assert!(ok, "traefik started: {out}");
@@ -183,7 +189,7 @@ impl Entry {
     }
 
     pub fn builder(&self) -> reqwest::ClientBuilder {
-        let proxy = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let proxy = SocketAddr::from((self.proxy_ip, self.port));
         let mut headers = reqwest::header::HeaderMap::new();
         headers.insert(
             "x-forwarded-for",
@@ -195,7 +201,12 @@ impl Entry {
             .no_proxy();
         // Names resolve to the proxy; the port in each URL picks plain or TLS.
         builder = builder.resolve(DOMAIN, proxy);
-        for sub in ["alice", "bob", "nobody"] {
+        let users = (0..10).map(|i| format!("user{i}"));
+        for sub in ["alice", "bob", "nobody"]
+            .map(str::to_owned)
+            .into_iter()
+            .chain(users)
+        {
             for domain in [DOMAIN, SITE_DOMAIN] {
                 builder = builder.resolve(&format!("{sub}.{domain}"), proxy);
             }
@@ -330,8 +341,13 @@ impl Entry {
 impl Drop for Entry {
     fn drop(&mut self) {
         // Also after a failed assertion: the proxy, then this installation's runtimes.
-        let _ = docker(&["rm", "-f", &self.proxy]);
-        clawloops_testkit::remove_installation(&self.instance);
+        match &self.swarm {
+            Some(swarm) => swarm.remove_installation(&self.instance),
+            None => {
+                let _ = docker(&["rm", "-f", &self.proxy]);
+                clawloops_testkit::remove_installation(&self.instance);
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! come from `clawloops-testkit`.
 
 pub mod entry;
+pub mod swarm;
 
 pub use clawloops_testkit::{litellm, upstream};
 
