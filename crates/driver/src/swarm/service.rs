@@ -107,7 +107,9 @@ impl SwarmDriver {
     /// configuration is a new secret).
     async fn ensure_secret(&self, spec: &RuntimeSpec, config: &str) -> Result<Secret, DriverError> {
         let digest = Sha256::digest(config.as_bytes());
-        let short = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..9]);
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        let short = format!("{:016x}", u64::from_be_bytes(first));
         let name = format!("{}-config-{short}", spec.names().base);
         let secret = SecretSpec {
             name: Some(name.clone()),

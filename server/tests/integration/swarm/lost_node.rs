@@ -52,17 +52,25 @@ async fn a_lost_worker_shows_its_runtimes_waiting_and_brings_them_back(pool: PgP
         card["observed"] == "running" && card["problem"].is_null()
     })
     .await;
-    let res = user
-        .client
-        .get(entry.url(&name, "/echo"))
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(
-        res.status(),
-        200,
-        "{name}'s workspace after its node came back"
-    );
+    // Routed again at Traefik's next poll, to the new task's address.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let res = user
+            .client
+            .get(entry.url(&name, "/echo"))
+            .send()
+            .await
+            .expect("request");
+        if res.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name}'s workspace after its node came back: {}",
+            res.status()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let crashes: i32 = sqlx::query_scalar("SELECT crash_count FROM runtimes WHERE username = $1")
         .bind(&name)
         .fetch_one(&pool)

@@ -15,7 +15,6 @@ async fn a_control_plane_restarted_mid_start_leaves_one_service_per_user(pool: P
     };
     let first = TestServer::start_on(pool.clone(), bridge, settings).await;
     let instance = first.instance.to_string();
-    first.make_admin("root").await;
     let admin = first.admin("root").await;
     let mut users = Vec::new();
     for i in 0..5 {
@@ -38,6 +37,12 @@ async fn a_control_plane_restarted_mid_start_leaves_one_service_per_user(pool: P
         assert!(Instant::now() < deadline, "no start began");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let up_before: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM runtimes WHERE observed_state = 'running'")
+            .fetch_one(&pool)
+            .await
+            .expect("runtimes");
+    assert!(up_before < 5, "stopped before every start was done");
     drop(first);
     let second = TestServer::start_on(pool.clone(), bridge, settings).await;
     assert_eq!(second.instance.to_string(), instance);
