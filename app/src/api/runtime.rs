@@ -19,6 +19,9 @@ pub enum RuntimeCommand {
     Delete {
         wipe_workspace: bool,
     },
+    /// Admins only, on engines with several nodes: start the runtime afresh on another node,
+    /// with an empty workspace (the old node's copy is removed where it can be reached).
+    MoveNode,
 }
 
 /// One step a task went through, with when.
@@ -150,6 +153,8 @@ pub struct AdminRuntime {
     pub crash_count: i32,
     /// Stopped retrying after repeated crashes.
     pub crash_looping: bool,
+    /// The node it runs on (or waits for), on engines with several.
+    pub node: Option<String>,
     pub limits: RuntimeLimits,
 }
 
@@ -227,6 +232,8 @@ pub struct NetworkPolicyView {
     /// When the reconciler last checked.
     #[serde(with = "time::serde::rfc3339::option")]
     pub checked_at: Option<OffsetDateTime>,
+    /// Parts of the runtime hardening the engine cannot enforce (Docker Swarm at API 1.41).
+    pub hardening_gaps: Vec<String>,
 }
 
 /// What runtimes may reach, and whether the host firewall enforces it right now (admins).

@@ -234,6 +234,29 @@ impl Orchestrator {
         Ok(task)
     }
 
+    /// Moves a user's runtime to another node, on engines with several (an admin's decision,
+    /// typically when its node is lost): it is removed with its workspace where that can
+    /// still be reached, and started afresh wherever the engine has room, with an empty
+    /// workspace.
+    pub async fn move_to_new_node(
+        &self,
+        user: UserRef<'_>,
+        requested_by: &str,
+    ) -> Result<TaskRow, OrchestratorError> {
+        let mut tx = self.inner.pool.begin().await?;
+        repo::lock_user(&mut tx, user.id).await?;
+        repo::get(&mut tx, user.id)
+            .await?
+            .ok_or(OrchestratorError::NoRuntime)?;
+        repo::clear_node(&mut tx, user.id).await?;
+        let task = self
+            .request_in(&mut tx, user, Action::Recover, true, requested_by)
+            .await?;
+        tx.commit().await?;
+        self.wake();
+        Ok(task)
+    }
+
     /// As [`Orchestrator::request`], inside the caller's transaction (call [`Orchestrator::wake`]
     /// after committing).
     pub async fn request_in(

@@ -327,6 +327,17 @@ pub async fn clear_crashes(db: &mut PgConnection, user_id: Uuid) -> sqlx::Result
     Ok(())
 }
 
+/// Forgets the node a runtime was placed on (it is placed anew at its next start).
+pub async fn clear_node(db: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
+    sqlx::query!(
+        "UPDATE runtimes SET node = NULL WHERE user_id = $1",
+        user_id
+    )
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
 pub async fn delete_binding(db: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
     sqlx::query!("DELETE FROM runtimes WHERE user_id = $1", user_id)
         .execute(db)

@@ -150,6 +150,12 @@ impl Orchestrator {
         let settings = &self.inner.settings;
         let driver = &self.inner.driver;
         self.observe(task, ObservedState::Creating).await?;
+        // A move to another node: what is left on the old one goes first, workspace included
+        // (where its node can still be reached).
+        if replace && task.wipe_workspace {
+            self.fence(task).await?;
+            driver.remove(&binding.runtime_id, true).await?;
+        }
         // The network first: with an entry proxy, its address there goes into the config.
         let access = self.model_access(task, replace).await?;
         let draft = render::render(settings, &self.inner.instance, binding, None, &access);

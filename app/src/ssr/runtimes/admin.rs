@@ -18,6 +18,7 @@ pub async fn network_policy(
         firewall: firewall.to_owned(),
         problem,
         checked_at: status.checked_at,
+        hardening_gaps: orchestrator.driver().hardening_gaps(),
     })
 }
 
@@ -39,6 +40,7 @@ pub async fn list(state: &AppState) -> Result<Vec<AdminRuntime>, AppError> {
                 problem_detail: view.binding.fault().map(|f| admin_detail(&f)),
                 crash_count,
                 crash_looping,
+                node: view.binding.node.clone(),
                 limits,
                 card: card(orchestrator, view),
             }

@@ -137,6 +137,7 @@ fn action_of(command: RuntimeCommand) -> (Action, bool) {
         RuntimeCommand::Stop => (Action::Stop, false),
         RuntimeCommand::Recover => (Action::Recover, false),
         RuntimeCommand::Delete { wipe_workspace } => (Action::Delete, wipe_workspace),
+        RuntimeCommand::MoveNode => (Action::Recover, true),
     }
 }
 
@@ -162,15 +163,19 @@ async fn command(
 ) -> Result<Option<RuntimeCard>, AppError> {
     let (action, wipe) = action_of(command);
     let by = format!("user:{}", caller.user.username);
-    state
-        .orchestrator()
-        .request(UserRef { id: user, username }, action, wipe, &by)
-        .await?;
+    let who = UserRef { id: user, username };
+    let what = if command == RuntimeCommand::MoveNode {
+        state.orchestrator().move_to_new_node(who, &by).await?;
+        "runtime.move".to_owned()
+    } else {
+        state.orchestrator().request(who, action, wipe, &by).await?;
+        format!("runtime.{}", action.as_str())
+    };
     let id = user.to_string();
     audit::by_caller(
         state.pool(),
         caller,
-        &format!("runtime.{}", action.as_str()),
+        &what,
         Some(Subject::user(&id, username)),
         wipe.then(|| serde_json::json!({ "wipe_workspace": true })),
     )
@@ -184,6 +189,10 @@ pub async fn command_mine(
     caller: &Caller,
     cmd: RuntimeCommand,
 ) -> Result<Option<RuntimeCard>, AppError> {
+    // Where a runtime runs is the admins' decision.
+    if cmd == RuntimeCommand::MoveNode {
+        return Err(AppError::AccessDenied);
+    }
     let (id, name) = (caller.user.id, caller.user.username.clone());
     command(state, caller, id, &name, cmd).await
 }

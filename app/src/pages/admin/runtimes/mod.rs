@@ -172,6 +172,23 @@ fn NetworkPolicy(policy: NetworkPolicyView) -> impl IntoView {
             {policy
                 .problem
                 .map(|p| view! { <p class="text-sm text-red-700 dark:text-red-400">{p}</p> })}
+            {(!policy.hardening_gaps.is_empty())
+                .then(|| {
+                    view! {
+                        <div class="text-sm" data-hardening-gaps>
+                            <p class="font-medium text-amber-800 dark:text-amber-300">
+                                "Hardening this engine cannot enforce:"
+                            </p>
+                            <ul class="list-disc pl-5 text-slate-600 dark:text-slate-300">
+                                {policy
+                                    .hardening_gaps
+                                    .iter()
+                                    .map(|gap| view! { <li>{gap.clone()}</li> })
+                                    .collect_view()}
+                            </ul>
+                        </div>
+                    }
+                })}
         </section>
     }
 }

@@ -88,6 +88,17 @@ pub(super) fn Row(
                             </div>
                         }
                     })}
+                {runtime
+                    .node
+                    .clone()
+                    .map(|node| {
+                        let words = format!("on node {node}");
+                        view! {
+                            <div class="mt-1 text-xs text-slate-500 dark:text-slate-400" data-node=node>
+                                {words}
+                            </div>
+                        }
+                    })}
             </td>
             <td class="whitespace-nowrap">{task}</td>
             <td class="max-w-xs text-xs">
@@ -136,6 +147,20 @@ pub(super) fn Row(
                         disabled=Signal::derive(move || busy)
                         on_confirm=move || send(RuntimeCommand::Stop)
                     />
+                    {runtime
+                        .node
+                        .is_some()
+                        .then(|| {
+                            view! {
+                                <ConfirmButton
+                                    label="Move to another node"
+                                    confirm_label="Yes, move (fresh, empty workspace)"
+                                    danger=true
+                                    disabled=Signal::derive(move || busy)
+                                    on_confirm=move || send(RuntimeCommand::MoveNode)
+                                />
+                            }
+                        })}
                     <ConfirmButton
                         label="Delete"
                         confirm_label="Yes, delete (keep files)"
