@@ -158,6 +158,8 @@ fn entry_address_on(entry: &Entry, runtime_id: &str) -> String {
     out.lines()
         .find(|l| l.contains(&format!("-{runtime_id}-net ")))
         .and_then(|l| l.split_whitespace().nth(1))
-        .map(str::to_owned)
-        .unwrap_or_else(|| panic!("the entry proxy is not on {runtime_id}'s network: {out}"))
+        .map_or_else(
+            || panic!("the entry proxy is not on {runtime_id}'s network: {out}"),
+            str::to_owned,
+        )
 }

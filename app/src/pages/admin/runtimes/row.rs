@@ -94,7 +94,10 @@ pub(super) fn Row(
                     .map(|node| {
                         let words = format!("on node {node}");
                         view! {
-                            <div class="mt-1 text-xs text-slate-500 dark:text-slate-400" data-node=node>
+                            <div
+                                class="mt-1 text-xs text-slate-500 dark:text-slate-400"
+                                data-node=node
+                            >
                                 {words}
                             </div>
                         }
