@@ -5,7 +5,7 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
 
-fn root() -> PathBuf {
+pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
@@ -38,8 +38,11 @@ fn compose_config() -> Value {
         "compose config failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // Compose prints YAML; Debian's python3-yaml (a dependency of docker-compose) turns it
-    // into JSON for the checks below.
+    yaml_json(&out.stdout)
+}
+
+/// YAML as JSON (Debian's python3-yaml, a dependency of docker-compose, converts it).
+pub fn yaml_json(yaml: &[u8]) -> Value {
     let mut python = Command::new("/usr/bin/python3")
         .args([
             "-c",
@@ -55,7 +58,7 @@ fn compose_config() -> Value {
             .stdin
             .take()
             .expect("stdin")
-            .write_all(&out.stdout)
+            .write_all(yaml)
             .expect("write");
     }
     let json = python.wait_with_output().expect("converted");

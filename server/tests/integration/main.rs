@@ -6,6 +6,7 @@
 mod admin;
 mod cli;
 mod deploy;
+mod deploy_swarm;
 mod embedded_db;
 mod entry;
 mod gateway;

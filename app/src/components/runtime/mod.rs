@@ -30,6 +30,10 @@ pub fn phase(card: &RuntimeCard) -> (String, &'static str) {
     match card.observed {
         ObservedState::Running => ("Running".into(), "ok"),
         ObservedState::Stopped => ("Stopped".into(), "neutral"),
+        // Its machine is away: nothing to do but wait (or, for an admin, move it).
+        ObservedState::Error if card.problem.as_ref().is_some_and(|p| p.code == "NODE_DOWN") => {
+            ("Waiting for its machine".into(), "warn")
+        }
         ObservedState::Error => ("Needs attention".into(), "bad"),
         ObservedState::Creating | ObservedState::Starting => ("Starting…".into(), "accent"),
         ObservedState::Stopping => ("Stopping…".into(), "warn"),

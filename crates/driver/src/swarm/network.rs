@@ -76,6 +76,7 @@ impl SwarmDriver {
             return Ok(None);
         };
         let engine = self.node_engine(node)?;
+        let container = &entry_container(engine, container).await?;
         if let Some(ip) = entry_address(engine, container, network).await? {
             return Ok(Some(ip));
         }
@@ -102,15 +103,17 @@ impl SwarmDriver {
         let Some((node, container)) = &self.entry_proxy else {
             return Ok(());
         };
+        let engine = self.node_engine(node)?;
+        let container = match entry_container(engine, container).await {
+            Ok(found) => found,
+            Err(DriverError::EntryProxyMissing(_)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
         let request = NetworkDisconnectRequest {
-            container: container.clone(),
+            container,
             force: Some(true),
         };
-        match self
-            .node_engine(node)?
-            .disconnect_network(network, request)
-            .await
-        {
+        match engine.disconnect_network(network, request).await {
             Ok(()) => Ok(()),
             Err(e) if status_of(&e) == Some(403) || gone(&e) => Ok(()),
             Err(e) if e.to_string().contains("is not connected") => Ok(()),
@@ -134,6 +137,34 @@ impl SwarmDriver {
         tracing::warn!(network = %name, "a runtime network is still in use (a node down?); it stays");
         Ok(())
     }
+}
+
+/// The entry proxy's container: the one of that name, or else the running task of the swarm
+/// service of that name on this node (Traefik deployed as a stack service pinned to the node).
+async fn entry_container(engine: &Docker, name: &str) -> Result<String, DriverError> {
+    match engine.inspect_container(name, None).await {
+        Ok(_) => return Ok(name.to_owned()),
+        Err(e) if !gone(&e) => return Err(classify(&e, None)),
+        Err(_) => {}
+    }
+    let filters = HashMap::from([
+        (
+            "label".to_owned(),
+            vec![format!("com.docker.swarm.service.name={name}")],
+        ),
+        ("status".to_owned(), vec!["running".to_owned()]),
+    ]);
+    let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
+        .filters(&filters)
+        .build();
+    let found = engine
+        .list_containers(Some(options))
+        .await
+        .map_err(|e| classify(&e, None))?;
+    found
+        .into_iter()
+        .find_map(|c| c.id)
+        .ok_or_else(|| DriverError::EntryProxyMissing(name.to_owned()))
 }
 
 /// The container's address on `network`, when it is joined to it.

@@ -26,6 +26,24 @@ struct NodeInfo {
 }
 
 impl NodeTable {
+    /// A table of `(id, hostname, ready, active)` (tests).
+    #[cfg(test)]
+    pub(super) fn of(nodes: &[(&str, &str, bool, bool)]) -> NodeTable {
+        let by_id = nodes
+            .iter()
+            .map(|(id, hostname, ready, active)| {
+                let info = NodeInfo {
+                    hostname: (*hostname).to_owned(),
+                    ready: *ready,
+                    active: *active,
+                    message: None,
+                };
+                ((*id).to_owned(), info)
+            })
+            .collect();
+        NodeTable { by_id }
+    }
+
     pub(super) fn hostname_of(&self, task: &Task) -> Option<&str> {
         let id = task.node_id.as_deref()?;
         self.by_id.get(id).map(|n| n.hostname.as_str())
@@ -43,6 +61,9 @@ impl NodeTable {
                     .map(|m| format!(" ({m})"))
                     .unwrap_or_default()
             )),
+            // Drained for maintenance: its runtimes cannot run anywhere else (their workspace
+            // is there) and wait for it like for a lost node.
+            Some(n) if !n.active => Some(format!("the node {hostname} is drained for maintenance")),
             Some(_) => None,
         }
     }

@@ -259,4 +259,122 @@ mod tests {
         let c = task("2026-12-05T07:30:02Z");
         assert!(created(&b) < created(&a) && created(&a) < created(&c));
     }
+
+    /// A service wanting `replicas`, pinned to `clsw-w1`, at template generation `force`.
+    fn service(replicas: i64, force: u64) -> Service {
+        let labels = HashMap::from([
+            (labels::RUNTIME.to_owned(), "rt-ann".to_owned()),
+            (labels::OWNER.to_owned(), "owner-ann".to_owned()),
+            (NODE_LABEL.to_owned(), "clsw-w1".to_owned()),
+        ]);
+        Service {
+            id: Some("svc".into()),
+            spec: Some(ServiceSpec {
+                labels: Some(labels),
+                task_template: Some(bollard::models::TaskSpec {
+                    container_spec: Some(Default::default()),
+                    force_update: Some(force),
+                    ..Default::default()
+                }),
+                mode: Some(bollard::models::ServiceSpecMode {
+                    replicated: Some(bollard::models::ServiceSpecModeReplicated {
+                        replicas: Some(replicas),
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// A task of template generation `force`, created at second `at`.
+    fn task(at: u32, force: u64, desired: TaskState, state: TaskState, exit: Option<i64>) -> Task {
+        Task {
+            created_at: Some(format!("2026-12-05T07:30:{at:02}Z")),
+            node_id: Some("n1".into()),
+            spec: Some(bollard::models::TaskSpec {
+                force_update: Some(force),
+                ..Default::default()
+            }),
+            desired_state: Some(desired),
+            status: Some(bollard::models::TaskStatus {
+                state: Some(state),
+                err: (state == TaskState::REJECTED).then(|| "no such image".to_owned()),
+                container_status: Some(bollard::models::ContainerStatus {
+                    exit_code: exit,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn phase_of(service: &Service, tasks: &[Task], w1_up: bool) -> (Phase, bool, Option<String>) {
+        let nodes = NodeTable::of(&[("n1", "clsw-w1", w1_up, true)]);
+        let seen = observation(service, tasks, &nodes).expect("observed");
+        (seen.phase, seen.ready, seen.reason)
+    }
+
+    #[test]
+    fn phases_from_services_tasks_and_nodes() {
+        use TaskState::{COMPLETE, FAILED, REJECTED, RUNNING, SHUTDOWN, STARTING};
+        let stopped = |code| Phase::Stopped { exit_code: code };
+        // Made, never started.
+        assert_eq!(phase_of(&service(0, 0), &[], true).0, stopped(None));
+        // Asked to start: no task yet, then one being health-checked, then running (ready).
+        assert_eq!(phase_of(&service(1, 1), &[], true).0, Phase::Starting);
+        let starting = task(1, 1, RUNNING, STARTING, None);
+        assert_eq!(
+            phase_of(&service(1, 1), &[starting], true).0,
+            Phase::Starting
+        );
+        let running = task(1, 1, RUNNING, RUNNING, None);
+        assert_eq!(
+            phase_of(&service(1, 1), std::slice::from_ref(&running), true),
+            (Phase::Running, true, None)
+        );
+        // Its node lost: waiting for it, with the node named.
+        let (phase, ready, reason) =
+            phase_of(&service(1, 1), std::slice::from_ref(&running), false);
+        assert_eq!((phase, ready), (Phase::NodeDown, false));
+        assert!(reason.is_some_and(|r| r.contains("clsw-w1")));
+        // Being stopped: still running, not ready; then stopped.
+        let stopping = task(1, 1, SHUTDOWN, RUNNING, None);
+        assert_eq!(
+            phase_of(&service(0, 1), &[stopping], true).0,
+            Phase::Running
+        );
+        assert!(!phase_of(&service(0, 1), &[task(1, 1, SHUTDOWN, RUNNING, None)], true).1);
+        let ended = task(1, 1, SHUTDOWN, SHUTDOWN, Some(143));
+        assert_eq!(
+            phase_of(&service(0, 1), &[ended], true).0,
+            stopped(Some(143))
+        );
+        // A restart: the old task of the earlier template is being replaced.
+        let old = task(1, 1, SHUTDOWN, COMPLETE, Some(0));
+        assert_eq!(
+            phase_of(&service(1, 2), std::slice::from_ref(&old), true).0,
+            Phase::Starting
+        );
+        // The engine shut it down with nothing to replace it (its node came back): stopped.
+        assert_eq!(phase_of(&service(1, 1), &[old], true).0, stopped(Some(0)));
+        // It exited by itself: stopped with its code; refused by the engine: failed, why.
+        let exited = task(2, 1, RUNNING, FAILED, Some(3));
+        assert_eq!(
+            phase_of(&service(1, 1), &[exited], true).0,
+            stopped(Some(3))
+        );
+        let rejected = task(2, 1, RUNNING, REJECTED, None);
+        let (phase, _, reason) = phase_of(&service(1, 1), &[rejected], true);
+        assert_eq!(phase, Phase::Failed { exit_code: None });
+        assert_eq!(reason.as_deref(), Some("no such image"));
+        // The newest task the engine wants running stands for the runtime.
+        let tasks = [
+            task(1, 1, SHUTDOWN, SHUTDOWN, Some(0)),
+            task(3, 2, RUNNING, RUNNING, None),
+        ];
+        assert_eq!(phase_of(&service(1, 2), &tasks, true).0, Phase::Running);
+    }
 }

@@ -161,13 +161,18 @@ async fn hostile_specs_and_ids_are_refused_and_touch_nothing() {
     assert_eq!(seen["Config"]["User"], "65534:65534", "{}", seen["Config"]);
     let env = seen["Config"]["Env"].to_string();
     assert!(!env.contains("LD_PRELOAD"), "{env}");
-    let targets: Vec<&str> = seen["Mounts"]
+    let mut targets: Vec<&str> = seen["Mounts"]
         .as_array()
         .expect("mounts")
         .iter()
         .filter_map(|m| m["Destination"].as_str())
         .collect();
-    assert_eq!(targets, ["/state"], "only the profile's workspace mount");
+    targets.sort_unstable();
+    assert_eq!(
+        targets,
+        ["/etc/clawloops", "/state"],
+        "only the manager's own profile's mounts"
+    );
     let tmpfs = seen["HostConfig"]["Tmpfs"].to_string();
     assert!(!tmpfs.contains("/proc"), "{tmpfs}");
 

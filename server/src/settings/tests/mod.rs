@@ -7,6 +7,7 @@ use super::*;
 use figment::Jail;
 
 mod derived;
+mod engine;
 
 /// A figment jail without any inherited `CLAWLOOPS_*` variables (the test script sets some).
 fn jailed(f: impl FnOnce(&mut Jail) -> figment::Result<()>) {
@@ -289,6 +290,10 @@ fn every_listed_key_is_a_real_setting() {
         ("runtime_manager_secret_file", "\"/run/secrets/manager\""),
         ("runtime_manager_listen", "\"0.0.0.0:3001\""),
         ("runtime_manager_allowed_clients", "[\"10.0.0.0/8\"]"),
+        ("runtime_engine", "\"swarm\""),
+        ("swarm_manager", "\"unix:///var/run/docker.sock\""),
+        ("swarm_nodes", "{ node-1 = \"tcp://10.0.0.5:2375\" }"),
+        ("swarm_entry_node", "\"node-1\""),
         ("workspace_domain", "\"ws.example.com\""),
         ("cookie_domain", "\"example.com\""),
         ("entry_proxy_container", "\"traefik\""),
