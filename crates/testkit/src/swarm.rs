@@ -33,6 +33,8 @@ impl Swarm {
         let out = Command::new("timeout")
             .arg("600")
             .arg("flock")
+            // The daemons `up` starts must not inherit the lock (they would hold it forever).
+            .arg("--close")
             .arg(&lock)
             .arg("bash")
             .arg(&script)

@@ -31,7 +31,7 @@ fn the_swarm_stack_is_valid_and_keeps_its_boundaries() {
     let services = config["services"].as_object().expect("services");
     let mut names: Vec<&str> = services.keys().map(String::as_str).collect();
     names.sort_unstable();
-    assert_eq!(names, ["control-plane", "litellm", "postgres", "traefik"]);
+    assert_eq!(names, ["control-plane", "litellm", "postgres"]);
     for (name, service) in services {
         assert!(
             service.get("healthcheck").is_some(),
@@ -39,16 +39,8 @@ fn the_swarm_stack_is_valid_and_keeps_its_boundaries() {
         );
         // No virtual IPs and no routing mesh: both need IPVS (docs/swarm.md).
         assert_eq!(service["deploy"]["endpoint_mode"], "dnsrr", "{name}");
-        let ports = service["ports"].as_array().cloned().unwrap_or_default();
-        assert_eq!(
-            !ports.is_empty(),
-            name == "traefik",
-            "{name}: only Traefik publishes"
-        );
-        assert!(
-            ports.iter().all(|p| p["mode"] == "host"),
-            "{name}: ports on the node itself, not the routing mesh"
-        );
+        // Traefik (deploy/swarm/entry.sh) alone publishes, on the entry node.
+        assert!(service.get("ports").is_none(), "{name} publishes nothing");
         let socket = service["volumes"]
             .as_array()
             .into_iter()
@@ -58,10 +50,8 @@ fn the_swarm_stack_is_valid_and_keeps_its_boundaries() {
         if let Some(env) = service["environment"].as_object() {
             for key in env.keys().filter_map(|k| k.strip_prefix("CLAWLOOPS_")) {
                 let key = key.to_ascii_lowercase();
-                let traefik_reads =
-                    name == "traefik" && ["public_host", "control_plane"].contains(&key.as_str());
                 assert!(
-                    clawloops_server::settings::KEYS.contains(&key.as_str()) || traefik_reads,
+                    clawloops_server::settings::KEYS.contains(&key.as_str()),
                     "{name}: CLAWLOOPS_{key} is not a setting"
                 );
             }
@@ -80,16 +70,15 @@ fn the_swarm_stack_is_valid_and_keeps_its_boundaries() {
         "several replicas"
     );
     assert_eq!(control["environment"]["CLAWLOOPS_RUNTIME_ENGINE"], "swarm");
-    // The driver joins Traefik's task to runtime networks by its service's name.
-    assert_eq!(
-        control["environment"]["CLAWLOOPS_ENTRY_PROXY_CONTAINER"],
-        "clawloops_traefik"
-    );
-    assert_eq!(
-        services["traefik"]["deploy"]["placement"]["constraints"],
-        serde_json::json!(["node.labels.clawloops.entry == true"])
-    );
-    assert_eq!(services["traefik"]["deploy"]["replicas"], 1);
+    // The driver joins the entry proxy to runtime networks by the name entry.sh gives it,
+    // and the proxy reaches the control plane over the attachable `edge` network.
+    let entry = std::fs::read_to_string(root().join("deploy/swarm/entry.sh")).expect("entry.sh");
+    let name = control["environment"]["CLAWLOOPS_ENTRY_PROXY_CONTAINER"]
+        .as_str()
+        .expect("entry proxy container");
+    assert!(entry.contains(&format!("--name {name} ")), "{entry}");
+    assert!(entry.contains("--network \"${stack}_edge\""), "{entry}");
+    assert_eq!(config["networks"]["edge"]["attachable"], true);
     assert_eq!(config["networks"]["backend"]["internal"], true);
     for secret in ["clawloops_postgres_password", "clawloops_secret_key"] {
         assert_eq!(

@@ -76,7 +76,6 @@ impl SwarmDriver {
             return Ok(None);
         };
         let engine = self.node_engine(node)?;
-        let container = &entry_container(engine, container).await?;
         if let Some(ip) = entry_address(engine, container, network).await? {
             return Ok(Some(ip));
         }
@@ -104,13 +103,8 @@ impl SwarmDriver {
             return Ok(());
         };
         let engine = self.node_engine(node)?;
-        let container = match entry_container(engine, container).await {
-            Ok(found) => found,
-            Err(DriverError::EntryProxyMissing(_)) => return Ok(()),
-            Err(e) => return Err(e),
-        };
         let request = NetworkDisconnectRequest {
-            container,
+            container: container.clone(),
             force: Some(true),
         };
         match engine.disconnect_network(network, request).await {
@@ -137,34 +131,6 @@ impl SwarmDriver {
         tracing::warn!(network = %name, "a runtime network is still in use (a node down?); it stays");
         Ok(())
     }
-}
-
-/// The entry proxy's container: the one of that name, or else the running task of the swarm
-/// service of that name on this node (Traefik deployed as a stack service pinned to the node).
-async fn entry_container(engine: &Docker, name: &str) -> Result<String, DriverError> {
-    match engine.inspect_container(name, None).await {
-        Ok(_) => return Ok(name.to_owned()),
-        Err(e) if !gone(&e) => return Err(classify(&e, None)),
-        Err(_) => {}
-    }
-    let filters = HashMap::from([
-        (
-            "label".to_owned(),
-            vec![format!("com.docker.swarm.service.name={name}")],
-        ),
-        ("status".to_owned(), vec!["running".to_owned()]),
-    ]);
-    let options = bollard::query_parameters::ListContainersOptionsBuilder::new()
-        .filters(&filters)
-        .build();
-    let found = engine
-        .list_containers(Some(options))
-        .await
-        .map_err(|e| classify(&e, None))?;
-    found
-        .into_iter()
-        .find_map(|c| c.id)
-        .ok_or_else(|| DriverError::EntryProxyMissing(name.to_owned()))
 }
 
 /// The container's address on `network`, when it is joined to it.

@@ -19,55 +19,18 @@ pub struct SwarmTarget {
 }
 
 impl SwarmTarget {
-    /// With the entry proxy stand-in as a plain container on the manager node.
+    /// With the entry proxy stand-in (the stub, serving) as a container on the manager node.
     pub fn new() -> SwarmTarget {
-        Self::with_entry(false)
-    }
-
-    /// With the entry proxy stand-in as a plain container on the manager node, or as a swarm
-    /// service pinned there (`as_service`: how deploy/swarm/stack.yml runs Traefik).
-    pub fn with_entry(as_service: bool) -> SwarmTarget {
         let swarm = Swarm::get(&[&stub_image()]);
         let instance = format!("test-{}", uuid::Uuid::new_v4().simple());
         let entry = format!("clawloops-entry-{}", &instance[5..13]);
         let image = swarm.image(&stub_image());
         let label = format!("org.clawloops.instance={instance}");
-        let (ok, out) = if as_service {
-            swarm.docker(
-                "clsw-m1",
-                &[
-                    "service",
-                    "create",
-                    "--detach",
-                    "--name",
-                    &entry,
-                    "--label",
-                    &label,
-                    "--container-label",
-                    &label,
-                    "--constraint",
-                    "node.hostname==clsw-m1",
-                    "--endpoint-mode",
-                    "dnsrr",
-                    &image,
-                ],
-            )
-        } else {
-            swarm.docker(
-                "clsw-m1",
-                &["run", "-d", "--name", &entry, "--label", &label, &image],
-            )
-        };
+        let (ok, out) = swarm.docker(
+            "clsw-m1",
+            &["run", "-d", "--name", &entry, "--label", &label, &image],
+        );
         assert!(ok, "the entry proxy stand-in: {out}");
-        // A service's task takes a moment to run.
-        let filter = format!("label=com.docker.swarm.service.name={entry}");
-        for _ in 0..200 {
-            let (_, ids) = swarm.docker("clsw-m1", &["ps", "-q", "--filter", &filter]);
-            if !as_service || !ids.is_empty() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
         let driver = SwarmDriver::connect(&swarm.manager, &swarm.nodes, &instance)
             .expect("engines")
             .with_entry_proxy("clsw-m1", &entry);
@@ -200,8 +163,7 @@ async fn the_swarm_driver_passes_the_conformance_suite() {
 /// was placed.
 #[tokio::test]
 async fn runtimes_spread_over_the_nodes_and_reach_the_entry_proxy_across_them() {
-    // The entry proxy as a service: the driver finds its task's container on the node.
-    let t = SwarmTarget::with_entry(true);
+    let t = SwarmTarget::new();
     let specs: Vec<_> = ["ann", "ben", "cat"].iter().map(|n| t.spec(n)).collect();
     let mut nodes = Vec::new();
     let mut entry_ips = Vec::new();
