@@ -268,11 +268,12 @@ impl Orchestrator {
         if let Some(seen) = seen.filter(|o| o.phase == Phase::NodeDown) {
             if !on_record {
                 let fault = repo::Fault {
-                    detail: format!(
-                        "its node {} is unreachable: {}",
-                        seen.node.as_deref().unwrap_or("-"),
-                        seen.reason.as_deref().unwrap_or_default()
-                    ),
+                    detail: seen.reason.clone().unwrap_or_else(|| {
+                        format!(
+                            "its node {} is unreachable",
+                            seen.node.as_deref().unwrap_or("-")
+                        )
+                    }),
                     reference: uuid::Uuid::new_v4(),
                     problem: Problem::NodeDown,
                 };

@@ -199,15 +199,13 @@ impl Orchestrator {
                 Some(o) if o.is_up() => break o,
                 Some(o) if matches!(o.phase, Phase::Running | Phase::Starting) => {}
                 Some(o) if o.phase == Phase::NodeDown => {
-                    return Err(Failure::new(
-                        Problem::NodeDown,
+                    let why = o.reason.clone().unwrap_or_else(|| {
                         format!(
-                            "its node {} is unreachable: {}",
-                            o.node.as_deref().unwrap_or("-"),
-                            o.reason.as_deref().unwrap_or_default()
-                        ),
-                    )
-                    .into());
+                            "its node {} is unreachable",
+                            o.node.as_deref().unwrap_or("-")
+                        )
+                    });
+                    return Err(Failure::new(Problem::NodeDown, why).into());
                 }
                 Some(o) => {
                     let tail = driver

@@ -156,9 +156,13 @@ fn CardBody(
             .clone()
             .filter(|_| !running)
             .map(|p| {
-                let reference = format!(" {}", p.ask_admin());
+                let waiting = p.code == "NODE_DOWN";
+                let reference = if waiting { String::new() } else { format!(" {}", p.ask_admin()) };
+                let class = if waiting { "notice notice-warn" } else { "notice notice-error" };
+                // Waiting for its machine is not a fault of the runtime: a calmer notice, and
+                // nothing to report.
                 view! {
-                    <div role="alert" class="notice notice-error" data-runtime-error=p.code.clone()>
+                    <div role="alert" class=class data-runtime-error=p.code.clone()>
                         {p.message.clone()}
                         <span class="text-xs opacity-80">{reference}</span>
                     </div>

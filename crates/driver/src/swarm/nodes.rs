@@ -11,6 +11,7 @@ use bollard::query_parameters::{
     StatsOptionsBuilder,
 };
 use futures_util::StreamExt;
+use sha2::Digest as _;
 use std::net::IpAddr;
 
 /// The nodes as the manager sees them, by node id.
@@ -112,8 +113,10 @@ impl SwarmDriver {
     }
 
     /// The ready, active node with the fewest of this installation's runtimes pinned to it
-    /// (among those whose engine is known).
-    pub(super) async fn least_loaded_node(&self) -> Result<String, DriverError> {
+    /// (among those whose engine is known). Ties go by the runtime id's hash, so runtimes
+    /// placed at the same moment (each not seeing the other yet) spread instead of all taking
+    /// the first node.
+    pub(super) async fn least_loaded_node(&self, runtime_id: &str) -> Result<String, DriverError> {
         let table = self.node_table().await?;
         let mut load: BTreeMap<&str, usize> = table
             .by_id
@@ -131,10 +134,18 @@ impl SwarmDriver {
                 *count += 1;
             }
         }
-        load.into_iter()
-            .min_by_key(|(_, count)| *count)
-            .map(|(node, _)| node.to_owned())
-            .ok_or_else(|| DriverError::Docker("no node of the swarm can take a runtime".into()))
+        let fewest =
+            load.values().min().copied().ok_or_else(|| {
+                DriverError::Docker("no node of the swarm can take a runtime".into())
+            })?;
+        let candidates: Vec<&str> = load
+            .into_iter()
+            .filter(|(_, count)| *count == fewest)
+            .map(|(node, _)| node)
+            .collect();
+        let digest = sha2::Sha256::digest(runtime_id.as_bytes());
+        let pick = usize::from(digest[0]) % candidates.len();
+        Ok(candidates[pick].to_owned())
     }
 
     /// This installation's task containers on `node` (none when its engine does not answer).

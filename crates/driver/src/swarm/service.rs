@@ -50,7 +50,7 @@ impl SwarmDriver {
         let node = match (&spec.placement, pinned) {
             (Some(node), _) => node.clone(),
             (None, Some(node)) => node,
-            (None, None) => self.least_loaded_node().await?,
+            (None, None) => self.least_loaded_node(&spec.runtime_id).await?,
         };
         let wanted = self.service_spec(spec, &secret, &node);
         match existing {
