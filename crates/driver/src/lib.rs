@@ -11,6 +11,7 @@ pub mod docker;
 pub mod files;
 pub mod firewall;
 pub mod host;
+pub mod kubernetes;
 pub mod remote;
 pub mod spec;
 pub mod swarm;

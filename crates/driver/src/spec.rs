@@ -328,4 +328,10 @@ pub enum DriverError {
     Missing(String),
     #[error("Docker refused: {0}")]
     Docker(String),
+    #[error("the cluster does not allow ClawLoops to do this: {0}")]
+    Forbidden(String),
+    #[error("the namespace's resource quota does not allow this runtime: {0}")]
+    QuotaExceeded(String),
+    #[error("the cluster rejected the runtime's definition: {0}")]
+    Rejected(String),
 }

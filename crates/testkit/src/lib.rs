@@ -10,6 +10,7 @@
 
 pub mod certificates;
 pub mod entry_proxy;
+pub mod kubesim;
 pub mod litellm;
 pub mod swarm;
 pub mod upstream;

@@ -153,10 +153,16 @@ pub enum Problem {
     /// The machine (node) that holds the runtime's workspace is unreachable; the runtime comes
     /// back when it does.
     NodeDown,
+    /// The cluster's resource quota leaves no room for the runtime.
+    QuotaExceeded,
+    /// The cluster does not let ClawLoops do what the runtime needs (its role lacks a right).
+    ClusterForbidden,
+    /// The cluster rejected the runtime's definition.
+    ClusterRejected,
 }
 
 /// Every code, as stored (the migration's check lists the same).
-pub const PROBLEM_CODES: [&str; 18] = [
+pub const PROBLEM_CODES: [&str; 21] = [
     "IMAGE_MISSING",
     "ENGINE_UNREACHABLE",
     "MANAGER_UNREACHABLE",
@@ -175,6 +181,9 @@ pub const PROBLEM_CODES: [&str; 18] = [
     "CRASH_LOOP",
     "FAILED",
     "NODE_DOWN",
+    "QUOTA_EXCEEDED",
+    "CLUSTER_FORBIDDEN",
+    "CLUSTER_REJECTED",
 ];
 
 impl Problem {
@@ -199,6 +208,9 @@ impl Problem {
             Problem::CrashLoop { .. } => "CRASH_LOOP",
             Problem::Failed => "FAILED",
             Problem::NodeDown => "NODE_DOWN",
+            Problem::QuotaExceeded => "QUOTA_EXCEEDED",
+            Problem::ClusterForbidden => "CLUSTER_FORBIDDEN",
+            Problem::ClusterRejected => "CLUSTER_REJECTED",
         }
     }
 
@@ -253,6 +265,13 @@ impl Problem {
             Problem::NodeDown => "The machine that holds your workspace is not reachable right \
                  now. Your runtime comes back by itself when that machine does."
                 .into(),
+            Problem::QuotaExceeded => {
+                "There is no room left for your runtime in the team's share of the cluster.".into()
+            }
+            Problem::ClusterForbidden => {
+                "The cluster does not allow ClawLoops to start your runtime.".into()
+            }
+            Problem::ClusterRejected => "The cluster rejected your runtime's settings.".into(),
         }
     }
 
@@ -281,6 +300,15 @@ impl Problem {
             }
             Problem::NodeDown => {
                 "Bring the node back (its Docker engine and network), or move the runtime to another node from Administration → Runtimes (it starts there with a fresh workspace)."
+            }
+            Problem::QuotaExceeded => {
+                "Raise the runtimes namespace's ResourceQuota, lower the runtime limits, or stop idle runtimes (docs/kubernetes.md)."
+            }
+            Problem::ClusterForbidden => {
+                "The control plane's Role lacks a right the detail names: apply deploy/kubernetes/base/rbac.yaml again."
+            }
+            Problem::ClusterRejected => {
+                "The detail names the field the API server refused; check the runtime settings (limits, storage class)."
             }
             Problem::IsolationUnavailable
             | Problem::ConfigFailed
@@ -324,6 +352,9 @@ mod tests {
             },
             Problem::Failed,
             Problem::NodeDown,
+            Problem::QuotaExceeded,
+            Problem::ClusterForbidden,
+            Problem::ClusterRejected,
         ];
         assert_eq!(all.len(), PROBLEM_CODES.len());
         for (problem, code) in all.iter().zip(PROBLEM_CODES) {

@@ -63,7 +63,7 @@ impl Target for DockerTarget {
                     .contains("no-new-privileges"),
             ),
             memory_bytes: host["Memory"].as_i64().unwrap_or_default(),
-            pids: host["PidsLimit"].as_i64().unwrap_or_default(),
+            pids: host["PidsLimit"].as_i64(),
             user: doc["Config"]["User"]
                 .as_str()
                 .unwrap_or_default()

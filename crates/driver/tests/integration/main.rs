@@ -4,6 +4,7 @@
 
 mod conformance;
 mod docker;
+mod kubernetes;
 mod remote;
 mod remote_hostile;
 mod support;

@@ -50,22 +50,7 @@ impl Fixture {
     }
 
     pub fn spec(&self, name: &str) -> RuntimeSpec {
-        RuntimeSpec {
-            runtime_id: format!("rt-{name}-{}", &self.instance[5..13]),
-            owner: format!("owner-{name}"),
-            instance: self.instance.clone(),
-            image: stub_image(),
-            profile: profile(),
-            limits: Limits {
-                memory_mb: 64,
-                cpus: 0.5,
-                pids: 64,
-                disk_mb: None,
-            },
-            config_hash: "hash-1".into(),
-            egress: Default::default(),
-            placement: None,
-        }
+        spec(&self.instance, name, stub_image())
     }
 
     pub async fn running(&self, spec: &RuntimeSpec) -> Observation {
@@ -76,6 +61,27 @@ impl Fixture {
         for spec in specs {
             let _ = self.driver.remove(&spec.runtime_id, true).await;
         }
+    }
+}
+
+/// A spec for the stub as runtime `name` of installation `instance` (64 MiB, half a core, 64
+/// processes, no disk limit).
+pub fn spec(instance: &str, name: &str, image: String) -> RuntimeSpec {
+    RuntimeSpec {
+        runtime_id: format!("rt-{name}-{}", &instance[5..13]),
+        owner: format!("owner-{name}"),
+        instance: instance.to_owned(),
+        image,
+        profile: profile(),
+        limits: Limits {
+            memory_mb: 64,
+            cpus: 0.5,
+            pids: 64,
+            disk_mb: None,
+        },
+        config_hash: "hash-1".into(),
+        egress: Default::default(),
+        placement: None,
     }
 }
 

@@ -4,10 +4,10 @@
 //! runtime whose node is lost.
 
 use crate::conformance::{self, Hardening, Target};
-use crate::support::{GRACE, profile, running, stub_image, until};
+use crate::support::{GRACE, running, stub_image, until};
 use async_trait::async_trait;
 use clawloops_driver::swarm::SwarmDriver;
-use clawloops_driver::{Limits, Phase, RuntimeDriver, RuntimeSpec};
+use clawloops_driver::{Phase, RuntimeDriver, RuntimeSpec};
 use clawloops_testkit::swarm::Swarm;
 
 /// A driver for a fresh installation on the swarm, with a stand-in entry proxy (the stub,
@@ -87,22 +87,7 @@ impl Target for SwarmTarget {
         &self.driver
     }
     fn spec(&self, name: &str) -> RuntimeSpec {
-        RuntimeSpec {
-            runtime_id: format!("rt-{name}-{}", &self.instance[5..13]),
-            owner: format!("owner-{name}"),
-            instance: self.instance.clone(),
-            image: self.swarm.image(&stub_image()),
-            profile: profile(),
-            limits: Limits {
-                memory_mb: 64,
-                cpus: 0.5,
-                pids: 64,
-                disk_mb: None,
-            },
-            config_hash: "hash-1".into(),
-            egress: Default::default(),
-            placement: None,
-        }
+        crate::support::spec(&self.instance, name, self.swarm.image(&stub_image()))
     }
     async fn hardening(&self, spec: &RuntimeSpec) -> Hardening {
         let doc = self.container(spec);
@@ -125,7 +110,7 @@ impl Target for SwarmTarget {
             no_capabilities: host["CapDrop"] == serde_json::json!(["ALL"]),
             no_new_privileges: nnp.then_some(true),
             memory_bytes: host["Memory"].as_i64().unwrap_or_default(),
-            pids: host["PidsLimit"].as_i64().unwrap_or_default(),
+            pids: host["PidsLimit"].as_i64(),
             user: doc["Config"]["User"]
                 .as_str()
                 .unwrap_or_default()

@@ -45,6 +45,9 @@ impl From<DriverError> for Failure {
             DriverError::EntryProxyMissing(_) => Problem::EntryProxyMissing,
             DriverError::Config(_) => Problem::ConfigFailed,
             DriverError::Isolation(_) => Problem::IsolationUnavailable,
+            DriverError::QuotaExceeded(_) => Problem::QuotaExceeded,
+            DriverError::Forbidden(_) => Problem::ClusterForbidden,
+            DriverError::Rejected(_) => Problem::ClusterRejected,
             DriverError::Conflict | DriverError::Missing(_) | DriverError::Docker(_) => {
                 Problem::EngineRefused
             }
