@@ -18,13 +18,6 @@ pub struct KubeTarget {
     pub namespace: String,
 }
 
-/// A client for the simulator at `url`.
-pub fn client(url: &str, namespace: &str) -> kube::Client {
-    let mut config = kube::Config::new(url.parse().expect("url"));
-    config.default_namespace = namespace.to_owned();
-    kube::Client::try_from(config).expect("client")
-}
-
 impl KubeTarget {
     pub async fn new() -> KubeTarget {
         let sim = KubeSim::start().await;
@@ -33,7 +26,7 @@ impl KubeTarget {
         let mut settings = KubeSettings::new(&namespace);
         settings.storage_class = Some("standard".into());
         settings.entry_ip = Some([10, 96, 0, 80].into());
-        let driver = KubeDriver::new(client(&sim.url, &namespace), settings, &instance);
+        let driver = KubeDriver::new(sim.client(&namespace), settings, &instance);
         KubeTarget {
             sim,
             driver,
@@ -52,7 +45,7 @@ impl KubeTarget {
         }))
         .expect("pod");
         let api: kube::Api<Pod> =
-            kube::Api::namespaced(client(&self.sim.url, &self.namespace), &self.namespace);
+            kube::Api::namespaced(self.sim.client(&self.namespace), &self.namespace);
         api.create(&kube::api::PostParams::default(), &pod)
             .await
             .expect("entry proxy pod");
@@ -312,7 +305,7 @@ async fn refusals_of_the_cluster_become_clear_errors() {
     // A storage class that does not exist: the runtime waits, and says why.
     let mut settings = d.settings().clone();
     settings.storage_class = Some("fast-ssd".into());
-    let other = KubeDriver::new(client(&t.sim.url, &t.namespace), settings, &t.instance);
+    let other = KubeDriver::new(t.sim.client(&t.namespace), settings, &t.instance);
     let waiting = t.spec("nostorage");
     other.prepare(&waiting).await.expect("prepare");
     other.ensure(&waiting, CONFIG, false).await.expect("ensure");

@@ -3,6 +3,7 @@
 
 mod failures;
 mod harness;
+mod kubernetes;
 mod lifecycle;
 mod policies;
 mod recovery;

@@ -232,6 +232,13 @@ impl KubeSim {
         self.sim.lock().compact();
     }
 
+    /// A client of this API server, `namespace` its default.
+    pub fn client(&self, namespace: &str) -> kube::Client {
+        let mut config = kube::Config::new(self.url.parse().expect("the simulator's address"));
+        config.default_namespace = namespace.to_owned();
+        kube::Client::try_from(config).expect("a client")
+    }
+
     /// Holds (or lets go) the kubelet's work on deleted Pods.
     pub fn hold_deletions(&self, hold: bool) {
         self.sim.hold.store(hold, Ordering::SeqCst);
