@@ -189,6 +189,18 @@ async fn orchestrator(
             }
             Arc::new(driver)
         }
+        (crate::settings::Engine::Kubernetes(kube), _, _) => {
+            tracing::info!(namespace = %kube.driver.namespace, "runtimes run on Kubernetes");
+            Arc::new(
+                clawloops_driver::kubernetes::KubeDriver::connect(
+                    kube.api_url.as_ref().map(url::Url::as_str),
+                    kube.driver.clone(),
+                    instance,
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?,
+            )
+        }
         (_, Some(url), Some(secret)) => {
             tracing::info!(runtime_manager = %url, "split mode: runtimes are driven by the runtime manager");
             Arc::new(

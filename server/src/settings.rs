@@ -57,6 +57,16 @@ pub const KEYS: &[&str] = &[
     "swarm_manager",
     "swarm_nodes",
     "swarm_entry_node",
+    "kubernetes_api_url",
+    "kubernetes_namespace",
+    "kubernetes_storage_class",
+    "kubernetes_ephemeral_storage_mb",
+    "kubernetes_entry_namespace",
+    "kubernetes_entry_labels",
+    "kubernetes_entry_address",
+    "kubernetes_entry_service",
+    "kubernetes_entry_sources",
+    "kubernetes_dns_labels",
     "workspace_domain",
     "cookie_domain",
     "entry_proxy_container",
@@ -197,6 +207,16 @@ struct RawSettings {
     swarm_manager: String,
     swarm_nodes: std::collections::BTreeMap<String, String>,
     swarm_entry_node: Option<String>,
+    kubernetes_api_url: Option<String>,
+    kubernetes_namespace: String,
+    kubernetes_storage_class: Option<String>,
+    kubernetes_ephemeral_storage_mb: u32,
+    kubernetes_entry_namespace: String,
+    kubernetes_entry_labels: std::collections::BTreeMap<String, String>,
+    kubernetes_entry_address: Option<String>,
+    kubernetes_entry_service: String,
+    kubernetes_entry_sources: Vec<String>,
+    kubernetes_dns_labels: std::collections::BTreeMap<String, String>,
     workspace_domain: Option<String>,
     cookie_domain: Option<String>,
     entry_proxy_container: Option<String>,
@@ -262,6 +282,16 @@ impl Default for RawSettings {
             swarm_manager: "unix:///var/run/docker.sock".into(),
             swarm_nodes: std::collections::BTreeMap::new(),
             swarm_entry_node: None,
+            kubernetes_api_url: None,
+            kubernetes_namespace: "clawloops-runtimes".into(),
+            kubernetes_storage_class: None,
+            kubernetes_ephemeral_storage_mb: 1024,
+            kubernetes_entry_namespace: "clawloops".into(),
+            kubernetes_entry_labels: kubernetes::default_entry_labels(),
+            kubernetes_entry_address: None,
+            kubernetes_entry_service: "clawloops-entry-runtime".into(),
+            kubernetes_entry_sources: Vec::new(),
+            kubernetes_dns_labels: kubernetes::default_dns_labels(),
             workspace_domain: None,
             cookie_domain: None,
             entry_proxy_container: None,
@@ -331,6 +361,8 @@ pub fn redact_url(text: &str) -> String {
 }
 
 mod error;
+mod kubernetes;
+pub use kubernetes::KubernetesSettings;
 mod replicas;
 mod runtime;
 pub use runtime::*;

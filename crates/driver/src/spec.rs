@@ -215,11 +215,17 @@ pub enum Isolation {
 }
 
 /// What [`crate::RuntimeDriver::prepare`] made ready.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Prepared {
-    /// The entry proxy's address on the runtime's own network, when an entry proxy is
-    /// configured: the only address the runtime believes identity headers from.
+    /// The entry proxy's address as the runtime reaches it, when an entry proxy is configured:
+    /// the model gateway is reached through it, and (unless `trusted_proxies` says otherwise)
+    /// the only address the runtime believes identity headers from.
     pub entry_ip: Option<IpAddr>,
+    /// Where the entry proxy's requests come from when that is not `entry_ip` (addresses or
+    /// CIDRs: on Kubernetes, the pod network the entry proxy's pods take addresses from; only
+    /// they may connect, by network policy).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// Where a runtime is in its life, in terms every engine can report.

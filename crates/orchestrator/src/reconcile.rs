@@ -133,7 +133,7 @@ impl Orchestrator {
                         &self.inner.settings,
                         &self.inner.instance,
                         binding,
-                        None,
+                        &clawloops_driver::Prepared::default(),
                         &render::ModelAccess::default(),
                     )
                     .spec;

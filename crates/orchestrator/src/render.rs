@@ -51,16 +51,21 @@ pub fn render(
     settings: &RuntimeSettings,
     instance: &str,
     binding: &RuntimeRow,
-    entry_ip: Option<std::net::IpAddr>,
+    entry: &clawloops_driver::Prepared,
     access: &ModelAccess,
 ) -> Rendered {
+    let entry_ip = entry.entry_ip;
     let origin = browser_url(settings, &binding.username)
         .and_then(|u| u.split('/').take(3).collect::<Vec<_>>().join("/").into());
     let auth = match entry_ip {
         Some(ip) => GatewayAuth::TrustedProxy {
             user_header: USER_HEADER.into(),
             allow_users: vec![binding.username.clone()],
-            proxies: vec![ip.to_string()],
+            proxies: if entry.trusted_proxies.is_empty() {
+                vec![ip.to_string()]
+            } else {
+                entry.trusted_proxies.clone()
+            },
         },
         None => GatewayAuth::Token(binding.gateway_token.clone()),
     };

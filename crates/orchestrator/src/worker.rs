@@ -158,16 +158,16 @@ impl Orchestrator {
         }
         // The network first: with an entry proxy, its address there goes into the config.
         let access = self.model_access(task, replace).await?;
-        let draft = render::render(settings, &self.inner.instance, binding, None, &access);
-        self.fence(task).await?;
-        let prepared = driver.prepare(&draft.spec).await?;
-        let rendered = render::render(
+        let draft = render::render(
             settings,
             &self.inner.instance,
             binding,
-            prepared.entry_ip,
+            &clawloops_driver::Prepared::default(),
             &access,
         );
+        self.fence(task).await?;
+        let prepared = driver.prepare(&draft.spec).await?;
+        let rendered = render::render(settings, &self.inner.instance, binding, &prepared, &access);
         let spec = &rendered.spec;
         // The old instance of another configuration shuts down gracefully before it is replaced.
         if let Some(old) = driver.observe(&spec.runtime_id).await?

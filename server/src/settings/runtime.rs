@@ -71,13 +71,16 @@ pub enum RuntimeEngine {
     Docker,
     /// A Docker Swarm across several machines (docs/swarm.md).
     Swarm,
+    /// A Kubernetes cluster (docs/kubernetes.md).
+    Kubernetes,
 }
 
 /// The engine with what it needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Engine {
     Docker,
     Swarm(SwarmSettings),
+    Kubernetes(Box<KubernetesSettings>),
 }
 
 /// Where the swarm is spoken to.
@@ -93,17 +96,19 @@ pub struct SwarmSettings {
 
 impl RawSettings {
     pub(super) fn engine(&self) -> Result<Engine, SettingsError> {
-        if self.runtime_engine == RuntimeEngine::Docker {
-            return Ok(Engine::Docker);
-        }
         let fail = |key: &str, text: String| Err(SettingsError::new(key, text));
-        if self.runtime_manager_url.is_some() {
-            return fail(
-                "runtime_manager_url",
-                "must be unset with runtime_engine = \"swarm\": the control plane speaks to \
-                 the swarm's manager itself"
-                    .into(),
-            );
+        match self.runtime_engine {
+            RuntimeEngine::Docker => return Ok(Engine::Docker),
+            _ if self.runtime_manager_url.is_some() => {
+                return fail(
+                    "runtime_manager_url",
+                    "must be unset with a swarm or a Kubernetes cluster: the control plane \
+                     speaks to the engine itself"
+                        .into(),
+                );
+            }
+            RuntimeEngine::Kubernetes => return self.kubernetes().map(Engine::Kubernetes),
+            RuntimeEngine::Swarm => {}
         }
         if self.runtime_egress != Egress::None {
             return fail(

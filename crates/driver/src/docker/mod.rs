@@ -189,7 +189,10 @@ impl RuntimeDriver for DockerDriver {
         let network = self.create_network(spec).await?;
         let entry_ip = self.connect_entry(spec, &network).await?;
         self.ensure_workspace(spec).await?;
-        Ok(Prepared { entry_ip })
+        Ok(Prepared {
+            entry_ip,
+            ..Prepared::default()
+        })
     }
 
     async fn ensure(

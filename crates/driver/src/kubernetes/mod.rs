@@ -27,9 +27,11 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 mod errors;
+pub mod names;
 mod objects;
 mod observe;
 mod policy;
@@ -38,6 +40,7 @@ mod watch;
 mod write;
 
 pub use errors::classify;
+pub use names::{dns_label as is_dns_label, is_label, subdomain as is_subdomain};
 pub use stats::{bytes as quantity_bytes, cores as quantity_cores};
 
 /// Annotations on a runtime's Secret (label values are too short for a hash or an image).
@@ -66,8 +69,15 @@ pub struct KubeSettings {
     /// The labels of the entry proxy's pods.
     pub entry_labels: BTreeMap<String, String>,
     /// The entry proxy's address as runtimes reach it (its Service's cluster IP): the gateway
-    /// is reached through it.
+    /// is reached through it. Unset: read from `entry_service`.
     pub entry_ip: Option<IpAddr>,
+    /// The entry proxy's Service for runtimes (in `entry_namespace`), whose cluster IP is
+    /// `entry_ip` when that is unset.
+    pub entry_service: Option<String>,
+    /// Where the entry proxy's requests come from (the pod network CIDR its pods take
+    /// addresses from, or their addresses): runtimes believe identity headers from there only,
+    /// and only the entry proxy may connect at all (network policy).
+    pub entry_sources: Vec<String>,
     /// The labels of the cluster DNS pods (in any namespace) runtimes may ask.
     pub dns_labels: BTreeMap<String, String>,
 }
@@ -87,6 +97,8 @@ impl KubeSettings {
                 "traefik".to_owned(),
             )]),
             entry_ip: None,
+            entry_service: None,
+            entry_sources: Vec::new(),
             dns_labels: BTreeMap::from([("k8s-app".to_owned(), "kube-dns".to_owned())]),
         }
     }
@@ -98,6 +110,8 @@ pub struct KubeDriver {
     client: Client,
     settings: KubeSettings,
     instance: String,
+    /// The entry proxy's cluster IP once read (a Service's cluster IP never changes).
+    entry_ip: Arc<tokio::sync::OnceCell<Option<IpAddr>>>,
 }
 
 impl std::fmt::Debug for KubeDriver {
@@ -120,15 +134,31 @@ impl KubeDriver {
             client,
             settings,
             instance: instance.to_owned(),
+            entry_ip: Arc::default(),
         }
     }
 
-    /// A client from the environment: `KUBECONFIG` (or `~/.kube/config`), else the
-    /// in-cluster service account.
-    pub async fn client_from_environment() -> Result<Client, DriverError> {
-        Client::try_default()
-            .await
-            .map_err(|e| DriverError::Unreachable(format!("no Kubernetes client: {e}")))
+    /// A driver for the API server at `api_url`, spoken to without credentials (a `kubectl
+    /// proxy`, a test server), or without one for the kubeconfig (`KUBECONFIG`,
+    /// `~/.kube/config`) or the pod's service account. Nothing is asked yet.
+    pub async fn connect(
+        api_url: Option<&str>,
+        settings: KubeSettings,
+        instance: &str,
+    ) -> Result<KubeDriver, DriverError> {
+        let unreachable = |e: &dyn std::fmt::Display| {
+            DriverError::Unreachable(format!("no Kubernetes client: {e}"))
+        };
+        let client = match api_url {
+            Some(url) => {
+                let uri = url.parse().map_err(|e| unreachable(&e))?;
+                let mut config = ::kube::Config::new(uri);
+                config.default_namespace = settings.namespace.clone();
+                Client::try_from(config).map_err(|e| unreachable(&e))?
+            }
+            None => Client::try_default().await.map_err(|e| unreachable(&e))?,
+        };
+        Ok(KubeDriver::new(client, settings, instance))
     }
 
     /// The same cluster, serving another installation.
@@ -153,6 +183,36 @@ impl KubeDriver {
 
     fn names(&self, runtime_id: &str) -> crate::spec::Names {
         crate::spec::Names::new(&self.instance, runtime_id)
+    }
+
+    /// The entry proxy's address for runtimes: configured, or its Service's cluster IP.
+    async fn entry_ip(&self) -> Result<Option<IpAddr>, DriverError> {
+        let settings = &self.settings;
+        let found = self
+            .entry_ip
+            .get_or_try_init(|| async {
+                if let Some(ip) = settings.entry_ip {
+                    return Ok(Some(ip));
+                }
+                let Some(name) = &settings.entry_service else {
+                    return Ok(None);
+                };
+                let api: Api<k8s_openapi::api::core::v1::Service> =
+                    Api::namespaced(self.client.clone(), &settings.entry_namespace);
+                let service = api.get_opt(name).await.map_err(|e| classify(&e, None))?;
+                let ip = service
+                    .and_then(|s| s.spec?.cluster_ip)
+                    .and_then(|ip| ip.parse().ok())
+                    .ok_or_else(|| {
+                        DriverError::EntryProxyMissing(format!(
+                            "{}/{name} (a Service with a cluster IP)",
+                            settings.entry_namespace
+                        ))
+                    })?;
+                Ok(Some(ip))
+            })
+            .await?;
+        Ok(*found)
     }
 
     /// `instance=…[,runtime=…]`: this installation's objects (one runtime's).
@@ -208,7 +268,8 @@ impl RuntimeDriver for KubeDriver {
         spec.check().map_err(DriverError::Config)?;
         self.ensure_policy(spec).await?;
         Ok(Prepared {
-            entry_ip: self.settings.entry_ip,
+            entry_ip: self.entry_ip().await?,
+            trusted_proxies: self.settings.entry_sources.clone(),
         })
     }
 

@@ -204,7 +204,10 @@ impl RuntimeDriver for SwarmDriver {
         }
         let network = self.create_network(spec).await?;
         let entry_ip = self.connect_entry(&network).await?;
-        Ok(Prepared { entry_ip })
+        Ok(Prepared {
+            entry_ip,
+            ..Prepared::default()
+        })
     }
 
     async fn ensure(

@@ -363,3 +363,31 @@ async fn a_stop_that_outlives_the_watch_history_still_completes() {
     assert_eq!(seen.phase, Phase::Stopped { exit_code: None });
     t.teardown(&[spec, other]).await;
 }
+
+#[tokio::test]
+async fn the_entry_proxy_address_is_read_from_its_service() {
+    use k8s_openapi::api::core::v1::Service;
+    let t = KubeTarget::new().await;
+    let mut settings = t.driver.settings().clone();
+    settings.entry_ip = None;
+    settings.entry_service = Some("clawloops-entry-runtime".into());
+    settings.entry_sources = vec!["10.244.0.0/16".into()];
+    let spec = t.spec("entry");
+    let missing = KubeDriver::new(t.sim.client(&t.namespace), settings.clone(), &t.instance);
+    let err = missing.prepare(&spec).await.expect_err("no service yet");
+    assert!(matches!(err, DriverError::EntryProxyMissing(_)), "{err}");
+    let service: Service = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "clawloops-entry-runtime"},
+        "spec": {"clusterIP": "10.96.0.77", "ports": [{"port": 8001}]},
+    }))
+    .expect("service");
+    let api: kube::Api<Service> = kube::Api::namespaced(t.sim.client(&t.namespace), &t.namespace);
+    api.create(&kube::api::PostParams::default(), &service)
+        .await
+        .expect("create");
+    let driver = KubeDriver::new(t.sim.client(&t.namespace), settings, &t.instance);
+    let prepared = driver.prepare(&spec).await.expect("prepare");
+    assert_eq!(prepared.entry_ip, Some([10, 96, 0, 77].into()));
+    assert_eq!(prepared.trusted_proxies, vec!["10.244.0.0/16".to_owned()]);
+    t.teardown(&[spec]).await;
+}

@@ -5,6 +5,7 @@
 mod conformance;
 mod docker;
 mod kubernetes;
+mod manifests;
 mod remote;
 mod remote_hostile;
 mod support;

@@ -17,8 +17,6 @@ mod store;
 mod validate;
 mod watch;
 
-pub use validate::{label_key, label_value, subdomain};
-
 use axum::response::Response;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

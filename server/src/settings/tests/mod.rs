@@ -8,6 +8,7 @@ use figment::Jail;
 
 mod derived;
 mod engine;
+mod kubernetes;
 
 /// A figment jail without any inherited `CLAWLOOPS_*` variables (the test script sets some).
 fn jailed(f: impl FnOnce(&mut Jail) -> figment::Result<()>) {
@@ -294,6 +295,16 @@ fn every_listed_key_is_a_real_setting() {
         ("swarm_manager", "\"unix:///var/run/docker.sock\""),
         ("swarm_nodes", "{ node-1 = \"tcp://10.0.0.5:2375\" }"),
         ("swarm_entry_node", "\"node-1\""),
+        ("kubernetes_api_url", "\"http://127.0.0.1:8001\""),
+        ("kubernetes_namespace", "\"runtimes\""),
+        ("kubernetes_storage_class", "\"fast\""),
+        ("kubernetes_ephemeral_storage_mb", "512"),
+        ("kubernetes_entry_namespace", "\"edge\""),
+        ("kubernetes_entry_labels", "{ app = \"traefik\" }"),
+        ("kubernetes_entry_address", "\"10.96.0.80\""),
+        ("kubernetes_entry_service", "\"entry\""),
+        ("kubernetes_entry_sources", "[\"10.244.0.0/16\"]"),
+        ("kubernetes_dns_labels", "{ k8s-app = \"kube-dns\" }"),
         ("workspace_domain", "\"ws.example.com\""),
         ("cookie_domain", "\"example.com\""),
         ("entry_proxy_container", "\"traefik\""),
