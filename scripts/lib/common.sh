@@ -49,6 +49,9 @@ ensure_debian_packages() {
   for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
   done
+  # kubectl renders deploy/kubernetes in the tests (`kubectl kustomize`): any kubectl already on
+  # the machine does; else Debian's client.
+  command -v kubectl >/dev/null || missing+=(kubernetes-client)
   [ ${#missing[@]} -eq 0 ] && return
   timed "Installing Debian packages: ${missing[*]}" "2 minutes" install_debian_packages "${missing[@]}"
 }
