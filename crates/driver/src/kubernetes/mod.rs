@@ -30,6 +30,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod entry;
 mod errors;
 pub mod names;
 mod objects;
@@ -183,36 +184,6 @@ impl KubeDriver {
 
     fn names(&self, runtime_id: &str) -> crate::spec::Names {
         crate::spec::Names::new(&self.instance, runtime_id)
-    }
-
-    /// The entry proxy's address for runtimes: configured, or its Service's cluster IP.
-    async fn entry_ip(&self) -> Result<Option<IpAddr>, DriverError> {
-        let settings = &self.settings;
-        let found = self
-            .entry_ip
-            .get_or_try_init(|| async {
-                if let Some(ip) = settings.entry_ip {
-                    return Ok(Some(ip));
-                }
-                let Some(name) = &settings.entry_service else {
-                    return Ok(None);
-                };
-                let api: Api<k8s_openapi::api::core::v1::Service> =
-                    Api::namespaced(self.client.clone(), &settings.entry_namespace);
-                let service = api.get_opt(name).await.map_err(|e| classify(&e, None))?;
-                let ip = service
-                    .and_then(|s| s.spec?.cluster_ip)
-                    .and_then(|ip| ip.parse().ok())
-                    .ok_or_else(|| {
-                        DriverError::EntryProxyMissing(format!(
-                            "{}/{name} (a Service with a cluster IP)",
-                            settings.entry_namespace
-                        ))
-                    })?;
-                Ok(Some(ip))
-            })
-            .await?;
-        Ok(*found)
     }
 
     /// `instance=…[,runtime=…]`: this installation's objects (one runtime's).

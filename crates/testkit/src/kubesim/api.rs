@@ -5,44 +5,13 @@
 use super::Sim;
 use super::select::{Fields, Labels};
 use super::validate::{self, Kind, Refusal};
-use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
-
-pub fn router(sim: Arc<Sim>) -> Router {
-    Router::new()
-        .route(
-            "/version",
-            get(|| async {
-                axum::Json(json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-kubesim"}))
-            }),
-        )
-        .route(
-            "/api/v1/namespaces/{ns}/{resource}",
-            get(core_list).post(core_create),
-        )
-        .route(
-            "/api/v1/namespaces/{ns}/{resource}/{name}",
-            get(core_get).put(core_replace).delete(core_delete),
-        )
-        .route("/api/v1/namespaces/{ns}/pods/{name}/log", get(pod_log))
-        .route(
-            "/apis/{group}/{version}/namespaces/{ns}/{resource}",
-            get(group_list).post(group_create),
-        )
-        .route(
-            "/apis/{group}/{version}/namespaces/{ns}/{resource}/{name}",
-            get(group_get).put(group_replace).delete(group_delete),
-        )
-        .with_state(sim)
-}
 
 /// A Status body with `code`.
 pub fn status(code: u16, reason: &str, message: &str) -> Response {
@@ -66,7 +35,7 @@ fn not_found(kind: Kind, name: &str) -> Response {
     )
 }
 
-type Params = HashMap<String, String>;
+pub(super) type Params = HashMap<String, String>;
 
 /// The API server's answer for a resource it does not serve.
 fn unknown() -> Response {
@@ -77,78 +46,7 @@ fn unknown() -> Response {
     )
 }
 
-async fn core_list(
-    s: State<Arc<Sim>>,
-    Path((ns, r)): Path<(String, String)>,
-    q: Query<Params>,
-) -> Response {
-    list(s, "v1", &ns, &r, q)
-}
-async fn group_list(
-    s: State<Arc<Sim>>,
-    Path((g, v, ns, r)): Path<(String, String, String, String)>,
-    q: Query<Params>,
-) -> Response {
-    list(s, &format!("{g}/{v}"), &ns, &r, q)
-}
-async fn core_create(
-    s: State<Arc<Sim>>,
-    Path((ns, r)): Path<(String, String)>,
-    body: Bytes,
-) -> Response {
-    create(&s, "v1", &ns, &r, &body)
-}
-async fn group_create(
-    s: State<Arc<Sim>>,
-    Path((g, v, ns, r)): Path<(String, String, String, String)>,
-    body: Bytes,
-) -> Response {
-    create(&s, &format!("{g}/{v}"), &ns, &r, &body)
-}
-async fn core_get(
-    s: State<Arc<Sim>>,
-    Path((ns, r, n)): Path<(String, String, String)>,
-) -> Response {
-    fetch(&s, "v1", &ns, &r, &n).await
-}
-async fn group_get(
-    s: State<Arc<Sim>>,
-    Path((g, v, ns, r, n)): Path<(String, String, String, String, String)>,
-) -> Response {
-    fetch(&s, &format!("{g}/{v}"), &ns, &r, &n).await
-}
-async fn core_replace(
-    s: State<Arc<Sim>>,
-    Path((ns, r, n)): Path<(String, String, String)>,
-    body: Bytes,
-) -> Response {
-    replace(&s, "v1", &ns, &r, &n, &body)
-}
-async fn group_replace(
-    s: State<Arc<Sim>>,
-    Path((g, v, ns, r, n)): Path<(String, String, String, String, String)>,
-    body: Bytes,
-) -> Response {
-    replace(&s, &format!("{g}/{v}"), &ns, &r, &n, &body)
-}
-async fn core_delete(
-    s: State<Arc<Sim>>,
-    Path((ns, r, n)): Path<(String, String, String)>,
-    q: Query<Params>,
-    body: Bytes,
-) -> Response {
-    delete(&s, "v1", &ns, &r, &n, &q, &body)
-}
-async fn group_delete(
-    s: State<Arc<Sim>>,
-    Path((g, v, ns, r, n)): Path<(String, String, String, String, String)>,
-    q: Query<Params>,
-    body: Bytes,
-) -> Response {
-    delete(&s, &format!("{g}/{v}"), &ns, &r, &n, &q, &body)
-}
-
-fn list(
+pub(super) fn list(
     State(sim): State<Arc<Sim>>,
     api_version: &str,
     ns: &str,
@@ -186,7 +84,13 @@ fn list(
     .into_response()
 }
 
-fn create(sim: &Sim, api_version: &str, ns: &str, resource: &str, body: &[u8]) -> Response {
+pub(super) fn create(
+    sim: &Sim,
+    api_version: &str,
+    ns: &str,
+    resource: &str,
+    body: &[u8],
+) -> Response {
     let Some(kind) = validate::kind_of(api_version, resource) else {
         return unknown();
     };
@@ -263,7 +167,13 @@ fn create(sim: &Sim, api_version: &str, ns: &str, resource: &str, body: &[u8]) -
     (StatusCode::CREATED, axum::Json(made)).into_response()
 }
 
-async fn fetch(sim: &Sim, api_version: &str, ns: &str, resource: &str, name: &str) -> Response {
+pub(super) async fn fetch(
+    sim: &Sim,
+    api_version: &str,
+    ns: &str,
+    resource: &str,
+    name: &str,
+) -> Response {
     if api_version == "metrics.k8s.io/v1beta1" && resource == "pods" {
         return sim.pod_metrics(ns, name).await;
     }
@@ -280,7 +190,7 @@ async fn fetch(sim: &Sim, api_version: &str, ns: &str, resource: &str, name: &st
     }
 }
 
-fn replace(
+pub(super) fn replace(
     sim: &Sim,
     api_version: &str,
     ns: &str,
@@ -353,7 +263,7 @@ struct DeleteBody {
     grace_period_seconds: Option<i64>,
 }
 
-fn delete(
+pub(super) fn delete(
     sim: &Sim,
     api_version: &str,
     ns: &str,
@@ -397,7 +307,7 @@ fn delete(
     axum::Json(removed).into_response()
 }
 
-async fn pod_log(
+pub(super) async fn pod_log(
     State(sim): State<Arc<Sim>>,
     Path((ns, name)): Path<(String, String)>,
     Query(q): Query<Params>,

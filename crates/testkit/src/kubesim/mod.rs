@@ -12,6 +12,7 @@ mod api;
 mod container;
 mod kubelet;
 pub mod policy;
+mod routes;
 mod select;
 mod store;
 mod validate;
@@ -187,7 +188,7 @@ impl KubeSim {
             .await
             .expect("a loopback port");
         let url = format!("http://{}", listener.local_addr().expect("address"));
-        let app = api::router(Arc::clone(&sim));
+        let app = routes::router(Arc::clone(&sim));
         let serve = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
