@@ -279,6 +279,11 @@ pub struct Observation {
     /// The engine's words when it is not running as asked (a rejected task, a node that is
     /// down): for admins, never shown to the runtime's owner.
     pub reason: Option<String>,
+    /// What keeps it from starting until someone acts (an image that cannot be pulled, a
+    /// storage class that does not exist): a start fails at once with this error instead of
+    /// waiting out the ready timeout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<DriverError>,
 }
 
 impl Observation {
@@ -309,7 +314,7 @@ pub struct Stats {
 
 /// What can go wrong, in words fit for a task's last error. Crosses the runtime manager's
 /// internal API as `{"kind": …, "message": …}`.
-#[derive(Debug, thiserror::Error, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "message", rename_all = "snake_case")]
 pub enum DriverError {
     #[error("the Docker engine cannot be reached: {0}")]
@@ -340,4 +345,6 @@ pub enum DriverError {
     QuotaExceeded(String),
     #[error("the cluster rejected the runtime's definition: {0}")]
     Rejected(String),
+    #[error("the runtime's workspace volume cannot be provisioned: {0}")]
+    StorageMissing(String),
 }

@@ -11,7 +11,7 @@
 use crate::render::{self, browser_url};
 use crate::repo::{self, TaskRow};
 use crate::{Orchestrator, OrchestratorError};
-use clawloops_driver::Phase;
+use clawloops_driver::{Observation, Phase};
 use clawloops_wire::runtime::{Action, DesiredState, ObservedState, Problem, Stage};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -195,9 +195,15 @@ impl Orchestrator {
 
         let deadline = Instant::now() + settings.ready_timeout;
         let ready = loop {
-            match driver.observe(&spec.runtime_id).await? {
+            // What the engine says it waits for, if it says.
+            let waiting_for = match driver.observe(&spec.runtime_id).await? {
                 Some(o) if o.is_up() => break o,
-                Some(o) if matches!(o.phase, Phase::Running | Phase::Starting) => {}
+                // Nothing changes until someone acts: say so now, not at the timeout.
+                Some(Observation {
+                    blocked: Some(err),
+                    ..
+                }) => return Err(Failure::from(err).into()),
+                Some(o) if matches!(o.phase, Phase::Running | Phase::Starting) => o.reason,
                 Some(o) if o.phase == Phase::NodeDown => {
                     let why = o.reason.clone().unwrap_or_else(|| {
                         format!(
@@ -230,13 +236,16 @@ impl Orchestrator {
                     )
                     .into());
                 }
-            }
+            };
             if Instant::now() >= deadline {
                 let after_secs = settings.ready_timeout.as_secs();
+                let waiting = waiting_for
+                    .map(|why| format!(" (the engine says: {why})"))
+                    .unwrap_or_default();
                 return Err(Failure::new(
                     Problem::NotReady { after_secs },
                     format!(
-                        "no answer from {} within {after_secs} s",
+                        "no answer from {} within {after_secs} s{waiting}",
                         spec.profile.ready_path
                     ),
                 )

@@ -159,10 +159,12 @@ pub enum Problem {
     ClusterForbidden,
     /// The cluster rejected the runtime's definition.
     ClusterRejected,
+    /// The workspace volume cannot be provisioned (its storage class does not exist).
+    StorageMissing,
 }
 
 /// Every code, as stored (the migration's check lists the same).
-pub const PROBLEM_CODES: [&str; 21] = [
+pub const PROBLEM_CODES: [&str; 22] = [
     "IMAGE_MISSING",
     "ENGINE_UNREACHABLE",
     "MANAGER_UNREACHABLE",
@@ -184,6 +186,7 @@ pub const PROBLEM_CODES: [&str; 21] = [
     "QUOTA_EXCEEDED",
     "CLUSTER_FORBIDDEN",
     "CLUSTER_REJECTED",
+    "STORAGE_MISSING",
 ];
 
 impl Problem {
@@ -211,6 +214,7 @@ impl Problem {
             Problem::QuotaExceeded => "QUOTA_EXCEEDED",
             Problem::ClusterForbidden => "CLUSTER_FORBIDDEN",
             Problem::ClusterRejected => "CLUSTER_REJECTED",
+            Problem::StorageMissing => "STORAGE_MISSING",
         }
     }
 
@@ -272,6 +276,9 @@ impl Problem {
                 "The cluster does not allow ClawLoops to start your runtime.".into()
             }
             Problem::ClusterRejected => "The cluster rejected your runtime's settings.".into(),
+            Problem::StorageMissing => {
+                "The storage for your workspace cannot be set up on the cluster.".into()
+            }
         }
     }
 
@@ -309,6 +316,9 @@ impl Problem {
             }
             Problem::ClusterRejected => {
                 "The detail names the field the API server refused; check the runtime settings (limits, storage class)."
+            }
+            Problem::StorageMissing => {
+                "Set kubernetes_storage_class to a class the cluster has (`kubectl get storageclass`), or leave it unset for the default class; then start again."
             }
             Problem::IsolationUnavailable
             | Problem::ConfigFailed
@@ -355,6 +365,7 @@ mod tests {
             Problem::QuotaExceeded,
             Problem::ClusterForbidden,
             Problem::ClusterRejected,
+            Problem::StorageMissing,
         ];
         assert_eq!(all.len(), PROBLEM_CODES.len());
         for (problem, code) in all.iter().zip(PROBLEM_CODES) {

@@ -85,6 +85,7 @@ pub(super) fn observation_from(summary: ContainerSummary) -> Option<Found> {
             endpoint,
             node: None,
             reason,
+            blocked: None,
         },
         ready_path: labels.get(labels::READY_PATH).cloned(),
     })

@@ -30,6 +30,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod claim;
 mod entry;
 mod errors;
 pub mod names;
@@ -293,11 +294,18 @@ impl RuntimeDriver for KubeDriver {
             Some(pod) if !observe::is_pending(pod) => None,
             _ => self.claim(runtime_id).await?,
         };
-        Ok(Some(observe::observation(
-            &secret,
-            pod.as_ref(),
-            claim.as_ref(),
-        )))
+        let provisioning_failed = match &claim {
+            Some(c) if claim::is_unbound(c) => {
+                self.provisioning_failure(&self.names(runtime_id).volume())
+                    .await?
+            }
+            _ => None,
+        };
+        let waiting = observe::Waiting {
+            claim: claim.as_ref(),
+            provisioning_failed: provisioning_failed.as_deref(),
+        };
+        Ok(Some(observe::observation(&secret, pod.as_ref(), waiting)))
     }
 
     async fn list(&self) -> Result<Vec<Observation>, DriverError> {
@@ -324,7 +332,7 @@ impl RuntimeDriver for KubeDriver {
             .map(|secret| {
                 let pod =
                     observe::runtime_of(&secret.metadata).and_then(|id| by_runtime.remove(&id));
-                observe::observation(secret, pod.as_ref(), None)
+                observe::observation(secret, pod.as_ref(), observe::Waiting::default())
             })
             .collect())
     }

@@ -2,7 +2,7 @@
 //! runs) and, while it waits, its workspace claim, in the phases every engine reports.
 
 use super::annotations;
-use crate::{Observation, Phase, labels};
+use crate::{DriverError, Observation, Phase, labels};
 use k8s_openapi::api::core::v1::{
     ContainerStateTerminated, ContainerStateWaiting, PersistentVolumeClaim, Pod, Secret,
 };
@@ -45,13 +45,17 @@ fn pod_phase(pod: &Pod) -> &str {
         .unwrap_or("Pending")
 }
 
-/// The runtime's observation from its Secret, its Pod (when there is one) and its workspace
-/// claim (read only while the Pod waits).
-pub fn observation(
-    secret: &Secret,
-    pod: Option<&Pod>,
-    claim: Option<&PersistentVolumeClaim>,
-) -> Observation {
+/// While the Pod waits: its workspace claim, and the last reason the cluster gave for not
+/// provisioning it (a `ProvisioningFailed` event's message).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Waiting<'a> {
+    pub claim: Option<&'a PersistentVolumeClaim>,
+    pub provisioning_failed: Option<&'a str>,
+}
+
+/// The runtime's observation from its Secret, its Pod (when there is one) and, while the Pod
+/// waits, its workspace claim.
+pub fn observation(secret: &Secret, pod: Option<&Pod>, waiting: Waiting<'_>) -> Observation {
     let annotation = |key: &str| {
         secret
             .metadata
@@ -67,8 +71,9 @@ pub fn observation(
         .unwrap_or_default();
     let (phase, ready, reason) = match pod {
         None => (Phase::Stopped { exit_code: None }, false, None),
-        Some(pod) => pod_state(pod, claim),
+        Some(pod) => pod_state(pod, waiting),
     };
+    let blocked = pod.and_then(|pod| blocker(pod, waiting));
     let endpoint = pod.filter(|_| phase == Phase::Running).and_then(endpoint);
     Observation {
         runtime_id: runtime_of(&secret.metadata).unwrap_or_default(),
@@ -90,7 +95,48 @@ pub fn observation(
         endpoint,
         node: pod.and_then(|p| p.spec.as_ref()?.node_name.clone()),
         reason,
+        blocked,
     }
+}
+
+/// What keeps the Pod from starting until someone acts: an image that cannot be pulled, or a
+/// workspace claim whose storage class does not exist. (A Pod that waits for room on a node
+/// may yet be scheduled: it is not blocked.)
+fn blocker(pod: &Pod, waiting: Waiting<'_>) -> Option<DriverError> {
+    if !is_live(pod) {
+        return None;
+    }
+    let container = pod.status.as_ref()?.container_statuses.as_ref();
+    let pulling = container
+        .and_then(|c| c.first()?.state.as_ref()?.waiting.as_ref())
+        .filter(|w| IMAGE_FAILURES.contains(&w.reason.as_deref().unwrap_or_default()));
+    if let Some(waiting) = pulling {
+        return Some(DriverError::ImageMissing(format!(
+            "{} ({}: {})",
+            image_of(pod),
+            waiting.reason.as_deref().unwrap_or_default(),
+            waiting.message.as_deref().unwrap_or("no message")
+        )));
+    }
+    let unbound = waiting
+        .claim
+        .and_then(|c| c.status.as_ref()?.phase.as_deref())
+        .is_some_and(|phase| phase != "Bound");
+    let failed = waiting.provisioning_failed?;
+    (unbound && is_missing_class(failed)).then(|| DriverError::StorageMissing(failed.to_owned()))
+}
+
+/// Whether a provisioning failure says the storage class does not exist (the API server's
+/// words: `storageclass.storage.k8s.io "fast" not found`).
+fn is_missing_class(message: &str) -> bool {
+    message.contains("storageclass") && message.contains("not found")
+}
+
+fn image_of(pod: &Pod) -> String {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.containers.first()?.image.clone())
+        .unwrap_or_default()
 }
 
 /// `http://<pod IP>:<port>`.
@@ -113,7 +159,7 @@ fn endpoint(pod: &Pod) -> Option<String> {
 }
 
 /// The phase, readiness and reason of a runtime whose Pod is `pod`.
-fn pod_state(pod: &Pod, claim: Option<&PersistentVolumeClaim>) -> (Phase, bool, Option<String>) {
+fn pod_state(pod: &Pod, waiting: Waiting<'_>) -> (Phase, bool, Option<String>) {
     let stopped = Phase::Stopped { exit_code: None };
     if pod.metadata.deletion_timestamp.is_some() {
         return (stopped, false, Some("stopping".to_owned()));
@@ -162,7 +208,7 @@ fn pod_state(pod: &Pod, claim: Option<&PersistentVolumeClaim>) -> (Phase, bool, 
                 false,
                 Some(waiting_reason(pod, waiting)),
             ),
-            _ => (Phase::Starting, false, pending_reason(pod, claim)),
+            _ => (Phase::Starting, false, pending_reason(pod, waiting)),
         },
     }
 }
@@ -176,11 +222,7 @@ fn waiting_reason(pod: &Pod, waiting: &ContainerStateWaiting) -> String {
     let reason = waiting.reason.as_deref().unwrap_or_default();
     let message = waiting.message.as_deref().unwrap_or_default();
     if IMAGE_FAILURES.contains(&reason) {
-        let image = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.containers.first()?.image.clone())
-            .unwrap_or_default();
+        let image = image_of(pod);
         format!("the image {image} cannot be pulled ({reason}): {message}")
     } else {
         format!("the pod cannot start ({reason}): {message}")
@@ -206,7 +248,7 @@ fn node_lost(pod: &Pod) -> String {
 
 /// Why a Pod has not started: not scheduled (no room, no volume), or a workspace claim that
 /// is not bound yet.
-fn pending_reason(pod: &Pod, claim: Option<&PersistentVolumeClaim>) -> Option<String> {
+fn pending_reason(pod: &Pod, waiting: Waiting<'_>) -> Option<String> {
     let unscheduled = pod
         .status
         .as_ref()
@@ -220,14 +262,19 @@ fn pending_reason(pod: &Pod, claim: Option<&PersistentVolumeClaim>) -> Option<St
                 .clone()
                 .unwrap_or_else(|| "not scheduled yet".to_owned())
         });
-    let unbound = claim
+    let unbound = waiting
+        .claim
         .and_then(|c| c.status.as_ref()?.phase.clone())
         .filter(|phase| phase != "Bound")
-        .map(|phase| {
-            format!(
+        .map(|phase| match waiting.provisioning_failed {
+            Some(failed) => format!(
+                "its workspace volume is {}: {failed}",
+                phase.to_lowercase()
+            ),
+            None => format!(
                 "its workspace volume is {} (not provisioned yet)",
                 phase.to_lowercase()
-            )
+            ),
         });
     match (unscheduled, unbound) {
         (Some(why), Some(volume)) => Some(format!("{volume}; {why}")),

@@ -23,12 +23,12 @@ fn pod(status: serde_json::Value) -> Pod {
 }
 
 fn seen(status: serde_json::Value) -> Observation {
-    observation(&secret(), Some(&pod(status)), None)
+    observation(&secret(), Some(&pod(status)), Waiting::default())
 }
 
 #[test]
 fn no_pod_is_stopped_and_the_secret_is_the_handle() {
-    let o = observation(&secret(), None, None);
+    let o = observation(&secret(), None, Waiting::default());
     assert_eq!(o.phase, Phase::Stopped { exit_code: None });
     assert_eq!(o.handle, "secret-uid");
     assert_eq!(o.owner, "u1");
@@ -78,6 +78,10 @@ fn image_and_eviction_failures_and_lost_nodes() {
         pull.reason.as_deref().is_some_and(|r| r.contains("img:1")),
         "{pull:?}"
     );
+    assert!(
+        matches!(&pull.blocked, Some(DriverError::ImageMissing(what)) if what.contains("img:1")),
+        "{pull:?}"
+    );
     let evicted = seen(json!({"phase": "Failed", "reason": "Evicted",
         "message": "The node was low on resource: memory."}));
     assert_eq!(evicted.phase, Phase::Failed { exit_code: None });
@@ -101,13 +105,43 @@ fn a_waiting_pod_says_what_it_waits_for() {
         "status": "False", "reason": "Unschedulable",
         "message": "0/3 nodes are available: 3 Insufficient memory."}]}),
     );
-    let o = observation(&secret(), Some(&unscheduled), Some(&claim));
+    let waiting = Waiting {
+        claim: Some(&claim),
+        provisioning_failed: None,
+    };
+    let o = observation(&secret(), Some(&unscheduled), waiting);
     assert_eq!(o.phase, Phase::Starting);
+    // Room on a node may yet be found: waiting, not blocked.
+    assert_eq!(o.blocked, None);
     let reason = o.reason.unwrap_or_default();
     assert!(
         reason.contains("Insufficient memory") && reason.contains("workspace volume"),
         "{reason}"
     );
+
+    // A storage class that does not exist blocks the start; another provisioning failure is
+    // only said.
+    let missing = r#"storageclass.storage.k8s.io "fast" not found"#;
+    let o = observation(
+        &secret(),
+        Some(&unscheduled),
+        Waiting {
+            provisioning_failed: Some(missing),
+            ..waiting
+        },
+    );
+    assert_eq!(o.blocked, Some(DriverError::StorageMissing(missing.into())));
+    assert!(o.reason.is_some_and(|r| r.contains(missing)));
+    let o = observation(
+        &secret(),
+        Some(&unscheduled),
+        Waiting {
+            provisioning_failed: Some("failed to provision volume: timeout"),
+            ..waiting
+        },
+    );
+    assert_eq!(o.blocked, None);
+    assert!(o.reason.is_some_and(|r| r.contains("timeout")));
     let stopping: Pod = {
         let mut p = pod(json!({"phase": "Running"}));
         p.metadata.deletion_timestamp = serde_json::from_value(json!("2026-12-05T12:00:00Z")).ok();
@@ -115,7 +149,7 @@ fn a_waiting_pod_says_what_it_waits_for() {
     };
     assert!(!is_live(&stopping));
     assert_eq!(
-        observation(&secret(), Some(&stopping), None).phase,
+        observation(&secret(), Some(&stopping), Waiting::default()).phase,
         Phase::Stopped { exit_code: None }
     );
 }

@@ -99,18 +99,6 @@ impl KubeDriver {
         }
     }
 
-    /// The runtime's workspace claim, when it exists.
-    pub(super) async fn claim(
-        &self,
-        runtime_id: &str,
-    ) -> Result<Option<PersistentVolumeClaim>, DriverError> {
-        let name = self.names(runtime_id).volume();
-        self.api::<PersistentVolumeClaim>()
-            .get_opt(&name)
-            .await
-            .map_err(|e| classify(&e, None))
-    }
-
     /// Deletes the runtime's Pod (after `grace`) and waits until it is gone: a new one of the
     /// same name can only be made then. Watches rather than polls.
     pub(super) async fn delete_pod(

@@ -223,6 +223,7 @@ fn observation(service: &Service, tasks: &[Task], nodes: &NodeTable) -> Option<O
         endpoint: None,
         node,
         reason,
+        blocked: None,
     })
 }
 

@@ -175,6 +175,11 @@ async fn a_missing_image_is_an_error_naming_it(t: &dyn Target) {
                     .is_some_and(|r| r.contains(&spec.image)),
                 "{failed:?}"
             );
+            // A start does not wait out its timeout for an image that will not come.
+            assert!(
+                matches!(&failed.blocked, Some(DriverError::ImageMissing(what)) if what.contains(&spec.image)),
+                "{failed:?}"
+            );
         }
     }
     t.teardown(&[spec]).await;

@@ -302,7 +302,8 @@ async fn refusals_of_the_cluster_become_clear_errors() {
     );
     let err = d.prepare(&bad).await.expect_err("invalid");
     assert!(matches!(err, DriverError::Rejected(_)), "{err}");
-    // A storage class that does not exist: the runtime waits, and says why.
+    // A storage class that does not exist: the runtime cannot start until someone acts, and
+    // the claim's ProvisioningFailed event says why.
     let mut settings = d.settings().clone();
     settings.storage_class = Some("fast-ssd".into());
     let other = KubeDriver::new(t.sim.client(&t.namespace), settings, &t.instance);
@@ -313,16 +314,22 @@ async fn refusals_of_the_cluster_become_clear_errors() {
         .set_running(&waiting.runtime_id, true, GRACE)
         .await
         .expect("start");
-    let seen = until(&other, &waiting.runtime_id, "waiting for its volume", |o| {
-        o.is_some_and(|o| {
-            o.reason
-                .as_deref()
-                .is_some_and(|r| r.contains("workspace volume"))
-        })
+    let seen = until(&other, &waiting.runtime_id, "blocked on its volume", |o| {
+        o.is_some_and(|o| o.blocked.is_some())
     })
     .await
     .expect("observed");
     assert_eq!(seen.phase, Phase::Starting, "{seen:?}");
+    assert!(
+        matches!(&seen.blocked, Some(DriverError::StorageMissing(why)) if why.contains("\"fast-ssd\" not found")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.reason
+            .as_deref()
+            .is_some_and(|r| r.contains("workspace volume is pending") && r.contains("fast-ssd")),
+        "{seen:?}"
+    );
     t.teardown(&[spec, waiting]).await;
 }
 

@@ -48,6 +48,7 @@ impl From<DriverError> for Failure {
             DriverError::QuotaExceeded(_) => Problem::QuotaExceeded,
             DriverError::Forbidden(_) => Problem::ClusterForbidden,
             DriverError::Rejected(_) => Problem::ClusterRejected,
+            DriverError::StorageMissing(_) => Problem::StorageMissing,
             DriverError::Conflict | DriverError::Missing(_) | DriverError::Docker(_) => {
                 Problem::EngineRefused
             }
