@@ -200,8 +200,7 @@ impl Orchestrator {
                 Some(o) if o.is_up() => break o,
                 // Nothing changes until someone acts: say so now, not at the timeout.
                 Some(Observation {
-                    blocked: Some(err),
-                    ..
+                    blocked: Some(err), ..
                 }) => return Err(Failure::from(err).into()),
                 Some(o) if matches!(o.phase, Phase::Running | Phase::Starting) => o.reason,
                 Some(o) if o.phase == Phase::NodeDown => {

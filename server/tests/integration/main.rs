@@ -12,6 +12,7 @@ mod entry;
 mod gateway;
 mod http;
 mod identity;
+mod kubernetes;
 mod litellm;
 mod lockdown;
 mod migrations;

@@ -267,10 +267,7 @@ fn pending_reason(pod: &Pod, waiting: Waiting<'_>) -> Option<String> {
         .and_then(|c| c.status.as_ref()?.phase.clone())
         .filter(|phase| phase != "Bound")
         .map(|phase| match waiting.provisioning_failed {
-            Some(failed) => format!(
-                "its workspace volume is {}: {failed}",
-                phase.to_lowercase()
-            ),
+            Some(failed) => format!("its workspace volume is {}: {failed}", phase.to_lowercase()),
             None => format!(
                 "its workspace volume is {} (not provisioned yet)",
                 phase.to_lowercase()

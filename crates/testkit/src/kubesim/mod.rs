@@ -271,6 +271,12 @@ impl KubeSim {
         self.sim.kubelet.container_name(namespace, pod)
     }
 
+    /// The Docker network Pods run on (the pod network): join a container to it to reach
+    /// Pods by their IPs, as an entry proxy in the cluster does.
+    pub fn network(&self) -> &str {
+        &self.sim.kubelet.network
+    }
+
     /// The Docker volume holding a claim's data.
     pub fn volume_of(&self, namespace: &str, claim: &str) -> String {
         self.sim.kubelet.volume_name(namespace, claim)

@@ -14,16 +14,7 @@ async fn wait_for(
     what: &str,
     done: impl Fn(&Value) -> bool,
 ) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        let (status, card) = browser.call("runtime/mine", &[]).await;
-        assert_eq!(status, 200, "{card}");
-        if done(&card) {
-            return card;
-        }
-        assert!(Instant::now() < deadline, "waiting for {what}: {card}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    crate::support::card_until(browser, what, Duration::from_secs(40), done).await
 }
 
 /// Waits (at most 40 s) until `username`'s runtime is wanted and seen stopped.

@@ -34,6 +34,8 @@ pub struct Entry {
     pub proxy_ip: std::net::IpAddr,
     /// The swarm the runtimes (and the proxy) run on, for the Swarm tests.
     pub swarm: Option<clawloops_testkit::swarm::Swarm>,
+    /// The in-test Kubernetes API server the runtimes run on, for the Kubernetes tests.
+    pub kube: Option<clawloops_testkit::kubesim::KubeSim>,
     pub(super) _config: tempfile::TempDir,
 }
 
@@ -72,7 +74,7 @@ impl Entry {
         entry
     }
 
-    async fn start_full(
+    pub(super) async fn start_full(
         pool: PgPool,
         openclaw: bool,
         tls: bool,
@@ -145,6 +147,7 @@ impl Entry {
             ws_domain: DOMAIN.into(),
             proxy_ip: [127, 0, 0, 1].into(),
             swarm: None,
+            kube: None,
             _config: config,
         };
         assert!(ok, "traefik started: {out}");
@@ -202,7 +205,7 @@ impl Entry {
         // Names resolve to the proxy; the port in each URL picks plain or TLS.
         builder = builder.resolve(DOMAIN, proxy);
         let users = (0..10).map(|i| format!("user{i}"));
-        for sub in ["alice", "bob", "nobody"]
+        for sub in ["alice", "bob", "carol", "nobody"]
             .map(str::to_owned)
             .into_iter()
             .chain(users)

@@ -4,6 +4,7 @@
 //! come from `clawloops-testkit`.
 
 pub mod entry;
+pub mod kubernetes;
 pub mod swarm;
 
 pub use clawloops_testkit::{litellm, upstream};
@@ -15,6 +16,7 @@ use serde_json::Value;
 use sqlx::PgPool;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The password every test account gets.
 pub const PASSWORD: &str = "correct horse battery";
@@ -204,6 +206,24 @@ pub async fn join(admin: &Browser, guest: Browser, name: &str) -> Browser {
         .await;
     assert_eq!(status, StatusCode::OK, "accept: {body}");
     guest
+}
+
+/// Waits until `check` holds for the browser's runtime card (`within` at most).
+pub async fn card_until(
+    browser: &Browser,
+    what: &str,
+    within: Duration,
+    check: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        let (_, card) = browser.call("runtime/mine", &[]).await;
+        if check(&card) {
+            return card;
+        }
+        assert!(Instant::now() < deadline, "never {what}: {card}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// A client with its own cookie jar.

@@ -107,6 +107,7 @@ impl Entry {
             ws_domain: DOMAIN.into(),
             proxy_ip: node_ip,
             swarm: Some(swarm),
+            kube: None,
             _config: config,
         };
         assert!(ok, "traefik started on {ENTRY_NODE}: {out}");

@@ -8,8 +8,7 @@
 
 use crate::support::entry::{Entry, json_of};
 use crate::support::swarm::ENTRY_NODE;
-use crate::support::{Browser, TestServer};
-use serde_json::Value;
+use crate::support::{Browser, TestServer, card_until};
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
 
@@ -31,24 +30,6 @@ async fn request_start(browser: &Browser) {
         .call("runtime/command", &[("command", "start")])
         .await;
     assert_eq!(status, 200, "{card}");
-}
-
-/// Waits until `check` holds for the browser's runtime card (`within` at most).
-async fn card_until(
-    browser: &Browser,
-    what: &str,
-    within: Duration,
-    check: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let (_, card) = browser.call("runtime/mine", &[]).await;
-        if check(&card) {
-            return card;
-        }
-        assert!(Instant::now() < deadline, "never {what}: {card}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 #[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
