@@ -87,3 +87,16 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("free port")
 }
+
+/// The runtime ids a driver lists, sorted.
+pub async fn listed_ids(driver: &dyn clawloops_driver::RuntimeDriver) -> Vec<String> {
+    let mut ids: Vec<String> = driver
+        .list()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|o| o.runtime_id)
+        .collect();
+    ids.sort();
+    ids
+}

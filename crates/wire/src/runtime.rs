@@ -293,7 +293,7 @@ impl Problem {
                 "Check that both sides share the same runtime_manager_secret and that this address is allowed."
             }
             Problem::ImageMissing => {
-                "Build or pull it on the runtime host (scripts/build-images.sh builds the default)."
+                "Build or pull it on the runtime host, or push it to the registry the cluster's nodes pull from (scripts/build-images.sh builds the default)."
             }
             Problem::HostDiskFull => "Free disk space on the Docker host, then start again.",
             Problem::EntryProxyMissing => {

@@ -13,6 +13,7 @@ mod gateway;
 mod http;
 mod identity;
 mod kubernetes;
+mod kubernetes_smoke;
 mod litellm;
 mod lockdown;
 mod migrations;

@@ -296,14 +296,7 @@ async fn list_shows_this_installation_only_and_orphans_are_removed_by_label(t: &
         d.prepare(spec).await.expect("prepare");
         d.ensure(spec, CONFIG, false).await.expect("ensure");
     }
-    let mut listed: Vec<_> = d
-        .list()
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|o| o.runtime_id)
-        .collect();
-    listed.sort();
+    let listed = clawloops_testkit::listed_ids(d).await;
     assert_eq!(
         listed,
         vec![kept.runtime_id.clone(), orphan.runtime_id.clone()]

@@ -178,15 +178,7 @@ async fn orphans_go_by_their_labels_and_delete_keeps_or_wipes_the_claim(pool: Pg
         .expect("forget");
     let report = c.orchestrator.reconcile().await.expect("reconcile");
     assert_eq!(report.orphans_removed, 1, "{report:?}");
-    let mut left: Vec<_> = c
-        .driver
-        .list()
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|o| o.runtime_id)
-        .collect();
-    left.sort();
+    let left = clawloops_testkit::listed_ids(c.driver.as_ref()).await;
     assert_eq!(left, vec!["rt-lea".to_owned(), "rt-max".to_owned()]);
 
     c.request((keep_id, &keep), Action::Delete, false).await;

@@ -23,6 +23,21 @@ fn load_in(jail: &Jail, file: Option<&str>) -> Result<Settings, SettingsError> {
     Settings::load(path.as_deref())
 }
 
+/// Asserts that settings made by `base` and then `adjust` are refused, naming `key` and saying
+/// `words`.
+fn refused(base: fn(&mut Jail), adjust: &dyn Fn(&mut Jail), key: &str, words: &str) {
+    jailed(|jail| {
+        base(jail);
+        adjust(jail);
+        let text = match load_in(jail, None) {
+            Ok(_) => panic!("{key} was not refused"),
+            Err(e) => e.to_string(),
+        };
+        assert!(text.contains(key) && text.contains(words), "{text}");
+        Ok(())
+    });
+}
+
 #[test]
 fn defaults_need_no_file() {
     jailed(|jail| {
