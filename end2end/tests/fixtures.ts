@@ -1,4 +1,4 @@
-import { test as base, expect, type Page } from "@playwright/test";
+import { test as base, expect, type Browser, type Page } from "@playwright/test";
 import { readFileSync } from "node:fs";
 
 /** The password the setup project gives the first admin. */
@@ -41,4 +41,22 @@ export async function signIn(page: Page, username: string, password: string) {
   await page.getByLabel("Username").fill(username);
   await page.getByLabel("Password", { exact: true }).fill(password);
   await page.getByRole("button", { name: "Sign in" }).click();
+}
+
+/** The admin (on `page`) invites `name`, who joins with `password` in a context of their own;
+ * their page, signed in on the dashboard. */
+export async function inviteAndJoin(page: Page, browser: Browser, name: string, password: string): Promise<Page> {
+  await page.goto("/admin/invitations/new");
+  await waitForHydration(page);
+  await page.getByLabel("Username (optional)").fill(name);
+  await page.getByRole("button", { name: "Create invitation" }).click();
+  const link = (await page.locator("[data-invitation-link]").getAttribute("data-invitation-link"))!;
+  const them = await (await browser.newContext({ storageState: { cookies: [], origins: [] } })).newPage();
+  await them.goto(link);
+  await waitForHydration(them);
+  await them.getByLabel("Password", { exact: true }).fill(password);
+  await them.getByLabel("Password again").fill(password);
+  await them.getByRole("button", { name: "Create my account" }).click();
+  await them.waitForURL((url) => url.pathname === "/");
+  return them;
 }

@@ -1,4 +1,4 @@
-import { test, expect, waitForHydration, ADMIN_STATE } from "./fixtures";
+import { test, expect, waitForHydration, inviteAndJoin, ADMIN_STATE } from "./fixtures";
 import type { Page } from "@playwright/test";
 
 test.use({ storageState: ADMIN_STATE });
@@ -62,18 +62,7 @@ test("an admin registers LiteLLM; a user makes a key, calls the gateway through 
 
   // A new user joins.
   const name = `mu${suffix}`;
-  await page.goto("/admin/invitations/new");
-  await waitForHydration(page);
-  await page.getByLabel("Username (optional)").fill(name);
-  await page.getByRole("button", { name: "Create invitation" }).click();
-  const link = (await page.locator("[data-invitation-link]").getAttribute("data-invitation-link"))!;
-  const them = await (await browser.newContext({ storageState: { cookies: [], origins: [] } })).newPage();
-  await them.goto(link);
-  await waitForHydration(them);
-  await them.getByLabel("Password", { exact: true }).fill("models passphrase");
-  await them.getByLabel("Password again").fill("models passphrase");
-  await them.getByRole("button", { name: "Create my account" }).click();
-  await them.waitForURL((url) => url.pathname === "/");
+  const them = await inviteAndJoin(page, browser, name, "models passphrase");
 
   // They see the model and make a key, shown once.
   await them.goto("/models");

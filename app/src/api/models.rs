@@ -143,12 +143,22 @@ pub struct LimitsView {
     pub budget_tokens: Option<i64>,
     /// Dollars per period, as typed.
     pub budget_usd: Option<String>,
-    /// `day` or `month`.
+    /// `day`, `week` or `month`.
     pub budget_period: String,
     pub keys_suspended: bool,
-    /// Used in the current budget period.
+    /// Exempt from budgets (their own and the default).
+    pub budget_exempt: bool,
+    /// The spending budget that applies (their own, else the default), dollars per
+    /// `effective_period`.
+    pub effective_usd: Option<f64>,
+    pub effective_period: String,
+    /// The budget that applies is the default.
+    pub from_default: bool,
+    /// Used in the current budget period: tokens, and dollars for model requests and runtime
+    /// time together, of which `used_compute_usd` runtime time.
     pub used_tokens: i64,
     pub used_usd: f64,
+    pub used_compute_usd: f64,
 }
 
 /// One day's use of one model (or one user's, in the admin's per-user view).
@@ -176,11 +186,13 @@ pub struct UsageTotal {
 /// Where a user stands against their budget.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BudgetView {
-    /// `tokens` or `cost`.
+    /// `tokens` or `cost` (model requests and runtime time together).
     pub kind: String,
     pub used: f64,
     pub limit: f64,
-    /// `day` or `month`.
+    /// Of `used`, runtime time (`cost` only).
+    pub compute: f64,
+    /// `day`, `week` or `month`.
     pub period: String,
     #[serde(with = "time::serde::rfc3339")]
     pub resets_at: OffsetDateTime,
@@ -196,7 +208,22 @@ pub struct UsageReport {
     /// Admins only: totals per user.
     pub by_user: Vec<UsageTotal>,
     pub budgets: Vec<BudgetView>,
+    /// Runtime time per day (as `model` "runtime time"; cost only), to chart beside models.
+    pub compute_days: Vec<UsageDay>,
+    /// Runtime time per user (admins) or per size class (a user's own).
+    pub compute_totals: Vec<ComputeTotal>,
 }
+
+/// Runtime time of one user or size class over the period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComputeTotal {
+    pub name: String,
+    pub hours: f64,
+    pub cost_usd: f64,
+}
+
+/// What the usage chart's runtime-time series is called.
+pub const RUNTIME_TIME: &str = "runtime time";
 
 #[server(endpoint = "admin/models")]
 pub async fn get_models_admin() -> Result<ModelsAdmin, AppError> {
@@ -303,9 +330,10 @@ pub struct LimitsForm {
     pub budget_tokens: String,
     /// Dollars per period.
     pub budget_usd: String,
-    /// `day` or `month`.
+    /// `day`, `week` or `month`.
     pub budget_period: String,
     pub keys_suspended: bool,
+    pub budget_exempt: bool,
 }
 
 #[server(endpoint = "admin/limits/set")]

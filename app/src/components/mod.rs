@@ -1,7 +1,9 @@
 //! Reusable pieces of the interface.
 
 pub mod auth;
+pub mod budget;
 pub mod chart;
+pub mod form;
 pub mod format;
 pub mod layout;
 pub mod replicas;

@@ -1,7 +1,9 @@
 //! A user's own usage: chart by day and model, totals per model, and what is left of their
 //! budgets.
 
-use crate::api::models::{BudgetView, UsageReport, UsageTotal, get_my_usage};
+use crate::api::models::{
+    BudgetView, ComputeTotal, UsageDay, UsageReport, UsageTotal, get_my_usage,
+};
 use crate::components::auth::RequireUser;
 use crate::components::chart::{Metric, UsageChart, compact};
 use crate::components::format;
@@ -54,6 +56,8 @@ pub fn UsagePage() -> impl IntoView {
 
 #[component]
 fn Report(report: UsageReport) -> impl IntoView {
+    let spend = spending_days(&report);
+    let (from, to) = (report.from.clone(), report.to.clone());
     view! {
         {(!report.budgets.is_empty())
             .then(|| {
@@ -88,13 +92,78 @@ fn Report(report: UsageReport) -> impl IntoView {
                     .into_any()
             }}
         </section>
-        <section class="card mt-6" aria-labelledby="models-heading">
-            <h2 id="models-heading" class="mb-3 text-lg font-semibold">
-                "By model"
+        <section class="card mt-6 space-y-3" aria-labelledby="spend-heading">
+            <h2 id="spend-heading" class="text-lg font-semibold">
+                "Spending per day: model requests and runtime time"
             </h2>
-            <TotalsTable rows=report.by_model first="Model" />
+            {if spend.is_empty() {
+                view! { <Empty text="Nothing spent in this period." /> }.into_any()
+            } else {
+                view! { <UsageChart days=spend from=from to=to metric=Metric::Cost /> }.into_any()
+            }}
         </section>
+        <div class="mt-6 grid gap-6 lg:grid-cols-2">
+            <section class="card" aria-labelledby="models-heading">
+                <h2 id="models-heading" class="mb-3 text-lg font-semibold">
+                    "By model"
+                </h2>
+                <TotalsTable rows=report.by_model first="Model" />
+            </section>
+            <section class="card" aria-labelledby="compute-heading">
+                <h2 id="compute-heading" class="mb-3 text-lg font-semibold">
+                    "Runtime time"
+                </h2>
+                <ComputeTable rows=report.compute_totals first="Size" />
+            </section>
+        </div>
     }
+}
+
+/// The days of model use and of runtime time in one list, for the spending chart.
+pub fn spending_days(report: &UsageReport) -> Vec<UsageDay> {
+    report
+        .days
+        .iter()
+        .chain(&report.compute_days)
+        .filter(|d| d.cost_usd > 0.0)
+        .cloned()
+        .collect()
+}
+
+/// Hours and cost of runtime time per user or size class.
+#[component]
+pub fn ComputeTable(rows: Vec<ComputeTotal>, first: &'static str) -> impl IntoView {
+    if rows.is_empty() {
+        return view! { <Empty text="No runtime time in this period." /> }.into_any();
+    }
+    view! {
+        <div class="overflow-x-auto">
+            <table class="table">
+                <thead>
+                    <tr>
+                        <th>{first}</th>
+                        <th>"Hours"</th>
+                        <th>"Cost"</th>
+                    </tr>
+                </thead>
+                <tbody>
+                    {rows
+                        .into_iter()
+                        .map(|r| {
+                            view! {
+                                <tr data-compute=r.name.clone()>
+                                    <td class="font-mono">{r.name.clone()}</td>
+                                    <td class="tabular-nums">{format!("{:.2}", r.hours)}</td>
+                                    <td class="tabular-nums">{Metric::Cost.show(r.cost_usd)}</td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+    .into_any()
 }
 
 /// What is used of one budget, as a bar with words.
@@ -124,20 +193,28 @@ pub fn BudgetBar(budget: BudgetView) -> impl IntoView {
     } else {
         "bg-indigo-500"
     };
-    let period = if budget.period == "day" {
-        "today"
-    } else {
-        "this month"
+    let period = match budget.period.as_str() {
+        "day" => "today",
+        "week" => "this week",
+        _ => "this month",
     };
+    let compute = (budget.kind == "cost" && budget.compute > 0.0).then(|| {
+        format!(
+            " (model requests ${:.2}, runtime time ${:.2})",
+            (budget.used - budget.compute).max(0.0),
+            budget.compute
+        )
+    });
     view! {
         <div data-budget=budget.kind.clone()>
             <div class="flex justify-between text-sm">
                 <span>
                     {format!(
-                        "{} {} of {} used {period}",
+                        "{} {} of {} used {period}{}",
                         if budget.kind == "cost" { "Spending:" } else { "Tokens:" },
                         used,
                         limit,
+                        compute.unwrap_or_default(),
                     )}
                 </span>
                 <span class="text-slate-500">

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod budget;
 pub mod identity;
 pub mod lifecycle;
 pub mod models;

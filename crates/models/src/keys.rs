@@ -262,7 +262,7 @@ mod tests {
 }
 
 /// A key as the gateway checks it: whose it is, whether it may still be used, and the owner's
-/// limits (all `None` without a `user_limits` row).
+/// limits (all `None` without a `user_limits` row) and the budgets that apply (`user_budgets`).
 #[derive(Debug, Clone)]
 pub struct KeyHolder {
     pub id: uuid::Uuid,
@@ -287,11 +287,12 @@ pub async fn holder(pool: &sqlx::PgPool, hash: &[u8]) -> Result<Option<KeyHolder
         KeyHolder,
         r#"SELECT k.id, k.kind, k.user_id, k.expires_at, k.revoked_at, k.revoked_reason,
                   u.username, u.status,
-                  l.rpm AS "rpm?", l.tpm AS "tpm?", l.budget_tokens AS "budget_tokens?",
-                  l.budget_usd_micro AS "budget_usd_micro?", l.budget_period AS "budget_period?",
+                  l.rpm AS "rpm?", l.tpm AS "tpm?", b.budget_tokens AS "budget_tokens?",
+                  b.budget_usd_micro AS "budget_usd_micro?", b.budget_period AS "budget_period?",
                   l.keys_suspended_at AS "keys_suspended_at?"
            FROM api_keys k JOIN users u ON u.id = k.user_id
            LEFT JOIN user_limits l ON l.user_id = k.user_id
+           LEFT JOIN user_budgets b ON b.user_id = k.user_id
            WHERE k.hash = $1"#,
         hash
     )

@@ -11,7 +11,10 @@ pub enum Quota {
     Rpm,
     Tpm,
     Tokens,
+    /// Spending: model requests and runtime time together (nano-dollars).
     Cost,
+    /// The runtime-time part of `Cost` (the meter writes it; nothing reserves it).
+    Compute,
 }
 
 impl Quota {
@@ -22,6 +25,7 @@ impl Quota {
             Quota::Tpm => "tpm",
             Quota::Tokens => "tokens",
             Quota::Cost => "cost",
+            Quota::Compute => "compute",
         }
     }
 }
@@ -96,14 +100,17 @@ pub async fn lease(
 }
 
 /// In one transaction: adds `settled` to the window's use and sets `replica`'s lease on it to
-/// `lease`.
+/// `lease`, or less when `cap` (the window's limit, and what must be kept for requests in
+/// flight) says the window has less room now (runtime time charged into it, a lower limit):
+/// so use that arrives from elsewhere takes effect within a flush. Returns the lease held.
 pub async fn write_back(
     pool: &sqlx::PgPool,
     replica: Uuid,
     window: Window,
     settled: i64,
     lease: i64,
-) -> Result<(), sqlx::Error> {
+    cap: Option<(i64, i64)>,
+) -> Result<i64, sqlx::Error> {
     let Window { user, quota, start } = window;
     let mut tx = pool.begin().await?;
     if settled > 0 {
@@ -118,6 +125,30 @@ pub async fn write_back(
         .execute(&mut *tx)
         .await?;
     }
+    let mut lease = lease;
+    if let Some((limit, keep)) = cap.filter(|_| lease > 0) {
+        let used = sqlx::query_scalar!(
+            "SELECT used FROM quota_usage WHERE user_id = $1 AND quota = $2 AND window_start = $3 FOR UPDATE",
+            user,
+            quota.name(),
+            start
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .unwrap_or(0);
+        let others = sqlx::query_scalar!(
+            r#"SELECT COALESCE(sum(amount), 0)::bigint AS "sum!" FROM quota_leases
+               WHERE user_id = $1 AND quota = $2 AND window_start = $3 AND replica <> $4"#,
+            user,
+            quota.name(),
+            start,
+            replica
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let room = limit.saturating_sub(used).saturating_sub(others);
+        lease = lease.min(room.max(keep)).max(0);
+    }
     sqlx::query!(
         "UPDATE quota_leases SET amount = $5, heartbeat_at = now()
          WHERE replica = $1 AND user_id = $2 AND quota = $3 AND window_start = $4",
@@ -129,7 +160,8 @@ pub async fn write_back(
     )
     .execute(&mut *tx)
     .await?;
-    tx.commit().await
+    tx.commit().await?;
+    Ok(lease)
 }
 
 /// Drops `replica`'s empty leases, renews the rest, and reclaims the leases of replicas that

@@ -113,6 +113,13 @@ impl Orchestrator {
                         session.check().await?;
                     }
                 }
+                match self.meter().await {
+                    Ok(report) if report.stopped > 0 => {
+                        tracing::info!(?report, "stopped runtimes over their budget");
+                    }
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(error = %err, "runtime meter failed"),
+                }
                 next_pass = Instant::now() + settings.reconcile_every;
             }
             if Instant::now() >= next_disks {

@@ -12,6 +12,9 @@ pub enum OrchestratorError {
     /// The workspace holds more than its disk limit (in words for the user).
     #[error("{0}")]
     WorkspaceFull(String),
+    /// The owner's budget is used up (in words for the user).
+    #[error("{0}")]
+    BudgetUsedUp(String),
     /// Another replica leads the reconciler now.
     #[error("another control-plane replica leads the reconciler")]
     NotLeader,

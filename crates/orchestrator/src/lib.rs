@@ -8,6 +8,7 @@ mod error;
 mod idle;
 mod isolation;
 mod leader;
+pub mod meter;
 pub mod openclaw;
 pub mod presence;
 mod reconcile;
@@ -33,6 +34,7 @@ pub use settings::{Coordination, RuntimeSettings};
 pub use worker::READY_POLL;
 
 use clawloops_driver::RuntimeDriver;
+use clawloops_models::budget;
 use sqlx::{PgConnection, PgPool};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
@@ -289,6 +291,18 @@ impl Orchestrator {
                 {
                     return Err(OrchestratorError::WorkspaceFull(disk::start_refusal(
                         used, limit,
+                    )));
+                }
+                // A runtime does not start on a budget that is used up (a recovery of one that
+                // runs is fine: the meter stops it if the budget stays used up).
+                if action == Action::Start
+                    && binding.desired() != DesiredState::Running
+                    && let Some(standing) =
+                        budget::standing(tx, user.id, time::OffsetDateTime::now_utc()).await?
+                    && standing.exhausted()
+                {
+                    return Err(OrchestratorError::BudgetUsedUp(meter::start_refusal(
+                        &standing,
                     )));
                 }
                 repo::set_desired(tx, user.id, DesiredState::Running).await?;

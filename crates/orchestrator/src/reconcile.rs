@@ -5,6 +5,7 @@ use crate::leader::still_there;
 use crate::{Orchestrator, OrchestratorError};
 use crate::{idle, render, repo};
 use clawloops_driver::{Observation, Phase};
+use clawloops_models::compute;
 use clawloops_wire::runtime::{Action, DesiredState, ObservedState, Problem};
 use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
@@ -86,14 +87,19 @@ impl Orchestrator {
         let busy: HashSet<_> = repo::busy_users(&mut *conn).await?.into_iter().collect();
         let now = OffsetDateTime::now_utc();
 
+        // The runtimes the engine runs now: their meters are charged up to here.
+        let mut seen = Vec::new();
         for binding in &bindings {
             let container = by_runtime.remove(&binding.runtime_id);
-            if busy.contains(&binding.user_id) {
-                continue;
-            }
             let running = container
                 .as_ref()
                 .is_some_and(|c| c.phase == Phase::Running);
+            if running {
+                seen.push(binding.user_id);
+            }
+            if busy.contains(&binding.user_id) {
+                continue;
+            }
             let user = crate::UserRef {
                 id: binding.user_id,
                 username: &binding.username,
@@ -198,6 +204,8 @@ impl Orchestrator {
                             user = %binding.username, reference = %fault.reference,
                             code = fault.problem.code(), detail = %fault.detail, "runtime crashed"
                         );
+                        // Nobody saw when it ended: its time counts until it was last seen.
+                        compute::end_at_last_seen(&mut *conn, binding.user_id).await?;
                         repo::set_observed(
                             &mut *conn,
                             binding.user_id,
@@ -220,6 +228,7 @@ impl Orchestrator {
                         binding.observed(),
                         ObservedState::Stopped | ObservedState::Error
                     ) {
+                        compute::end_at_last_seen(&mut *conn, binding.user_id).await?;
                         repo::set_observed(
                             &mut *conn,
                             binding.user_id,
@@ -235,6 +244,8 @@ impl Orchestrator {
                 }
             }
         }
+
+        compute::seen_running(&mut *conn, &seen).await?;
 
         // Labelled containers nobody owns any more.
         for orphan in by_runtime.into_values() {
@@ -278,6 +289,7 @@ impl Orchestrator {
                     problem: Problem::NodeDown,
                 };
                 tracing::warn!(user = %binding.username, node = ?seen.node, "a runtime's node is unreachable");
+                compute::end_at_last_seen(&mut *conn, binding.user_id).await?;
                 repo::set_observed(conn, binding.user_id, ObservedState::Error, Some(&fault))
                     .await?;
                 report.nodes_down += 1;

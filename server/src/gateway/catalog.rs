@@ -4,6 +4,7 @@
 
 use super::error::ApiError;
 use clawloops_models::Sealer;
+use clawloops_models::budget::Period;
 use secrecy::SecretString;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -100,7 +101,7 @@ pub struct Limits {
     pub budget_tokens: Option<i64>,
     /// Nano-dollars.
     pub budget_cost_nano: Option<i64>,
-    pub monthly: bool,
+    pub period: Period,
 }
 
 impl Limits {
@@ -160,7 +161,11 @@ impl Caller {
                 tpm: row.tpm.map(i64::from),
                 budget_tokens: row.budget_tokens,
                 budget_cost_nano: row.budget_usd_micro.map(|m| m.saturating_mul(1000)),
-                monthly: row.budget_period.as_deref() != Some("day"),
+                period: row
+                    .budget_period
+                    .as_deref()
+                    .and_then(Period::parse)
+                    .unwrap_or_default(),
             },
         }))
     }

@@ -7,13 +7,16 @@
 //! lease (a slice of what is left) under a row lock, serves reservations from it in memory, and
 //! moves settled use from its lease to `quota_usage` every second. The sum of settled use and all
 //! leases never exceeds the limit, so concurrent requests on any number of replicas overshoot it
-//! only when a request uses more than it reserved.
+//! only when a request uses more than it reserved. Use can also arrive from elsewhere (the meter
+//! charges runtime time into the spending window, an admin lowers a limit): each flush trims a
+//! busy replica's lease to the room left, so such use takes effect within a second.
 
 use super::catalog::Limits;
+use clawloops_models::budget::Period;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use time::{OffsetDateTime, Time};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 pub use clawloops_models::quota::Quota;
@@ -29,31 +32,16 @@ pub struct Denied {
 }
 
 /// Where a window starts and how long until it ends.
-fn window(quota: Quota, monthly: bool, now: OffsetDateTime) -> (OffsetDateTime, u64) {
-    let start = match quota {
-        Quota::Rpm | Quota::Tpm => now
-            .replace_second(0)
-            .and_then(|t| t.replace_nanosecond(0))
-            .unwrap_or(now),
-        Quota::Tokens | Quota::Cost if monthly => now
-            .replace_day(1)
-            .map_or(now, |t| t.replace_time(Time::MIDNIGHT)),
-        Quota::Tokens | Quota::Cost => now.replace_time(Time::MIDNIGHT),
-    };
-    let end = match quota {
-        Quota::Rpm | Quota::Tpm => start + time::Duration::minutes(1),
-        Quota::Tokens | Quota::Cost if monthly => {
-            let (y, m) = if start.month() == time::Month::December {
-                (start.year() + 1, time::Month::January)
-            } else {
-                (start.year(), start.month().next())
-            };
-            start
-                .replace_year(y)
-                .and_then(|t| t.replace_month(m))
-                .unwrap_or(start + time::Duration::days(31))
+fn window(quota: Quota, period: Period, now: OffsetDateTime) -> (OffsetDateTime, u64) {
+    let (start, end) = match quota {
+        Quota::Rpm | Quota::Tpm => {
+            let start = now
+                .replace_second(0)
+                .and_then(|t| t.replace_nanosecond(0))
+                .unwrap_or(now);
+            (start, start + time::Duration::minutes(1))
         }
-        Quota::Tokens | Quota::Cost => start + time::Duration::days(1),
+        Quota::Tokens | Quota::Cost | Quota::Compute => period.bounds(now),
     };
     let left = (end - now).whole_seconds().max(1);
     (start, u64::try_from(left).unwrap_or(1))
@@ -73,6 +61,8 @@ struct SlotState {
     last_used: Option<Instant>,
     /// Dropped from the map: a request that still holds it looks the window up again.
     retired: bool,
+    /// The window's limit when last reserved against.
+    limit: i64,
 }
 
 impl SlotState {
@@ -116,7 +106,7 @@ impl Reservation {
             let actual = match quota {
                 Quota::Rpm => 1,
                 Quota::Tpm | Quota::Tokens => used.tokens,
-                Quota::Cost => used.cost_nano,
+                Quota::Cost | Quota::Compute => used.cost_nano,
             };
             let mut s = lock(&slot.state);
             s.reserved -= reserved;
@@ -171,7 +161,7 @@ impl Quotas {
         ];
         for (quota, limit, amount) in wanted {
             let Some(limit) = limit else { continue };
-            let (start, retry_after) = window(quota, limits.monthly, now);
+            let (start, retry_after) = window(quota, limits.period, now);
             // A request larger than the whole limit can never run: say so rather than wait.
             let taken = if amount > limit {
                 None
@@ -224,6 +214,7 @@ impl Quotas {
                 return Local::Retired;
             }
             s.last_used = Some(Instant::now());
+            s.limit = limit;
             if s.free() >= amount {
                 s.reserved = s.reserved.saturating_add(amount);
                 Local::Done
@@ -291,7 +282,7 @@ impl Quotas {
         for ((user, quota, _), slot) in slots {
             // No lease is taken for this window while its use is written.
             let _one_at_a_time = slot.acquiring.lock().await;
-            let (settled, lease_before, lease_after, idle) = {
+            let (settled, lease_before, lease_after, idle, cap) = {
                 let mut s = lock(&slot.state);
                 let idle = s.reserved == 0
                     && s.last_used
@@ -301,16 +292,24 @@ impl Quotas {
                 let before = s.lease;
                 // An idle window gives back what it holds; a busy one keeps what is not used.
                 s.lease = if idle { 0 } else { (s.lease - settled).max(0) };
-                (settled, before, s.lease, idle)
+                // Budgets also fill from elsewhere (runtime time, a lower limit): a lease kept
+                // is checked against the window's room, keeping what requests in flight hold.
+                let cap =
+                    matches!(quota, Quota::Tokens | Quota::Cost).then_some((s.limit, s.reserved));
+                (settled, before, s.lease, idle, cap)
             };
-            if settled > 0 || lease_after != lease_before {
+            if settled > 0 || lease_after != lease_before || (cap.is_some() && lease_after > 0) {
                 let window = Window {
                     user,
                     quota,
                     start: slot.window_start,
                 };
-                store::write_back(&self.pool, self.replica, window, settled, lease_after).await?;
-                lock(&slot.state).settled -= settled;
+                let held =
+                    store::write_back(&self.pool, self.replica, window, settled, lease_after, cap)
+                        .await?;
+                let mut s = lock(&slot.state);
+                s.settled -= settled;
+                s.lease = s.lease.min(held);
             }
             let ended = match quota {
                 Quota::Rpm | Quota::Tpm => now - slot.window_start > time::Duration::minutes(2),
@@ -372,18 +371,26 @@ mod tests {
     fn windows_start_and_end_where_expected() {
         let now = datetime!(2026-12-31 23:59:30 UTC);
         assert_eq!(
-            window(Quota::Rpm, true, now),
+            window(Quota::Rpm, Period::Month, now),
             (datetime!(2026-12-31 23:59:00 UTC), 30)
         );
         assert_eq!(
-            window(Quota::Tokens, false, now),
+            window(Quota::Tokens, Period::Day, now),
             (datetime!(2026-12-31 00:00:00 UTC), 30)
         );
         assert_eq!(
-            window(Quota::Cost, true, now),
+            window(Quota::Cost, Period::Month, now),
             (datetime!(2026-12-01 00:00:00 UTC), 30)
         );
         let mid = datetime!(2026-02-10 12:00:00 UTC);
-        assert_eq!(window(Quota::Tokens, true, mid).1, 18 * 86400 + 12 * 3600);
+        assert_eq!(
+            window(Quota::Tokens, Period::Month, mid).1,
+            18 * 86400 + 12 * 3600
+        );
+        // 2026-02-10 is a Tuesday: the week ends on Monday the 16th.
+        assert_eq!(
+            window(Quota::Cost, Period::Week, mid).1,
+            5 * 86400 + 12 * 3600
+        );
     }
 }

@@ -173,7 +173,9 @@ fn CardBody(
             .clone()
             .filter(|_| observed == ObservedState::Stopped)
             .map(|why| {
-                let hint = (!over_limit).then_some(" Open the workspace to start it again.");
+                let hint = (!over_limit && !why.contains("budget"))
+                    .then_some(" Open the workspace to start it again.");
+                // A stop for a used-up budget says itself what happens next.
                 view! {
                     <div class="notice notice-info" data-stop-reason="">
                         {why}

@@ -3,6 +3,7 @@
 mod audit;
 mod home;
 mod invitations;
+mod limits;
 mod models;
 mod runtimes;
 mod usage;
@@ -11,9 +12,10 @@ mod users;
 pub use audit::AuditPage;
 pub use home::AdminHomePage;
 pub use invitations::{InvitationDetailPage, InvitationsPage, NewInvitationPage};
+pub use limits::LimitsPage;
 pub use models::ModelsAdminPage;
 pub use runtimes::RuntimesPage;
-pub use usage::{LimitsPage, UsageAdminPage};
+pub use usage::UsageAdminPage;
 pub use users::{UserDetailPage, UsersPage};
 
 use crate::api::admin::AuditEntry;

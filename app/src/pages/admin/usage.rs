@@ -1,13 +1,11 @@
-//! Usage across users and models (period filter, chart, CSV) and per-user limits and budgets.
+//! Usage across users and models, model requests and runtime time (period filter, chart, CSV).
 
 use super::AdminNav;
-use crate::api::models::{LimitsForm, LimitsView, SetLimits, UsageReport, get_usage, list_limits};
+use crate::api::models::{UsageReport, get_usage};
 use crate::components::auth::RequireUser;
 use crate::components::chart::{Metric, UsageChart, compact};
-use crate::components::ui::{
-    Empty, ErrorNotice, Field, Loading, PageHeader, Select, SuccessNotice, field_error, form_error,
-};
-use crate::pages::usage::TotalsTable;
+use crate::components::ui::{Empty, ErrorNotice, Field, Loading, PageHeader, Select};
+use crate::pages::usage::{ComputeTable, TotalsTable, spending_days};
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
@@ -75,7 +73,7 @@ pub fn UsageAdminPage() -> impl IntoView {
                     value=metric
                     options=vec![
                         ("tokens".into(), "Tokens".into()),
-                        ("cost".into(), "Cost".into()),
+                        ("cost".into(), "Spending (models and runtime time)".into()),
                         ("requests".into(), "Requests".into()),
                     ]
                 />
@@ -118,9 +116,17 @@ fn Report(report: UsageReport, metric: Metric) -> impl IntoView {
         .map(|t| t.prompt_tokens + t.completion_tokens)
         .sum();
     let total_cost: f64 = report.by_model.iter().map(|t| t.cost_usd).sum();
+    let compute_cost: f64 = report.compute_totals.iter().map(|t| t.cost_usd).sum();
+    let compute_hours: f64 = report.compute_totals.iter().map(|t| t.hours).sum();
+    // Spending charts model requests and runtime time together; the other metrics, requests.
+    let days = if metric == Metric::Cost {
+        spending_days(&report)
+    } else {
+        report.days.clone()
+    };
     let requests: i64 = report.by_model.iter().map(|t| t.requests).sum();
     view! {
-        <div class="mb-6 grid gap-4 sm:grid-cols-3">
+        <div class="mb-6 grid gap-4 sm:grid-cols-2 lg:grid-cols-4">
             <div class="card">
                 <p class="text-sm text-slate-500">"Requests"</p>
                 <p class="text-2xl font-semibold tabular-nums" data-total="requests">
@@ -134,18 +140,24 @@ fn Report(report: UsageReport, metric: Metric) -> impl IntoView {
                 </p>
             </div>
             <div class="card">
-                <p class="text-sm text-slate-500">"Cost"</p>
+                <p class="text-sm text-slate-500">"Model requests"</p>
                 <p class="text-2xl font-semibold tabular-nums" data-total="cost">
                     {Metric::Cost.show(total_cost)}
                 </p>
             </div>
+            <div class="card">
+                <p class="text-sm text-slate-500">"Runtime time"</p>
+                <p class="text-2xl font-semibold tabular-nums" data-total="compute">
+                    {Metric::Cost.show(compute_cost)}
+                </p>
+                <p class="text-xs text-slate-500">{format!("{compute_hours:.1} hours")}</p>
+            </div>
         </div>
         <section class="card" aria-label="By day">
-            {if report.days.is_empty() {
+            {if days.is_empty() {
                 view! { <Empty text="No use in this period." /> }.into_any()
             } else {
-                view! { <UsageChart days=report.days from=report.from to=report.to metric /> }
-                    .into_any()
+                view! { <UsageChart days from=report.from to=report.to metric /> }.into_any()
             }}
         </section>
         <div class="mt-6 grid gap-6 lg:grid-cols-2">
@@ -161,225 +173,12 @@ fn Report(report: UsageReport, metric: Metric) -> impl IntoView {
                 </h2>
                 <TotalsTable rows=report.by_model first="Model" />
             </section>
+            <section class="card" aria-labelledby="compute-by-user">
+                <h2 id="compute-by-user" class="mb-3 text-lg font-semibold">
+                    "Runtime time by user"
+                </h2>
+                <ComputeTable rows=report.compute_totals first="User" />
+            </section>
         </div>
-    }
-}
-
-/// `/admin/limits`: each user's rate limits, budget and key suspension.
-#[component]
-pub fn LimitsPage() -> impl IntoView {
-    let save = ServerAction::<SetLimits>::new();
-    let refresh = RwSignal::new(0u32);
-    let limits = Resource::new(move || refresh.get(), |_| list_limits());
-    Effect::new(move |_| {
-        if matches!(save.value().get(), Some(Ok(_))) {
-            refresh.update(|n| *n += 1);
-        }
-    });
-    let selected = RwSignal::new(None::<LimitsView>);
-    view! {
-        <Title text="Limits" />
-        <RequireUser admin=true>
-            <PageHeader
-                title="Limits and budgets".into()
-                subtitle="Per-user requests and tokens per minute, a token or spending budget per day or month, and key suspension. The gateway enforces them on every replica."
-            />
-            <AdminNav />
-            {move || selected.get().map(|l| view! { <LimitsEditor limits=l save selected /> })}
-            <Transition fallback=Loading>
-                {move || Suspend::new(async move {
-                    match limits.await {
-                        Ok(rows) => {
-                            view! {
-                                <section class="card overflow-x-auto" aria-label="Limits per user">
-                                    <table class="table">
-                                        <thead>
-                                            <tr>
-                                                <th>"User"</th>
-                                                <th>"Requests / min"</th>
-                                                <th>"Tokens / min"</th>
-                                                <th>"Budget"</th>
-                                                <th>"Used this period"</th>
-                                                <th>"Keys"</th>
-                                                <th>
-                                                    <span class="sr-only">"Actions"</span>
-                                                </th>
-                                            </tr>
-                                        </thead>
-                                        <tbody>
-                                            {rows
-                                                .into_iter()
-                                                .map(|l| {
-                                                    let edit = l.clone();
-                                                    let budget = match (&l.budget_tokens, &l.budget_usd) {
-                                                        (None, None) => "none".to_owned(),
-                                                        (t, d) => {
-                                                            [
-                                                                t.map(|t| format!("{} tokens", compact(t as f64))),
-                                                                d.as_ref().map(|d| format!("${d}")),
-                                                            ]
-                                                                .into_iter()
-                                                                .flatten()
-                                                                .collect::<Vec<_>>()
-                                                                .join(" and ") + &format!(" per {}", l.budget_period)
-                                                        }
-                                                    };
-                                                    view! {
-                                                        <tr data-user=l.username.clone()>
-                                                            <td>{l.username.clone()}</td>
-                                                            <td class="tabular-nums">
-                                                                {l.rpm.map_or_else(|| "—".into(), |v| v.to_string())}
-                                                            </td>
-                                                            <td class="tabular-nums">
-                                                                {l.tpm.map_or_else(|| "—".into(), |v| v.to_string())}
-                                                            </td>
-                                                            <td class="text-xs">{budget}</td>
-                                                            <td class="tabular-nums text-xs">
-                                                                {format!(
-                                                                    "{} tokens · {}",
-                                                                    compact(l.used_tokens as f64),
-                                                                    Metric::Cost.show(l.used_usd),
-                                                                )}
-                                                            </td>
-                                                            <td>
-                                                                {if l.keys_suspended {
-                                                                    view! { <span class="badge badge-bad">"suspended"</span> }
-                                                                } else {
-                                                                    view! { <span class="badge badge-ok">"active"</span> }
-                                                                }}
-                                                            </td>
-                                                            <td>
-                                                                <button
-                                                                    type="button"
-                                                                    class="btn-secondary"
-                                                                    on:click=move |_| selected.set(Some(edit.clone()))
-                                                                >
-                                                                    "Edit"
-                                                                </button>
-                                                            </td>
-                                                        </tr>
-                                                    }
-                                                })
-                                                .collect_view()}
-                                        </tbody>
-                                    </table>
-                                </section>
-                            }
-                                .into_any()
-                        }
-                        Err(error) => view! { <ErrorNotice error=Some(error) /> }.into_any(),
-                    }
-                })}
-            </Transition>
-        </RequireUser>
-    }
-}
-
-#[component]
-fn LimitsEditor(
-    limits: LimitsView,
-    save: ServerAction<SetLimits>,
-    selected: RwSignal<Option<LimitsView>>,
-) -> impl IntoView {
-    let num = |v: Option<String>| RwSignal::new(v.unwrap_or_default());
-    let rpm = num(limits.rpm.map(|v| v.to_string()));
-    let tpm = num(limits.tpm.map(|v| v.to_string()));
-    let tokens = num(limits.budget_tokens.map(|v| v.to_string()));
-    let usd = num(limits.budget_usd.clone());
-    let period = RwSignal::new(limits.budget_period.clone());
-    let suspended = RwSignal::new(limits.keys_suspended);
-    let user_id = limits.user_id.clone();
-    let result = Signal::derive(move || save.value().get());
-    let submit = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        save.dispatch(SetLimits {
-            form: LimitsForm {
-                user_id: user_id.clone(),
-                rpm: rpm.get_untracked(),
-                tpm: tpm.get_untracked(),
-                budget_tokens: tokens.get_untracked(),
-                budget_usd: usd.get_untracked(),
-                budget_period: period.get_untracked(),
-                keys_suspended: suspended.get_untracked(),
-            },
-        });
-    };
-    view! {
-        <form
-            class="card mb-6 space-y-4"
-            on:submit=submit
-            aria-label=format!("Limits of {}", limits.username)
-            novalidate=true
-        >
-            <div class="flex items-center justify-between">
-                <h2 class="text-lg font-semibold">{format!("Limits of {}", limits.username)}</h2>
-                <button type="button" class="btn-secondary" on:click=move |_| selected.set(None)>
-                    "Close"
-                </button>
-            </div>
-            <div class="grid gap-4 md:grid-cols-3">
-                <Field
-                    name="rpm"
-                    label="Requests per minute"
-                    value=rpm
-                    hint="Empty: no limit."
-                    error=field_error(result, "rpm")
-                />
-                <Field
-                    name="tpm"
-                    label="Tokens per minute"
-                    value=tpm
-                    hint="Empty: no limit."
-                    error=field_error(result, "tpm")
-                />
-                <Select
-                    name="budget_period"
-                    label="Budget period"
-                    value=period
-                    error=field_error(result, "budget_period")
-                    options=vec![
-                        ("month".into(), "Per calendar month (UTC)".into()),
-                        ("day".into(), "Per day (UTC)".into()),
-                    ]
-                />
-                <Field
-                    name="budget_tokens"
-                    label="Token budget"
-                    value=tokens
-                    hint="Empty: no token budget."
-                    error=field_error(result, "budget_tokens")
-                />
-                <Field
-                    name="budget_usd"
-                    label="Spending budget ($)"
-                    value=usd
-                    hint="Priced from each model's prices. Empty: none."
-                    error=field_error(result, "budget_usd")
-                />
-            </div>
-            <label class="flex items-center gap-2 text-sm">
-                <input
-                    type="checkbox"
-                    name="keys_suspended"
-                    prop:checked=move || suspended.get()
-                    on:change=move |ev| suspended.set(event_target_checked(&ev))
-                />
-                "Suspend this user's API keys (personal and runtime)"
-            </label>
-            <ErrorNotice error=form_error(result) />
-            {move || {
-                matches!(result.get(), Some(Ok(_)))
-                    .then(|| {
-                        view! {
-                            <SuccessNotice>
-                                "Saved. Every gateway applies it at once."
-                            </SuccessNotice>
-                        }
-                    })
-            }}
-            <button type="submit" class="btn-primary" disabled=move || save.pending().get()>
-                "Save limits"
-            </button>
-        </form>
     }
 }

@@ -6,26 +6,41 @@ use crate::api::models::{LimitsForm, LimitsView};
 use crate::ssr::identity::auth::gate::Caller;
 use crate::ssr::identity::repo::users;
 use crate::ssr::{AppState, internal, parse_id};
+use clawloops_models::budget;
 use clawloops_models::limits::{self, LimitFields};
+use std::collections::HashMap;
 use time::OffsetDateTime;
 
 /// See [`crate::api::models::list_limits`].
 pub async fn list(state: &AppState) -> Result<Vec<LimitsView>, AppError> {
     let mut conn = state.pool().acquire().await?;
-    Ok(limits::all(&mut conn, OffsetDateTime::now_utc())
+    let own = limits::all(&mut conn).await?;
+    let standings: HashMap<_, _> = budget::standings(&mut conn, None, OffsetDateTime::now_utc())
         .await?
         .into_iter()
-        .map(|r| LimitsView {
-            user_id: r.user_id.to_string(),
-            username: r.username,
-            rpm: r.rpm,
-            tpm: r.tpm,
-            budget_tokens: r.budget_tokens,
-            budget_usd: r.budget_usd_micro.map(show_usd),
-            budget_period: r.period,
-            keys_suspended: r.suspended,
-            used_tokens: r.used_tokens,
-            used_usd: r.used_cost_nano as f64 / 1e9,
+        .map(|s| (s.user_id, s))
+        .collect();
+    Ok(own
+        .into_iter()
+        .map(|r| {
+            let s = standings.get(&r.user_id);
+            LimitsView {
+                user_id: r.user_id.to_string(),
+                username: r.username,
+                rpm: r.rpm,
+                tpm: r.tpm,
+                budget_tokens: r.budget_tokens,
+                budget_usd: r.budget_usd_micro.map(show_usd),
+                budget_period: r.period,
+                keys_suspended: r.suspended,
+                budget_exempt: r.exempt,
+                effective_usd: s.and_then(|s| s.limit_nano).map(|n| n as f64 / 1e9),
+                effective_period: s.map_or("month", |s| s.period.name()).to_owned(),
+                from_default: s.is_some_and(|s| s.from_default),
+                used_tokens: s.map_or(0, |s| s.used_tokens),
+                used_usd: s.map_or(0.0, |s| s.spent_nano as f64 / 1e9),
+                used_compute_usd: s.map_or(0.0, |s| s.compute_nano as f64 / 1e9),
+            }
         })
         .collect())
 }
@@ -83,11 +98,7 @@ pub async fn set(
             "A spending budget must be more than $0 (empty for none).",
         ));
     }
-    let period = match form.budget_period.trim() {
-        "" | "month" => "month",
-        "day" => "day",
-        _ => return Err(AppError::field("budget_period", "Choose a day or a month.")),
-    };
+    let period = crate::ssr::budget::parse_period("budget_period", &form.budget_period)?.name();
     let mut tx = state.pool().begin().await?;
     let username = users::find(&mut *tx, id)
         .await?
@@ -100,10 +111,12 @@ pub async fn set(
         budget_usd_micro: usd,
         period,
         keys_suspended: form.keys_suspended,
+        exempt: form.budget_exempt,
     };
     limits::set(&mut tx, id, &fields).await?;
     let details = serde_json::json!({ "rpm": rpm, "tpm": tpm, "budget_tokens": tokens, "budget_usd": usd.map(show_usd),
-                                      "budget_period": period, "keys_suspended": form.keys_suspended });
+                                      "budget_period": period, "keys_suspended": form.keys_suspended,
+                                      "budget_exempt": form.budget_exempt });
     commit_audited(
         tx,
         caller,

@@ -1,13 +1,16 @@
 //! Usage reports: a user's own (with their budgets), everyone's for admins, and the CSV export
-//! of single requests.
+//! of single requests and runtime time per day.
 
 use crate::AppError;
-use crate::api::models::{BudgetView, UsageDay, UsageReport, UsageTotal};
+use crate::api::models::{
+    BudgetView, ComputeTotal, RUNTIME_TIME, UsageDay, UsageReport, UsageTotal,
+};
 use crate::ssr::AppState;
 use crate::ssr::identity::auth::gate::Caller;
 use crate::ssr::identity::repo::users;
-use clawloops_models::limits::{self, budget_period};
 use clawloops_models::usage::{self, TotalRow};
+use clawloops_models::{budget, compute};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
@@ -61,6 +64,8 @@ async fn report(
     } else {
         Vec::new()
     };
+    let (compute_days, compute_totals) =
+        compute_report(&mut conn, from, to, user, per_user).await?;
     Ok(UsageReport {
         from: from.to_string(),
         to: to.to_string(),
@@ -68,37 +73,87 @@ async fn report(
         by_model,
         by_user,
         budgets: Vec::new(),
+        compute_days,
+        compute_totals,
     })
 }
 
-/// The budgets a user has and how much of each is used.
+/// The budgets that apply to a user and how much of each is used.
 async fn budgets(state: &AppState, user: Uuid) -> Result<Vec<BudgetView>, AppError> {
     let mut conn = state.pool().acquire().await?;
-    let Some(l) = limits::budgets(&mut conn, user).await? else {
+    let Some(s) = budget::standing(&mut conn, user, OffsetDateTime::now_utc()).await? else {
         return Ok(Vec::new());
     };
-    let monthly = l.budget_period != "day";
-    let (start, end) = budget_period(monthly, OffsetDateTime::now_utc());
     let mut out = Vec::new();
-    if let Some(limit) = l.budget_tokens {
+    if let Some(limit) = s.limit_tokens {
         out.push(BudgetView {
             kind: "tokens".into(),
-            used: limits::used(&mut conn, user, "tokens", start).await? as f64,
+            used: s.used_tokens as f64,
             limit: limit as f64,
-            period: l.budget_period.clone(),
-            resets_at: end,
+            compute: 0.0,
+            period: s.period.name().into(),
+            resets_at: s.ends,
         });
     }
-    if let Some(limit) = l.budget_usd_micro {
+    if let Some(limit) = s.limit_nano {
         out.push(BudgetView {
             kind: "cost".into(),
-            used: limits::used(&mut conn, user, "cost", start).await? as f64 / 1e9,
-            limit: limit as f64 / 1e6,
-            period: l.budget_period.clone(),
-            resets_at: end,
+            used: s.spent_nano as f64 / 1e9,
+            limit: limit as f64 / 1e9,
+            compute: s.compute_nano as f64 / 1e9,
+            period: s.period.name().into(),
+            resets_at: s.ends,
         });
     }
     Ok(out)
+}
+
+/// Runtime time per day (one series) and per user (admins) or size class.
+async fn compute_report(
+    conn: &mut sqlx::PgConnection,
+    from: Date,
+    to: Date,
+    user: Option<Uuid>,
+    per_user: bool,
+) -> Result<(Vec<UsageDay>, Vec<ComputeTotal>), AppError> {
+    let rows = compute::days(conn, from, to, user).await?;
+    let mut days: BTreeMap<Date, f64> = BTreeMap::new();
+    let mut totals: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for r in rows {
+        *days.entry(r.day).or_default() += r.cost_nano as f64 / 1e9;
+        let name = if per_user {
+            r.username.clone()
+        } else {
+            r.size_class.clone()
+        };
+        let t = totals.entry(name).or_default();
+        t.0 += r.run_ms;
+        t.1 += r.cost_nano;
+    }
+    let days = days
+        .into_iter()
+        .map(|(day, cost_usd)| UsageDay {
+            day: day.to_string(),
+            model: RUNTIME_TIME.into(),
+            requests: 0,
+            tokens: 0,
+            cost_usd,
+        })
+        .collect();
+    let mut totals: Vec<ComputeTotal> = totals
+        .into_iter()
+        .map(|(name, (ms, nano))| ComputeTotal {
+            name,
+            hours: ms as f64 / 3_600_000.0,
+            cost_usd: nano as f64 / 1e9,
+        })
+        .collect();
+    totals.sort_by(|a, b| {
+        b.cost_usd
+            .total_cmp(&a.cost_usd)
+            .then(b.hours.total_cmp(&a.hours))
+    });
+    Ok((days, totals))
 }
 
 /// See [`crate::api::models::get_my_usage`].
@@ -172,7 +227,7 @@ pub async fn csv_export(
     let mut conn = state.pool().acquire().await?;
     let rows = usage::events(&mut conn, start, end, user).await?;
     let mut out = String::from(
-        "time,user,model,endpoint,stream,status,error,prompt_tokens,completion_tokens,estimated,cost_usd,latency_ms,key\n",
+        "kind,time,user,model,endpoint,stream,status,error,prompt_tokens,completion_tokens,estimated,cost_usd,latency_ms,key,run_seconds\n",
     );
     for r in rows {
         let at =
@@ -180,7 +235,7 @@ pub async fn csv_export(
                 .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{at},{},{},{},{},{},{},{},{},{},{:.9},{},{}",
+            "request,{at},{},{},{},{},{},{},{},{},{},{:.9},{},{},",
             csv(&r.username),
             csv(&r.model_alias),
             r.endpoint,
@@ -193,6 +248,18 @@ pub async fn csv_export(
             r.cost_nano as f64 / 1e9,
             r.latency_ms,
             r.key_kind.as_deref().unwrap_or("")
+        );
+    }
+    // Runtime time, one row per user, day and size class (as charged).
+    for r in compute::days(&mut conn, from, to, user).await? {
+        let _ = writeln!(
+            out,
+            "runtime,{}T00:00:00Z,{},{},,,,,0,0,false,{:.9},,,{:.3}",
+            r.day,
+            csv(&r.username),
+            csv(&r.size_class),
+            r.cost_nano as f64 / 1e9,
+            r.run_ms as f64 / 1000.0
         );
     }
     Ok(out)

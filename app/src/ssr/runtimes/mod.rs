@@ -40,7 +40,8 @@ impl From<OrchestratorError> for AppError {
                 tracing::warn!(error = %e, "runtime driver");
                 AppError::Unavailable
             }
-            OrchestratorError::WorkspaceFull(message) => AppError::Conflict { message },
+            OrchestratorError::WorkspaceFull(message)
+            | OrchestratorError::BudgetUsedUp(message) => AppError::Conflict { message },
             OrchestratorError::NotLeader => AppError::Unavailable,
         }
     }

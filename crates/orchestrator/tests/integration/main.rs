@@ -5,6 +5,7 @@ mod failures;
 mod harness;
 mod kubernetes;
 mod lifecycle;
+mod metering;
 mod policies;
 mod recovery;
 mod replicas;

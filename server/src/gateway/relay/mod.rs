@@ -143,15 +143,20 @@ async fn relay_inner(
                 Quota::Tokens => (
                     "budget_exceeded",
                     format!(
-                        "Token budget used up: {} tokens per period (this request may use up to {}). Ask an administrator for more, or send a smaller max_tokens.",
-                        d.limit, worst.tokens
+                        "Token budget used up: {} tokens per {} (this request may use up to {}). It renews in {}; ask an administrator for more, or send a smaller max_tokens.",
+                        d.limit,
+                        caller.limits.period.name(),
+                        worst.tokens,
+                        renews_in(d.retry_after)
                     ),
                 ),
-                Quota::Cost => (
+                Quota::Cost | Quota::Compute => (
                     "budget_exceeded",
                     format!(
-                        "Spending budget used up: ${:.2} per period. Ask an administrator for more.",
-                        d.limit as f64 / 1e9
+                        "Budget used up: ${:.2} per {} for model requests and runtime time together. It renews in {}; ask an administrator to raise or reset it.",
+                        d.limit as f64 / 1e9,
+                        caller.limits.period.name(),
+                        renews_in(d.retry_after)
                     ),
                 ),
             };
@@ -362,5 +367,15 @@ async fn read_all(gw: &Gateway, response: reqwest::Response) -> Result<Vec<u8>, 
                 ));
             }
         }
+    }
+}
+
+/// "3 days", "5 hours", "12 minutes": how long until a budget period ends.
+fn renews_in(secs: u64) -> String {
+    let plural = |n: u64, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    match secs {
+        s if s >= 2 * 86400 => plural(s / 86400, "day"),
+        s if s >= 3600 => plural(s / 3600, "hour"),
+        s => plural((s / 60).max(1), "minute"),
     }
 }

@@ -187,7 +187,7 @@ async fn quota_totals_stay_within_the_limit_for_any_mix_of_concurrent_requests(p
         let user = uuid::Uuid::new_v4();
         let limits = Limits {
             budget_tokens: Some(limit),
-            monthly: false,
+            period: clawloops_models::budget::Period::Day,
             ..Limits::default()
         };
         let mut tasks = Vec::new();

@@ -14,8 +14,10 @@ use crate::components::ui::{
 use leptos::prelude::*;
 use leptos_meta::Title;
 
+mod compute;
 mod credentials;
 mod editor;
+use compute::ComputePricesSection;
 use credentials::Credentials;
 use editor::ModelEditor;
 
@@ -227,6 +229,7 @@ fn Content(
             }}
         </section>
         <Credentials credentials=page.credentials add verify remove />
+        <ComputePricesSection />
     }
 }
 
