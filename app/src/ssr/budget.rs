@@ -135,10 +135,13 @@ pub async fn compute_prices(state: &AppState) -> Result<ComputePrices, AppError>
                 memory_mb: c.memory_mb,
                 cpus: c.cpus,
                 price_per_hour: show_usd(c.price_micro_per_hour),
-                runtimes: counted
-                    .iter()
-                    .filter(|n| n.as_deref() == Some(&*c.name))
-                    .count() as i64,
+                runtimes: i64::try_from(
+                    counted
+                        .iter()
+                        .filter(|n| n.as_deref() == Some(&*c.name))
+                        .count(),
+                )
+                .unwrap_or(i64::MAX),
             })
             .collect(),
         default_class,
