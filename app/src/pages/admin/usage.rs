@@ -52,7 +52,7 @@ pub fn UsageAdminPage() -> impl IntoView {
         <RequireUser admin=true>
             <PageHeader
                 title="Usage".into()
-                subtitle="Every request through the model gateway, by day, model and user."
+                subtitle="Every request through the model gateway and every hour of runtime time, by day, model and user."
             >
                 <a class="btn-secondary" href=csv download="">
                     "Download CSV"

@@ -59,7 +59,12 @@ pub fn ComputePricesSection() -> impl IntoView {
                     }
                 })}
             </Transition>
-            <form class="space-y-3" on:submit=submit aria-label="Size class" novalidate=true>
+            <form
+                class="space-y-3"
+                on:submit=submit
+                aria-label="Add or change a size class"
+                novalidate=true
+            >
                 <div class="grid gap-4 md:grid-cols-4">
                     <Field
                         name="class_name"

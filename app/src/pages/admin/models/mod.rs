@@ -80,6 +80,9 @@ pub fn ModelsAdminPage() -> impl IntoView {
                     }
                 })}
             </Transition>
+            // Its own resource, so outside the registry's suspense (a resource made while a
+            // suspense resolves does not hydrate).
+            <ComputePricesSection />
         </RequireUser>
     }
 }
@@ -229,7 +232,6 @@ fn Content(
             }}
         </section>
         <Credentials credentials=page.credentials add verify remove />
-        <ComputePricesSection />
     }
 }
 
