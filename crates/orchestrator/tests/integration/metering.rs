@@ -199,3 +199,49 @@ async fn a_budget_used_up_by_runtime_time_alone_stops_the_runtime_and_refuses_a_
     assert_eq!(h.binding(id).await.observed(), ObservedState::Running);
     h.cleanup();
 }
+
+#[sqlx::test(migrations = "../../migrations")]
+async fn a_state_change_in_a_transaction_older_than_the_last_charge_still_closes_the_stretch(
+    pool: PgPool,
+) {
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO runtimes (user_id, username, runtime_id, profile, image, gateway_token, observed_state)
+         VALUES ($1, 'old', 'rt-old', 'stub', 'img', 't', 'running')",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .expect("binding");
+    // A transaction begins (its now() is fixed here) …
+    let mut tx = pool.begin().await.expect("tx");
+    sqlx::query("SELECT now()")
+        .execute(&mut *tx)
+        .await
+        .expect("begin");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // … a meter pass charges up to a later sighting meanwhile …
+    sqlx::query(
+        "UPDATE compute_intervals SET seen_at = clock_timestamp(), charged_until = clock_timestamp()
+          WHERE user_id = $1",
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .expect("charged");
+    // … and the old transaction records the stop: the stretch ends after what was charged.
+    sqlx::query("UPDATE runtimes SET observed_state = 'stopped' WHERE user_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .expect("the stop is recorded");
+    tx.commit().await.expect("commit");
+    let (closed, after): (bool, bool) = sqlx::query_as(
+        "SELECT ended_at IS NOT NULL, ended_at >= charged_until FROM compute_intervals WHERE user_id = $1",
+    )
+    .bind(id)
+    .fetch_one(&pool)
+    .await
+    .expect("stretch");
+    assert!(closed && after);
+}
