@@ -3,6 +3,7 @@
 //! pages, the gateway and the orchestrator share (so what a user sees, what the gateway allows
 //! and what a runtime is given agree) — and the sealer for secrets at rest.
 
+pub mod breaker;
 pub mod budget;
 pub mod catalog;
 pub mod compute;
