@@ -55,6 +55,14 @@ pub trait RuntimeDriver: Send + Sync + 'static {
         running: bool,
         grace: Duration,
     ) -> Result<(), DriverError>;
+    /// Freezes a running runtime's processes in place (its memory and workspace are kept, it
+    /// uses no CPU), or thaws a frozen one. `Ok(false)` where the engine cannot freeze a
+    /// runtime: the caller stops it gracefully instead. Freezing a frozen runtime, or thawing
+    /// one that is not frozen, is fine; a missing runtime is an error.
+    async fn set_paused(&self, runtime_id: &str, paused: bool) -> Result<bool, DriverError> {
+        let _ = (runtime_id, paused);
+        Ok(false)
+    }
     /// The runtime as the engine sees it now, readiness included; `None` when it does not
     /// exist.
     async fn observe(&self, runtime_id: &str) -> Result<Option<Observation>, DriverError>;

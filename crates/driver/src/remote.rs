@@ -37,6 +37,10 @@ pub enum Call {
         running: bool,
         grace_ms: u64,
     },
+    SetPaused {
+        runtime_id: String,
+        paused: bool,
+    },
     Observe {
         runtime_id: String,
     },
@@ -63,6 +67,7 @@ impl Call {
             Call::Prepare { .. } => "prepare",
             Call::Ensure { .. } => "ensure",
             Call::SetRunning { .. } => "set_running",
+            Call::SetPaused { .. } => "set_paused",
             Call::Observe { .. } => "observe",
             Call::List => "list",
             Call::Remove { .. } => "remove",
@@ -76,6 +81,7 @@ impl Call {
     fn runtime_id(&self) -> Option<&str> {
         match self {
             Call::SetRunning { runtime_id, .. }
+            | Call::SetPaused { runtime_id, .. }
             | Call::Observe { runtime_id }
             | Call::Remove { runtime_id, .. }
             | Call::Logs { runtime_id, .. }
@@ -199,6 +205,14 @@ impl RuntimeDriver for RemoteDriver {
             grace_ms: u64::try_from(grace.as_millis()).unwrap_or(u64::MAX),
         };
         self.call(&call, CALL_TIMEOUT + grace).await
+    }
+
+    async fn set_paused(&self, runtime_id: &str, paused: bool) -> Result<bool, DriverError> {
+        let call = Call::SetPaused {
+            runtime_id: runtime_id.to_owned(),
+            paused,
+        };
+        self.call(&call, CALL_TIMEOUT).await
     }
 
     async fn observe(&self, runtime_id: &str) -> Result<Option<Observation>, DriverError> {

@@ -240,6 +240,9 @@ pub enum Phase {
     Starting,
     /// Its process runs ([`Observation::ready`] says whether it answers).
     Running,
+    /// Its processes are frozen in place ([`crate::RuntimeDriver::set_paused`]): memory and
+    /// workspace kept, no CPU used, nothing answered.
+    Paused,
     /// The engine gave up on it (refused, dead, or its last attempt failed);
     /// [`Observation::reason`] says why.
     Failed { exit_code: Option<i64> },

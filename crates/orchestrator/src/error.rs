@@ -15,6 +15,9 @@ pub enum OrchestratorError {
     /// The owner's budget is used up (in words for the user).
     #[error("{0}")]
     BudgetUsedUp(String),
+    /// The platform holds the runtime (the runaway-agent breaker; in words for the user).
+    #[error("{0}")]
+    Paused(String),
     /// Another replica leads the reconciler now.
     #[error("another control-plane replica leads the reconciler")]
     NotLeader,

@@ -5,6 +5,7 @@
 mod background;
 pub mod disk;
 mod error;
+mod hold;
 mod idle;
 mod isolation;
 mod leader;
@@ -25,6 +26,7 @@ pub use clawloops_wire::runtime::{
 };
 pub use disk::DiskReport;
 pub use error::OrchestratorError;
+pub use hold::{Hold, Resume};
 pub use idle::{PlannedStop, StopKind, span as duration_words};
 pub use isolation::IsolationStatus;
 pub use reconcile::ReconcileReport;
@@ -283,6 +285,14 @@ impl Orchestrator {
                     &render::new_token(),
                 )
                 .await?;
+                // A held runtime starts only when its hold ends (resume).
+                if action == Action::Start
+                    && let Some(reason) = &binding.paused_reason
+                {
+                    return Err(OrchestratorError::Paused(format!(
+                        "Your runtime is paused: {reason}. Resume it first."
+                    )));
+                }
                 // A start adds room to write; a recovery (a restart of what runs) does not,
                 // and the disk check stops it if it stays over.
                 if action == Action::Start

@@ -100,6 +100,9 @@ impl Orchestrator {
             if busy.contains(&binding.user_id) {
                 continue;
             }
+            if self.keep_hold(conn, binding, container.as_ref()).await? {
+                continue;
+            }
             let user = crate::UserRef {
                 id: binding.user_id,
                 username: &binding.username,

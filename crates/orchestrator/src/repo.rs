@@ -1,8 +1,10 @@
 //! SQL for `runtimes` (here) and `runtime_tasks` ([`tasks`]). Every function takes a
 //! connection, so callers can run several in one transaction.
 
+mod hold;
 mod row;
 mod tasks;
+pub use hold::*;
 pub use row::*;
 pub use tasks::*;
 
@@ -39,7 +41,8 @@ macro_rules! runtime_query {
                     memory_mb, cpus, pids, problem AS "problem: Json<Problem>", problem_detail,
                     problem_ref, crash_count, crash_window_start, next_recover_at, created_at,
                     updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason,
-                    routed_at, disk_mb, disk_used_bytes, disk_measured_at, node FROM r"# $(+ $tail)?
+                    routed_at, disk_mb, disk_used_bytes, disk_measured_at, node, paused_reason,
+                    paused_in_place FROM r"# $(+ $tail)?
             $(, $arg)*
         )
     };

@@ -40,11 +40,14 @@ text_enum!(
     DesiredState { Running => "running", Stopped => "stopped", Deleted => "deleted" }
 );
 text_enum!(
-    /// What was last seen.
+    /// What was last seen. `paused`: frozen in place by the platform (the runaway-agent
+    /// breaker): its memory and workspace are kept, it uses no CPU and answers nothing until
+    /// it is resumed.
     ObservedState {
         Creating => "creating",
         Starting => "starting",
         Running => "running",
+        Paused => "paused",
         Stopping => "stopping",
         Stopped => "stopped",
         Error => "error",

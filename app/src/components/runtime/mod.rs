@@ -29,6 +29,7 @@ pub fn phase(card: &RuntimeCard) -> (String, &'static str) {
     }
     match card.observed {
         ObservedState::Running => ("Running".into(), "ok"),
+        ObservedState::Paused => ("Paused".into(), "warn"),
         ObservedState::Stopped => ("Stopped".into(), "neutral"),
         // Its machine is away: nothing to do but wait (or, for an admin, move it).
         ObservedState::Error if card.problem.as_ref().is_some_and(|p| p.code == "NODE_DOWN") => {

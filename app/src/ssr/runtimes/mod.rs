@@ -41,7 +41,8 @@ impl From<OrchestratorError> for AppError {
                 AppError::Unavailable
             }
             OrchestratorError::WorkspaceFull(message)
-            | OrchestratorError::BudgetUsedUp(message) => AppError::Conflict { message },
+            | OrchestratorError::BudgetUsedUp(message)
+            | OrchestratorError::Paused(message) => AppError::Conflict { message },
             OrchestratorError::NotLeader => AppError::Unavailable,
         }
     }

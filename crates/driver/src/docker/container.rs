@@ -49,6 +49,39 @@ impl DockerDriver {
         Ok(self.containers(Some(runtime_id)).await?.into_iter().next())
     }
 
+    /// Freezes (Docker pause, the cgroup freezer) or thaws the runtime's container.
+    pub(super) async fn freeze(&self, runtime_id: &str, paused: bool) -> Result<(), DriverError> {
+        let found = self
+            .container(runtime_id)
+            .await?
+            .ok_or_else(|| DriverError::Missing(runtime_id.to_owned()))?;
+        let phase = found.observed.phase;
+        let outcome = match (paused, phase) {
+            (true, Phase::Paused) | (false, Phase::Running) => return Ok(()),
+            (true, _) => self.docker.pause_container(&found.observed.handle).await,
+            (false, _) => self.docker.unpause_container(&found.observed.handle).await,
+        };
+        match outcome {
+            Ok(()) => Ok(()),
+            // A container that is not running can be neither frozen nor thawed: a freeze asked of
+            // one that stopped meanwhile is moot, and a thaw of one that is not frozen is done.
+            Err(e) if status_of(&e) == Some(409) && (!paused || phase != Phase::Running) => Ok(()),
+            Err(e) => Err(classify(&e, None)),
+        }
+    }
+
+    /// Thaws a frozen container first: a frozen process neither stops nor dies.
+    pub(super) async fn thaw(&self, found: &Found) -> Result<(), DriverError> {
+        if found.observed.phase == Phase::Paused {
+            match self.docker.unpause_container(&found.observed.handle).await {
+                Ok(()) => {}
+                Err(e) if matches!(status_of(&e), Some(404 | 409)) => {}
+                Err(e) => return Err(classify(&e, None)),
+            }
+        }
+        Ok(())
+    }
+
     /// Removes a container forcefully (a missing one, or one being removed, is fine).
     pub(super) async fn remove_container(&self, id: &str) -> Result<(), DriverError> {
         let options = RemoveContainerOptionsBuilder::new().force(true).build();

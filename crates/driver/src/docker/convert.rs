@@ -49,6 +49,7 @@ pub(super) fn observation_from(summary: ContainerSummary) -> Option<Found> {
     let runtime_id = labels.get(labels::RUNTIME)?.clone();
     let phase = match summary.state {
         Some(ContainerSummaryStateEnum::RUNNING) => Phase::Running,
+        Some(ContainerSummaryStateEnum::PAUSED) => Phase::Paused,
         Some(ContainerSummaryStateEnum::CREATED) => Phase::Stopped { exit_code: None },
         Some(ContainerSummaryStateEnum::RESTARTING) => Phase::Starting,
         Some(ContainerSummaryStateEnum::EXITED) => Phase::Stopped {

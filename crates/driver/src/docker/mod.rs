@@ -239,17 +239,15 @@ impl RuntimeDriver for DockerDriver {
         running: bool,
         grace: Duration,
     ) -> Result<(), DriverError> {
-        let Some(Found {
-            observed: container,
-            ..
-        }) = self.container(runtime_id).await?
-        else {
+        let Some(found) = self.container(runtime_id).await? else {
             return if running {
                 Err(DriverError::Missing(runtime_id.to_owned()))
             } else {
                 Ok(())
             };
         };
+        self.thaw(&found).await?;
+        let container = found.observed;
         let outcome = if running {
             self.docker.start_container(&container.handle, None).await
         } else {
@@ -266,6 +264,10 @@ impl RuntimeDriver for DockerDriver {
             Err(e) if !running && status_of(&e) == Some(404) => Ok(()),
             Err(e) => Err(classify(&e, None)),
         }
+    }
+
+    async fn set_paused(&self, runtime_id: &str, paused: bool) -> Result<bool, DriverError> {
+        self.freeze(runtime_id, paused).await.map(|()| true)
     }
 
     async fn observe(&self, runtime_id: &str) -> Result<Option<Observation>, DriverError> {
@@ -287,6 +289,7 @@ impl RuntimeDriver for DockerDriver {
     async fn remove(&self, runtime_id: &str, wipe_workspace: bool) -> Result<(), DriverError> {
         let names = Names::new(&self.instance, runtime_id);
         if let Some(found) = self.container(runtime_id).await? {
+            self.thaw(&found).await?;
             self.remove_container(&found.observed.handle).await?;
         }
         // A network with the entry proxy still attached cannot be removed.

@@ -248,6 +248,9 @@ async fn perform(driver: &DockerDriver, call: Call) -> Result<serde_json::Value,
             let grace = Duration::from_millis(grace_ms.min(MAX_GRACE_MS));
             to_value(driver.set_running(&runtime_id, running, grace).await?)
         }
+        Call::SetPaused { runtime_id, paused } => {
+            to_value(driver.set_paused(&runtime_id, paused).await?)
+        }
         // Readiness is asked of the address the engine reports, never one the caller names.
         Call::Observe { runtime_id } => to_value(driver.observe(&runtime_id).await?),
         Call::List => to_value(driver.list().await?),

@@ -60,6 +60,11 @@ pub struct RuntimeRow {
     pub disk_measured_at: Option<OffsetDateTime>,
     /// The node the runtime's workspace lives on (engines with several nodes).
     pub node: Option<String>,
+    /// Why the platform holds the runtime (the runaway-agent breaker), while it does.
+    pub paused_reason: Option<String>,
+    /// Whether the held runtime was frozen in place (true) or stopped where the engine cannot
+    /// freeze (false); None until the hold took effect.
+    pub paused_in_place: Option<bool>,
 }
 
 impl RuntimeRow {
@@ -106,6 +111,8 @@ impl RuntimeRow {
             disk_used_bytes: None,
             disk_measured_at: None,
             node: None,
+            paused_reason: None,
+            paused_in_place: None,
         }
     }
 

@@ -3,6 +3,9 @@
 //! errors in a tight loop. Pure bookkeeping (no clock, no I/O): the gateway feeds each finished
 //! request in with its time and asks whether a rule trips.
 
+mod trips;
+pub use trips::*;
+
 use std::collections::{HashMap, VecDeque};
 use time::OffsetDateTime;
 
@@ -116,8 +119,29 @@ pub struct Seen {
     pub fingerprint: u64,
 }
 
+/// One second of one user's requests: what replicas share with each other.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Bucket {
+    pub second: i64,
+    pub requests: u32,
+    pub errors: u32,
+    pub cost_nano: i64,
+    /// The fingerprint of each request.
+    pub prints: Vec<u64>,
+}
+
+impl Bucket {
+    /// Counts a request in.
+    pub fn add(&mut self, seen: &Seen) {
+        self.requests += 1;
+        self.errors += u32::from(seen.failed);
+        self.cost_nano = self.cost_nano.saturating_add(seen.cost_nano);
+        self.prints.push(seen.fingerprint);
+    }
+}
+
 /// One user's recent requests.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Recent {
     /// (unix second, requests, errors) per second, the last ten minutes at most.
     seconds: VecDeque<(i64, u32, u32)>,
@@ -125,51 +149,81 @@ pub struct Recent {
     minutes: VecDeque<(i64, i64)>,
     /// Times each fingerprint was seen within the repeat window.
     prints: HashMap<u64, VecDeque<i64>>,
+    /// The newest second seen.
+    latest: i64,
 }
 
 impl Recent {
     /// Adds a request and says which rule, if any, it trips.
-    pub fn record(&mut self, rules: &Rules, seen: Seen) -> Option<Trip> {
-        let second = seen.at.unix_timestamp();
+    pub fn record(&mut self, rules: &Rules, seen: &Seen) -> Option<Trip> {
+        let mut bucket = Bucket {
+            second: seen.at.unix_timestamp(),
+            ..Bucket::default()
+        };
+        bucket.add(seen);
+        self.add(rules, &bucket);
+        self.judge(rules)
+    }
+
+    /// Adds a second's requests (this replica's or another's, in any order).
+    pub fn add(&mut self, rules: &Rules, bucket: &Bucket) {
+        let second = bucket.second;
         let minute = second.div_euclid(60);
-        match self.seconds.back_mut() {
-            Some((s, requests, errors)) if *s == second => {
-                *requests += 1;
-                *errors += u32::from(seen.failed);
+        match self.seconds.iter_mut().find(|s| s.0 == second) {
+            Some((_, requests, errors)) => {
+                *requests += bucket.requests;
+                *errors += bucket.errors;
             }
-            _ => self.seconds.push_back((second, 1, u32::from(seen.failed))),
+            None => {
+                let at = self.seconds.partition_point(|s| s.0 < second);
+                self.seconds
+                    .insert(at, (second, bucket.requests, bucket.errors));
+            }
         }
-        match self.minutes.back_mut() {
-            Some((m, spent)) if *m == minute => *spent = spent.saturating_add(seen.cost_nano),
-            _ => self.minutes.push_back((minute, seen.cost_nano)),
+        match self.minutes.iter_mut().find(|m| m.0 == minute) {
+            Some((_, spent)) => *spent = spent.saturating_add(bucket.cost_nano),
+            None => {
+                let at = self.minutes.partition_point(|m| m.0 < minute);
+                self.minutes.insert(at, (minute, bucket.cost_nano));
+            }
         }
-        let window = i64::from(rules.repeat_window_secs.max(1));
-        let times = self.prints.entry(seen.fingerprint).or_default();
-        times.push_back(second);
-        while times.front().is_some_and(|t| *t <= second - window) {
-            times.pop_front();
+        for print in &bucket.prints {
+            self.prints.entry(*print).or_default().push_back(second);
         }
-        let repeated = u32::try_from(times.len()).unwrap_or(u32::MAX);
-        self.forget(rules, second);
+        self.latest = self.latest.max(second);
+        self.forget(rules);
+    }
+
+    /// Which rule, if any, the requests held now trip.
+    pub fn judge(&self, rules: &Rules) -> Option<Trip> {
         if !rules.enabled {
             return None;
         }
+        let now = self.latest;
         if let Some(limit) = rules.requests_per_minute {
-            let requests = self.sum(second, 60, |(_, r, _)| *r);
+            let requests = self.sum(now, 60, |(_, r, _)| *r);
             if requests > limit {
                 return Some(Trip::RequestRate { requests });
             }
         }
-        if let Some(limit) = rules.repeats
-            && repeated >= limit
-        {
-            return Some(Trip::Repeats {
-                requests: repeated,
-                window_secs: rules.repeat_window_secs,
-            });
+        if let Some(limit) = rules.repeats {
+            let window = i64::from(rules.repeat_window_secs.max(1));
+            let repeated = self
+                .prints
+                .values()
+                .map(|times| times.iter().filter(|t| **t > now - window).count())
+                .max()
+                .unwrap_or(0);
+            let repeated = u32::try_from(repeated).unwrap_or(u32::MAX);
+            if repeated >= limit {
+                return Some(Trip::Repeats {
+                    requests: repeated,
+                    window_secs: rules.repeat_window_secs,
+                });
+            }
         }
         if let Some(limit) = rules.errors {
-            let errors = self.sum(second, i64::from(rules.error_window_secs), |(_, _, e)| *e);
+            let errors = self.sum(now, i64::from(rules.error_window_secs), |(_, _, e)| *e);
             if errors >= limit {
                 return Some(Trip::Errors {
                     errors,
@@ -178,6 +232,7 @@ impl Recent {
             }
         }
         if let Some(limit) = rules.spend_per_minute_nano {
+            let minute = now.div_euclid(60);
             let needed = i64::from(rules.sustained_minutes.max(1));
             // The last `needed` whole minutes, this one included, each over the rate.
             let over = (0..needed).all(|back| {
@@ -199,13 +254,14 @@ impl Recent {
     fn sum(&self, now: i64, secs: i64, part: impl Fn(&(i64, u32, u32)) -> u32) -> u32 {
         self.seconds
             .iter()
-            .filter(|s| s.0 > now - secs)
+            .filter(|s| s.0 > now - secs && s.0 <= now)
             .map(part)
             .fold(0, u32::saturating_add)
     }
 
     /// Drops what no rule looks at any more.
-    fn forget(&mut self, rules: &Rules, now: i64) {
+    fn forget(&mut self, rules: &Rules) {
+        let now = self.latest;
         let keep_secs = i64::from(rules.error_window_secs.max(60));
         while self.seconds.front().is_some_and(|s| s.0 <= now - keep_secs) {
             self.seconds.pop_front();
@@ -220,14 +276,27 @@ impl Recent {
             self.minutes.pop_front();
         }
         let window = i64::from(rules.repeat_window_secs.max(1));
-        self.prints
-            .retain(|_, times| times.back().is_some_and(|t| *t > now - window));
+        self.prints.retain(|_, times| {
+            times.retain(|t| *t > now - window);
+            !times.is_empty()
+        });
     }
 
     /// Nothing recent is held (the user's entry can be dropped).
     pub fn is_empty(&self) -> bool {
         self.seconds.is_empty() && self.minutes.is_empty() && self.prints.is_empty()
     }
+}
+
+/// How far back any rule looks, in seconds.
+pub fn horizon_secs(rules: &Rules) -> i64 {
+    i64::from(
+        rules
+            .error_window_secs
+            .max(rules.repeat_window_secs)
+            .max(rules.sustained_minutes * 60)
+            .max(60),
+    )
 }
 
 /// A request's near-identity: its model and what it asks, with case, runs of whitespace and
@@ -260,132 +329,4 @@ pub fn fingerprint(model: &str, text: &str) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use time::macros::datetime;
-
-    fn at(secs: i64) -> OffsetDateTime {
-        datetime!(2026-12-05 12:00 UTC) + time::Duration::seconds(secs)
-    }
-
-    fn seen(secs: i64, cost: i64, failed: bool, print: u64) -> Seen {
-        Seen {
-            at: at(secs),
-            cost_nano: cost,
-            failed,
-            fingerprint: print,
-        }
-    }
-
-    #[test]
-    fn a_burst_of_requests_trips_the_request_rate() {
-        let rules = Rules {
-            requests_per_minute: Some(10),
-            ..Rules::default()
-        };
-        let mut r = Recent::default();
-        for i in 0..10 {
-            assert_eq!(r.record(&rules, seen(i * 5, 0, false, i.cast_unsigned())), None);
-        }
-        // The 11th within 60 s trips; after a minute's pause the count starts over.
-        assert_eq!(
-            r.record(&rules, seen(50, 0, false, 99)),
-            Some(Trip::RequestRate { requests: 11 })
-        );
-        let mut r = Recent::default();
-        for i in 0..30 {
-            assert_eq!(
-                r.record(&rules, seen(i * 7, 0, false, i.cast_unsigned())),
-                None,
-                "{i}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_same_request_again_and_again_trips_even_with_other_numbers_in_it() {
-        let rules = Rules {
-            repeats: Some(5),
-            repeat_window_secs: 60,
-            ..Rules::default()
-        };
-        let mut r = Recent::default();
-        let first = fingerprint("chat", "Retry the build, attempt 1");
-        assert_eq!(first, fingerprint("chat", "retry  the build,\nattempt 22"));
-        assert_ne!(first, fingerprint("other", "Retry the build, attempt 1"));
-        assert_ne!(first, fingerprint("chat", "Write the release notes"));
-        for i in 0..4 {
-            assert_eq!(r.record(&rules, seen(i * 10, 0, false, first)), None);
-        }
-        assert_eq!(
-            r.record(&rules, seen(45, 0, false, first)),
-            Some(Trip::Repeats {
-                requests: 5,
-                window_secs: 60
-            })
-        );
-        // Spread out beyond the window: never five at once.
-        let mut r = Recent::default();
-        for i in 0..10 {
-            assert_eq!(r.record(&rules, seen(i * 20, 0, false, first)), None);
-        }
-    }
-
-    #[test]
-    fn errors_in_a_tight_loop_trip() {
-        let rules = Rules {
-            errors: Some(3),
-            error_window_secs: 10,
-            ..Rules::default()
-        };
-        let mut r = Recent::default();
-        assert_eq!(r.record(&rules, seen(0, 0, true, 1)), None);
-        assert_eq!(r.record(&rules, seen(1, 0, false, 2)), None);
-        assert_eq!(r.record(&rules, seen(2, 0, true, 3)), None);
-        assert_eq!(
-            r.record(&rules, seen(3, 0, true, 4)),
-            Some(Trip::Errors {
-                errors: 3,
-                window_secs: 10
-            })
-        );
-        let words = Trip::Errors {
-            errors: 3,
-            window_secs: 10,
-        }
-        .words();
-        assert_eq!(words, "3 of its requests failed within 10 seconds");
-    }
-
-    #[test]
-    fn spending_trips_only_when_sustained_for_whole_minutes() {
-        let rules = Rules {
-            spend_per_minute_nano: Some(1_000),
-            sustained_minutes: 3,
-            ..Rules::default()
-        };
-        let mut r = Recent::default();
-        // Minutes 0 and 1 over the rate, minute 2 not: no trip; then three in a row.
-        assert_eq!(r.record(&rules, seen(0, 2_000, false, 1)), None);
-        assert_eq!(r.record(&rules, seen(60, 2_000, false, 2)), None);
-        assert_eq!(r.record(&rules, seen(120, 500, false, 3)), None);
-        assert_eq!(r.record(&rules, seen(180, 2_000, false, 4)), None);
-        assert_eq!(r.record(&rules, seen(240, 2_000, false, 5)), None);
-        assert_eq!(
-            r.record(&rules, seen(300, 2_000, false, 6)),
-            Some(Trip::SpendRate {
-                per_minute_nano: 1_000,
-                minutes: 3
-            })
-        );
-        // Switched off: nothing trips.
-        let off = Rules {
-            enabled: false,
-            ..rules
-        };
-        let mut r = Recent::default();
-        for i in 0..10 {
-            assert_eq!(r.record(&off, seen(i * 60, 5_000, true, 7)), None);
-        }
-    }
-}
+mod tests;
