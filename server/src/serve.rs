@@ -103,6 +103,21 @@ pub async fn server_state(
     let gateway =
         crate::gateway::Gateway::start(pool.clone(), sealer.clone(), settings.gateway.clone())
             .await?;
+    // A trip this replica opens holds the user's runtime at once (the reconciler keeps it).
+    gateway.breaker.on_trip({
+        let orchestrator = orchestrator.clone();
+        Arc::new(move |user, reason| {
+            let orchestrator = orchestrator.clone();
+            tokio::spawn(async move {
+                match orchestrator.hold(user, &reason).await {
+                    Ok(hold) => tracing::info!(user = %user, ?hold, "runtime held by the breaker"),
+                    Err(err) => {
+                        tracing::warn!(user = %user, error = %err, "could not hold the runtime now; the reconciler will");
+                    }
+                }
+            });
+        })
+    });
     let entry = Arc::new(
         crate::entry::EntryGate::new(
             pool.clone(),

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod breaker;
 pub mod budget;
 pub mod invitations;
 pub mod models;

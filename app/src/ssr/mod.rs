@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod breaker;
 pub mod budget;
 pub mod identity;
 pub mod lifecycle;

@@ -279,6 +279,11 @@ pub struct KeyHolder {
     pub budget_usd_micro: Option<i64>,
     pub budget_period: Option<String>,
     pub keys_suspended_at: Option<time::OffsetDateTime>,
+    /// The user's open breaker trip, in words, and from when they may resume.
+    pub trip_words: Option<String>,
+    pub trip_resume_after: Option<time::OffsetDateTime>,
+    /// The breaker's rules count personal keys too (and refuse them on a trip).
+    pub breaker_personal: bool,
 }
 
 /// The key with this hash, or `None` for a key that does not exist.
@@ -289,10 +294,13 @@ pub async fn holder(pool: &sqlx::PgPool, hash: &[u8]) -> Result<Option<KeyHolder
                   u.username, u.status,
                   l.rpm AS "rpm?", l.tpm AS "tpm?", b.budget_tokens AS "budget_tokens?",
                   b.budget_usd_micro AS "budget_usd_micro?", b.budget_period AS "budget_period?",
-                  l.keys_suspended_at AS "keys_suspended_at?"
+                  l.keys_suspended_at AS "keys_suspended_at?", t.words AS "trip_words?",
+                  t.resume_after AS "trip_resume_after?",
+                  (SELECT include_personal_keys FROM breaker_rules) AS "breaker_personal!"
            FROM api_keys k JOIN users u ON u.id = k.user_id
            LEFT JOIN user_limits l ON l.user_id = k.user_id
            LEFT JOIN user_budgets b ON b.user_id = k.user_id
+           LEFT JOIN breaker_trips t ON t.user_id = k.user_id AND t.resumed_at IS NULL
            WHERE k.hash = $1"#,
         hash
     )

@@ -122,6 +122,8 @@ pub struct Caller {
     pub expires_at: Option<OffsetDateTime>,
     /// Why every request with this key is refused (revoked, suspended, disabled).
     pub refused: Option<&'static str>,
+    /// Why the runaway-agent breaker refuses this key now (its owner's trip is open).
+    pub paused: Option<String>,
     pub models: HashSet<Uuid>,
     pub limits: Limits,
 }
@@ -144,6 +146,18 @@ impl Caller {
         } else {
             None
         };
+        let paused = row
+            .trip_words
+            .as_deref()
+            .filter(|_| row.kind == "runtime" || row.breaker_personal)
+            .map(|words| {
+                let when = row.trip_resume_after.map_or_else(String::new, |at| {
+                    format!(" from {:02}:{:02} UTC", at.hour(), at.minute())
+                });
+                format!(
+                    "The runaway-agent breaker paused this account's agent: {words}. Its owner can resume it on the ClawLoops dashboard{when}, or an administrator at once."
+                )
+            });
         let models = clawloops_models::registry::granted_ids(pool, row.user_id)
             .await?
             .into_iter()
@@ -155,6 +169,7 @@ impl Caller {
             username: row.username,
             expires_at: row.expires_at,
             refused,
+            paused,
             models,
             limits: Limits {
                 rpm: row.rpm.map(i64::from),
@@ -174,6 +189,9 @@ impl Caller {
     pub fn check(&self, now: OffsetDateTime) -> Result<(), ApiError> {
         if let Some(reason) = self.refused {
             return Err(ApiError::bad_key(reason));
+        }
+        if let Some(reason) = &self.paused {
+            return Err(ApiError::paused(reason.clone()));
         }
         if self.expires_at.is_some_and(|at| at <= now) {
             return Err(ApiError::bad_key("This API key has expired."));

@@ -49,6 +49,16 @@ impl ApiError {
         )
     }
 
+    /// The runaway-agent breaker refuses the key until its owner resumes.
+    pub fn paused(message: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "permission_error",
+            "agent_paused",
+            message,
+        )
+    }
+
     pub fn unknown_model(alias: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

@@ -29,6 +29,11 @@ struct ModelLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabels {
+    rule: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KeyLabels {
     outcome: &'static str,
 }
@@ -60,6 +65,7 @@ pub struct GatewayMetrics {
     usage_written: Counter,
     usage_failed: Counter,
     refreshes: Counter,
+    trips: Family<RuleLabels, Counter>,
 }
 
 impl Default for GatewayMetrics {
@@ -74,6 +80,7 @@ impl Default for GatewayMetrics {
             usage_written: Counter::default(),
             usage_failed: Counter::default(),
             refreshes: Counter::default(),
+            trips: Family::default(),
         }
     }
 }
@@ -120,6 +127,11 @@ impl GatewayMetrics {
             "gateway_change_refreshes",
             "Times the gateway dropped its caches and read the registry again for change notes from the database (other replicas' changes, or its listener reconnecting)",
             self.refreshes.clone(),
+        );
+        registry.register(
+            "gateway_breaker_trips",
+            "Runaway-agent breaker trips this replica opened, by rule (spend_rate, request_rate, repeats, errors)",
+            self.trips.clone(),
         );
         registry.register(
             "gateway_usage_write_failures",
@@ -173,6 +185,13 @@ impl GatewayMetrics {
     }
 
     /// The caches were refreshed for change notes (counted once the registry was read).
+    /// This replica opened a breaker trip.
+    pub fn breaker_tripped(&self, rule: &str) {
+        self.trips
+            .get_or_create(&RuleLabels { rule: rule.into() })
+            .inc();
+    }
+
     pub fn refreshed(&self) {
         self.refreshes.inc();
     }

@@ -3,6 +3,7 @@
 //! reserved against the user's limits, forwarded (streams pass through chunk by chunk), and
 //! settled and logged when it ends, however it ends.
 
+pub mod breaker;
 pub mod catalog;
 pub mod error;
 mod keys;
@@ -78,6 +79,8 @@ pub struct Gateway {
     in_flight: Arc<std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>>,
     quotas: Arc<Quotas>,
     usage: UsageLog,
+    /// The runaway-agent breaker's counts and rules.
+    pub breaker: breaker::Breaker,
     /// Its Prometheus series.
     pub metrics: metrics::GatewayMetrics,
     tasks: std::sync::Mutex<Vec<tokio::task::AbortHandle>>,
@@ -111,6 +114,10 @@ impl Gateway {
                 (Registry::default(), true)
             }
         };
+        let breaker_settings = match pool.acquire().await {
+            Ok(mut conn) => clawloops_models::breaker::settings(&mut conn).await.ok(),
+            Err(_) => None,
+        };
         let metrics = metrics::GatewayMetrics::default();
         let (usage, writer) = UsageLog::new(pool.clone(), metrics.clone());
         let quotas = Arc::new(Quotas::new(pool.clone()));
@@ -132,6 +139,7 @@ impl Gateway {
             closing: tokio::sync::watch::Sender::new(false),
             registry: RwLock::new(Arc::new(registry)),
             quotas: quotas.clone(),
+            breaker: breaker::Breaker::new(breaker_settings),
             pool,
             sealer,
             config,
@@ -147,6 +155,7 @@ impl Gateway {
             writer.abort_handle(),
             tokio::spawn(quotas.flush_forever()).abort_handle(),
             tokio::spawn(gateway.clone().listen()).abort_handle(),
+            tokio::spawn(gateway.clone().share_forever()).abort_handle(),
         ];
         *gateway
             .tasks
@@ -227,11 +236,12 @@ impl Gateway {
         self.stale.store(true, std::sync::atomic::Ordering::Release);
     }
 
-    /// Drops every cached caller and reads the registry again now.
+    /// Drops every cached caller and reads the registry and the breaker's rules again now.
     pub async fn refresh(&self) {
         self.callers.invalidate_all();
         self.unknown.invalidate_all();
         self.reload().await;
+        self.reload_breaker().await;
     }
 
     async fn reload(&self) {

@@ -45,7 +45,7 @@ pub async fn list(state: &AppState) -> Result<Vec<LimitsView>, AppError> {
         .collect())
 }
 
-fn optional_number<T: std::str::FromStr + PartialOrd + Copy>(
+pub(crate) fn optional_number<T: std::str::FromStr + PartialOrd + Copy>(
     field: &str,
     text: &str,
     min: T,

@@ -66,6 +66,11 @@ async fn relay_inner(
             return Err(err);
         }
     };
+    // A request refused before its ticket is made still counts for the breaker, as a failure.
+    let refuse = |err: ApiError| {
+        gw.breaker_saw(&caller, 0, true, 0);
+        err
+    };
     let limit = gw.config.max_body_bytes;
     if headers
         .get(header::CONTENT_LENGTH)
@@ -73,12 +78,13 @@ async fn relay_inner(
         .and_then(|v| v.parse::<usize>().ok())
         .is_some_and(|n| n > limit)
     {
-        return Err(ApiError::too_large(limit));
+        return Err(refuse(ApiError::too_large(limit)));
     }
     let bytes = axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| ApiError::too_large(limit))?;
-    let parsed = request::parse(endpoint, &bytes).map_err(|e| ApiError::bad_request(e.0))?;
+        .map_err(|_| refuse(ApiError::too_large(limit)))?;
+    let parsed =
+        request::parse(endpoint, &bytes).map_err(|e| refuse(ApiError::bad_request(e.0)))?;
     if !parsed.dropped.is_empty() {
         tracing::debug!(dropped = ?parsed.dropped, "fields the endpoint does not define were not forwarded");
     }
@@ -88,7 +94,7 @@ async fn relay_inner(
     let model = registry
         .by_alias(&parsed.alias)
         .filter(|m| caller.models.contains(&m.id))
-        .ok_or_else(|| ApiError::unknown_model(&parsed.alias))?
+        .ok_or_else(|| refuse(ApiError::unknown_model(&parsed.alias)))?
         .clone();
     *answered_by = Some(model.alias.clone());
     let stream = parsed.stream;
@@ -120,6 +126,10 @@ async fn relay_inner(
         streaming: false,
         status: 200,
         error_code: None,
+        fingerprint: clawloops_models::breaker::fingerprint(
+            &model.alias,
+            &super::breaker::subject(&parsed.fields),
+        ),
     };
     match gw
         .quotas

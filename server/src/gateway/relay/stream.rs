@@ -110,6 +110,8 @@ pub(super) struct Ticket {
     pub(super) streaming: bool,
     pub(super) status: u16,
     pub(super) error_code: Option<String>,
+    /// The request's near-identity, for the runaway-agent breaker.
+    pub(super) fingerprint: u64,
 }
 
 impl Ticket {
@@ -162,6 +164,9 @@ impl Drop for Ticket {
                 cost_nano: cost,
             });
         }
+        let failed = self.status >= 400 && self.status != 499;
+        self.gw
+            .breaker_saw(&self.caller, cost, failed, self.fingerprint);
         let metrics = &self.gw.metrics;
         metrics.used(&self.model.alias, prompt, completion, self.first_byte);
         if self.streaming {
