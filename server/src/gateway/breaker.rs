@@ -44,6 +44,11 @@ pub struct Breaker {
     outbox: Mutex<HashMap<(Uuid, i64), Bucket>>,
     /// Users whose trip this replica is opening now.
     tripping: Mutex<HashSet<Uuid>>,
+    /// Users this replica found over a rule, refused at once from the next request on, until
+    /// the trip is in the database (the cached callers then carry it) or could not be written.
+    marked: Mutex<HashMap<Uuid, String>>,
+    /// How many are marked: the hot path reads this, not the lock.
+    any_marked: std::sync::atomic::AtomicUsize,
     on_trip: std::sync::OnceLock<OnTrip>,
 }
 
@@ -60,6 +65,8 @@ impl Breaker {
             watches: Mutex::default(),
             outbox: Mutex::default(),
             tripping: Mutex::default(),
+            marked: Mutex::default(),
+            any_marked: std::sync::atomic::AtomicUsize::new(0),
             on_trip: std::sync::OnceLock::new(),
         }
     }
@@ -81,6 +88,36 @@ impl Breaker {
 
     fn set_settings(&self, settings: Settings) {
         *self.settings.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
+    }
+
+    /// Why `caller`'s key is refused at once on this replica, if it is.
+    pub fn refusal(&self, caller: &Caller) -> Option<String> {
+        if self.any_marked.load(std::sync::atomic::Ordering::Acquire) == 0 {
+            return None;
+        }
+        let settings = self.settings();
+        if !(caller.runtime_key || settings.rules.include_personal_keys) {
+            return None;
+        }
+        self.marked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&caller.user_id)
+            .cloned()
+    }
+
+    fn mark(&self, user_id: Uuid, message: Option<String>) {
+        let mut marked = self.marked.lock().unwrap_or_else(PoisonError::into_inner);
+        match message {
+            Some(message) => {
+                marked.insert(user_id, message);
+            }
+            None => {
+                marked.remove(&user_id);
+            }
+        }
+        self.any_marked
+            .store(marked.len(), std::sync::atomic::Ordering::Release);
     }
 
     /// Counts a finished request; the rule it trips, if any.
@@ -155,10 +192,20 @@ impl Gateway {
         {
             return;
         }
+        let cooldown = i64::from(self.breaker.settings().rules.cooldown_minutes);
+        self.breaker.mark(
+            user_id,
+            Some(super::catalog::paused_message(
+                &trip.words(),
+                Some(OffsetDateTime::now_utc() + time::Duration::minutes(cooldown)),
+            )),
+        );
         tokio::spawn(async move {
             if let Err(err) = self.open_trip(user_id, &trip, runtime_key).await {
                 tracing::error!(user = %user_id, error = %err, "could not open a breaker trip");
             }
+            // The cached callers carry the trip from here on (or it could not be written).
+            self.breaker.mark(user_id, None);
             self.breaker
                 .tripping
                 .lock()

@@ -113,6 +113,16 @@ impl Limits {
     }
 }
 
+/// What a key refused by the runaway-agent breaker is told.
+pub fn paused_message(words: &str, resume_after: Option<OffsetDateTime>) -> String {
+    let when = resume_after.map_or_else(String::new, |at| {
+        format!(" from {:02}:{:02} UTC", at.hour(), at.minute())
+    });
+    format!(
+        "The runaway-agent breaker paused this account's agent: {words}. Its owner can resume it on the ClawLoops dashboard{when}, or an administrator at once."
+    )
+}
+
 /// Who a key belongs to and what it may do.
 pub struct Caller {
     pub key_id: Uuid,
@@ -150,14 +160,7 @@ impl Caller {
             .trip_words
             .as_deref()
             .filter(|_| row.kind == "runtime" || row.breaker_personal)
-            .map(|words| {
-                let when = row.trip_resume_after.map_or_else(String::new, |at| {
-                    format!(" from {:02}:{:02} UTC", at.hour(), at.minute())
-                });
-                format!(
-                    "The runaway-agent breaker paused this account's agent: {words}. Its owner can resume it on the ClawLoops dashboard{when}, or an administrator at once."
-                )
-            });
+            .map(|words| paused_message(words, row.trip_resume_after));
         let models = clawloops_models::registry::granted_ids(pool, row.user_id)
             .await?
             .into_iter()

@@ -66,6 +66,9 @@ impl Gateway {
             caller
         };
         caller.check(time::OffsetDateTime::now_utc())?;
+        if let Some(message) = self.breaker.refusal(&caller) {
+            return Err(ApiError::paused(message));
+        }
         Ok(caller)
     }
 

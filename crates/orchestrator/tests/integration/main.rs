@@ -2,6 +2,7 @@
 //! one test binary.
 
 mod failures;
+mod holds;
 mod harness;
 mod kubernetes;
 mod lifecycle;

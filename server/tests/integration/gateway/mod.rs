@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 mod access;
+mod breaker;
 mod budget;
 mod input;
 mod limits;
