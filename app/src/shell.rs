@@ -2,7 +2,7 @@ use crate::components::{auth::provide_auth, layout::AppShell};
 use crate::pages::{
     account::{AccountPage, PasswordPage},
     admin::{
-        AdminHomePage, AuditPage, InvitationDetailPage, InvitationsPage, LimitsPage,
+        AdminHomePage, AuditPage, BreakerPage, InvitationDetailPage, InvitationsPage, LimitsPage,
         ModelsAdminPage, NewInvitationPage, RuntimesPage, UsageAdminPage, UserDetailPage,
         UsersPage,
     },
@@ -178,6 +178,11 @@ pub fn App() -> impl IntoView {
                         view={Lazy::<Limits>::new()}
                         ssr=SsrMode::Async
                     />
+                    <Route
+                        path=path!("/admin/breaker")
+                        view={Lazy::<Breaker>::new()}
+                        ssr=SsrMode::Async
+                    />
                     <Route path=path!("/models") view={Lazy::<Models>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/usage") view={Lazy::<Usage>::new()} ssr=SsrMode::Async />
                 </Routes>
@@ -223,6 +228,7 @@ lazy_pages! {
     ModelsAdmin => ModelsAdminPage,
     UsageAdmin => UsageAdminPage,
     Limits => LimitsPage,
+    Breaker => BreakerPage,
     Models => ModelsPage,
     Usage => UsagePage,
 }

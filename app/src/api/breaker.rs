@@ -25,6 +25,8 @@ pub struct TripView {
     #[serde(with = "time::serde::rfc3339::option")]
     pub resumed_at: Option<OffsetDateTime>,
     pub resumed_by: Option<String>,
+    /// Seconds until its owner may resume (0: now), when it was read.
+    pub resume_in_secs: i64,
 }
 
 impl TripView {
@@ -85,7 +87,10 @@ pub struct BreakerOverview {
 #[server(endpoint = "admin/breaker")]
 pub async fn get_breaker() -> Result<BreakerOverview, AppError> {
     use crate::ssr::{Access, breaker, serve};
-    serve(Access::Admin, async |state, _| breaker::overview(state).await).await
+    serve(Access::Admin, async |state, _| {
+        breaker::overview(state).await
+    })
+    .await
 }
 
 #[server(endpoint = "admin/breaker/save")]

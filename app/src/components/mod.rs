@@ -1,6 +1,7 @@
 //! Reusable pieces of the interface.
 
 pub mod auth;
+pub mod breaker;
 pub mod budget;
 pub mod chart;
 pub mod form;

@@ -1,5 +1,6 @@
 use crate::api::auth::Me;
 use crate::components::auth::RequireUser;
+use crate::components::breaker::BreakerBanner;
 use crate::components::budget::BudgetBanner;
 use crate::components::runtime::RuntimePanel;
 use crate::components::ui::PageHeader;
@@ -27,6 +28,7 @@ fn HomeContent() -> impl IntoView {
             title=format!("Welcome, {}", me.username)
             subtitle="ClawLoops gives every member of your team their own isolated OpenClaw agent runtime, with one place to govern users, runtimes and model access."
         />
+        <BreakerBanner />
         <BudgetBanner />
         <RuntimePanel />
         <div class="mt-6 grid gap-4 md:grid-cols-2">

@@ -60,6 +60,10 @@ pub fn next_step(card: Option<&RuntimeCard>, asked: bool) -> Next {
                 None => "The runtime did not start.".into(),
             })
         }
+        ObservedState::Paused => Next::Failed(
+            "Your runtime is paused by the runaway-agent breaker. Resume it on the dashboard."
+                .into(),
+        ),
         ObservedState::Creating | ObservedState::Starting | ObservedState::Stopping => Next::Wait,
         _ if asked => Next::Wait,
         _ => Next::Start,

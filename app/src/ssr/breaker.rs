@@ -15,6 +15,9 @@ use clawloops_orchestrator::Resume;
 
 fn view(t: TripRow) -> TripView {
     TripView {
+        resume_in_secs: (t.resume_after - time::OffsetDateTime::now_utc())
+            .whole_seconds()
+            .max(0),
         user_id: t.user_id.to_string(),
         username: t.username,
         rule: t.rule,
@@ -30,7 +33,9 @@ fn view(t: TripRow) -> TripView {
 /// See [`crate::api::breaker::get_my_trip`].
 pub async fn mine(state: &AppState, caller: &Caller) -> Result<Option<TripView>, AppError> {
     let mut conn = state.pool().acquire().await?;
-    Ok(breaker::open_for(&mut conn, caller.user.id).await?.map(view))
+    Ok(breaker::open_for(&mut conn, caller.user.id)
+        .await?
+        .map(view))
 }
 
 /// See [`crate::api::breaker::resume_my_agent`] and [`crate::api::breaker::resume_agent`]:
@@ -166,9 +171,7 @@ fn parse_rules(form: &BreakerRulesForm) -> Result<(Rules, Option<String>), AppEr
     let webhook = form.webhook_url.trim();
     let webhook = match webhook {
         "" => None,
-        url if web_address(url) => {
-            Some(url.to_owned())
-        }
+        url if web_address(url) => Some(url.to_owned()),
         _ => {
             return Err(AppError::field(
                 "webhook_url",

@@ -74,7 +74,12 @@ impl Orchestrator {
         tx.commit().await?;
         match (binding.paused_in_place, binding.desired()) {
             (Some(true), DesiredState::Running) => {
-                match self.inner.driver.set_paused(&binding.runtime_id, false).await {
+                match self
+                    .inner
+                    .driver
+                    .set_paused(&binding.runtime_id, false)
+                    .await
+                {
                     Ok(_) | Err(DriverError::Missing(_)) => {}
                     Err(err) => return Err(err.into()),
                 }
@@ -105,7 +110,12 @@ impl Orchestrator {
         conn: &mut sqlx::PgConnection,
         binding: &repo::RuntimeRow,
     ) -> Result<Hold, OrchestratorError> {
-        match self.inner.driver.set_paused(&binding.runtime_id, true).await {
+        match self
+            .inner
+            .driver
+            .set_paused(&binding.runtime_id, true)
+            .await
+        {
             Ok(true) => {
                 repo::held(conn, binding.user_id, true).await?;
                 tracing::info!(user = %binding.username, "runtime frozen in place");
@@ -169,7 +179,10 @@ impl Orchestrator {
             (DesiredState::Running, Some(Phase::Paused)) => {
                 crate::leader::still_there(conn).await?;
                 tracing::info!(user = %binding.username, "thawing a runtime frozen without a hold");
-                self.inner.driver.set_paused(&binding.runtime_id, false).await?;
+                self.inner
+                    .driver
+                    .set_paused(&binding.runtime_id, false)
+                    .await?;
                 repo::thawed(conn, binding.user_id).await?;
                 Ok(true)
             }

@@ -87,7 +87,10 @@ impl Breaker {
     }
 
     fn set_settings(&self, settings: Settings) {
-        *self.settings.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
+        *self
+            .settings
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
     }
 
     /// Why `caller`'s key is refused at once on this replica, if it is.
@@ -265,9 +268,14 @@ impl Gateway {
                 match sent {
                     Ok(resp) if resp.status().is_success() => {}
                     Ok(resp) => {
-                        tracing::warn!(status = resp.status().as_u16(), "the breaker's webhook refused the trip");
+                        tracing::warn!(
+                            status = resp.status().as_u16(),
+                            "the breaker's webhook refused the trip"
+                        );
                     }
-                    Err(err) => tracing::warn!(error = %err, "could not post the breaker's webhook"),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not post the breaker's webhook")
+                    }
                 }
             });
         }

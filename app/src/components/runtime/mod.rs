@@ -140,6 +140,7 @@ fn CardBody(
         && matches!(
             observed,
             ObservedState::Running
+                | ObservedState::Paused
                 | ObservedState::Starting
                 | ObservedState::Creating
                 | ObservedState::Error
@@ -174,9 +175,9 @@ fn CardBody(
             .clone()
             .filter(|_| observed == ObservedState::Stopped)
             .map(|why| {
-                let hint = (!over_limit && !why.contains("budget"))
+                let hint = (!over_limit && !why.contains("budget") && !why.contains("breaker"))
                     .then_some(" Open the workspace to start it again.");
-                // A stop for a used-up budget says itself what happens next.
+                // A stop for a used-up budget or a breaker trip says itself what happens next.
                 view! {
                     <div class="notice notice-info" data-stop-reason="">
                         {why}

@@ -1,6 +1,7 @@
 //! Administration pages.
 
 mod audit;
+mod breaker;
 mod home;
 mod invitations;
 mod limits;
@@ -10,6 +11,7 @@ mod usage;
 mod users;
 
 pub use audit::AuditPage;
+pub use breaker::BreakerPage;
 pub use home::AdminHomePage;
 pub use invitations::{InvitationDetailPage, InvitationsPage, NewInvitationPage};
 pub use limits::LimitsPage;
@@ -53,6 +55,9 @@ fn AdminNav() -> impl IntoView {
             <A href="/admin/limits" attr:class="nav-link">
                 "Limits"
             </A>
+            <A href="/admin/breaker" attr:class="nav-link">
+                "Breaker"
+            </A>
             <A href="/admin/audit" attr:class="nav-link">
                 "Audit log"
             </A>
@@ -95,6 +100,9 @@ pub fn action_label(action: &str) -> &'static str {
         "key.created" => "API key created",
         "key.revoked" => "API key revoked",
         "user.limits" => "Limits changed",
+        "breaker.tripped" => "Runaway-agent breaker tripped",
+        "breaker.resumed" => "Agent resumed after a breaker trip",
+        "breaker.rules" => "Breaker rules changed",
         _ => "Other event",
     }
 }

@@ -24,7 +24,10 @@ fn a_burst_of_requests_trips_the_request_rate() {
     };
     let mut r = Recent::default();
     for i in 0..10 {
-        assert_eq!(r.record(&rules, &seen(i * 5, 0, false, i.cast_unsigned())), None);
+        assert_eq!(
+            r.record(&rules, &seen(i * 5, 0, false, i.cast_unsigned())),
+            None
+        );
     }
     // The 11th within 60 s trips; after a minute's pause the count starts over.
     assert_eq!(
@@ -141,12 +144,18 @@ fn a_loop_spread_over_replicas_trips_once_their_seconds_are_shared() {
         ..Bucket::default()
     };
     for i in 0..6 {
-        assert_eq!(one.record(&rules, &seen(i, 0, false, i.cast_unsigned())), None);
+        assert_eq!(
+            one.record(&rules, &seen(i, 0, false, i.cast_unsigned())),
+            None
+        );
         other.add(&seen(0, 0, false, 100 + i.cast_unsigned()));
     }
     let mut shared = one.clone();
     shared.add(&rules, &other);
-    assert_eq!(shared.judge(&rules), Some(Trip::RequestRate { requests: 12 }));
+    assert_eq!(
+        shared.judge(&rules),
+        Some(Trip::RequestRate { requests: 12 })
+    );
     // A bucket from long ago counts for nothing.
     let mut stale = one.clone();
     stale.add(
@@ -159,4 +168,3 @@ fn a_loop_spread_over_replicas_trips_once_their_seconds_are_shared() {
     assert_eq!(stale.judge(&rules), None);
     assert_eq!(horizon_secs(&Rules::default()), 300);
 }
-

@@ -31,9 +31,7 @@ pub async fn settings(db: &mut PgConnection) -> sqlx::Result<Settings> {
     Ok(Settings {
         rules: Rules {
             enabled: row.enabled,
-            spend_per_minute_nano: row
-                .spend_per_minute_micro
-                .map(|m| m.saturating_mul(1000)),
+            spend_per_minute_nano: row.spend_per_minute_micro.map(|m| m.saturating_mul(1000)),
             sustained_minutes: whole(row.sustained_minutes),
             requests_per_minute: count(row.requests_per_minute),
             repeats: count(row.repeats),
@@ -131,12 +129,9 @@ pub async fn open_trip(
     else {
         return Ok(None);
     };
-    sqlx::query!(
-        "DELETE FROM breaker_activity WHERE user_id = $1",
-        user_id
-    )
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query!("DELETE FROM breaker_activity WHERE user_id = $1", user_id)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query!(
         "INSERT INTO audit_events (action, actor_name, subject_type, subject_id, subject_name,
                                    details)
@@ -246,7 +241,11 @@ pub async fn share(pool: &PgPool, replica: &str, buckets: &[(Uuid, Bucket)]) -> 
     let prints: Vec<String> = buckets
         .iter()
         .map(|(_, b)| {
-            let list: Vec<String> = b.prints.iter().map(|p| p.cast_signed().to_string()).collect();
+            let list: Vec<String> = b
+                .prints
+                .iter()
+                .map(|p| p.cast_signed().to_string())
+                .collect();
             format!("{{{}}}", list.join(","))
         })
         .collect();

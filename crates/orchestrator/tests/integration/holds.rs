@@ -63,7 +63,10 @@ async fn a_held_runtime_is_frozen_kept_frozen_and_thawed_on_release(pool: PgPool
     let container = h.binding(id).await.container_id.expect("container");
     assert_eq!(open_stretches(&pool, id).await, 1);
 
-    assert_eq!(h.orchestrator.hold(id, REASON).await.expect("hold"), Hold::Frozen);
+    assert_eq!(
+        h.orchestrator.hold(id, REASON).await.expect("hold"),
+        Hold::Frozen
+    );
     assert!(frozen(&container), "Docker froze the container");
     let b = h.binding(id).await;
     assert_eq!(b.observed(), ObservedState::Paused);
@@ -85,11 +88,22 @@ async fn a_held_runtime_is_frozen_kept_frozen_and_thawed_on_release(pool: PgPool
     // A start is refused while the hold lasts, in words for the owner.
     let refused = h
         .orchestrator
-        .request(UserRef { id, username: &name }, Action::Start, false, "test")
+        .request(
+            UserRef {
+                id,
+                username: &name,
+            },
+            Action::Start,
+            false,
+            "test",
+        )
         .await;
     match refused {
         Err(OrchestratorError::Paused(words)) => {
-            assert!(words.contains(REASON) && words.contains("Resume"), "{words}");
+            assert!(
+                words.contains(REASON) && words.contains("Resume"),
+                "{words}"
+            );
         }
         other => panic!("a start of a held runtime: {other:?}"),
     }
@@ -110,7 +124,11 @@ async fn a_held_runtime_is_frozen_kept_frozen_and_thawed_on_release(pool: PgPool
     assert_eq!((b.paused_reason, b.paused_in_place), (None, None));
     assert_eq!(open_stretches(&pool, id).await, 1, "metered again");
     assert_eq!(
-        h.driver.observe(&b.runtime_id).await.expect("observe").map(|o| o.ready),
+        h.driver
+            .observe(&b.runtime_id)
+            .await
+            .expect("observe")
+            .map(|o| o.ready),
         Some(true),
         "the same process answers again"
     );
@@ -159,7 +177,12 @@ impl RuntimeDriver for NoFreeze {
     ) -> Result<Observation, DriverError> {
         self.0.ensure(spec, config, replace).await
     }
-    async fn set_running(&self, id: &str, running: bool, grace: Duration) -> Result<(), DriverError> {
+    async fn set_running(
+        &self,
+        id: &str,
+        running: bool,
+        grace: Duration,
+    ) -> Result<(), DriverError> {
         self.0.set_running(id, running, grace).await
     }
     async fn observe(&self, id: &str) -> Result<Option<Observation>, DriverError> {
@@ -198,14 +221,21 @@ async fn where_the_engine_cannot_freeze_a_hold_stops_the_runtime_and_a_release_s
     h.request((id, &name), Action::Start).await;
     h.drain().await;
 
-    assert_eq!(orchestrator.hold(id, REASON).await.expect("hold"), Hold::Stopped);
+    assert_eq!(
+        orchestrator.hold(id, REASON).await.expect("hold"),
+        Hold::Stopped
+    );
     while orchestrator.run_next().await.expect("worker") {}
     let b = h.binding(id).await;
     assert_eq!(
         (b.desired(), b.observed(), b.paused_in_place),
         (DesiredState::Stopped, ObservedState::Stopped, Some(false))
     );
-    assert_eq!(b.stop_reason.as_deref(), Some(REASON), "the dashboard says why");
+    assert_eq!(
+        b.stop_reason.as_deref(),
+        Some(REASON),
+        "the dashboard says why"
+    );
 
     assert_eq!(
         orchestrator.release(id, "test").await.expect("release"),
@@ -213,6 +243,9 @@ async fn where_the_engine_cannot_freeze_a_hold_stops_the_runtime_and_a_release_s
     );
     while orchestrator.run_next().await.expect("worker") {}
     let b = h.binding(id).await;
-    assert_eq!((b.desired(), b.observed()), (DesiredState::Running, ObservedState::Running));
+    assert_eq!(
+        (b.desired(), b.observed()),
+        (DesiredState::Running, ObservedState::Running)
+    );
     h.cleanup();
 }

@@ -2,8 +2,8 @@
 //! one test binary.
 
 mod failures;
-mod holds;
 mod harness;
+mod holds;
 mod kubernetes;
 mod lifecycle;
 mod metering;

@@ -107,7 +107,11 @@ async fn a_looping_agent_is_paused_at_once_and_resumed_by_its_owner_or_an_admin(
             ],
         )
         .await;
-    assert_eq!((status.as_u16(), code(&body)), (422, "VALIDATION"), "{body}");
+    assert_eq!(
+        (status.as_u16(), code(&body)),
+        (422, "VALIDATION"),
+        "{body}"
+    );
     assert!(body.to_string().contains("from 1 to 60"), "{body}");
     let (status, body) = env
         .admin
@@ -115,7 +119,10 @@ async fn a_looping_agent_is_paused_at_once_and_resumed_by_its_owner_or_an_admin(
         .await;
     assert_eq!(status.as_u16(), 422, "{body}");
     let (_, overview) = env.admin.call("admin/breaker", &[]).await;
-    assert_eq!(overview["rules"]["repeats"], "20", "defaults kept: {overview}");
+    assert_eq!(
+        overview["rules"]["repeats"], "20",
+        "defaults kept: {overview}"
+    );
     let (status, _) = env.alice.call("admin/breaker", &[]).await;
     assert_eq!(status.as_u16(), 403, "rules are for admins");
     rules(&env.admin, &[("repeats", "10"), ("webhook_url", &hook)]).await;
@@ -162,7 +169,11 @@ async fn a_looping_agent_is_paused_at_once_and_resumed_by_its_owner_or_an_admin(
     .await;
     assert!(frozen(&container), "Docker froze the runtime");
     let (status, _) = env.chat(&env.key, hello("chat")).await;
-    assert_eq!(status, StatusCode::OK, "personal keys are not counted by default");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "personal keys are not counted by default"
+    );
     let trips: i64 = sqlx::query_scalar("SELECT count(*) FROM breaker_trips")
         .fetch_one(&pool)
         .await
@@ -194,7 +205,10 @@ async fn a_looping_agent_is_paused_at_once_and_resumed_by_its_owner_or_an_admin(
         .call("admin/breaker/resume", &[("user_id", &alice_id)])
         .await;
     assert_eq!(status, StatusCode::OK, "{said}");
-    assert!(said.as_str().is_some_and(|s| s.contains("runs again")), "{said}");
+    assert!(
+        said.as_str().is_some_and(|s| s.contains("runs again")),
+        "{said}"
+    );
     assert!(!frozen(&container), "thawed");
     card_until(&env.alice, "running", Duration::from_secs(5), |c| {
         c["observed"] == "running"
@@ -236,7 +250,10 @@ async fn a_loop_spread_over_two_replicas_trips_once(pool: PgPool) {
     let env = env(pool.clone()).await;
     rules(
         &env.admin,
-        &[("requests_per_minute", "10"), ("include_personal_keys", "true")],
+        &[
+            ("requests_per_minute", "10"),
+            ("include_personal_keys", "true"),
+        ],
     )
     .await;
     let other = TestServer::start(pool.clone()).await;
@@ -248,7 +265,13 @@ async fn a_loop_spread_over_two_replicas_trips_once(pool: PgPool) {
             let mut statuses = Vec::new();
             for i in 0..n {
                 let body = json!({"model": "chat", "messages": [{"role": "user", "content": format!("step {i}")}]});
-                let res = client.post(&url).bearer_auth(&key).json(&body).send().await.expect("send");
+                let res = client
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("send");
                 statuses.push(res.status().as_u16());
             }
             statuses
