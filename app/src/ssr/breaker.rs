@@ -245,8 +245,8 @@ pub async fn save_rules(
     let (rules, webhook) = parse_rules(&form)?;
     let mut tx = state.pool().begin().await?;
     breaker::save_settings(&mut tx, &rules, webhook.as_deref(), &caller.user.username).await?;
-    let details = serde_json::to_value(form_of(&rules, webhook.as_deref()))
-        .map_err(|e| super::internal(e))?;
+    let details =
+        serde_json::to_value(form_of(&rules, webhook.as_deref())).map_err(super::internal)?;
     audit::by_caller(&mut *tx, caller, "breaker.rules", None, Some(details)).await?;
     tx.commit().await?;
     state.models_changed();

@@ -3,4 +3,5 @@
 
 pub mod load;
 pub mod process;
+pub mod seed;
 pub mod shared;

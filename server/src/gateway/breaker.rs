@@ -274,7 +274,7 @@ impl Gateway {
                         );
                     }
                     Err(err) => {
-                        tracing::warn!(error = %err, "could not post the breaker's webhook")
+                        tracing::warn!(error = %err, "could not post the breaker's webhook");
                     }
                 }
             });
@@ -303,7 +303,7 @@ impl Gateway {
         loop {
             tokio::time::sleep(SHARE_EVERY).await;
             ticks += 1;
-            if let Err(err) = self.share_once(ticks % 60 == 0).await {
+            if let Err(err) = self.share_once(ticks.is_multiple_of(60)).await {
                 tracing::warn!(error = %err, "could not share the breaker's counts");
             }
         }

@@ -22,7 +22,6 @@ mod measure;
 mod million;
 mod report;
 use measure::{AtRate, at_rate, body, max_rate, target};
-mod seed;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -146,7 +145,13 @@ async fn run(args: &Args, clawloops: &Path, pool: sqlx::PgPool) -> Result<()> {
 
     // ClawLoops: a user with limits and a key, the fake upstream registered as a model.
     let key_file = dir.join("secret.key");
-    let key = seed::gateway_user(&pool, &key_file, &direct, !args.no_limits).await?;
+    let upstream = clawloops_bench::seed::Upstream {
+        base_url: &direct,
+        key: UPSTREAM_KEY,
+        password: PASSWORD,
+    };
+    let key =
+        clawloops_bench::seed::gateway_user(&pool, &key_file, &upstream, !args.no_limits).await?;
     let port = free_port();
     // The scratch database, on the same server as DATABASE_URL.
     let mut db_url = reqwest::Url::parse(&args.env.database_url)?;

@@ -56,11 +56,11 @@ pub async fn thawed(db: &mut PgConnection, user_id: Uuid) -> sqlx::Result<()> {
 
 /// Whether the user has a lifecycle task queued or running.
 pub async fn busy(db: &mut PgConnection, user_id: Uuid) -> sqlx::Result<bool> {
-    Ok(sqlx::query_scalar!(
+    sqlx::query_scalar!(
         r#"SELECT EXISTS (SELECT 1 FROM runtime_tasks
                            WHERE user_id = $1 AND status IN ('queued', 'running')) AS "busy!""#,
         user_id
     )
     .fetch_one(db)
-    .await?)
+    .await
 }

@@ -1,28 +1,37 @@
 //! What the gateway is measured with: the `bench` user (with limits, unless asked not to), the
 //! fake upstream registered as its default model behind a sealed credential, and a personal key.
 
-use super::{PASSWORD, UPSTREAM_KEY};
+use crate::shared::bench_user;
 use anyhow::Result;
-use clawloops_bench::shared::bench_user;
 use std::path::Path;
+
+/// Where the seeded model lives and how the bench user signs in.
+pub struct Upstream<'a> {
+    /// The upstream's base URL (ends in `/v1`).
+    pub base_url: &'a str,
+    /// The credential it demands.
+    pub key: &'a str,
+    /// The `bench` user's password.
+    pub password: &'a str,
+}
 
 /// Seeds the scratch database (the sealing key in `key_file`, which the server is given too)
 /// and answers the key's secret side.
 pub async fn gateway_user(
     pool: &sqlx::PgPool,
     key_file: &Path,
-    direct: &str,
+    upstream: &Upstream<'_>,
     limits: bool,
 ) -> Result<clawloops_models::keys::NewKey> {
     let sealer = clawloops_models::Sealer::load_or_create(key_file)?;
-    bench_user(pool, PASSWORD).await?;
+    bench_user(pool, upstream.password).await?;
     let user_id: uuid::Uuid = sqlx::query_scalar("SELECT id FROM users WHERE username = 'bench'")
         .fetch_one(pool)
         .await?;
     let credential = uuid::Uuid::new_v4();
     sqlx::query("INSERT INTO provider_credentials (id, name, sealed, hint) VALUES ($1, 'fake', $2, '…fake')")
         .bind(credential)
-        .bind(sealer.seal(clawloops_models::seal::CREDENTIAL, credential, UPSTREAM_KEY)?)
+        .bind(sealer.seal(clawloops_models::seal::CREDENTIAL, credential, upstream.key)?)
         .execute(pool)
         .await?;
     sqlx::query(
@@ -30,7 +39,7 @@ pub async fn gateway_user(
              price_input_micro, price_output_micro)
          VALUES ('fake-model', 'openai-compatible', $1, 'fake-model', $2, true, 150000, 600000)",
     )
-    .bind(direct)
+    .bind(upstream.base_url)
     .bind(credential)
     .execute(pool)
     .await?;
