@@ -19,6 +19,8 @@ use uuid::Uuid;
 
 /// How often replicas share their counts.
 const SHARE_EVERY: Duration = Duration::from_secs(1);
+/// Users active on this replica within this many seconds are judged on shared counts.
+const RECENTLY_SECS: i64 = 5;
 /// How long the webhook may take.
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -221,14 +223,7 @@ impl Gateway {
         let settings = self.breaker.settings();
         let kind = if runtime_key { "runtime" } else { "personal" };
         let mut conn = self.pool.acquire().await?;
-        let opened = breaker::open_trip(
-            &mut conn,
-            user_id,
-            trip,
-            kind,
-            settings.rules.cooldown_minutes,
-        )
-        .await?;
+        let opened = breaker::open_trip(&mut conn, user_id, trip, kind).await?;
         self.breaker
             .watches
             .lock()
@@ -334,13 +329,24 @@ impl Gateway {
                 .unwrap_or_else(PoisonError::into_inner)
                 .retain(|_, w| !w.recent.is_empty());
         }
-        if outbox.is_empty() || !rules.enabled {
+        if !rules.enabled {
             return Ok(0);
         }
         breaker::share(&self.pool, &self.breaker.replica, &outbox).await?;
-        let mut users: Vec<Uuid> = outbox.iter().map(|(u, _)| *u).collect();
-        users.sort_unstable();
-        users.dedup();
+        // Everyone active here in the last few seconds is judged again: two replicas sharing
+        // in the same moment may each miss the other's newest seconds once.
+        let users: Vec<Uuid> = self
+            .breaker
+            .watches
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|(_, w)| w.recent.latest() >= now - RECENTLY_SECS)
+            .map(|(user, _)| *user)
+            .collect();
+        if users.is_empty() {
+            return Ok(outbox.len());
+        }
         let others =
             breaker::shared_by_others(&self.pool, &self.breaker.replica, &users, now - horizon)
                 .await?;

@@ -282,6 +282,11 @@ impl Recent {
         });
     }
 
+    /// The newest second seen (0: none).
+    pub fn latest(&self) -> i64 {
+        self.latest
+    }
+
     /// Nothing recent is held (the user's entry can be dropped).
     pub fn is_empty(&self) -> bool {
         self.seconds.is_empty() && self.minutes.is_empty() && self.prints.is_empty()

@@ -99,20 +99,21 @@ pub struct TripRow {
 
 /// Opens a trip for the user, unless one is open already (another replica was first): the new
 /// trip, or `None`. The user's shared activity is forgotten (a resumed user starts afresh) and
-/// the trip is written to the audit log, in one transaction.
+/// the trip is written to the audit log, in one transaction. Its cooldown is the stored rules'
+/// (not a replica's copy, which may be a moment old).
 pub async fn open_trip(
     db: &mut PgConnection,
     user_id: Uuid,
     trip: &Trip,
     key_kind: &str,
-    cooldown_minutes: u32,
 ) -> sqlx::Result<Option<TripRow>> {
     let mut tx = sqlx::Connection::begin(&mut *db).await?;
     let Some(row) = sqlx::query_as!(
         TripRow,
         r#"WITH t AS (
                INSERT INTO breaker_trips (user_id, rule, words, key_kind, resume_after)
-               VALUES ($1, $2, $3, $4, now() + make_interval(mins => $5))
+               SELECT $1, $2, $3, $4, now() + make_interval(mins => cooldown_minutes)
+                 FROM breaker_rules
                ON CONFLICT (user_id) WHERE resumed_at IS NULL DO NOTHING
                RETURNING *)
            SELECT t.id, t.user_id, u.username, t.rule, t.words, t.key_kind, t.tripped_at,
@@ -121,8 +122,7 @@ pub async fn open_trip(
         user_id,
         trip.code(),
         trip.words(),
-        key_kind,
-        i32::try_from(cooldown_minutes).unwrap_or(i32::MAX)
+        key_kind
     )
     .fetch_optional(&mut *tx)
     .await?

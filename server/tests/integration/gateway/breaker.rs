@@ -234,7 +234,6 @@ async fn a_looping_agent_is_paused_at_once_and_resumed_by_its_owner_or_an_admin(
         audit_actions(&pool).await,
         [
             "breaker.rules",
-            "breaker.rules",
             "breaker.tripped",
             "breaker.resumed",
             "breaker.rules",
@@ -256,7 +255,11 @@ async fn a_loop_spread_over_two_replicas_trips_once(pool: PgPool) {
         ],
     )
     .await;
-    let other = TestServer::start(pool.clone()).await;
+    // A second replica: the same database and key file.
+    let shared = std::env::temp_dir()
+        .join(format!("clawloops-test-{}", env.server.addr.port()))
+        .join("secret.key");
+    let other = TestServer::start_with(pool.clone(), |s| s.secret_key_file = shared.clone()).await;
     let via = |server: &TestServer, n: usize| {
         let client = server.client.clone();
         let url = server.url("/v1/chat/completions");
