@@ -62,6 +62,7 @@ ALTER TABLE runtimes
     ADD COLUMN paused_reason   text,
     ADD COLUMN paused_at       timestamptz,
     ADD COLUMN paused_in_place boolean,
+    ADD COLUMN stop_kind       text CHECK (stop_kind IN ('idle', 'lifetime', 'disk', 'budget', 'breaker')),
     DROP CONSTRAINT runtimes_observed_check,
     ADD CONSTRAINT runtimes_observed_check CHECK (observed_state IN
         ('creating', 'starting', 'running', 'paused', 'stopping', 'stopped', 'error', 'deleted')),

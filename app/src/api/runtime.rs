@@ -2,7 +2,7 @@
 
 use crate::AppError;
 pub use clawloops_wire::runtime::{
-    Action, DesiredState, ObservedState, PlannedStopKind, Problem, Stage, TaskStatus,
+    Action, DesiredState, ObservedState, PlannedStopKind, Problem, Stage, StopCause, TaskStatus,
 };
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -58,8 +58,10 @@ pub struct RuntimeCard {
     pub routed: bool,
     /// When the platform will stop the running runtime, and why (idle or lifetime).
     pub planned_stop: Option<PlannedStopView>,
-    /// Why the platform stopped it last (idle, lifetime), in words.
+    /// Why the platform stopped it last, in words.
     pub stop_reason: Option<String>,
+    /// …and what kind of stop that was.
+    pub stop_cause: Option<StopCause>,
     /// What the workspace held when last measured, against its limit.
     pub disk: Option<DiskView>,
     #[serde(with = "time::serde::rfc3339")]

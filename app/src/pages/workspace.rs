@@ -241,6 +241,7 @@ mod tests {
             planned_stop: None,
             disk: None,
             stop_reason: None,
+            stop_cause: None,
             updated_at: time::OffsetDateTime::UNIX_EPOCH,
         }
     }

@@ -110,10 +110,7 @@ pub async fn compute_prices(state: &AppState) -> Result<ComputePrices, AppError>
     let classes = compute::classes(&mut conn).await?;
     let defaults = &state.orchestrator().settings().limits;
     let default_memory = i32::try_from(defaults.memory_mb).unwrap_or(i32::MAX);
-    let bindings =
-        sqlx::query!("SELECT memory_mb, cpus FROM runtimes WHERE desired_state <> 'deleted'")
-            .fetch_all(&mut *conn)
-            .await?;
+    let bindings = clawloops_orchestrator::repo::limits_in_use(&mut conn).await?;
     let class_of = |memory: Option<i32>, cpus: Option<f64>| {
         compute::class_for(
             &classes,
@@ -125,7 +122,7 @@ pub async fn compute_prices(state: &AppState) -> Result<ComputePrices, AppError>
     let default_class = class_of(None, None);
     let counted: Vec<Option<String>> = bindings
         .iter()
-        .map(|b| class_of(b.memory_mb, b.cpus))
+        .map(|(memory, cpus)| class_of(*memory, *cpus))
         .collect();
     Ok(ComputePrices {
         classes: classes

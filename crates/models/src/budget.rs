@@ -185,6 +185,21 @@ pub async fn standing(
     Ok(standings(conn, Some(&[user]), now).await?.pop())
 }
 
+/// The period of the user's budget (a month when they have none).
+pub async fn period_of(conn: &mut PgConnection, user: Uuid) -> sqlx::Result<Period> {
+    let period = sqlx::query_scalar!(
+        r#"SELECT budget_period AS "period?" FROM user_budgets WHERE user_id = $1"#,
+        user
+    )
+    .fetch_optional(conn)
+    .await?
+    .flatten();
+    Ok(period
+        .as_deref()
+        .and_then(Period::parse)
+        .unwrap_or_default())
+}
+
 /// Users whose budget is used up and whose runtime is meant to run.
 pub async fn exhausted_running(
     conn: &mut PgConnection,

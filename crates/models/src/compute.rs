@@ -5,7 +5,7 @@
 //! time the engine was seen running it (or its end), moving `charged_until` in the same
 //! transaction, so nothing is charged twice whichever replica charges.
 
-use crate::budget::{self, Period};
+use crate::budget;
 use sqlx::PgConnection;
 use time::{Duration, OffsetDateTime, Time};
 use uuid::Uuid;
@@ -176,9 +176,7 @@ async fn charge_one(
     let (name, price) = class_for(classes, memory, cpus).map_or(("unpriced", 0), |c| {
         (c.name.as_str(), c.price_micro_per_hour)
     });
-    let period = budget::standing(&mut tx, row.user_id, until)
-        .await?
-        .map_or(Period::Month, |s| s.period);
+    let period = budget::period_of(&mut tx, row.user_id).await?;
     let (mut run_ms, mut total) = (0, 0);
     for (from, to) in split_by_day(row.charged_until, until) {
         let ms = i64::try_from((to - from).whole_milliseconds()).unwrap_or(i64::MAX);

@@ -7,6 +7,7 @@
 use crate::repo::{self, RuntimeRow};
 use crate::settings::RuntimeSettings;
 use crate::{Action, DesiredState, Orchestrator, OrchestratorError, UserRef};
+use clawloops_wire::runtime::StopCause;
 
 const MIB: u64 = 1024 * 1024;
 
@@ -116,7 +117,7 @@ impl Orchestrator {
             let mut tx = sqlx::Connection::begin(&mut *conn).await?;
             self.request_in(&mut tx, user, Action::Stop, false, "disk check")
                 .await?;
-            repo::set_stop_reason(&mut tx, user.id, Some(&reason)).await?;
+            repo::set_stop_reason(&mut tx, user.id, Some((StopCause::Disk, &reason))).await?;
             tx.commit().await?;
             report.stopped += 1;
         }

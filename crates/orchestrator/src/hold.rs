@@ -7,7 +7,7 @@
 
 use crate::{Orchestrator, OrchestratorError, UserRef, repo};
 use clawloops_driver::{DriverError, Observation, Phase};
-use clawloops_wire::runtime::{Action, DesiredState, ObservedState};
+use clawloops_wire::runtime::{Action, DesiredState, ObservedState, StopCause};
 use uuid::Uuid;
 
 /// What a hold did to the runtime.
@@ -129,7 +129,8 @@ impl Orchestrator {
                 };
                 self.request_in(&mut tx, user, Action::Stop, false, "breaker")
                     .await?;
-                repo::set_stop_reason(&mut tx, user.id, binding.paused_reason.as_deref()).await?;
+                let reason = binding.paused_reason.as_deref().unwrap_or_default();
+                repo::set_stop_reason(&mut tx, user.id, Some((StopCause::Breaker, reason))).await?;
                 repo::held(&mut tx, user.id, false).await?;
                 tx.commit().await?;
                 self.wake();

@@ -22,7 +22,7 @@ mod worker;
 /// How runtimes are fenced off on their host (the driver's answer).
 pub use clawloops_driver::Isolation;
 pub use clawloops_wire::runtime::{
-    Action, DesiredState, ObservedState, Problem, Stage, TaskStatus,
+    Action, DesiredState, ObservedState, Problem, Stage, StopCause, TaskStatus,
 };
 pub use disk::DiskReport;
 pub use error::OrchestratorError;

@@ -5,7 +5,7 @@
 use crate::{Orchestrator, OrchestratorError, UserRef, repo};
 use clawloops_models::budget::{self, Standing};
 use clawloops_models::compute::{self, Metered};
-use clawloops_wire::runtime::Action;
+use clawloops_wire::runtime::{Action, StopCause};
 use time::OffsetDateTime;
 
 /// What one meter pass did.
@@ -43,7 +43,7 @@ impl Orchestrator {
             };
             self.request_in(&mut tx, user, Action::Stop, false, "budget")
                 .await?;
-            repo::set_stop_reason(&mut tx, user.id, Some(&reason)).await?;
+            repo::set_stop_reason(&mut tx, user.id, Some((StopCause::Budget, &reason))).await?;
             tx.commit().await?;
             report.stopped += 1;
         }

@@ -6,7 +6,7 @@ use crate::{Orchestrator, OrchestratorError};
 use crate::{idle, render, repo};
 use clawloops_driver::{Observation, Phase};
 use clawloops_models::compute;
-use clawloops_wire::runtime::{Action, DesiredState, ObservedState, Problem};
+use clawloops_wire::runtime::{Action, DesiredState, ObservedState, Problem, StopCause};
 use std::collections::{HashMap, HashSet};
 use time::OffsetDateTime;
 
@@ -131,7 +131,12 @@ impl Orchestrator {
                         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                         self.request_in(&mut tx, user, Action::Stop, false, "reconciler")
                             .await?;
-                        repo::set_stop_reason(&mut tx, user.id, Some(&stop.reason)).await?;
+                        let cause = match stop.kind {
+                            idle::StopKind::Idle(_) => StopCause::Idle,
+                            idle::StopKind::Lifetime(_) => StopCause::Lifetime,
+                        };
+                        repo::set_stop_reason(&mut tx, user.id, Some((cause, &stop.reason)))
+                            .await?;
                         tx.commit().await?;
                         report.queued += 1;
                         report.stopped_idle += 1;

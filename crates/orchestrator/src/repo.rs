@@ -8,7 +8,7 @@ pub use hold::*;
 pub use row::*;
 pub use tasks::*;
 
-use clawloops_wire::runtime::{DesiredState, ObservedState, Problem};
+use clawloops_wire::runtime::{DesiredState, ObservedState, Problem, StopCause};
 use sqlx::PgConnection;
 use sqlx::types::Json;
 use time::OffsetDateTime;
@@ -42,7 +42,7 @@ macro_rules! runtime_query {
                     problem_ref, crash_count, crash_window_start, next_recover_at, created_at,
                     updated_at, ready_at, last_active_at, idle_stop_minutes, stop_reason,
                     routed_at, disk_mb, disk_used_bytes, disk_measured_at, node, paused_reason,
-                    paused_in_place FROM r"# $(+ $tail)?
+                    paused_in_place, stop_kind AS "stop_kind: StopCause" FROM r"# $(+ $tail)?
             $(, $arg)*
         )
     };
@@ -179,7 +179,7 @@ pub async fn mark_running(
         "UPDATE runtimes SET observed_state = 'running', container_id = $2, config_hash = $3,
                 internal_endpoint = $4, browser_url = $5, problem = NULL, problem_detail = NULL,
                 problem_ref = NULL, ready_at = now(),
-                last_active_at = now(), stop_reason = NULL,
+                last_active_at = now(), stop_reason = NULL, stop_kind = NULL,
                 node = COALESCE($6, node), updated_at = now()
           WHERE user_id = $1",
         user_id,
@@ -239,12 +239,13 @@ pub async fn mark_routed(db: &mut PgConnection, users: &[Uuid]) -> sqlx::Result<
 pub async fn set_stop_reason(
     db: &mut PgConnection,
     user_id: Uuid,
-    reason: Option<&str>,
+    stop: Option<(StopCause, &str)>,
 ) -> sqlx::Result<()> {
     sqlx::query!(
-        "UPDATE runtimes SET stop_reason = $2 WHERE user_id = $1",
+        "UPDATE runtimes SET stop_kind = $2, stop_reason = $3 WHERE user_id = $1",
         user_id,
-        reason
+        stop.map(|(cause, _)| cause.as_str()),
+        stop.map(|(_, words)| words)
     )
     .execute(db)
     .await?;
@@ -346,4 +347,16 @@ pub async fn delete_binding(db: &mut PgConnection, user_id: Uuid) -> sqlx::Resul
         .execute(db)
         .await?;
     Ok(())
+}
+
+/// The memory and CPU limits of every runtime not deleted (None: the deployment's default).
+pub async fn limits_in_use(db: &mut PgConnection) -> sqlx::Result<Vec<(Option<i32>, Option<f64>)>> {
+    Ok(
+        sqlx::query!("SELECT memory_mb, cpus FROM runtimes WHERE desired_state <> 'deleted'")
+            .fetch_all(db)
+            .await?
+            .into_iter()
+            .map(|r| (r.memory_mb, r.cpus))
+            .collect(),
+    )
 }

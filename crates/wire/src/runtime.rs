@@ -87,6 +87,25 @@ text_enum!(
     PlannedStopKind { Idle => "idle", Lifetime => "lifetime" }
 );
 
+text_enum!(
+    /// Why the platform stopped a runtime last.
+    StopCause {
+        Idle => "idle",
+        Lifetime => "lifetime",
+        Disk => "disk",
+        Budget => "budget",
+        Breaker => "breaker",
+    }
+);
+
+impl StopCause {
+    /// Starting again is all it takes (not so for a full disk, a used-up budget or a breaker
+    /// trip, whose words say what does).
+    pub fn start_again_helps(self) -> bool {
+        matches!(self, StopCause::Idle | StopCause::Lifetime)
+    }
+}
+
 impl TaskStatus {
     /// Succeeded, failed or canceled.
     pub fn is_final(self) -> bool {

@@ -52,6 +52,8 @@ pub struct Breaker {
     /// How many are marked: the hot path reads this, not the lock.
     any_marked: std::sync::atomic::AtomicUsize,
     on_trip: std::sync::OnceLock<OnTrip>,
+    /// The rules must be read again (a change made here; the change note may come later).
+    stale: std::sync::atomic::AtomicBool,
 }
 
 impl Breaker {
@@ -70,6 +72,7 @@ impl Breaker {
             marked: Mutex::default(),
             any_marked: std::sync::atomic::AtomicUsize::new(0),
             on_trip: std::sync::OnceLock::new(),
+            stale: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -78,6 +81,11 @@ impl Breaker {
         if self.on_trip.set(hook).is_err() {
             tracing::warn!("the breaker's trip hook was set twice; the first one stays");
         }
+    }
+
+    /// Asks for the rules to be read again within a second.
+    pub fn stale(&self) {
+        self.stale.store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// The rules in force.
@@ -298,6 +306,13 @@ impl Gateway {
         loop {
             tokio::time::sleep(SHARE_EVERY).await;
             ticks += 1;
+            if self
+                .breaker
+                .stale
+                .swap(false, std::sync::atomic::Ordering::AcqRel)
+            {
+                self.reload_breaker().await;
+            }
             if let Err(err) = self.share_once(ticks.is_multiple_of(60)).await {
                 tracing::warn!(error = %err, "could not share the breaker's counts");
             }

@@ -234,6 +234,7 @@ impl Gateway {
         self.callers.invalidate_all();
         self.unknown.invalidate_all();
         self.stale.store(true, std::sync::atomic::Ordering::Release);
+        self.breaker.stale();
     }
 
     /// Drops every cached caller and reads the registry and the breaker's rules again now.

@@ -5,7 +5,7 @@ use super::format;
 use super::ui::ErrorNotice;
 use crate::api::runtime::{
     Action, CommandMyRuntime, ObservedState, PlannedStopKind, RuntimeCard, RuntimeCommand,
-    TaskStatus, my_runtime,
+    StopCause, TaskStatus, my_runtime,
 };
 use leptos::prelude::*;
 use std::time::Duration;
@@ -175,7 +175,8 @@ fn CardBody(
             .clone()
             .filter(|_| observed == ObservedState::Stopped)
             .map(|why| {
-                let hint = (!over_limit && !why.contains("budget") && !why.contains("breaker"))
+                let hint = (!over_limit
+                    && card.stop_cause.is_some_and(StopCause::start_again_helps))
                     .then_some(" Open the workspace to start it again.");
                 // A stop for a used-up budget or a breaker trip says itself what happens next.
                 view! {

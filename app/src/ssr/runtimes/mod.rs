@@ -115,6 +115,7 @@ fn card(orchestrator: &Orchestrator, view: RuntimeView) -> RuntimeCard {
         routed,
         planned_stop,
         stop_reason,
+        stop_cause: b.stop_kind.filter(|_| !running),
         disk,
         updated_at: b.updated_at,
     }

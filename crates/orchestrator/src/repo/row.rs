@@ -1,6 +1,6 @@
 //! A runtime binding as stored, and the problem recorded with it.
 
-use clawloops_wire::runtime::{DesiredState, ObservedState, Problem};
+use clawloops_wire::runtime::{DesiredState, ObservedState, Problem, StopCause};
 use sqlx::types::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -65,6 +65,8 @@ pub struct RuntimeRow {
     /// Whether the held runtime was frozen in place (true) or stopped where the engine cannot
     /// freeze (false); None until the hold took effect.
     pub paused_in_place: Option<bool>,
+    /// Why the platform stopped it last (with `stop_reason`'s words).
+    pub stop_kind: Option<StopCause>,
 }
 
 impl RuntimeRow {
@@ -113,6 +115,7 @@ impl RuntimeRow {
             node: None,
             paused_reason: None,
             paused_in_place: None,
+            stop_kind: None,
         }
     }
 

@@ -260,6 +260,24 @@ async fn a_loop_spread_over_two_replicas_trips_once(pool: PgPool) {
         .join(format!("clawloops-test-{}", env.server.addr.port()))
         .join("secret.key");
     let other = TestServer::start_with(pool.clone(), |s| s.secret_key_file = shared.clone()).await;
+    // Both replicas apply the rules before the loop starts.
+    for server in [&env.server, &other] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !server
+            .state
+            .gateway
+            .breaker
+            .settings()
+            .rules
+            .include_personal_keys
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the rules never reached a replica"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     let via = |server: &TestServer, n: usize| {
         let client = server.client.clone();
         let url = server.url("/v1/chat/completions");
@@ -300,17 +318,29 @@ async fn a_loop_spread_over_two_replicas_trips_once(pool: PgPool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(trips, [("request_rate".to_owned(), "personal".to_owned())]);
-    let (status, body) = env.chat(&env.key, hello("chat")).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(body["error"]["code"], "agent_paused", "{body}");
-    // The other replica refuses the key too.
-    let res = other
-        .client
-        .post(other.url("/v1/chat/completions"))
-        .bearer_auth(&env.key)
-        .json(&hello("chat"))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    // Each replica refuses the key once the change note reached it.
+    for server in [&env.server, &other] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let res = server
+                .client
+                .post(server.url("/v1/chat/completions"))
+                .bearer_auth(&env.key)
+                .json(&hello("chat"))
+                .send()
+                .await
+                .expect("send");
+            let status = res.status();
+            let body: Value = res.json().await.expect("json");
+            if status == StatusCode::FORBIDDEN {
+                assert_eq!(body["error"]["code"], "agent_paused", "{body}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still answered: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
