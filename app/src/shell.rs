@@ -12,6 +12,7 @@ use crate::pages::{
     login::LoginPage,
     models::ModelsPage,
     not_found::NotFoundPage,
+    sso_link::SsoLinkPage,
     usage::UsagePage,
     workspace::WorkspacePage,
 };
@@ -103,6 +104,11 @@ pub fn App() -> impl IntoView {
                     <Route path=StaticSegment("") view=HomePage ssr=SsrMode::Async />
                     <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async />
                     <Route path=path!("/disabled") view=DisabledPage ssr=SsrMode::Async />
+                    <Route
+                        path=path!("/sso/link")
+                        view={Lazy::<SsoLink>::new()}
+                        ssr=SsrMode::Async
+                    />
                     <Route
                         path=path!("/invite/:token")
                         view={Lazy::<Invite>::new()}
@@ -214,6 +220,7 @@ macro_rules! lazy_pages {
 
 lazy_pages! {
     Invite => InvitePage,
+    SsoLink => SsoLinkPage,
     Account => AccountPage,
     Workspace => WorkspacePage,
     Password => PasswordPage,

@@ -154,6 +154,7 @@ pub async fn server_state(
             Arc::new(move || gateway.invalidate())
         }),
         sealer,
+        sso: app::ssr::identity::sso::Sso::new(settings.sso_providers.clone()),
     };
     Ok(ServerState {
         app: AppState::new(pool, config),

@@ -85,6 +85,7 @@ pub const KEYS: &[&str] = &[
     "gateway_idle_timeout_secs",
     "gateway_key_lookups",
     "gateway_key_concurrency",
+    "sso_providers",
 ];
 
 /// How log lines are written.
@@ -140,6 +141,8 @@ pub struct Settings {
     pub replicas: ReplicaSettings,
     /// The model gateway's body limit and upstream timeouts.
     pub gateway: crate::gateway::GatewayConfig,
+    /// Single sign-on providers (OpenID Connect), in the sign-in page's order.
+    pub sso_providers: Vec<app::ssr::identity::sso::ProviderConfig>,
 }
 
 /// The entry layer (Traefik in front, forward-auth on workspace hosts).
@@ -236,6 +239,7 @@ struct RawSettings {
     gateway_idle_timeout_secs: u64,
     gateway_key_lookups: usize,
     gateway_key_concurrency: usize,
+    sso_providers: Vec<sso::RawProvider>,
 }
 
 /// The OpenClaw image `scripts/build-images.sh` builds (and the version it pins).
@@ -310,6 +314,7 @@ impl Default for RawSettings {
             gateway_idle_timeout_secs: 120,
             gateway_key_lookups: 4,
             gateway_key_concurrency: 64,
+            sso_providers: Vec::new(),
         }
     }
 }
@@ -367,6 +372,7 @@ mod replicas;
 mod runtime;
 pub use runtime::*;
 mod sections;
+mod sso;
 #[cfg(test)]
 mod tests;
 mod validate;

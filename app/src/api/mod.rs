@@ -7,5 +7,6 @@ pub mod budget;
 pub mod invitations;
 pub mod models;
 pub mod runtime;
+pub mod sso;
 pub mod status;
 pub mod users;

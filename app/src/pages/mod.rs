@@ -8,5 +8,6 @@ pub mod invite;
 pub mod login;
 pub mod models;
 pub mod not_found;
+pub mod sso_link;
 pub mod usage;
 pub mod workspace;

@@ -39,6 +39,7 @@ struct Inner {
     session_policy: SessionPolicy,
     public_url: String,
     orchestrator: Orchestrator,
+    sso: crate::ssr::identity::sso::Sso,
 }
 
 /// What [`AppState::new`] needs besides the pool.
@@ -56,6 +57,8 @@ pub struct AppConfig {
     pub public_url: String,
     /// Runtimes: desired state, tasks, reconciler.
     pub orchestrator: Orchestrator,
+    /// The single sign-on providers.
+    pub sso: crate::ssr::identity::sso::Sso,
 }
 
 impl AppState {
@@ -71,6 +74,7 @@ impl AppState {
             session_policy: config.session_policy,
             public_url: config.public_url.trim_end_matches('/').to_owned(),
             orchestrator: config.orchestrator,
+            sso: config.sso,
         }))
     }
 
@@ -82,6 +86,11 @@ impl AppState {
     /// The runtime orchestrator.
     pub fn orchestrator(&self) -> &Orchestrator {
         &self.0.orchestrator
+    }
+
+    /// The single sign-on providers.
+    pub fn sso(&self) -> &crate::ssr::identity::sso::Sso {
+        &self.0.sso
     }
 
     /// The public address, without a trailing slash.

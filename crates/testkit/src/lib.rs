@@ -12,6 +12,7 @@ pub mod certificates;
 pub mod entry_proxy;
 pub mod kubesim;
 pub mod litellm;
+pub mod oidc;
 pub mod swarm;
 pub mod upstream;
 

@@ -6,6 +6,7 @@ mod exports;
 mod health;
 pub mod metrics;
 pub mod request_guard;
+mod sso;
 
 use crate::entry::http as entry;
 use app::ssr::AppState;
@@ -251,6 +252,8 @@ fn app_routes(state: &ServerState) -> Router<ServerState> {
     Router::new()
         .route("/admin/usage.csv", get(exports::usage_csv))
         .route("/workspace/handoff", get(entry::handoff))
+        .route("/auth/sso/{id}/start", get(sso::start))
+        .route("/auth/sso/{id}/callback", get(sso::callback))
         .leptos_routes_with_context(state, routes, context.clone(), shell)
         .fallback(leptos_axum::file_and_error_handler_with_context::<
             ServerState,

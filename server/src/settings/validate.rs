@@ -149,7 +149,9 @@ impl RawSettings {
         let gateway = self.gateway_settings()?;
         let replicas = self.replica_settings()?;
         let data_dir = self.data_dir.clone().unwrap_or_else(default_data_dir);
+        let sso_providers = sso::providers(self.sso_providers)?;
         Ok(Settings {
+            sso_providers,
             runtime,
             entry,
             secret_key_file: self

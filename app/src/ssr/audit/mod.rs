@@ -27,6 +27,9 @@ pub mod action {
     pub const USER_DISABLED: &str = "user.disabled";
     pub const USER_ROLE_CHANGED: &str = "user.role_changed";
     pub const USER_DELETED: &str = "user.deleted";
+    pub const SSO_LOGIN: &str = "sso.login";
+    pub const SSO_REFUSED: &str = "sso.refused";
+    pub const SSO_LINKED: &str = "sso.linked";
 }
 
 /// What an event is about.

@@ -7,4 +7,5 @@ pub mod auth;
 pub mod bootstrap;
 pub mod invitations;
 pub mod repo;
+pub mod sso;
 pub mod users;

@@ -9,6 +9,7 @@ use figment::Jail;
 mod derived;
 mod engine;
 mod kubernetes;
+mod sso;
 
 /// A figment jail without any inherited `CLAWLOOPS_*` variables (the test script sets some).
 fn jailed(f: impl FnOnce(&mut Jail) -> figment::Result<()>) {

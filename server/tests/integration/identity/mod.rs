@@ -4,6 +4,7 @@ use crate::support::{PASSWORD, TestServer, code};
 use sqlx::PgPool;
 
 mod sessions;
+mod sso;
 
 #[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
 async fn signing_in_rotates_the_session_id_and_the_old_id_stops_working(pool: PgPool) {

@@ -32,38 +32,7 @@ pub async fn sign_in(
         return Err(AppError::InvalidCredentials);
     }
 
-    let keys = Keys::new(&name, client.addr.as_deref());
-    if let Some(lock) = throttle::locked(pool, &name, &keys).await? {
-        let details = lock_details(&lock, &keys);
-        record(pool, action::LOGIN_THROTTLED, &name, client, Some(details)).await?;
-        return Err(AppError::TooManyAttempts {
-            retry_after_secs: lock.retry_after_secs(),
-        });
-    }
-
-    let row = users::find_by_username(pool, &name).await?;
-    let stored = row.as_ref().map(|r| r.password_hash.clone());
-    if !password::verify(password, stored).await? {
-        record(pool, action::LOGIN_FAILED, &name, client, None).await?;
-        for lock in throttle::failed(pool, &name, &keys).await? {
-            let details = lock_details(&lock, &keys);
-            record(pool, action::LOGIN_LOCKED, &name, client, Some(details)).await?;
-        }
-        return Err(AppError::InvalidCredentials);
-    }
-    // The password was right, so saying the account is disabled reveals nothing new.
-    let Some(row) = row else {
-        return Err(AppError::InvalidCredentials);
-    };
-    throttle::succeeded(pool, &name, &keys).await?;
-    let user = SessionUser::from(row);
-    if user.status == UserStatus::Disabled {
-        let id = user.id.to_string();
-        let subject = Subject::user(&id, &user.username);
-        record_user(pool, action::LOGIN_DENIED, &user, subject, client).await?;
-        return Err(AppError::UserDisabled);
-    }
-
+    let user = verify_password(pool, client, &name, password).await?;
     gate::start_session(auth, &user, client).await?;
     users::touch_login(pool, user.id).await?;
     let id = user.id.to_string();
@@ -75,6 +44,49 @@ pub async fn sign_in(
         client,
     )
     .await?;
+    Ok(user)
+}
+
+/// The account `name` (lower-cased), when `password` is its own and the account is active:
+/// throttled and audited like every sign-in. Also confirms a single sign-on link.
+pub async fn verify_password(
+    pool: &PgPool,
+    client: &ClientInfo,
+    name: &str,
+    password: String,
+) -> Result<SessionUser, AppError> {
+    let keys = Keys::new(name, client.addr.as_deref());
+    if let Some(lock) = throttle::locked(pool, name, &keys).await? {
+        let details = lock_details(&lock, &keys);
+        record(pool, action::LOGIN_THROTTLED, name, client, Some(details)).await?;
+        return Err(AppError::TooManyAttempts {
+            retry_after_secs: lock.retry_after_secs(),
+        });
+    }
+
+    let row = users::find_by_username(pool, name).await?;
+    let stored = row.as_ref().map(|r| r.password_hash.clone());
+    if !password::verify(password, stored).await? {
+        record(pool, action::LOGIN_FAILED, name, client, None).await?;
+        for lock in throttle::failed(pool, name, &keys).await? {
+            let details = lock_details(&lock, &keys);
+            record(pool, action::LOGIN_LOCKED, name, client, Some(details)).await?;
+        }
+        return Err(AppError::InvalidCredentials);
+    }
+    // The password was right, so saying the account is disabled reveals nothing new.
+    let Some(row) = row else {
+        return Err(AppError::InvalidCredentials);
+    };
+    throttle::succeeded(pool, name, &keys).await?;
+    let user = SessionUser::from(row);
+    if user.status == UserStatus::Disabled {
+        let id = user.id.to_string();
+        let subject = Subject::user(&id, &user.username);
+        record_user(pool, action::LOGIN_DENIED, &user, subject, client).await?;
+        return Err(AppError::UserDisabled);
+    }
+
     Ok(user)
 }
 

@@ -115,6 +115,21 @@ pub async fn lock(db: impl PgExecutor<'_>, id: Uuid) -> sqlx::Result<Option<Invi
         .await
 }
 
+/// Locks the newest pending invitation for `email` (without regard to case), if any.
+pub async fn lock_pending_for_email(
+    db: impl PgExecutor<'_>,
+    email: &str,
+) -> sqlx::Result<Option<InvitationRow>> {
+    select_invitations!(
+        "WHERE lower(i.email) = lower($1) AND i.consumed_at IS NULL AND i.revoked_at IS NULL
+           AND i.expires_at > now()
+         ORDER BY i.created_at DESC LIMIT 1 FOR UPDATE OF i",
+        email
+    )
+    .fetch_optional(db)
+    .await
+}
+
 pub async fn consume(db: impl PgExecutor<'_>, id: Uuid, user_id: Uuid) -> sqlx::Result<()> {
     sqlx::query!(
         "UPDATE invitations SET consumed_at = now(), consumed_by = $2 WHERE id = $1",

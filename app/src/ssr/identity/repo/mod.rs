@@ -4,5 +4,6 @@
 
 pub mod invitations;
 pub mod sessions;
+pub mod sso;
 pub mod throttle;
 pub mod users;

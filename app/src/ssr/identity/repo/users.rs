@@ -283,3 +283,17 @@ pub async fn counts(db: impl PgExecutor<'_>) -> sqlx::Result<(i64, i64)> {
     .await?;
     Ok((row.active, row.disabled))
 }
+
+/// The account with this e-mail address (compared without regard to case, as the unique index).
+pub async fn find_by_email(db: impl PgExecutor<'_>, email: &str) -> sqlx::Result<Option<UserRow>> {
+    sqlx::query_as!(
+        UserRow,
+        r#"SELECT id, username, email, role AS "role: Role", status AS "status: UserStatus",
+                  password_hash, must_change_password, session_stamp, created_at, updated_at,
+                  last_login_at
+             FROM users WHERE lower(email) = lower($1)"#,
+        email
+    )
+    .fetch_optional(db)
+    .await
+}
