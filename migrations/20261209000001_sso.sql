@@ -1,5 +1,6 @@
 -- Single sign-on: which identity at which provider is which account, the sign-ins under way
--- (each state usable once), and the links waiting for an account's own password.
+-- (each state usable once), the links waiting for an account's own password, and who may
+-- still sign in with a password.
 
 -- One row per (provider, subject): the IdP's stable id for a person is what signs them in here,
 -- never a name or an address that could later belong to someone else.
@@ -38,3 +39,17 @@ CREATE TABLE sso_pending_links (
     user_id       uuid        NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     created_at    timestamptz NOT NULL DEFAULT now()
 );
+
+-- Who may sign in with a password: everyone, or (with single sign-on in place) only the named
+-- break-glass admin. That admin can't be deleted, disabled or demoted while named here (the
+-- application refuses it in words; the foreign key is the backstop).
+CREATE TABLE sign_in_policy (
+    id               boolean     PRIMARY KEY DEFAULT true CHECK (id),
+    password_for     text        NOT NULL DEFAULT 'everyone'
+                                 CHECK (password_for IN ('everyone', 'break_glass')),
+    break_glass_user uuid        REFERENCES users (id),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    updated_by       text,
+    CHECK (password_for = 'everyone' OR break_glass_user IS NOT NULL)
+);
+INSERT INTO sign_in_policy DEFAULT VALUES;

@@ -27,6 +27,11 @@ pub enum AppError {
     /// Username or password is wrong (which one is not said).
     #[error("The username or password is not correct.")]
     InvalidCredentials,
+    /// Only the break-glass admin may sign in with a password; everyone else uses single sign-on.
+    #[error(
+        "Password sign-in is turned off here. Sign in with your organisation's account instead."
+    )]
+    PasswordSignInOff,
     /// Too many failed sign-ins; try again later.
     #[error("Too many failed attempts. Try again in {retry_after_secs} seconds.")]
     TooManyAttempts {
@@ -98,6 +103,7 @@ impl AppError {
             AppError::UserDisabled => "USER_DISABLED",
             AppError::PasswordChangeRequired => "PASSWORD_CHANGE_REQUIRED",
             AppError::InvalidCredentials => "INVALID_CREDENTIALS",
+            AppError::PasswordSignInOff => "PASSWORD_SIGN_IN_OFF",
             AppError::TooManyAttempts { .. } => "TOO_MANY_ATTEMPTS",
             AppError::Busy { .. } => "BUSY",
             AppError::InvitationNotFound => "INVITATION_NOT_FOUND",
@@ -117,9 +123,10 @@ impl AppError {
     pub fn status(&self) -> u16 {
         match self {
             AppError::Unauthenticated | AppError::InvalidCredentials => 401,
-            AppError::AccessDenied | AppError::UserDisabled | AppError::PasswordChangeRequired => {
-                403
-            }
+            AppError::AccessDenied
+            | AppError::UserDisabled
+            | AppError::PasswordChangeRequired
+            | AppError::PasswordSignInOff => 403,
             AppError::TooManyAttempts { .. } | AppError::Busy { .. } => 429,
             AppError::NotFound { .. } | AppError::InvitationNotFound => 404,
             AppError::InvitationExpired => 410,

@@ -3,8 +3,8 @@ use crate::pages::{
     account::{AccountPage, PasswordPage},
     admin::{
         AdminHomePage, AuditPage, BreakerPage, InvitationDetailPage, InvitationsPage, LimitsPage,
-        ModelsAdminPage, NewInvitationPage, RuntimesPage, UsageAdminPage, UserDetailPage,
-        UsersPage,
+        ModelsAdminPage, NewInvitationPage, RuntimesPage, SignInAdminPage, UsageAdminPage,
+        UserDetailPage, UsersPage,
     },
     errors::DisabledPage,
     home::HomePage,
@@ -189,6 +189,11 @@ pub fn App() -> impl IntoView {
                         view={Lazy::<Breaker>::new()}
                         ssr=SsrMode::Async
                     />
+                    <Route
+                        path=path!("/admin/sign-in")
+                        view={Lazy::<SignInAdmin>::new()}
+                        ssr=SsrMode::Async
+                    />
                     <Route path=path!("/models") view={Lazy::<Models>::new()} ssr=SsrMode::Async />
                     <Route path=path!("/usage") view={Lazy::<Usage>::new()} ssr=SsrMode::Async />
                 </Routes>
@@ -236,6 +241,7 @@ lazy_pages! {
     UsageAdmin => UsageAdminPage,
     Limits => LimitsPage,
     Breaker => BreakerPage,
+    SignInAdmin => SignInAdminPage,
     Models => ModelsPage,
     Usage => UsagePage,
 }

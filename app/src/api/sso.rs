@@ -154,3 +154,70 @@ pub async fn confirm_sso_link(token: String, password: String) -> Result<Me, App
     use crate::ssr::{app_state, identity::sso, respond};
     respond(async { sso::link::confirm(&app_state()?, &token, password).await }).await
 }
+
+/// Who may sign in with a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordFor {
+    /// Every account (the default).
+    Everyone,
+    /// Only the break-glass admin; everyone else uses single sign-on.
+    BreakGlass,
+}
+
+/// A configured provider as the admin page shows it: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderView {
+    pub id: String,
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    /// A client secret is set (confidential client); its value is never shown.
+    pub has_secret: bool,
+    /// `open` or `invited`.
+    pub admission: String,
+    pub allowed_domains: Vec<String>,
+    pub allowed_groups: Vec<String>,
+    pub admin_groups: Vec<String>,
+    /// The redirect URI to register at the provider.
+    pub callback_url: String,
+}
+
+/// The admin's sign-in page: providers (read-only, from the settings) and the password policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignInSetup {
+    pub providers: Vec<ProviderView>,
+    pub password_for: PasswordFor,
+    /// The break-glass admin's id and name, when one is named.
+    pub break_glass: Option<String>,
+    pub break_glass_name: Option<String>,
+    /// Active admins `(id, username)`: the break-glass candidates.
+    pub admins: Vec<(String, String)>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: time::OffsetDateTime,
+    pub updated_by: Option<String>,
+}
+
+/// The providers and the password policy (admins only).
+#[server(endpoint = "admin/sign-in")]
+pub async fn sign_in_settings() -> Result<SignInSetup, AppError> {
+    use crate::ssr::{Access, identity::sso, serve};
+    serve(Access::Admin, async |state, _caller| {
+        sso::policy::settings(state).await
+    })
+    .await
+}
+
+/// Sets who may sign in with a password; `break_glass` (an active admin's id) is needed for
+/// `break_glass`.
+#[server(endpoint = "admin/sign-in/policy")]
+pub async fn set_password_policy(
+    password_for: PasswordFor,
+    break_glass: String,
+) -> Result<SignInSetup, AppError> {
+    use crate::ssr::{Access, identity::sso, serve};
+    serve(Access::Admin, async |state, caller| {
+        sso::policy::set(state, caller, password_for, &break_glass).await
+    })
+    .await
+}

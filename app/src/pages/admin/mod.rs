@@ -7,6 +7,7 @@ mod invitations;
 mod limits;
 mod models;
 mod runtimes;
+mod sign_in;
 mod usage;
 mod users;
 
@@ -17,6 +18,7 @@ pub use invitations::{InvitationDetailPage, InvitationsPage, NewInvitationPage};
 pub use limits::LimitsPage;
 pub use models::ModelsAdminPage;
 pub use runtimes::RuntimesPage;
+pub use sign_in::SignInAdminPage;
 pub use usage::UsageAdminPage;
 pub use users::{UserDetailPage, UsersPage};
 
@@ -58,6 +60,9 @@ fn AdminNav() -> impl IntoView {
             <A href="/admin/breaker" attr:class="nav-link">
                 "Breaker"
             </A>
+            <A href="/admin/sign-in" attr:class="nav-link">
+                "Sign-in"
+            </A>
             <A href="/admin/audit" attr:class="nav-link">
                 "Audit log"
             </A>
@@ -89,6 +94,7 @@ pub fn action_label(action: &str) -> &'static str {
         "sso.login" => "Signed in with single sign-on",
         "sso.refused" => "Single sign-on refused",
         "sso.linked" => "Single sign-on linked to the account",
+        "sign_in.policy_changed" => "Password sign-in policy changed",
         "runtime.start" => "Runtime started",
         "runtime.stop" => "Runtime stopped",
         "runtime.recover" => "Runtime recovered",

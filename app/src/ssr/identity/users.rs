@@ -111,6 +111,9 @@ async fn guarded(
     let removes_an_admin = target.role == Role::Admin
         && target.status == UserStatus::Active
         && matches!(change, Change::Disable | Change::Delete | Change::Demote);
+    if matches!(change, Change::Disable | Change::Delete | Change::Demote) {
+        crate::ssr::identity::sso::policy::guard_break_glass(&mut *tx, &target).await?;
+    }
     if removes_an_admin && active_admins <= 1 {
         return Err(AppError::Conflict {
             message: format!(

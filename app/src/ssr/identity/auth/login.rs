@@ -33,6 +33,10 @@ pub async fn sign_in(
     }
 
     let user = verify_password(pool, client, &name, password).await?;
+    // After the password, so the refusal tells nothing to someone without it.
+    if !crate::ssr::identity::sso::policy::password_allowed(pool, user.id).await? {
+        return Err(AppError::PasswordSignInOff);
+    }
     gate::start_session(auth, &user, client).await?;
     users::touch_login(pool, user.id).await?;
     let id = user.id.to_string();

@@ -4,6 +4,7 @@
 
 pub mod invitations;
 pub mod sessions;
+pub mod sign_in_policy;
 pub mod sso;
 pub mod throttle;
 pub mod users;

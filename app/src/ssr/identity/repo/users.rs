@@ -297,3 +297,14 @@ pub async fn find_by_email(db: impl PgExecutor<'_>, email: &str) -> sqlx::Result
     .fetch_optional(db)
     .await
 }
+
+/// Every active admin's id and username, by name.
+pub async fn active_admins(db: impl PgExecutor<'_>) -> sqlx::Result<Vec<(Uuid, String)>> {
+    let rows = sqlx::query!(
+        "SELECT id, username FROM users WHERE role = 'admin' AND status = 'active'
+          ORDER BY username"
+    )
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.username)).collect())
+}

@@ -277,6 +277,14 @@ async fn sync_role(
     let Some(role) = group_role(config, person).filter(|r| *r != user.role) else {
         return Ok(user);
     };
+    if user.role == Role::Admin
+        && super::policy::is_break_glass(&mut **tx, user.id)
+            .await
+            .map_err(internal)?
+    {
+        tracing::warn!(user = %user.username, "kept the break-glass admin's role despite the groups");
+        return Ok(user);
+    }
     if user.role == Role::Admin {
         let admins = users::lock_active_admins(&mut **tx)
             .await

@@ -6,6 +6,7 @@
 pub mod admit;
 pub mod flow;
 pub mod link;
+pub mod policy;
 mod provider;
 mod username;
 

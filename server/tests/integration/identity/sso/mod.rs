@@ -12,6 +12,7 @@ use std::time::Duration;
 
 mod faults;
 mod linking;
+mod policy;
 
 /// The provider's id here, and its client's.
 pub const ID: &str = "corp";
