@@ -37,6 +37,7 @@ export CLAWLOOPS_DATA_DIR="$WORK/data"
 server=""
 entry=""
 litellm=""
+oidc=""
 start_pid=""
 swarm_dir=""
 cleanup() {
@@ -54,6 +55,7 @@ cleanup() {
   fi
   [ -z "${entry:-}" ] || docker rm -f "$entry" >/dev/null 2>&1 || true
   [ -z "$litellm" ] || { kill -TERM "$litellm" 2>/dev/null; wait "$litellm" 2>/dev/null || true; }
+  [ -z "$oidc" ] || { kill -TERM "$oidc" 2>/dev/null; wait "$oidc" 2>/dev/null || true; }
   if [ -n "$instance" ]; then
     local filter="label=org.clawloops.instance=$instance"
     docker ps -aq --filter "$filter" | xargs -r docker rm -f >/dev/null 2>&1 || true
@@ -157,6 +159,18 @@ HOST_IP=$(docker_host_ip "$BIN")
 entry="clawloops-e2e-entry-$$"
 start_entry_proxy "$entry" "127.0.0.1:$HTTP_PORT" "$PORT" clawloops.localhost "$WORK/traefik"
 BASE_URL="http://clawloops.localhost:$HTTP_PORT"
+# A real OpenID provider (oidc-provider) with the browser tests' people, as "Corp ID".
+node end2end/oidc/provider.mjs end2end/oidc/people.json >"$WORK/oidc.out" 2>"$WORK/oidc.log" &
+oidc=$!
+for _ in $(seq 1 100); do [ -s "$WORK/oidc.out" ] && break; sleep 0.1; done
+ISSUER=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["issuer"])' "$WORK/oidc.out") ||
+  { cat "$WORK/oidc.log"; die "the OpenID provider did not start"; }
+SSO_CLIENT_SECRET="e2e-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+curl -fsS -X POST -H 'content-type: application/json' "$ISSUER/__test/client" \
+  -d "{\"client_id\":\"clawloops\",\"client_secret\":\"$SSO_CLIENT_SECRET\",\"redirect_uris\":[\"$BASE_URL/auth/sso/corp/callback\"]}" >/dev/null
+export SSO_CLIENT_SECRET
+printf '%s\n' "$SSO_CLIENT_SECRET" >"$WORK/sso-client-secret"
+CLAWLOOPS_SSO_PROVIDERS="[{id=\"corp\",name=\"Corp ID\",issuer=\"$ISSUER\",client_id=\"clawloops\",client_secret_file=\"$WORK/sso-client-secret\",admission=\"open\",allowed_domains=[\"example.com\"],allowed_groups=[\"staff\"],admin_groups=[\"platform-admins\"],scopes=[\"openid\",\"email\",\"profile\",\"groups\"]}]" \
 CLAWLOOPS_LISTEN_ADDR="$HOST_IP:$PORT" CLAWLOOPS_SITE_ROOT="$ROOT/target/site" \
   CLAWLOOPS_PUBLIC_URL="$BASE_URL/" CLAWLOOPS_WORKSPACE_DOMAIN=clawloops.localhost \
   CLAWLOOPS_TRUSTED_PROXIES="[\"$HOST_IP/16\"]" CLAWLOOPS_ENTRY_PROXY_CONTAINER="$entry" \

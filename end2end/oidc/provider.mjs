@@ -7,7 +7,7 @@
 //   POST /__test/retire   only the newest key published (the others kept for `old_key` faults)
 //   POST /__test/fault    {"kind": …}: the next token response's id_token is altered —
 //                         tamper (claims changed, signature kept), none (unsigned), aud, iss,
-//                         expired, nonce (each re-signed with the real key), old_key (signed
+//                         expired, nonce, skew (each re-signed with the real key), old_key (signed
 //                         with a retired key)
 //
 // Prints one JSON line {"issuer": "http://127.0.0.1:PORT"} once it listens.
@@ -145,6 +145,9 @@ async function alter(idToken, kind) {
       return sign({ ...claims, iss: "http://127.0.0.1:9/not-the-issuer" });
     case "expired":
       return sign({ ...claims, iat: now - 7200, exp: now - 3600 });
+    case "skew":
+      // Clocks 10 s apart: issued "in the future", expired "just now" — within the tolerance.
+      return sign({ ...claims, iat: now + 10, exp: now - 10 });
     case "nonce":
       return sign({ ...claims, nonce: "not-the-nonce" });
     case "old_key":

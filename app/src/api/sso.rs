@@ -221,3 +221,65 @@ pub async fn set_password_policy(
     })
     .await
 }
+
+/// A provider identity that signs an account in (admin's view).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityView {
+    pub provider: String,
+    pub provider_name: String,
+    pub email: Option<String>,
+    /// `created`, `invitation`, `password` or `admin`.
+    pub linked_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub linked_at: time::OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_login_at: Option<time::OffsetDateTime>,
+}
+
+/// Someone who signed in with a provider vouching for the account's address and was asked for
+/// the account's password (kept a day for an admin to link instead).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRequestView {
+    pub id: String,
+    pub provider_name: String,
+    pub email: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: time::OffsetDateTime,
+}
+
+/// An account's single sign-on links and link requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoLinks {
+    pub identities: Vec<IdentityView>,
+    pub requests: Vec<LinkRequestView>,
+}
+
+/// The provider identities of user `id`, and requests to link one.
+#[server(endpoint = "admin/users/sso")]
+pub async fn user_identities(id: String) -> Result<SsoLinks, AppError> {
+    use crate::ssr::{Access, identity::sso, serve};
+    serve(Access::Admin, async |state, _| {
+        sso::admin::identities(state, &id).await
+    })
+    .await
+}
+
+/// Links the identity of link request `request` to user `id` (an admin's action, audited).
+#[server(endpoint = "admin/users/sso/link")]
+pub async fn link_identity(id: String, request: String) -> Result<SsoLinks, AppError> {
+    use crate::ssr::{Access, identity::sso, serve};
+    serve(Access::Admin, async |state, caller| {
+        sso::admin::link(state, caller, &id, &request).await
+    })
+    .await
+}
+
+/// Removes user `id`'s link to `provider`: that identity is a stranger again.
+#[server(endpoint = "admin/users/sso/unlink")]
+pub async fn unlink_identity(id: String, provider: String) -> Result<SsoLinks, AppError> {
+    use crate::ssr::{Access, identity::sso, serve};
+    serve(Access::Admin, async |state, caller| {
+        sso::admin::unlink(state, caller, &id, &provider).await
+    })
+    .await
+}

@@ -1,6 +1,6 @@
 use crate::api::auth::Login;
 use crate::api::sso::{Refusal, SsoButton, sso_providers};
-use crate::components::auth::{reload_to, safe_next, use_auth};
+use crate::components::auth::{reload_to, safe_next, urlencode, use_auth};
 use crate::components::ui::{ErrorNotice, Field, field_error, form_error};
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -134,10 +134,7 @@ fn SsoChoices(list: Vec<SsoButton>, next: Memo<String>) -> impl IntoView {
                 .into_iter()
                 .map(|p| {
                     let href = move || {
-                        let query: String = form_urlencoded::Serializer::new(String::new())
-                            .append_pair("next", &next.get())
-                            .finish();
-                        format!("/auth/sso/{}/start?{query}", p.id)
+                        format!("/auth/sso/{}/start?next={}", p.id, urlencode(&next.get()))
                     };
                     view! {
                         <a href=href rel="external" class="btn-secondary w-full justify-center">

@@ -106,7 +106,7 @@ impl OidcProvider {
     }
 
     /// The next token response's id token is altered: `tamper`, `none`, `aud`, `iss`,
-    /// `expired`, `nonce` or `old_key`.
+    /// `expired`, `nonce`, `skew` (within tolerance) or `old_key`.
     pub async fn fault(&self, kind: &str) {
         self.control("fault", json!({ "kind": kind })).await;
     }

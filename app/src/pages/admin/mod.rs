@@ -94,6 +94,7 @@ pub fn action_label(action: &str) -> &'static str {
         "sso.login" => "Signed in with single sign-on",
         "sso.refused" => "Single sign-on refused",
         "sso.linked" => "Single sign-on linked to the account",
+        "sso.unlinked" => "Single sign-on unlinked from the account",
         "sign_in.policy_changed" => "Password sign-in policy changed",
         "runtime.start" => "Runtime started",
         "runtime.stop" => "Runtime stopped",

@@ -30,6 +30,7 @@ pub mod action {
     pub const SSO_LOGIN: &str = "sso.login";
     pub const SSO_REFUSED: &str = "sso.refused";
     pub const SSO_LINKED: &str = "sso.linked";
+    pub const SSO_UNLINKED: &str = "sso.unlinked";
     pub const SIGN_IN_POLICY: &str = "sign_in.policy_changed";
 }
 

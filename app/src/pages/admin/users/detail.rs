@@ -1,6 +1,8 @@
 //! One user's page: facts, role and status, password reset, sessions, keys and runtime.
 
+use super::sso::SsoSection;
 use super::*;
+use crate::api::sso::user_identities;
 
 /// One user: facts, actions, recent events.
 #[component]
@@ -9,6 +11,11 @@ pub fn UserDetailPage() -> impl IntoView {
     let id = Memo::new(move |_| params.with(|p| p.get("id").unwrap_or_default()));
     let version = RwSignal::new(0u32);
     let detail = Resource::new(move || (id.get(), version.get()), |(id, _)| get_user(id));
+    let sso_version = RwSignal::new(0u32);
+    let identities = Resource::new(
+        move || (id.get(), sso_version.get()),
+        |(id, _)| user_identities(id),
+    );
     view! {
         <Title text="User" />
         <RequireUser admin=true>
@@ -29,6 +36,7 @@ pub fn UserDetailPage() -> impl IntoView {
                     }
                 })}
             </Suspense>
+            <SsoSection user_id=id identities changed=move || sso_version.update(|v| *v += 1) />
         </RequireUser>
     }
 }

@@ -16,6 +16,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_navigate, use_params_map, use_query_map};
 
 mod detail;
+mod sso;
 pub use detail::UserDetailPage;
 
 fn list_href(q: &UserQuery) -> String {

@@ -44,7 +44,8 @@ pub async fn insert_flow(db: impl PgExecutor<'_>, new: NewFlow<'_>) -> sqlx::Res
     Ok(())
 }
 
-/// Forgets sign-ins (and pending links) older than [`FLOW_MINUTES`].
+/// Forgets sign-ins older than [`FLOW_MINUTES`] and link requests older than
+/// [`REQUEST_HOURS`].
 pub async fn prune(db: impl PgExecutor<'_> + Copy) -> sqlx::Result<()> {
     sqlx::query!(
         "DELETE FROM sso_flows WHERE created_at < now() - make_interval(mins => $1)",
@@ -53,8 +54,8 @@ pub async fn prune(db: impl PgExecutor<'_> + Copy) -> sqlx::Result<()> {
     .execute(db)
     .await?;
     sqlx::query!(
-        "DELETE FROM sso_pending_links WHERE created_at < now() - make_interval(mins => $1)",
-        FLOW_MINUTES
+        "DELETE FROM sso_pending_links WHERE created_at < now() - make_interval(hours => $1)",
+        REQUEST_HOURS
     )
     .execute(db)
     .await?;
@@ -188,10 +189,18 @@ pub struct NewPendingLink<'a> {
     pub user_id: Uuid,
 }
 
+/// Records a link request; an earlier one of the same identity is replaced (one per identity).
 pub async fn insert_pending_link(
-    db: impl PgExecutor<'_>,
+    conn: &mut sqlx::PgConnection,
     new: NewPendingLink<'_>,
 ) -> sqlx::Result<()> {
+    sqlx::query!(
+        "DELETE FROM sso_pending_links WHERE provider = $1 AND subject = $2",
+        new.provider,
+        new.subject
+    )
+    .execute(&mut *conn)
+    .await?;
     sqlx::query!(
         "INSERT INTO sso_pending_links (token_hash, provider, subject, email, user_id)
          VALUES ($1, $2, $3, $4, $5)",
@@ -201,7 +210,7 @@ pub async fn insert_pending_link(
         new.email,
         new.user_id
     )
-    .execute(db)
+    .execute(conn)
     .await?;
     Ok(())
 }
@@ -234,6 +243,72 @@ pub async fn take_pending_link(
           RETURNING provider, subject, email, user_id",
         token_hash,
         FLOW_MINUTES
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// How long a link request waits for an admin (the password link lasts [`FLOW_MINUTES`]).
+pub const REQUEST_HOURS: i32 = 24;
+
+/// A link request, as the admin sees it.
+#[derive(Debug, Clone)]
+pub struct LinkRequestRow {
+    pub token_hash: Vec<u8>,
+    pub provider: String,
+    pub email: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// The link requests for `user` younger than [`REQUEST_HOURS`], newest first.
+pub async fn link_requests_for(
+    db: impl PgExecutor<'_>,
+    user: Uuid,
+) -> sqlx::Result<Vec<LinkRequestRow>> {
+    sqlx::query_as!(
+        LinkRequestRow,
+        "SELECT token_hash, provider, email, created_at FROM sso_pending_links
+          WHERE user_id = $1 AND created_at > now() - make_interval(hours => $2)
+          ORDER BY created_at DESC",
+        user,
+        REQUEST_HOURS
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Takes the link request for `user` (an admin links it).
+pub async fn take_link_request(
+    db: impl PgExecutor<'_>,
+    token_hash: &[u8],
+    user: Uuid,
+) -> sqlx::Result<Option<PendingLinkRow>> {
+    sqlx::query_as!(
+        PendingLinkRow,
+        "DELETE FROM sso_pending_links
+          WHERE token_hash = $1 AND user_id = $2
+            AND created_at > now() - make_interval(hours => $3)
+          RETURNING provider, subject, email, user_id",
+        token_hash,
+        user,
+        REQUEST_HOURS
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// Removes `user`'s link to `provider`; the removed row, if there was one.
+pub async fn delete_identity(
+    db: impl PgExecutor<'_>,
+    user: Uuid,
+    provider: &str,
+) -> sqlx::Result<Option<IdentityRow>> {
+    sqlx::query_as!(
+        IdentityRow,
+        "DELETE FROM sso_identities WHERE user_id = $1 AND provider = $2
+         RETURNING provider, subject, user_id, email, linked_at, linked_by, last_login_at",
+        user,
+        provider
     )
     .fetch_optional(db)
     .await

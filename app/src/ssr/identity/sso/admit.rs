@@ -140,7 +140,7 @@ async fn first_sign_in(
         }
         let (token, hash) = tokens::new_token();
         repo::insert_pending_link(
-            &mut **tx,
+            tx,
             NewPendingLink {
                 token_hash: &hash,
                 provider: &config.id,

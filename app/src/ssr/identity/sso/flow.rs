@@ -12,11 +12,13 @@ use crate::ssr::AppState;
 use crate::ssr::identity::auth::{AuthSession, ClientInfo, SessionUser, gate, tokens};
 use crate::ssr::identity::repo::sso::{self as repo, NewFlow};
 use crate::ssr::identity::repo::users;
-use openidconnect::core::{CoreAuthenticationFlow, CoreGenderClaim, CoreProviderMetadata};
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreErrorResponseType, CoreGenderClaim, CoreProviderMetadata,
+};
 use openidconnect::{
     AccessToken, AuthorizationCode, ClaimsVerificationError, CsrfToken, Nonce, OAuth2TokenResponse,
     PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
-    SignatureVerificationError, TokenResponse,
+    SignatureVerificationError, StandardErrorResponse, TokenResponse,
 };
 use std::str::FromStr;
 
@@ -364,12 +366,22 @@ fn rejected(provider: &Provider, why: &str) -> Refusal {
     Refusal::Token
 }
 
-fn exchange_error<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse + 'static>(
+fn exchange_error<RE: std::error::Error + 'static>(
     provider: &Provider,
-    err: RequestTokenError<RE, T>,
+    err: RequestTokenError<RE, StandardErrorResponse<CoreErrorResponseType>>,
 ) -> Refusal {
     let why = chain(&err);
     match err {
+        // The client itself is refused: the settings (id, secret, redirect URI) are wrong.
+        RequestTokenError::ServerResponse(answer)
+            if matches!(
+                answer.error(),
+                CoreErrorResponseType::InvalidClient | CoreErrorResponseType::UnauthorizedClient
+            ) =>
+        {
+            tracing::error!(provider = %provider.config.id, %why, "the provider refused our client");
+            Refusal::Misconfigured
+        }
         RequestTokenError::ServerResponse(_) => {
             tracing::warn!(provider = %provider.config.id, %why, "the provider refused the code");
             Refusal::CodeRejected

@@ -17,7 +17,7 @@ fn gone() -> AppError {
     }
 }
 
-fn provider_name(state: &AppState, id: &str) -> String {
+pub(super) fn provider_name(state: &AppState, id: &str) -> String {
     state
         .sso()
         .get(id)
@@ -67,15 +67,7 @@ pub async fn confirm(state: &AppState, token: &str, password: String) -> Result<
         },
     )
     .await
-    .map_err(|err| match err.as_database_error().and_then(|e| e.constraint()) {
-        Some(repo::IDENTITY_KEY | repo::USER_PROVIDER_KEY) => AppError::Conflict {
-            message: format!(
-                "This account is already linked to a {} identity, or this identity to an account.",
-                provider_name(state, &link.provider)
-            ),
-        },
-        _ => AppError::from(err),
-    })?;
+    .map_err(|err| taken(state, err, &link.provider))?;
     super::record(
         &mut *tx,
         action::SSO_LINKED,
@@ -90,4 +82,17 @@ pub async fn confirm(state: &AppState, token: &str, password: String) -> Result<
     let mut auth = gate::auth_session().await?;
     signed_in(state, &mut auth, &client, &user, &link.provider).await?;
     Ok(Me::from(user))
+}
+
+/// A link that can't be made because one of its sides is already linked, in words.
+pub(super) fn taken(state: &AppState, err: sqlx::Error, provider: &str) -> AppError {
+    match err.as_database_error().and_then(|e| e.constraint()) {
+        Some(repo::IDENTITY_KEY | repo::USER_PROVIDER_KEY) => AppError::Conflict {
+            message: format!(
+                "This account is already linked to a {} identity, or this identity to an account.",
+                provider_name(state, provider)
+            ),
+        },
+        _ => AppError::from(err),
+    }
 }

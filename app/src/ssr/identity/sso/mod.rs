@@ -3,6 +3,7 @@
 //! (authorization code with PKCE, `state` and `nonce`) and who may come in (admission).
 //! Sessions stay ours: a successful sign-in starts the same server-side session a password does.
 
+pub mod admin;
 pub mod admit;
 pub mod flow;
 pub mod link;

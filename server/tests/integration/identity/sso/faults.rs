@@ -150,6 +150,9 @@ async fn id_tokens_that_fail_a_check_are_refused(pool: PgPool) {
     assert_eq!(count(&pool, "SELECT count(*) FROM sso_identities").await, 0);
     // The same flow without a fault goes through: the refusals were the faults'.
     assert_eq!(sign_in(&server, &server.browser(), "bob").await, "/models");
+    // Clocks 10 s apart (issued in the future, expired just now) are within the 30 s tolerance.
+    idp.fault("skew").await;
+    assert_eq!(sign_in(&server, &server.browser(), "bob").await, "/models");
     let all = String::from_utf8_lossy(&logs.lock().expect("logs")).into_owned();
     assert!(
         !all.contains(CLIENT_SECRET),
@@ -205,6 +208,25 @@ async fn a_provider_down_or_misconfigured_is_said_plainly_and_passwords_still_wo
         .await
         .expect("start");
     assert_eq!(res.headers()["location"], refused("misconfigured").as_str());
+    drop(server);
+
+    // The wrong client secret: the token endpoint refuses our client.
+    let mut config = provider_config(&idp.issuer);
+    config.client_id = "clawloops-wrong-secret".into();
+    config.client_secret = Some("not-the-secret".to_owned().into());
+    let server = serving(config).await;
+    idp.add_client(
+        "clawloops-wrong-secret",
+        CLIENT_SECRET,
+        &server.url(&format!("/auth/sso/{ID}/callback")),
+    )
+    .await;
+    let browser = server.browser();
+    let callback = to_callback(&server, &browser, "bob").await;
+    assert_eq!(
+        finish(&browser, &callback).await.1,
+        refused("misconfigured")
+    );
     drop(server);
 
     // Down while the person is at the provider: the code can't be exchanged.

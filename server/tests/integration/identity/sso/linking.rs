@@ -105,3 +105,88 @@ async fn an_existing_account_is_linked_only_with_its_own_password(pool: PgPool) 
         "no new account"
     );
 }
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn an_admin_links_an_identity_that_asked_and_can_unlink_it(pool: PgPool) {
+    let (server, _idp) = start(pool.clone(), false, |c| c.allowed_domains.clear()).await;
+    let root = server.admin("root").await;
+    let _ = server.user(&root, "gracie").await;
+    sqlx::query("UPDATE users SET email = 'grace@example.com' WHERE username = 'gracie'")
+        .execute(&pool)
+        .await
+        .expect("address");
+    let gracie = root.user_id("gracie").await;
+
+    // Grace signs in with the provider, but doesn't know gracie's password.
+    let grace = server.browser();
+    let to = sign_in(&server, &grace, "grace").await;
+    assert!(to.starts_with("/sso/link?token="), "{to}");
+
+    // The admin sees the request on gracie's page and links it.
+    let (status, listed) = root.call("admin/users/sso", &[("id", &gracie)]).await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    assert_eq!(listed["identities"], serde_json::json!([]));
+    let request = &listed["requests"][0];
+    assert_eq!(request["email"], "grace@example.com");
+    assert_eq!(request["provider_name"], "Corp ID");
+    let request_id = request["id"].as_str().expect("an id").to_owned();
+    // Not for another account, not by a non-admin.
+    let (status, body) = root
+        .call(
+            "admin/users/sso/link",
+            &[
+                ("id", &root.user_id("root").await),
+                ("request", &request_id),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, "NOT_FOUND"),
+        "{body}"
+    );
+    let (status, _) = grace
+        .call(
+            "admin/users/sso/link",
+            &[("id", &gracie), ("request", &request_id)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, body) = root
+        .call(
+            "admin/users/sso/link",
+            &[("id", &gracie), ("request", &request_id)],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["identities"][0]["linked_by"], "admin");
+    assert_eq!(body["requests"], serde_json::json!([]));
+
+    // From now on Grace goes straight in as gracie.
+    let again = server.browser();
+    assert_eq!(sign_in(&server, &again, "grace").await, "/models");
+    let (_, me) = again.me().await;
+    assert_eq!(me["username"], "gracie");
+    let actor: String =
+        sqlx::query_scalar("SELECT actor_name FROM audit_events WHERE action = 'sso.linked'")
+            .fetch_one(&pool)
+            .await
+            .expect("audited");
+    assert_eq!(actor, "root", "the admin's action, on record");
+
+    // Unlinked, the identity is a stranger again (and asks for a password link).
+    let (status, body) = root
+        .call(
+            "admin/users/sso/unlink",
+            &[("id", &gracie), ("provider", "corp")],
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["identities"], serde_json::json!([]));
+    let later = server.browser();
+    assert!(
+        sign_in(&server, &later, "grace")
+            .await
+            .starts_with("/sso/link?token=")
+    );
+}
