@@ -342,6 +342,10 @@ fn every_listed_key_is_a_real_setting() {
         ("gateway_idle_timeout_secs", "30"),
         ("gateway_key_lookups", "8"),
         ("gateway_key_concurrency", "32"),
+        (
+            "sso_providers",
+            r#"[{ id = "corp", name = "Corp", issuer = "https://id.example.com", client_id = "c", admission = "invited" }]"#,
+        ),
     ];
     assert_eq!(fields.len(), KEYS.len());
     let toml: String = fields
