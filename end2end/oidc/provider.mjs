@@ -3,6 +3,7 @@
 // first argument), its own sign-in form with real passwords, and a few test controls:
 //
 //   POST /__test/client   {client metadata}: one more client (its redirect URI is known late)
+//   POST /__test/groups   {"username": …, "groups": […]}: someone's groups change at the IdP
 //   POST /__test/rotate   a new signing key first; the old ones still published
 //   POST /__test/retire   only the newest key published (the others kept for `old_key` faults)
 //   POST /__test/fault    {"kind": …}: the next token response's id_token is altered —
@@ -183,6 +184,11 @@ async function control(req, res, what) {
   if (what === "client") {
     config.clients = [...(config.clients ?? []), JSON.parse(await body(req))];
     build();
+  } else if (what === "groups") {
+    const change = JSON.parse(await body(req));
+    const person = people.get(change.username);
+    if (!person) return send(res, 404, "text/plain", "no such person");
+    person.groups = change.groups;
   } else if (what === "rotate") {
     keys = [await newKey(), ...keys];
     build();

@@ -95,6 +95,12 @@ impl OidcProvider {
         .await;
     }
 
+    /// `username`'s groups at the provider are now `groups`.
+    pub async fn set_groups(&self, username: &str, groups: &[&str]) {
+        self.control("groups", json!({ "username": username, "groups": groups }))
+            .await;
+    }
+
     /// A new signing key, used from now on; the old ones stay published. Returns the kids.
     pub async fn rotate(&self) -> Vec<String> {
         kids(self.control("rotate", json!({})).await)

@@ -37,7 +37,11 @@ impl Person {
 #[derive(Debug)]
 pub enum Outcome {
     /// The account to sign in (its role already in step with the groups).
-    Account(users::UserRow),
+    Account {
+        user: users::UserRow,
+        /// Its role changed just now (cached access elsewhere must be forgotten).
+        role_changed: bool,
+    },
     /// An account with this address exists: its password must confirm the link.
     LinkNeeded { token: String },
 }
@@ -102,6 +106,7 @@ pub async fn admit(
             if user.status == UserStatus::Disabled {
                 return Err(Refusal::Disabled);
             }
+            let before = user.role;
             let user = sync_role(&mut tx, config, person, user, client).await?;
             repo::touch_identity(
                 &mut *tx,
@@ -111,7 +116,10 @@ pub async fn admit(
             )
             .await
             .map_err(internal)?;
-            Outcome::Account(user)
+            Outcome::Account {
+                role_changed: user.role != before,
+                user,
+            }
         }
         None => first_sign_in(&mut tx, config, person, client).await?,
     };
@@ -208,7 +216,10 @@ async fn first_sign_in(
         "admission": config.admission.as_str(),
     });
     record(tx, action::USER_CREATED, &user, client, details).await?;
-    Ok(Outcome::Account(user))
+    Ok(Outcome::Account {
+        user,
+        role_changed: false,
+    })
 }
 
 /// Makes the account under the first free username derived from the claims: `name`, then

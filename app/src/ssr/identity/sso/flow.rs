@@ -232,8 +232,11 @@ async fn complete(
 
     match admit::admit(pool, &provider.config, &person, client).await? {
         Outcome::LinkNeeded { token } => Ok(Finished::LinkNeeded { token }),
-        Outcome::Account(row) => {
-            let user = SessionUser::from(row);
+        Outcome::Account { user, role_changed } => {
+            if role_changed {
+                state.access_changed(user.id);
+            }
+            let user = SessionUser::from(user);
             signed_in(state, auth, client, &user, &provider.config.id)
                 .await
                 .map_err(|_| Refusal::Internal)?;
@@ -254,7 +257,6 @@ pub async fn signed_in(
 ) -> Result<(), AppError> {
     gate::start_session(auth, user, client).await?;
     users::touch_login(state.pool(), user.id).await?;
-    state.access_changed(user.id);
     super::record(
         state.pool(),
         crate::ssr::audit::action::SSO_LOGIN,

@@ -175,7 +175,7 @@ pub async fn linked_account(pool: &PgPool, login: &str) -> Option<(String, Strin
 
 #[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
 async fn first_sign_in_makes_the_account_with_the_groups_role_and_a_session_of_ours(pool: PgPool) {
-    let (server, _idp) = start(pool.clone(), false, |_| {}).await;
+    let (server, idp) = start(pool.clone(), false, |_| {}).await;
     // A local account already named `bob` (no address): the newcomer must not become it.
     let root = server.admin("root").await;
     let local_bob = server.user(&root, "bob").await;
@@ -233,6 +233,30 @@ async fn first_sign_in_makes_the_account_with_the_groups_role_and_a_session_of_o
     );
     // Nothing of the sign-ins is left behind.
     assert_eq!(count(&pool, "SELECT count(*) FROM sso_flows").await, 0);
+
+    // The role follows the groups at each sign-in: out of the admin group, a user…
+    idp.set_groups("alice", &["staff"]).await;
+    sign_in(&server, &alice, "alice").await;
+    assert_eq!(alice.me().await.1["role"], "user");
+    // …back in, an admin again.
+    idp.set_groups("alice", &["staff", "platform-admins"]).await;
+    sign_in(&server, &alice, "alice").await;
+    assert_eq!(alice.me().await.1["role"], "admin");
+    // Out of the allowed groups altogether: refused, whatever the account.
+    idp.set_groups("alice", &["alumni"]).await;
+    assert_eq!(sign_in(&server, &server.browser(), "alice").await, refused("not_allowed"));
+    // The last active admin keeps the role whatever the groups say.
+    sqlx::query("UPDATE users SET role = 'user' WHERE username <> 'alice'")
+        .execute(&pool)
+        .await
+        .expect("only alice is an admin");
+    idp.set_groups("alice", &["staff"]).await;
+    sign_in(&server, &alice, "alice").await;
+    assert_eq!(alice.me().await.1["role"], "admin", "never the last admin");
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM audit_events WHERE action = 'user.role_changed' AND details->>'via' = 'sso'").await,
+        2
+    );
 }
 
 #[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
