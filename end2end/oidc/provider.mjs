@@ -207,6 +207,8 @@ async function control(req, res, what) {
 const server = http.createServer(async (req, res) => {
   try {
     const url = new URL(req.url, issuer);
+    // The sign-in form's page asks for one; answering keeps browser consoles clean.
+    if (url.pathname === "/favicon.ico") return send(res, 204, "image/x-icon", "");
     const test = url.pathname.match(/^\/__test\/(\w+)$/);
     if (test && req.method === "POST") return await control(req, res, test[1]);
     const step = url.pathname.match(/^\/interaction\/([\w-]+)(?:\/(\w+))?$/);

@@ -91,3 +91,44 @@ test("the admin sees the provider (no secret), the password policy and a user's 
   await page.screenshot({ path: "test-results/screenshots/admin-sign-in-dark.png", fullPage: true });
   await context.close();
 });
+
+test("an address an account already uses is linked only with that account's password", async ({ browser }) => {
+  const password = "nina's own passphrase";
+  // The admin invites nina with her address; she joins with a password.
+  const adminContext = await browser.newContext({ storageState: ADMIN_STATE });
+  const admin = await adminContext.newPage();
+  await admin.goto("/admin/invitations/new");
+  await waitForHydration(admin);
+  await admin.getByLabel("Username (optional)").fill("nina");
+  await admin.getByLabel("E-mail (optional)").fill("nina@example.com");
+  await admin.getByRole("button", { name: "Create invitation" }).click();
+  const link = (await admin.locator("[data-invitation-link]").getAttribute("data-invitation-link"))!;
+  await adminContext.close();
+  const joinContext = await browser.newContext({ storageState: { cookies: [], origins: [] } });
+  const join = await joinContext.newPage();
+  await join.goto(link);
+  await waitForHydration(join);
+  await join.getByLabel("Password", { exact: true }).fill(password);
+  await join.getByLabel("Password again").fill(password);
+  await join.getByRole("button", { name: "Create my account" }).click();
+  await join.waitForURL((url) => url.pathname === "/");
+  await joinContext.close();
+
+  // Later, she signs in with the provider, which vouches for the same address.
+  const context = await browser.newContext({ storageState: { cookies: [], origins: [] } });
+  const page = await context.newPage();
+  await signInWithCorp(page, "nina.s");
+  await page.waitForURL((url) => url.pathname === "/sso/link");
+  await waitForHydration(page);
+  await expect(page.getByText("The ClawLoops account nina already uses that address.")).toBeVisible();
+  expect(await me(page)).toBeNull();
+  await page.getByLabel("Password").fill("not her password");
+  await page.keyboard.press("Enter");
+  await expect(page.getByRole("alert")).toContainText("not correct");
+  await page.screenshot({ path: "test-results/screenshots/sso-link.png", fullPage: true });
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Link and sign in" }).click();
+  await page.waitForURL((url) => url.pathname === "/");
+  await expect(page.getByRole("heading", { name: "Welcome, nina" })).toBeVisible();
+  await context.close();
+});

@@ -244,7 +244,10 @@ async fn first_sign_in_makes_the_account_with_the_groups_role_and_a_session_of_o
     assert_eq!(alice.me().await.1["role"], "admin");
     // Out of the allowed groups altogether: refused, whatever the account.
     idp.set_groups("alice", &["alumni"]).await;
-    assert_eq!(sign_in(&server, &server.browser(), "alice").await, refused("not_allowed"));
+    assert_eq!(
+        sign_in(&server, &server.browser(), "alice").await,
+        refused("not_allowed")
+    );
     // The last active admin keeps the role whatever the groups say.
     sqlx::query("UPDATE users SET role = 'user' WHERE username <> 'alice'")
         .execute(&pool)
