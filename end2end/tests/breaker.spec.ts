@@ -1,21 +1,6 @@
-import { test, expect, waitForHydration, inviteAndJoin, ADMIN_STATE } from "./fixtures";
-import type { Page } from "@playwright/test";
+import { test, expect, waitForHydration, inviteAndJoin, callWithKey as call, ADMIN_STATE } from "./fixtures";
 
 test.use({ storageState: ADMIN_STATE });
-
-async function call(page: Page, path: string, key: string, body: unknown) {
-  return page.evaluate(
-    async ({ path, key, body }) => {
-      const res = await fetch(path, {
-        method: "POST",
-        headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
-        body: JSON.stringify(body),
-      });
-      return { status: res.status, text: await res.text() };
-    },
-    { path, key, body },
-  );
-}
 
 // An agent failing in a tight loop trips the runaway-agent breaker: its key is refused, its
 // runtime paused; the dashboard says why and holds the owner's Resume until the cooldown ends;

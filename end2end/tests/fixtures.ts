@@ -60,3 +60,18 @@ export async function inviteAndJoin(page: Page, browser: Browser, name: string, 
   await them.waitForURL((url) => url.pathname === "/");
   return them;
 }
+
+/** A request made by the page itself (Chromium resolves *.localhost; Node's resolver does not). */
+export async function callWithKey(page: Page, path: string, key: string, body?: unknown) {
+  return page.evaluate(
+    async ({ path, key, body }) => {
+      const res = await fetch(path, {
+        method: body === undefined ? "GET" : "POST",
+        headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: res.status, type: res.headers.get("content-type") ?? "", text: await res.text() };
+    },
+    { path, key, body },
+  );
+}

@@ -1,5 +1,4 @@
-import { test, expect, waitForHydration, inviteAndJoin, ADMIN_STATE } from "./fixtures";
-import type { Page } from "@playwright/test";
+import { test, expect, waitForHydration, inviteAndJoin, callWithKey as call, ADMIN_STATE } from "./fixtures";
 
 test.use({ storageState: ADMIN_STATE });
 
@@ -7,21 +6,6 @@ test.use({ storageState: ADMIN_STATE });
 // without any provider).
 const LITELLM_URL = process.env.LITELLM_URL;
 const LITELLM_KEY = process.env.LITELLM_KEY;
-
-/** A request made by the page itself (Chromium resolves *.localhost; Node's resolver does not). */
-async function call(page: Page, path: string, key: string, body?: unknown) {
-  return page.evaluate(
-    async ({ path, key, body }) => {
-      const res = await fetch(path, {
-        method: body === undefined ? "GET" : "POST",
-        headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-      return { status: res.status, type: res.headers.get("content-type") ?? "", text: await res.text() };
-    },
-    { path, key, body },
-  );
-}
 
 test("an admin registers LiteLLM; a user makes a key, calls the gateway through Traefik and sees the usage", async ({ page, browser, consoleErrors }) => {
   test.setTimeout(120_000);

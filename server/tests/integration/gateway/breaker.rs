@@ -43,7 +43,7 @@ async fn webhook() -> (String, Arc<Mutex<Vec<Value>>>) {
 
 /// Saves the breaker's rules: the defaults with `fields` overridden.
 async fn rules(admin: &Browser, fields: &[(&str, &str)]) -> Value {
-    let mut form: Vec<(String, String)> = [
+    let defaults = [
         ("enabled", "true"),
         ("spend_per_minute", "0.50"),
         ("sustained_minutes", "5"),
@@ -53,20 +53,10 @@ async fn rules(admin: &Browser, fields: &[(&str, &str)]) -> Value {
         ("errors", "30"),
         ("error_window_secs", "60"),
         ("cooldown_minutes", "10"),
-    ]
-    .iter()
-    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-    .collect();
-    for (k, v) in fields {
-        form.retain(|(key, _)| key != k);
-        form.push(((*k).to_owned(), (*v).to_owned()));
-    }
-    let form: Vec<(String, String)> = form
-        .into_iter()
-        .map(|(k, v)| (format!("form[{k}]"), v))
-        .collect();
-    let borrowed: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let (status, body) = admin.call("admin/breaker/save", &borrowed).await;
+    ];
+    let (status, body) = admin
+        .call_form("admin/breaker/save", &defaults, fields)
+        .await;
     assert_eq!(status, StatusCode::OK, "save rules: {body}");
     body
 }

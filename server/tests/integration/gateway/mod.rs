@@ -97,7 +97,7 @@ impl Env {
 
     async fn try_model(&self, fields: &[(&str, &str)]) -> (StatusCode, Value) {
         let base = self.upstream.base_url();
-        let mut form: Vec<(String, String)> = [
+        let defaults = [
             ("upstream_kind", "openai-compatible"),
             ("base_url", base.as_str()),
             ("credential_id", self.credential.as_str()),
@@ -106,21 +106,10 @@ impl Env {
             ("price_input", "2.50"),
             ("price_output", "10"),
             ("is_default", "false"),
-        ]
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-        for (k, v) in fields {
-            form.retain(|(key, _)| key != k);
-            form.push(((*k).to_owned(), (*v).to_owned()));
-        }
-        let form: Vec<(String, String)> = form
-            .into_iter()
-            .map(|(k, v)| (format!("form[{k}]"), v))
-            .collect();
-        let borrowed: Vec<(&str, &str)> =
-            form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        self.admin.call("admin/models/save", &borrowed).await
+        ];
+        self.admin
+            .call_form("admin/models/save", &defaults, fields)
+            .await
     }
 
     fn gw(&self, key: &str, path: &str) -> reqwest::RequestBuilder {

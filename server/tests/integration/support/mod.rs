@@ -249,6 +249,27 @@ impl Browser {
         (status, body)
     }
 
+    /// Calls a server function taking one `form` argument: `defaults`, with `overrides` in
+    /// place of (or beside) them, each sent as `form[<name>]`.
+    pub async fn call_form(
+        &self,
+        endpoint: &str,
+        defaults: &[(&str, &str)],
+        overrides: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
+        let mut fields: Vec<(&str, &str)> = defaults.to_vec();
+        for (k, v) in overrides {
+            fields.retain(|(key, _)| key != k);
+            fields.push((k, v));
+        }
+        let named: Vec<(String, &str)> = fields
+            .into_iter()
+            .map(|(k, v)| (format!("form[{k}]"), v))
+            .collect();
+        let borrowed: Vec<(&str, &str)> = named.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        self.call(endpoint, &borrowed).await
+    }
+
     pub async fn login(&self, name: &str, password: &str) -> (StatusCode, Value) {
         self.call("auth/login", &[("username", name), ("password", password)])
             .await
