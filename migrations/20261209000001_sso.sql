@@ -25,9 +25,12 @@ CREATE TABLE sso_flows (
     nonce         text        NOT NULL,
     pkce_verifier text        NOT NULL,
     return_to     text        NOT NULL DEFAULT '/',
+    -- Who started it: sign-ins under way are capped per address (each is a row anyone can make).
+    client_addr   text,
     created_at    timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX sso_flows_created ON sso_flows (created_at);
+CREATE INDEX sso_flows_client ON sso_flows (client_addr, created_at);
 
 -- An IdP identity waiting to be linked to the account that already has its (verified) e-mail
 -- address, until that account's own password confirms it.

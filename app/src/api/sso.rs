@@ -31,12 +31,14 @@ pub enum Refusal {
     Disabled,
     /// An existing account uses the address, but the provider has not verified it.
     UnverifiedEmail,
+    /// Too many sign-ins under way from this address (or in all): each one is stored.
+    Busy,
     /// Something failed on our side.
     Internal,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 11] = [
+    pub const ALL: [Refusal; 12] = [
         Refusal::Unreachable,
         Refusal::Misconfigured,
         Refusal::State,
@@ -47,6 +49,7 @@ impl Refusal {
         Refusal::NotInvited,
         Refusal::Disabled,
         Refusal::UnverifiedEmail,
+        Refusal::Busy,
         Refusal::Internal,
     ];
 
@@ -63,6 +66,7 @@ impl Refusal {
             Refusal::NotInvited => "not_invited",
             Refusal::Disabled => "disabled",
             Refusal::UnverifiedEmail => "unverified_email",
+            Refusal::Busy => "busy",
             Refusal::Internal => "internal",
         }
     }
@@ -103,6 +107,7 @@ impl Refusal {
             Refusal::UnverifiedEmail => format!(
                 "{provider} has not verified your e-mail address, so it can't be linked to the account here that uses it."
             ),
+            Refusal::Busy => "Too many sign-ins are under way from your network. Wait a few minutes, then start again.".into(),
             Refusal::Internal => "Something went wrong on our side. Try again in a moment.".into(),
         }
     }

@@ -27,21 +27,40 @@ pub struct NewFlow<'a> {
     pub nonce: &'a str,
     pub pkce_verifier: &'a str,
     pub return_to: &'a str,
+    pub client_addr: Option<&'a str>,
 }
 
 pub async fn insert_flow(db: impl PgExecutor<'_>, new: NewFlow<'_>) -> sqlx::Result<()> {
     sqlx::query!(
-        "INSERT INTO sso_flows (state_hash, provider, nonce, pkce_verifier, return_to)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO sso_flows (state_hash, provider, nonce, pkce_verifier, return_to, client_addr)
+         VALUES ($1, $2, $3, $4, $5, $6)",
         new.state_hash,
         new.provider,
         new.nonce,
         new.pkce_verifier,
-        new.return_to
+        new.return_to,
+        new.client_addr
     )
     .execute(db)
     .await?;
     Ok(())
+}
+
+/// Sign-ins under way (younger than [`FLOW_MINUTES`]): from `client_addr`, and in all.
+pub async fn flows_under_way(
+    db: impl PgExecutor<'_>,
+    client_addr: Option<&str>,
+) -> sqlx::Result<(i64, i64)> {
+    let row = sqlx::query!(
+        r#"SELECT count(*) FILTER (WHERE client_addr = $1) AS "from_addr!",
+                  count(*) AS "total!"
+             FROM sso_flows WHERE created_at > now() - make_interval(mins => $2)"#,
+        client_addr,
+        FLOW_MINUTES
+    )
+    .fetch_one(db)
+    .await?;
+    Ok((row.from_addr, row.total))
 }
 
 /// Forgets sign-ins older than [`FLOW_MINUTES`] and link requests older than

@@ -2,7 +2,8 @@
 //! under the state's hash) and the return (state taken once and matched to the browser that
 //! started it, code exchanged, id token verified, claims read, admission, our own session).
 
-use super::admit::{self, Outcome, Person};
+use super::admit::{self, Outcome};
+use super::claims as said;
 use super::provider::{IdToken, ProviderError, chain};
 use super::{Provider, internal};
 use crate::AppError;
@@ -12,15 +13,18 @@ use crate::ssr::AppState;
 use crate::ssr::identity::auth::{AuthSession, ClientInfo, SessionUser, gate, tokens};
 use crate::ssr::identity::repo::sso::{self as repo, NewFlow};
 use crate::ssr::identity::repo::users;
-use openidconnect::core::{
-    CoreAuthenticationFlow, CoreErrorResponseType, CoreGenderClaim, CoreProviderMetadata,
-};
+use openidconnect::core::{CoreAuthenticationFlow, CoreErrorResponseType};
 use openidconnect::{
-    AccessToken, AuthorizationCode, ClaimsVerificationError, CsrfToken, Nonce, OAuth2TokenResponse,
+    AuthorizationCode, ClaimsVerificationError, CsrfToken, Nonce, OAuth2TokenResponse,
     PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
     SignatureVerificationError, StandardErrorResponse, TokenResponse,
 };
 use std::str::FromStr;
+
+/// Sign-ins one address may have under way (each is a stored row anyone can make)…
+const FLOWS_PER_ADDRESS: i64 = 20;
+/// …and all addresses together.
+const FLOWS_IN_ALL: i64 = 20_000;
 
 /// Where the provider sends the browser back.
 pub fn callback_url(state: &AppState, provider: &str) -> String {
@@ -43,7 +47,7 @@ pub async fn start(
     client: &ClientInfo,
     return_to: Option<String>,
 ) -> Result<Started, Refusal> {
-    let result = authorize(state, provider, return_to).await;
+    let result = authorize(state, provider, client, return_to).await;
     if let Err(refusal) = result {
         super::refused(state, &provider.config.id, refusal, None, client).await;
     }
@@ -53,6 +57,7 @@ pub async fn start(
 async fn authorize(
     state: &AppState,
     provider: &Provider,
+    client: &ClientInfo,
     return_to: Option<String>,
 ) -> Result<Started, Refusal> {
     let metadata = provider
@@ -61,9 +66,9 @@ async fn authorize(
         .map_err(|e| unusable(provider, e))?;
     let redirect = RedirectUrl::new(callback_url(state, &provider.config.id))
         .map_err(|_| Refusal::Misconfigured)?;
-    let client = provider.client(metadata, redirect);
+    let oidc = provider.client(metadata, redirect);
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let mut request = client
+    let mut request = oidc
         .authorize_url(
             CoreAuthenticationFlow::AuthorizationCode,
             CsrfToken::new_random,
@@ -76,6 +81,11 @@ async fn authorize(
     let (url, csrf, nonce) = request.url();
     let pool = state.pool();
     repo::prune(pool).await.map_err(internal)?;
+    let addr = client.addr.as_deref();
+    let (from_addr, total) = repo::flows_under_way(pool, addr).await.map_err(internal)?;
+    if from_addr >= FLOWS_PER_ADDRESS || total >= FLOWS_IN_ALL {
+        return Err(Refusal::Busy);
+    }
     repo::insert_flow(
         pool,
         NewFlow {
@@ -84,6 +94,7 @@ async fn authorize(
             nonce: nonce.secret(),
             pkce_verifier: verifier.secret(),
             return_to: &safe_next(return_to),
+            client_addr: addr,
         },
     )
     .await
@@ -213,15 +224,15 @@ async fn complete(
         other => (metadata, other),
     };
     let claims = claims.map_err(|e| rejected(provider, &chain(&e)))?;
-    let mut person = person_from_token(provider, &claims);
+    let mut person = said::person_from_token(provider, &claims);
     *who = Some(
         person
             .email
             .clone()
             .unwrap_or_else(|| person.subject.clone()),
     );
-    if needs_userinfo(provider, &person) {
-        merge_userinfo(provider, &metadata, response.access_token(), &mut person).await?;
+    if said::needs_userinfo(provider, &person) {
+        said::merge_userinfo(provider, &metadata, response.access_token(), &mut person).await?;
         *who = Some(
             person
                 .email
@@ -266,88 +277,6 @@ pub async fn signed_in(
         serde_json::json!({ "provider": provider }),
     )
     .await
-}
-
-fn person_from_token(provider: &Provider, claims: &super::provider::IdTokenClaims) -> Person {
-    let config = &provider.config;
-    let extra = &claims.additional_claims().0;
-    Person {
-        subject: claims.subject().to_string(),
-        email: claims.email().map(|e| e.to_string()),
-        email_verified: claims.email_verified().unwrap_or(false),
-        username: match config.username_claim.as_str() {
-            "preferred_username" => claims.preferred_username().map(|u| u.to_string()),
-            "email" => claims.email().map(|e| e.to_string()),
-            other => extra.get(other).and_then(|v| v.as_str()).map(str::to_owned),
-        },
-        groups: groups(extra.get(&config.groups_claim)),
-    }
-}
-
-/// A groups claim: a list of names (or a single name).
-fn groups(value: Option<&serde_json::Value>) -> Vec<String> {
-    match value {
-        Some(serde_json::Value::Array(items)) => items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-        Some(serde_json::Value::String(one)) => vec![one.clone()],
-        _ => Vec::new(),
-    }
-}
-
-/// The userinfo endpoint is asked when the id token lacks what the rules need.
-fn needs_userinfo(provider: &Provider, person: &Person) -> bool {
-    let c = &provider.config;
-    let wants_groups = !c.allowed_groups.is_empty() || !c.admin_groups.is_empty();
-    person.email.is_none()
-        || person.username.is_none()
-        || (wants_groups && person.groups.is_empty())
-}
-
-/// Fills what the id token lacked from userinfo (for the same subject only).
-async fn merge_userinfo(
-    provider: &Provider,
-    metadata: &CoreProviderMetadata,
-    access_token: &AccessToken,
-    person: &mut Person,
-) -> Result<(), Refusal> {
-    if metadata.userinfo_endpoint().is_none() {
-        return Ok(());
-    }
-    let redirect =
-        RedirectUrl::new("http://127.0.0.1/unused".to_owned()).map_err(|_| Refusal::Internal)?;
-    let client = provider.client(metadata.clone(), redirect);
-    let subject = openidconnect::SubjectIdentifier::new(person.subject.clone());
-    let info: super::provider::UserInfoClaims = client
-        .user_info(access_token.clone(), Some(subject))
-        .map_err(|_| Refusal::Misconfigured)?
-        .request_async::<super::provider::ExtraClaims, _, CoreGenderClaim>(provider.http())
-        .await
-        .map_err(|e| {
-            tracing::warn!(provider = %provider.config.id, error = %chain(&e), "userinfo failed");
-            match e {
-                openidconnect::UserInfoError::Request(_) => Refusal::Unreachable,
-                openidconnect::UserInfoError::ClaimsVerification(_) => Refusal::Token,
-                _ => Refusal::Misconfigured,
-            }
-        })?;
-    let extra = &info.additional_claims().0;
-    if person.email.is_none() {
-        person.email = info.email().map(|e| e.to_string());
-        person.email_verified = info.email_verified().unwrap_or(false);
-    }
-    if person.username.is_none() {
-        person.username = match provider.config.username_claim.as_str() {
-            "preferred_username" => info.preferred_username().map(|u| u.to_string()),
-            "email" => info.email().map(|e| e.to_string()),
-            other => extra.get(other).and_then(|v| v.as_str()).map(str::to_owned),
-        };
-    }
-    if person.groups.is_empty() {
-        person.groups = groups(extra.get(&provider.config.groups_claim));
-    }
-    Ok(())
 }
 
 fn unusable(provider: &Provider, err: ProviderError) -> Refusal {

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod admit;
+mod claims;
 pub mod flow;
 pub mod link;
 pub mod policy;

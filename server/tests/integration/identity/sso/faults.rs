@@ -270,3 +270,43 @@ async fn a_provider_down_or_misconfigured_is_said_plainly_and_passwords_still_wo
     assert_eq!(count(&pool, "SELECT count(*) FROM sso_identities").await, 0);
     server.browser().login_ok("root", PASSWORD).await;
 }
+
+#[sqlx::test(migrator = "clawloops_server::database::MIGRATOR")]
+async fn sign_ins_under_way_are_capped_per_address(pool: PgPool) {
+    let (server, _idp) = start(pool.clone(), false, |_| {}).await;
+    let browser = server.browser();
+    let start_url = server.url(&format!("/auth/sso/{ID}/start"));
+    let mut answers = Vec::new();
+    for _ in 0..21 {
+        let res = browser.client.get(&start_url).send().await.expect("start");
+        answers.push(
+            res.headers()["location"]
+                .to_str()
+                .expect("ascii")
+                .to_owned(),
+        );
+    }
+    let (first, last) = answers.split_at(20);
+    assert!(
+        first.iter().all(|to| !to.starts_with("/login")),
+        "20 go to the provider"
+    );
+    assert_eq!(last, [refused("busy")], "the 21st from one address waits");
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM sso_flows").await,
+        20,
+        "no row for it"
+    );
+    // Another address is not held up by that one.
+    sqlx::query("UPDATE sso_flows SET client_addr = '192.0.2.7'")
+        .execute(&pool)
+        .await
+        .expect("move");
+    let res = browser.client.get(&start_url).send().await.expect("start");
+    assert!(
+        !res.headers()["location"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("/login")
+    );
+}
