@@ -127,11 +127,10 @@ pub async fn sso_providers() -> Result<Vec<SsoButton>, AppError> {
     respond(async {
         Ok(app_state()?
             .sso()
-            .summaries()
-            .into_iter()
+            .configs()
             .map(|p| SsoButton {
-                id: p.id,
-                name: p.name,
+                id: p.id.clone(),
+                name: p.name.clone(),
             })
             .collect())
     })

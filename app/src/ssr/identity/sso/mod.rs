@@ -77,20 +77,6 @@ pub struct ProviderConfig {
     pub clock_skew: Duration,
 }
 
-/// What the sign-in page and the admin page show of a provider: never its secret.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct ProviderSummary {
-    pub id: String,
-    pub name: String,
-    pub issuer: String,
-    pub client_id: String,
-    pub has_secret: bool,
-    pub admission: Admission,
-    pub allowed_domains: Vec<String>,
-    pub allowed_groups: Vec<String>,
-    pub admin_groups: Vec<String>,
-}
-
 /// Every configured provider.
 #[derive(Clone, Default)]
 pub struct Sso {
@@ -115,9 +101,9 @@ impl Sso {
         self.providers.iter().find(|p| p.config.id == id).cloned()
     }
 
-    /// What may be shown of every provider.
-    pub fn summaries(&self) -> Vec<ProviderSummary> {
-        self.providers.iter().map(|p| p.summary()).collect()
+    /// Every provider's settings, in the sign-in page's order.
+    pub fn configs(&self) -> impl Iterator<Item = &ProviderConfig> {
+        self.providers.iter().map(|p| &p.config)
     }
 
     pub fn is_empty(&self) -> bool {

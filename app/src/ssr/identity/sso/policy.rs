@@ -62,19 +62,19 @@ pub async fn settings(state: &AppState) -> Result<SignInSetup, AppError> {
     Ok(SignInSetup {
         providers: state
             .sso()
-            .summaries()
-            .into_iter()
+            .configs()
+            // Never the secret: only whether there is one.
             .map(|p| ProviderView {
                 callback_url: super::flow::callback_url(state, &p.id),
-                id: p.id,
-                name: p.name,
-                issuer: p.issuer,
-                client_id: p.client_id,
-                has_secret: p.has_secret,
+                id: p.id.clone(),
+                name: p.name.clone(),
+                issuer: p.issuer.clone(),
+                client_id: p.client_id.clone(),
+                has_secret: p.client_secret.is_some(),
                 admission: p.admission.as_str().to_owned(),
-                allowed_domains: p.allowed_domains,
-                allowed_groups: p.allowed_groups,
-                admin_groups: p.admin_groups,
+                allowed_domains: p.allowed_domains.clone(),
+                allowed_groups: p.allowed_groups.clone(),
+                admin_groups: p.admin_groups.clone(),
             })
             .collect(),
         password_for: password_for(&policy.password_for),

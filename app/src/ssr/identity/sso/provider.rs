@@ -3,7 +3,7 @@
 //! (the provider rotated), so a new key works from its first token and a removed key stops
 //! working once the cached set ages out.
 
-use super::{ProviderConfig, ProviderSummary};
+use super::ProviderConfig;
 use openidconnect::core::{
     CoreClient, CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm,
     CoreJwsSigningAlgorithm, CoreProviderMetadata,
@@ -83,21 +83,6 @@ impl Provider {
 
     pub fn http(&self) -> &reqwest::Client {
         &self.http
-    }
-
-    pub fn summary(&self) -> ProviderSummary {
-        let c = &self.config;
-        ProviderSummary {
-            id: c.id.clone(),
-            name: c.name.clone(),
-            issuer: c.issuer.clone(),
-            client_id: c.client_id.clone(),
-            has_secret: c.client_secret.is_some(),
-            admission: c.admission,
-            allowed_domains: c.allowed_domains.clone(),
-            allowed_groups: c.allowed_groups.clone(),
-            admin_groups: c.admin_groups.clone(),
-        }
     }
 
     /// The discovery document with its keys: cached, or read now.
